@@ -1,0 +1,61 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from api.deps import Services, dependencies
+from api.errors import exception_handlers
+from api.health import HealthController
+from api.request_id import RequestIdMiddleware
+from medio.bootstrap import Container, build_container
+from medio.logs import configure_logging
+from medio.settings import Settings, get_settings
+
+ROUTE_HANDLERS: list[type] = [HealthController]
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> Litestar:
+    """Build the API for ``settings`` (or the environment's); connects only when serving."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        owned = container is None
+        built = container or build_container(settings)
+        app.state.services = Services(built)
+        try:
+            yield
+        finally:
+            if owned:
+                await built.close()
+
+    app = Litestar(
+        route_handlers=ROUTE_HANDLERS,
+        dependencies=dependencies,
+        exception_handlers=exception_handlers,
+        lifespan=[lifespan],
+        logging_config=None,
+        request_max_body_size=settings.max_json_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Medio",
+            version="1.0.0",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        debug=False,
+    )
+    # Outside the router, so unknown routes (404) and wrong methods (405) get the id too.
+    app.asgi_handler = RequestIdMiddleware(app.asgi_handler, settings.access_log)
+    return app
+
+
+def app_from_env() -> Litestar:
+    """Uvicorn factory entry point (``medio api`` uses it for multi-worker serving)."""
+    return create_app()

@@ -1,0 +1,53 @@
+"""Dependency providers shared by the controllers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+
+from api.auth import Principal, TokenVerifier, UserDirectory, bearer_token, unauthorized
+from medio.bootstrap import Container
+
+
+class Services:
+    """Per-process API services built on the container at start-up."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.verifier = TokenVerifier(container.settings)
+        self.users = UserDirectory(container.engine)
+
+
+def services_of(state: State) -> Services:
+    services: Services = state.services
+    return services
+
+
+async def provide_container(state: State) -> Container:
+    return services_of(state).container
+
+
+async def authenticate(request: Request[Any, Any, Any], token: str | None) -> Principal:
+    """The caller of a bearer token, or 401."""
+    if token is None:
+        raise unauthorized()
+    services = services_of(request.app.state)
+    claims = services.verifier.verify(token)
+    user_id = await services.users.user_id(claims.sub)
+    return Principal(user_id=user_id, sub=claims.sub, role=claims.role)
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    return await authenticate(request, bearer_token(request.headers.get("authorization")))
+
+
+ContainerDep = NamedDependency[Container]
+PrincipalDep = NamedDependency[Principal]
+
+dependencies = {
+    "container": Provide(provide_container),
+    "principal": Provide(provide_principal),
+}

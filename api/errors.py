@@ -1,0 +1,199 @@
+"""The one place errors become responses, in the two documented shapes (CONTRACT §2).
+
+* progress family (``/api/progress...``): ``{"error": msg}`` and
+  ``{"error": "Validation failed", "details": {field: msg}}``
+* Medio family (every other route): ``{"error": {message, status, timestamp, requestId}}`` and
+  ``{"errors": [{type, msg, path, location}]}`` for field validation.
+
+Handlers raise the exceptions below (or Litestar's); nothing else builds error JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from api.request_id import request_id_of
+from domain.timestamps import iso_ms
+
+log = logging.getLogger("medio.api")
+
+PROGRESS_PREFIX = "/api/progress"
+Location = Literal["body", "query", "params"]
+
+
+class ApiError(Exception):
+    """An error with a status and a message meant for the client."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid field, with the seed's message for it."""
+
+    path: str
+    msg: str
+    location: Location = "body"
+
+
+class InvalidFields(Exception):
+    """Input failed validation; rendered as the route family's validation shape (400)."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.path}: {e.msg}" for e in errors))
+        self.errors = list(errors)
+
+
+class SpecialError(Exception):
+    """A response with a body fixed by the seed (daily limit 403, rate limit 429, 413)."""
+
+    def __init__(
+        self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(str(body.get("message", status)))
+        self.status = status
+        self.body = dict(body)
+        self.headers = dict(headers or {})
+
+
+def is_progress_route(path: str) -> bool:
+    return path == PROGRESS_PREFIX or path.startswith(PROGRESS_PREFIX + "/")
+
+
+def error_body(path: str, status: int, message: str, request_id: str) -> dict[str, Any]:
+    """The family's plain error body; also used by middleware that answers before routing."""
+    if is_progress_route(path):
+        return {"error": message}
+    return {
+        "error": {
+            "message": message,
+            "status": status,
+            "timestamp": iso_ms(datetime.now(UTC)),
+            "requestId": request_id,
+        }
+    }
+
+
+def _respond(
+    request: Request[Any, Any, Any],
+    status: int,
+    body: Any,
+    headers: Mapping[str, str] | None = None,
+) -> Response[Any]:
+    all_headers = {"X-Request-ID": request_id_of(request.scope), **(headers or {})}
+    return Response(
+        content=body, status_code=status, headers=all_headers, media_type="application/json"
+    )
+
+
+def _validation_body(path: str, errors: Sequence[FieldError]) -> dict[str, Any]:
+    if is_progress_route(path):
+        return {"error": "Validation failed", "details": {e.path: e.msg for e in errors}}
+    return {
+        "errors": [
+            {"type": "field", "msg": e.msg, "path": e.path, "location": e.location} for e in errors
+        ]
+    }
+
+
+def _from_litestar_validation(exc: ValidationException) -> list[FieldError] | None:
+    """Field errors Litestar found while parsing parameters or a body, if it named fields."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors = []
+    for item in extra:
+        if not isinstance(item, dict) or not item.get("key"):
+            return None
+        source = item.get("source")
+        location: Location = (
+            "query" if source == "query" else "params" if source == "path" else "body"
+        )
+        errors.append(
+            FieldError(str(item["key"]), str(item.get("message", "Invalid value")), location)
+        )
+    return errors or None
+
+
+def handle_invalid_fields(request: Request[Any, Any, Any], exc: InvalidFields) -> Response[Any]:
+    return _respond(request, 400, _validation_body(request.url.path, exc.errors))
+
+
+def handle_special(request: Request[Any, Any, Any], exc: SpecialError) -> Response[Any]:
+    return _respond(request, exc.status, exc.body, exc.headers)
+
+
+def handle_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
+    path = request.url.path
+    body = error_body(path, exc.status, exc.message, request_id_of(request.scope))
+    return _respond(request, exc.status, body, exc.headers)
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    path = request.url.path
+    if isinstance(exc, ValidationException):
+        fields = _from_litestar_validation(exc)
+        if fields:
+            return _respond(request, 400, _validation_body(path, fields))
+    status = exc.status_code
+    message = _client_message(status, exc.detail)
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    return _respond(
+        request, status, error_body(path, status, message, request_id_of(request.scope)), headers
+    )
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    request_id = request_id_of(request.scope)
+    log.exception("unhandled error", extra={"request_id": request_id})
+    path = request.url.path
+    return _respond(request, 500, error_body(path, 500, "Internal server error", request_id))
+
+
+_DEFAULT_MESSAGES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    429: "Too many requests. Please try again later.",
+    503: "Service unavailable",
+}
+
+
+def _client_message(status: int, detail: str) -> str:
+    """Litestar's detail when it is meant for clients; never internals on a 5xx."""
+    if status >= 500 and status != 503:
+        return "Internal server error"
+    if status == 400 and detail.lower().startswith(("validation failed", "malformed", "json")):
+        return (
+            "Malformed JSON body"
+            if "json" in detail.lower() or "malformed" in detail.lower()
+            else detail
+        )
+    if status == 404:
+        return "Not found"
+    if status == 405:
+        return "Method not allowed"
+    return detail or _DEFAULT_MESSAGES.get(status, "Error")
+
+
+exception_handlers: ExceptionHandlersMap = {
+    InvalidFields: handle_invalid_fields,
+    SpecialError: handle_special,
+    ApiError: handle_api_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,83 @@
+"""``X-Request-ID`` on every response and JSON access logs, as one pure ASGI middleware.
+
+Written as raw ASGI rather than Litestar's ``LoggingMiddleware`` because the id must exist
+before routing (404/405 bodies carry it) and the access line must carry the same id; this is
+also the cheapest place on the ingest hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("medio.access")
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_HEADER = b"x-request-id"
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(8)
+
+
+def request_id_of(scope: Scope | dict[str, Any]) -> str:
+    """The id this request got from the middleware (or a fresh one outside it)."""
+    state = scope.get("state") or {}
+    value = state.get("request_id") if isinstance(state, dict) else None
+    return str(value) if value else new_request_id()
+
+
+def _client_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == _HEADER:
+            text = value.decode("latin-1")
+            return text if _VALID_ID.match(text) else None
+    return None
+
+
+class RequestIdMiddleware:
+    """Echo or make the request id; log one JSON line per HTTP request."""
+
+    def __init__(self, app: ASGIApp, access_log_enabled: bool = True) -> None:
+        self.app = app
+        self.log_enabled = access_log_enabled
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        request_id = _client_id(scope) or new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        header = (_HEADER, request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER]
+                headers.append(header)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self.log_enabled:
+                access_log.info(
+                    "request",
+                    extra={
+                        "request_id": request_id,
+                        "method": scope.get("method"),
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )

@@ -1,0 +1,94 @@
+"""The facts Medio records: immutable, past-tense, carrying all a projector needs.
+
+Projections are a pure function of the event sequence, so every derived figure a projector
+needs (the seconds accrued per local day, whether a title is finished) is decided when the
+event is appended and stored in it, never recomputed from the clock at projection time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Common fields: when the server recorded it and who caused it (a token's ``sub``)."""
+
+    occurred_at: datetime
+    actor: str
+
+
+class DayShare(msgspec.Struct, frozen=True, array_like=True):
+    """Watched seconds that fall on one local calendar day of the profile."""
+
+    local_date: str  # YYYY-MM-DD in the profile's time zone
+    seconds: float
+
+
+class ProgressSaved(Event, frozen=True, kw_only=True, tag="progress.saved"):
+    """A player saved its resume position for a title."""
+
+    clerk_id: str
+    tmdb_id: str
+    current_time: float
+    duration: float | None = None
+    finished: bool = False
+
+
+class ProgressDeleted(Event, frozen=True, kw_only=True, tag="progress.deleted"):
+    """A player removed the resume position for a title."""
+
+    clerk_id: str
+    tmdb_id: str
+
+
+class SessionStarted(Event, frozen=True, kw_only=True, tag="session.started"):
+    """A child started watching a video on some device."""
+
+    session_id: int
+    profile_id: int
+    video_id: int
+    user_id: int
+    timezone: str
+    local_date: str
+    public: bool = False
+
+
+class SessionHeartbeat(Event, frozen=True, kw_only=True, tag="session.heartbeat"):
+    """A playing session is alive; ``shares`` is the time accrued since the previous beat."""
+
+    session_id: int
+    profile_id: int
+    video_id: int
+    shares: tuple[DayShare, ...] = ()
+    position: float | None = None
+
+
+EndReason = Literal["ended", "daily_limit", "timeout"]
+
+
+class SessionEnded(Event, frozen=True, kw_only=True, tag="session.ended"):
+    """A session stopped: by the player, at the daily limit, or by timeout."""
+
+    session_id: int
+    profile_id: int
+    video_id: int
+    reason: EndReason
+    ended_at: datetime
+    started_at: datetime
+    shares: tuple[DayShare, ...] = ()
+
+
+AnyEvent = ProgressSaved | ProgressDeleted | SessionStarted | SessionHeartbeat | SessionEnded
+
+EVENT_TYPES: dict[str, type[AnyEvent]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in (ProgressSaved, ProgressDeleted, SessionStarted, SessionHeartbeat, SessionEnded)
+}
+
+
+def event_type(event: Event) -> str:
+    """The wire name of an event, e.g. ``progress.saved``."""
+    return str(type(event).__struct_config__.tag)

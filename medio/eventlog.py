@@ -1,0 +1,104 @@
+"""The event log: Redis Streams, one per shard, partitioned by the key that needs ordering.
+
+Two ways to append:
+
+* ``append`` for facts that depend on no stored state (a resume position): one ``XADD``.
+* ``decide`` for commands that depend on current state (a heartbeat needs the session's last
+  beat). The state keys are watched, the pure decision runs on what was read, and the new
+  state and the events are written in one ``MULTI``; a concurrent change retries the whole
+  decision, so no event is appended from stale state and no state changes without its event.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from domain.codec import encode
+from domain.events import AnyEvent
+
+R = TypeVar("R")
+
+STREAM_PREFIX = "medio:events"
+MAX_DECIDE_ATTEMPTS = 50
+
+
+def stream_name(shard: int) -> str:
+    """The stream of one shard; the hash tag keeps each shard on one Redis Cluster slot."""
+    return f"{STREAM_PREFIX}:{{{shard}}}"
+
+
+def shard_for(key: str, shards: int) -> int:
+    """Stable shard of an ordering key (profile id for sessions, user id for progress)."""
+    return zlib.crc32(key.encode()) % shards if shards > 1 else 0
+
+
+def entry_fields(event: AnyEvent) -> dict[str, bytes | str | int]:
+    """The stream entry of an event: type ``t``, version ``v``, JSON body ``d``."""
+    name, version, data = encode(event)
+    return {"t": name, "v": version, "d": data}
+
+
+@dataclass(frozen=True)
+class Decision(Generic[R]):
+    """What a command decided: events to append, state to write (``None`` deletes), a result."""
+
+    result: R
+    events: Sequence[AnyEvent] = ()
+    writes: Mapping[str, bytes | str | None] = field(default_factory=dict)
+    ttl_seconds: int | None = None
+
+
+class ConcurrentUpdate(RuntimeError):
+    """The state kept changing under a command; the client may retry."""
+
+
+class EventLog:
+    """Appends events to the sharded streams."""
+
+    def __init__(self, redis: Redis, shards: int = 1) -> None:
+        self.redis = redis
+        self.shards = shards
+
+    def stream_for(self, key: str) -> str:
+        return stream_name(shard_for(key, self.shards))
+
+    async def append(self, key: str, event: AnyEvent) -> str:
+        """Append one state-free event in the stream of ``key``; returns its entry id."""
+        entry_id = await self.redis.xadd(self.stream_for(key), entry_fields(event))  # type: ignore[arg-type]
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def decide(
+        self,
+        key: str,
+        state_keys: Sequence[str],
+        decide: Callable[[list[bytes | None]], Decision[R]],
+    ) -> R:
+        """Run ``decide`` on the current state and commit its state and events atomically."""
+        stream = self.stream_for(key)
+        for _ in range(MAX_DECIDE_ATTEMPTS):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(*state_keys)
+                    current: list[bytes | None] = (
+                        list(await pipe.mget(state_keys)) if state_keys else []  # type: ignore[arg-type]
+                    )
+                    decision = decide(current)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    for state_key, value in decision.writes.items():
+                        if value is None:
+                            pipe.delete(state_key)
+                        else:
+                            pipe.set(state_key, value, ex=decision.ttl_seconds)
+                    for event in decision.events:
+                        pipe.xadd(stream, entry_fields(event))  # type: ignore[arg-type]
+                    await pipe.execute()
+                    return decision.result
+                except WatchError:
+                    continue
+        raise ConcurrentUpdate(f"state of {key} changed {MAX_DECIDE_ATTEMPTS} times in a row")

@@ -1,0 +1,167 @@
+"""Typed settings read from ``MEDIO_*`` environment variables (and an optional ``.env``)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+from dotenv import dotenv_values
+
+PREFIX = "MEDIO_"
+MIN_SECRET_LENGTH = 32
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message says which and why."""
+
+
+class RateLimit(msgspec.Struct, frozen=True):
+    """A ``requests/seconds`` policy such as ``100/900``."""
+
+    requests: int
+    seconds: int
+
+    @classmethod
+    def parse(cls, name: str, text: str) -> RateLimit:
+        try:
+            requests, seconds = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise SettingsError(f"{name} must look like 100/900, got {text!r}") from None
+        if requests < 1 or seconds < 1:
+            raise SettingsError(f"{name} must have positive numbers, got {text!r}")
+        return cls(requests, seconds)
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting Medio reads, with its default. Field ``x`` comes from ``MEDIO_X``."""
+
+    env: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_workers: int = 1
+    data_dir: str = "./var"
+    database_url: str | None = None
+    redis_url: str | None = None
+    jwt_secret: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    media_root: str | None = None
+    stream_shards: int = 1
+    heartbeat_max_gap_seconds: int = 90
+    session_timeout_seconds: int = 180
+    max_video_bytes: int = 500 * 1024 * 1024
+    max_thumbnail_bytes: int = 5 * 1024 * 1024
+    max_json_bytes: int = 64 * 1024
+    rate_limit_enabled: bool = True
+    rate_limit_general: str = "100/900"
+    rate_limit_telemetry: str = "1200/900"
+    rate_limit_public: str = "10/60"
+    trusted_proxies: str = ""
+    default_timezone: str = "UTC"
+    projector_batch_size: int = 500
+    projector_run_seconds: float = 10.0
+    projector_lock_ttl_seconds: float = 5.0
+    log_level: str = "INFO"
+    access_log: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise SettingsError(f"MEDIO_PORT must be 1-65535, got {self.port}")
+        if self.stream_shards < 1:
+            raise SettingsError("MEDIO_STREAM_SHARDS must be at least 1")
+        for name in ("general", "telemetry", "public"):
+            RateLimit.parse(f"MEDIO_RATE_LIMIT_{name.upper()}", getattr(self, f"rate_limit_{name}"))
+        try:
+            ZoneInfo(self.default_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"MEDIO_DEFAULT_TIMEZONE is not an IANA zone: {self.default_timezone!r}"
+            ) from None
+        weak_secret = len(self.jwt_secret or "") < MIN_SECRET_LENGTH
+        if self.env == "production" and weak_secret and not self.jwt_jwks_url:
+            raise SettingsError(
+                f"MEDIO_JWT_SECRET must be set to at least {MIN_SECRET_LENGTH} characters in "
+                "production (make one: python -c 'import secrets;print(secrets.token_urlsafe(48))')"
+            )
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def media_path(self) -> Path:
+        return (
+            Path(self.media_root).expanduser().resolve()
+            if self.media_root
+            else self.data_path / "media"
+        )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The async driver URL: Postgres through asyncpg, else embedded SQLite."""
+        url = self.database_url
+        if not url:
+            return f"sqlite+aiosqlite:///{self.data_path / 'medio.db'}"
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+asyncpg://" + url[len(plain) :]
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+    def rate_limit(self, policy: Literal["general", "telemetry", "public"]) -> RateLimit:
+        return RateLimit.parse(policy, getattr(self, f"rate_limit_{policy}"))
+
+    def signing_secret(self) -> str:
+        """The HS256 secret; in development one is made once and kept under the data dir."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        if self.env == "production":
+            raise SettingsError("MEDIO_JWT_SECRET is not set")
+        path = self.data_path / "jwt-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def _environment(env_file: str | None) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if env_file and Path(env_file).exists():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ)
+    return {
+        k[len(PREFIX) :].lower(): v for k, v in values.items() if k.startswith(PREFIX) and v != ""
+    }
+
+
+def load_settings(env_file: str | None = ".env", **overrides: Any) -> Settings:
+    """Read, convert and validate settings; raise ``SettingsError`` with a readable message."""
+    raw: dict[str, object] = dict(_environment(env_file))
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    known = set(Settings.__struct_fields__)
+    try:
+        return msgspec.convert({k: v for k, v in raw.items() if k in known}, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        if "at `$." in message:
+            field = message.rsplit("$.", 1)[-1].rstrip("`")
+            message = f"MEDIO_{field.upper()}: {message}"
+        raise SettingsError(message) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

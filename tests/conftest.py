@@ -1,0 +1,123 @@
+"""Test harness: a Postgres database and a Redis index created for this run and dropped after.
+
+Tests never touch the data of a running ``medio dev``: the database is ``medio_test_<random>``
+and the Redis index is one found empty and claimed for the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import asyncpg
+import pytest
+import redis
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from api.auth import Role, create_token
+from medio.bootstrap import Container, build_container
+from medio.migrate import upgrade
+from medio.settings import Settings, load_settings
+
+PG_ADMIN_URL = os.environ.get(
+    "MEDIO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_BASE = os.environ.get("MEDIO_TEST_REDIS", "redis://127.0.0.1:6379")
+CLAIM_KEY = "medio:test-run"
+
+
+def _claim_redis_index(run_id: str) -> int:
+    for index in range(15, 0, -1):
+        client = redis.Redis.from_url(f"{REDIS_BASE}/{index}")
+        if client.dbsize() == 0 and client.set(CLAIM_KEY, run_id, nx=True, ex=3600):
+            return index
+    raise RuntimeError("no empty Redis database index (1-15) to claim for the test run")
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """``MEDIO_*`` variables of this run's own database, Redis index and data dir."""
+    run_id = secrets.token_hex(4)
+    database = f"medio_test_{run_id}"
+    asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
+    index = _claim_redis_index(run_id)
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    env = {
+        "MEDIO_ENV": "test",
+        "MEDIO_DATABASE_URL": f"{base}/{database}",
+        "MEDIO_REDIS_URL": f"{REDIS_BASE}/{index}",
+        "MEDIO_JWT_SECRET": "test-secret-" + "x" * 40,
+        "MEDIO_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+        "MEDIO_ACCESS_LOG": "false",
+        "MEDIO_RATE_LIMIT_ENABLED": "false",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        upgrade(load_settings(env_file=None))
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        redis.Redis.from_url(env["MEDIO_REDIS_URL"]).flushdb()
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def settings(test_env: dict[str, str]) -> Settings:
+    return load_settings(env_file=None)
+
+
+@pytest.fixture
+async def container(settings: Settings) -> AsyncIterator[Container]:
+    """Adapters bound to the running test's event loop."""
+    built = build_container(settings)
+    yield built
+    await built.close()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    """A fresh app; its lifespan builds and closes its own container."""
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_token(settings: Settings) -> Callable[..., str]:
+    """A signed token for ``sub`` (a fresh random user when omitted)."""
+
+    def make(sub: str | None = None, role: Role = "parent", ttl: int = 3600) -> str:
+        return create_token(settings, sub or f"user_{secrets.token_hex(6)}", role, ttl)
+
+    return make
+
+
+@pytest.fixture
+def auth(make_token: Callable[..., str]) -> Callable[..., dict[str, str]]:
+    """``Authorization`` headers for ``sub``."""
+
+    def headers(sub: str | None = None, role: Role = "parent") -> dict[str, str]:
+        return {"Authorization": f"Bearer {make_token(sub, role)}"}
+
+    return headers

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, get
+from litestar.testing import AsyncTestClient
+
+
+async def test_health_is_ok(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_checks_redis_and_database(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"redis": "ok", "database": "ok"}
+
+
+async def test_unknown_route_is_404_envelope_with_request_id(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    response = await client.get("/api/nope", headers={"X-Request-ID": "abc-123"})
+    assert response.status_code == 404
+    body = response.json()["error"]
+    assert set(body) == {"message", "status", "timestamp", "requestId"}
+    assert body["status"] == 404
+    assert body["requestId"] == "abc-123" == response.headers["x-request-id"]
+    assert body["timestamp"].endswith("Z")
+
+
+async def test_generated_request_id_matches_body(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/api/nope")
+    assert response.headers["x-request-id"].startswith("req_")
+    assert response.json()["error"]["requestId"] == response.headers["x-request-id"]
+
+
+async def test_invalid_client_request_id_is_replaced(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
+    assert response.headers["x-request-id"].startswith("req_")
+
+
+async def test_wrong_method_is_405_envelope(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.delete("/health")
+    assert response.status_code == 405
+    assert response.json()["error"]["status"] == 405
+
+
+async def test_progress_routes_use_progress_error_family(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/api/progress/a/b/c/d")
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found"}
+
+
+async def test_openapi_schema_is_served(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    assert response.json()["info"]["title"] == "Medio"
+
+
+async def test_unexpected_error_is_500_without_internals(app: Litestar) -> None:
+    @get("/api/test-explodes")
+    async def explodes() -> dict[str, Any]:
+        raise RuntimeError("secret internal detail in /srv/medio/db.py")
+
+    app.register(explodes)
+    async with AsyncTestClient(app=app) as client:
+        response = await client.get("/api/test-explodes")
+    assert response.status_code == 500
+    text = response.text
+    assert "secret" not in text and "Traceback" not in text
+    assert response.json()["error"]["message"] == "Internal server error"

@@ -1,0 +1,70 @@
+"""The real ``medio dev`` as a subprocess: embedded defaults, /health, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from medio.embedded import free_port
+
+START_TIMEOUT_SECONDS = 20
+
+
+@pytest.fixture
+def medio_dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``medio dev`` with no servers configured: SQLite and its own Redis under a temp dir."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIO_")}
+    env.update({"MEDIO_DATA_DIR": str(tmp_path / "var"), "MEDIO_PORT": str(port)})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "medio.cli", "dev"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_health(port: int) -> httpx.Response:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while True:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_medio_dev_serves_health_and_stops_cleanly(
+    medio_dev: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    process, port = medio_dev
+    started = time.monotonic()
+    response = _wait_for_health(port)
+    assert response.status_code == 200
+    assert time.monotonic() - started < START_TIMEOUT_SECONDS
+    assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
+
+    descendants = psutil.Process(process.pid).children(recursive=True)
+    assert descendants, "medio dev runs its API, workers and Redis as child processes"
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output.decode(errors="replace")
+    assert b"get a token with: medio token create" in output
+    _gone, alive = psutil.wait_procs(descendants, timeout=10)
+    assert not alive, f"orphaned processes: {alive}"

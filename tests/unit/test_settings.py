@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from medio.settings import SettingsError, load_settings
+
+
+def test_defaults_listen_on_localhost_8000(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEDIO_HOST", raising=False)
+    monkeypatch.delenv("MEDIO_PORT", raising=False)
+    settings = load_settings(env_file=None)
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.heartbeat_max_gap_seconds == 90
+
+
+def test_environment_values_are_converted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDIO_PORT", "9001")
+    monkeypatch.setenv("MEDIO_STREAM_SHARDS", "4")
+    settings = load_settings(env_file=None)
+    assert settings.port == 9001
+    assert settings.stream_shards == 4
+
+
+def test_bad_number_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDIO_PORT", "eighty")
+    with pytest.raises(SettingsError, match="MEDIO_PORT"):
+        load_settings(env_file=None)
+
+
+@pytest.mark.parametrize("secret", [None, "short"])
+def test_production_refuses_missing_or_short_secret(
+    monkeypatch: pytest.MonkeyPatch, secret: str | None
+) -> None:
+    monkeypatch.setenv("MEDIO_ENV", "production")
+    monkeypatch.delenv("MEDIO_JWT_SECRET", raising=False)
+    if secret:
+        monkeypatch.setenv("MEDIO_JWT_SECRET", secret)
+    with pytest.raises(SettingsError, match="MEDIO_JWT_SECRET must be set"):
+        load_settings(env_file=None)
+
+
+def test_production_accepts_long_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDIO_ENV", "production")
+    monkeypatch.setenv("MEDIO_JWT_SECRET", "s" * 48)
+    assert load_settings(env_file=None).env == "production"
+
+
+def test_rate_limit_policy_must_be_requests_per_seconds() -> None:
+    with pytest.raises(SettingsError, match="RATE_LIMIT_GENERAL"):
+        load_settings(env_file=None, rate_limit_general="lots")
+
+
+def test_unknown_default_timezone_is_refused() -> None:
+    with pytest.raises(SettingsError, match="IANA"):
+        load_settings(env_file=None, default_timezone="Mars/Olympus")
+
+
+def test_postgres_url_uses_asyncpg_driver() -> None:
+    settings = load_settings(env_file=None, database_url="postgresql://u@h:5432/db")
+    assert settings.sqlalchemy_url == "postgresql+asyncpg://u@h:5432/db"
