@@ -19,3 +19,74 @@ users = sa.Table(
     sa.Column("external_id", sa.String(255), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Event archive and projection checkpoints --------------------------------------------------
+
+BIGINT_PK = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+events = sa.Table(
+    "events",
+    metadata,
+    # Archive order: assigned in commit order, so a reader following positions misses nothing.
+    sa.Column("position", BIGINT_PK, primary_key=True, autoincrement=False),
+    sa.Column("shard", sa.SmallInteger, nullable=False),
+    sa.Column("stream_id", sa.String(32), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("version", sa.SmallInteger, nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # the event's JSON body exactly as appended
+    sa.UniqueConstraint("shard", "stream_id", name="uq_events_shard_stream_id"),
+    sa.Index("ix_events_type_position", "type", "position"),
+    sa.Index("ix_events_occurred_at", "occurred_at"),
+)
+
+projection_checkpoints = sa.Table(
+    "projection_checkpoints",
+    metadata,
+    sa.Column("projection", sa.String(64), primary_key=True),
+    sa.Column("shard", sa.Integer, primary_key=True),
+    sa.Column("position", sa.String(32), nullable=False),  # last applied stream entry id
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Catalog: child profiles and videos ---------------------------------------------------------
+
+profiles = sa.Table(
+    "profiles",
+    metadata,
+    sa.Column("id", BIGINT_PK, primary_key=True),
+    sa.Column(
+        "user_id", sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("age", sa.SmallInteger, nullable=False),
+    sa.Column("avatar_url", sa.String(2048), nullable=True),
+    sa.Column("daily_limit_minutes", sa.Integer, nullable=False, server_default="60"),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
+    sa.Column("kids_mode", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_profiles_user_id_id", "user_id", "id"),
+)
+
+videos = sa.Table(
+    "videos",
+    metadata,
+    sa.Column("id", BIGINT_PK, primary_key=True),
+    sa.Column(
+        "user_id", sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("url", sa.String(2048), nullable=True),
+    sa.Column("thumbnail_url", sa.String(2048), nullable=True),
+    sa.Column("duration", sa.Integer, nullable=True),
+    sa.Column("file_path", sa.String(512), nullable=True),
+    sa.Column("thumbnail_path", sa.String(512), nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=True),
+    sa.Column("mime_type", sa.String(64), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_videos_user_id_created_at", "user_id", "created_at", "id"),
+)

@@ -1,0 +1,122 @@
+"""What a projection is: which events it handles, how it applies a batch, where it keeps state.
+
+Two kinds, by where the read model lives:
+
+* ``SqlProjection`` writes rows through an ``AsyncConnection``; the runtime calls ``apply``
+  inside the transaction that also moves the projection's checkpoint, so rows and position
+  commit together.
+* ``RedisProjection`` queues commands on a ``MULTI`` pipeline; the runtime adds the checkpoint
+  write to the same pipeline and executes it, so the batch and the position apply atomically.
+
+Both receive only events they ``handle`` that are newer than their checkpoint, in stream
+order (which is per-key order). Both can be built against scratch storage (``scratch=True``)
+for ``medio replay --verify``, and can ``dump`` their whole state for comparison.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.events import AnyEvent
+
+SCRATCH_SUFFIX = "__rebuild"
+SCRATCH_PREFIX = "medio:rebuild:"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """An event as delivered from the log: where it sits and its stored form."""
+
+    shard: int
+    stream_id: str  # the Redis stream entry id, e.g. "1732270000000-3"
+    type: str
+    version: int
+    data: bytes  # the JSON body as appended (archive stores it unchanged)
+    event: AnyEvent  # decoded and upcast to the current version
+
+
+def stream_id_key(stream_id: str) -> tuple[int, int]:
+    """Stream ids compare as (milliseconds, sequence), never as text."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class SqlProjection(ABC):
+    """A read model in the relational database."""
+
+    name: ClassVar[str]
+    handles: ClassVar[frozenset[str]]  # event type names; empty means every event
+    live_tables: ClassVar[Sequence[sa.Table]] = ()
+
+    def __init__(self, scratch: bool = False) -> None:
+        self.scratch = scratch
+        self.tables = {t.name: scratch_copy(t) if scratch else t for t in self.live_tables}
+
+    @abstractmethod
+    async def apply(self, conn: AsyncConnection, batch: Sequence[Envelope]) -> None:
+        """Write the effect of ``batch`` (already filtered and de-duplicated)."""
+
+    async def dump(self, conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, in primary-key order, for verify."""
+        result: dict[str, list[tuple[Any, ...]]] = {}
+        for live in self.live_tables:
+            table = self.tables[live.name]
+            order = [table.c[c.name] for c in live.primary_key.columns] or list(table.c)
+            rows = await conn.execute(sa.select(table).order_by(*order))
+            result[live.name] = [tuple(row) for row in rows]
+        return result
+
+
+_scratch_metadata = sa.MetaData()
+
+
+def scratch_copy(table: sa.Table) -> sa.Table:
+    """The same table under ``<name>__rebuild`` (indexes and constraints renamed to match)."""
+    name = table.name + SCRATCH_SUFFIX
+    if name in _scratch_metadata.tables:
+        return _scratch_metadata.tables[name]
+    copy = table.to_metadata(_scratch_metadata, name=name)
+    for index in copy.indexes:
+        index.name = sa.sql.elements.quoted_name(f"{index.name}{SCRATCH_SUFFIX}", None)
+    for constraint in copy.constraints:
+        if isinstance(constraint.name, str):
+            constraint.name = f"{constraint.name}{SCRATCH_SUFFIX}"
+    return copy
+
+
+class RedisProjection(ABC):
+    """A read model in Redis. ``key`` prefixes every key it writes, so scratch copies differ."""
+
+    name: ClassVar[str]
+    handles: ClassVar[frozenset[str]]
+
+    def __init__(self, scratch: bool = False) -> None:
+        self.scratch = scratch
+        self.prefix = SCRATCH_PREFIX if scratch else ""
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    async def prepare(self, redis: Redis, batch: Sequence[Envelope]) -> Any:
+        """Optional reads before ``apply`` (the runtime watches nothing read here)."""
+        return None
+
+    @abstractmethod
+    def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
+        """Queue the commands for ``batch`` on a transactional pipeline."""
+
+    @abstractmethod
+    async def dump(self, redis: Redis) -> dict[str, Any]:
+        """The whole state (found through the projection's own index keys, never SCAN)."""
+
+    @abstractmethod
+    async def clear(self, redis: Redis) -> None:
+        """Delete the whole state (used before a rebuild swaps in)."""

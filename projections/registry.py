@@ -1,0 +1,8 @@
+"""Every projection Medio maintains. Adding one is one module and one line here."""
+
+from __future__ import annotations
+
+from projections.base import RedisProjection, SqlProjection
+
+SQL_PROJECTIONS: list[type[SqlProjection]] = []
+REDIS_PROJECTIONS: list[type[RedisProjection]] = []
