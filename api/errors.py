@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import redis.exceptions
+import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
@@ -153,6 +155,15 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     )
 
 
+def handle_store_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A backing store refused or dropped the connection: 503, and the request can be retried."""
+    request_id = request_id_of(request.scope)
+    log.warning("store unavailable: %s", type(exc).__name__, extra={"request_id": request_id})
+    message = "Service unavailable, please retry"
+    body = error_body(request.url.path, 503, message, request_id)
+    return _respond(request, 503, body, {"Retry-After": "1"})
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     request_id = request_id_of(request.scope)
     log.exception("unhandled error", extra={"request_id": request_id})
@@ -195,5 +206,10 @@ exception_handlers: ExceptionHandlersMap = {
     SpecialError: handle_special,
     ApiError: handle_api_error,
     HTTPException: handle_http_exception,
+    redis.exceptions.ConnectionError: handle_store_down,
+    redis.exceptions.TimeoutError: handle_store_down,
+    sqlalchemy.exc.OperationalError: handle_store_down,
+    sqlalchemy.exc.InterfaceError: handle_store_down,
+    ConnectionError: handle_store_down,
     Exception: handle_unexpected,
 }

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.clock import Clock
@@ -48,7 +52,10 @@ def build_container(
         redis_url(settings),
         health_check_interval=10,
         socket_connect_timeout=2,
-        retry_on_timeout=True,
+        socket_timeout=10,
+        # A restarted Redis is reconnected to transparently: a few quick retries, then 503.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     return Container(
         settings=settings,
