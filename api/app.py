@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from api.csrf import CsrfController, CsrfMiddleware
 from api.deps import Services, dependencies
 from api.errors import exception_handlers
+from api.events import EventsController
 from api.health import HealthController
+from api.ratelimit import RateLimitMiddleware
 from api.request_id import RequestIdMiddleware
 from medio.bootstrap import Container, build_container
 from medio.logs import configure_logging
 from medio.settings import Settings, get_settings
 
-ROUTE_HANDLERS: list[type] = [HealthController]
+ROUTE_HANDLERS: list[type] = [HealthController, CsrfController, EventsController]
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Litestar:
@@ -36,8 +40,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             if owned:
                 await built.close()
 
+    middleware: list[Any] = [CsrfMiddleware(settings)]
+    if settings.rate_limit_enabled:
+        middleware.insert(0, RateLimitMiddleware(settings))
+
     app = Litestar(
         route_handlers=ROUTE_HANDLERS,
+        middleware=middleware,
         dependencies=dependencies,
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
