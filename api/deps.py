@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from api.auth import Principal, TokenVerifier, UserDirectory, bearer_token, unauthorized
+from api.csrf_tokens import CsrfTokens
 from medio.bootstrap import Container
 
 
@@ -19,6 +20,7 @@ class Services:
         self.container = container
         self.verifier = TokenVerifier(container.settings)
         self.users = UserDirectory(container.engine)
+        self.csrf = CsrfTokens(container.settings)
 
 
 def services_of(state: State) -> Services:
@@ -35,7 +37,7 @@ async def authenticate(request: Request[Any, Any, Any], token: str | None) -> Pr
     if token is None:
         raise unauthorized()
     services = services_of(request.app.state)
-    claims = services.verifier.verify(token)
+    claims = await services.verifier.verify_async(token)
     user_id = await services.users.user_id(claims.sub)
     return Principal(user_id=user_id, sub=claims.sub, role=claims.role)
 

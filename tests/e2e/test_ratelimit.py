@@ -1,0 +1,108 @@
+"""Rate limiting (CONTRACT §8): policies, headers, 429 body, shared counts, client identity."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from litestar import Litestar, post
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from api.ratelimit import route_policy
+from medio.bootstrap import Container
+from medio.settings import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+async def fresh_counters(container: Container) -> None:
+    """Address-based counts would carry over between tests of the same window."""
+    keys = [key async for key in container.redis.scan_iter("medio:rl:*")]
+    if keys:
+        await container.redis.delete(*keys)
+
+
+@post("/api/test-telemetry", opt=route_policy("telemetry"), status_code=204)
+async def telemetry_route() -> None:
+    return None
+
+
+def _limited_app(**limits: str) -> Litestar:
+    settings: Settings = load_settings(env_file=None, rate_limit_enabled=True, **limits)
+    app = create_app(settings)
+    app.register(telemetry_route)
+    return app
+
+
+async def test_general_policy_headers_then_429_with_retry_after(
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    headers = auth()
+    async with AsyncTestClient(app=_limited_app(rate_limit_general="3/60")) as client:
+        seen = [await client.get("/api/csrf-token", headers=headers) for _ in range(4)]
+    assert [r.status_code for r in seen] == [200, 200, 200, 429]
+    assert [r.headers["x-ratelimit-remaining"] for r in seen] == ["2", "1", "0", "0"]
+    assert all(r.headers["x-ratelimit-limit"] == "3" for r in seen)
+    limited = seen[-1]
+    retry_after = int(limited.headers["retry-after"])
+    assert 1 <= retry_after <= 60
+    assert limited.json() == {
+        "message": "Too many requests. Please try again later.",
+        "retryAfter": retry_after,
+    }
+    assert int(limited.headers["x-ratelimit-reset"]) >= int(seen[0].headers["x-ratelimit-reset"])
+
+
+async def test_each_subject_has_its_own_count(auth: Callable[..., dict[str, str]]) -> None:
+    async with AsyncTestClient(app=_limited_app(rate_limit_general="1/60")) as client:
+        first = await client.get("/api/csrf-token", headers=auth())
+        second = await client.get("/api/csrf-token", headers=auth())
+    assert (first.status_code, second.status_code) == (200, 200)
+
+
+async def test_route_policy_selects_telemetry_limit(auth: Callable[..., dict[str, str]]) -> None:
+    headers = auth()
+    app = _limited_app(rate_limit_general="1/60", rate_limit_telemetry="5/60")
+    async with AsyncTestClient(app=app) as client:
+        response = await client.post("/api/test-telemetry", headers=headers)
+    assert response.status_code == 204
+    assert response.headers["x-ratelimit-limit"] == "5"
+
+
+async def test_count_is_shared_by_concurrent_requests_and_processes(
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    """Two app instances (as two API processes) share one Redis count; none over-admits."""
+    headers = auth()
+    app_a = _limited_app(rate_limit_general="10/60")
+    app_b = _limited_app(rate_limit_general="10/60")
+    async with AsyncTestClient(app=app_a) as a, AsyncTestClient(app=app_b) as b:
+        responses = await asyncio.gather(
+            *[(a if i % 2 else b).get("/api/csrf-token", headers=headers) for i in range(30)]
+        )
+    assert sorted(r.status_code for r in responses).count(200) == 10
+
+
+async def test_unauthenticated_clients_are_counted_by_address() -> None:
+    async with AsyncTestClient(app=_limited_app(rate_limit_general="2/60")) as client:
+        codes = [(await client.get("/api/csrf-token")).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+async def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
+    app = _limited_app(rate_limit_general="1/60", trusted_proxies="127.0.0.0/8")
+    async with AsyncTestClient(app=app) as client:
+        spoofed = [
+            await client.get("/api/csrf-token", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+            for i in range(2)
+        ]
+    # The test client's peer is not a trusted proxy: both count as the same client.
+    assert [r.status_code for r in spoofed] == [200, 429]
+
+
+async def test_health_is_not_rate_limited() -> None:
+    async with AsyncTestClient(app=_limited_app(rate_limit_general="1/60")) as client:
+        responses = [await client.get("/health") for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert "x-ratelimit-limit" not in responses[-1].headers
