@@ -1,8 +1,14 @@
 """Bearer-token authentication: verify the JWT, know the caller, create its user on first sight.
 
-HS256 with ``MEDIO_JWT_SECRET`` by default. Verified tokens are cached until they expire, and
-known users are cached by ``sub``, so an authenticated ingest request costs no crypto and no
-database round trip after the first.
+HS256 with ``MEDIO_JWT_SECRET`` by default; RS256/ES256 from a JWKS URL (``MEDIO_JWT_JWKS_URL``)
+for a hosted identity provider. Verified tokens are cached until they expire, and known users
+are cached by ``sub``, so an authenticated ingest request costs no crypto and no database round
+trip after the first.
+
+Algorithm confusion is impossible by construction: the token's ``alg`` header only chooses
+*which configured source* to ask, and each source has one key type and its own algorithms
+(the shared secret only ever verifies HS256; a JWKS key only the algorithm of its own type).
+An RSA public key therefore never reaches HMAC, and ``alg: none`` has no source at all.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import anyio.to_thread
 import jwt
 import msgspec
 import sqlalchemy as sa
@@ -44,37 +51,92 @@ def unauthorized(message: str = "Authentication required") -> ApiError:
     return ApiError(401, message, {"WWW-Authenticate": "Bearer"})
 
 
-class TokenVerifier:
-    """Checks signatures, expiry, issuer and audience; remembers tokens it has verified."""
+HS_ALGORITHMS = ("HS256",)
+JWKS_ALGORITHMS = ("RS256", "ES256")
+JWKS_CACHE_SECONDS = 300
+JWKS_REFRESH_COOLDOWN_SECONDS = 10
+JWKS_TIMEOUT_SECONDS = 5
 
-    def __init__(self, settings: Settings) -> None:
+
+class TokenVerifier:
+    """Checks signatures, expiry, issuer and audience; remembers tokens it has verified.
+
+    With a JWKS URL configured, HS256 tokens are still accepted when ``MEDIO_JWT_SECRET`` is set
+    explicitly (``medio token create`` keeps working for operators); otherwise only JWKS keys.
+    """
+
+    def __init__(
+        self, settings: Settings, jwks_refresh_cooldown: float = JWKS_REFRESH_COOLDOWN_SECONDS
+    ) -> None:
         self.settings = settings
-        self._secret = settings.signing_secret()
+        self._secret = (
+            settings.jwt_secret if settings.jwt_jwks_url else settings.signing_secret()
+        ) or None
+        self._jwks = (
+            jwt.PyJWKClient(
+                settings.jwt_jwks_url,
+                cache_jwk_set=True,
+                lifespan=JWKS_CACHE_SECONDS,
+                timeout=JWKS_TIMEOUT_SECONDS,
+                cooldown_duration=jwks_refresh_cooldown,
+            )
+            if settings.jwt_jwks_url
+            else None
+        )
         self._cache: OrderedDict[str, Claims] = OrderedDict()
 
+    def cached(self, token: str) -> Claims | None:
+        """The claims of a token verified before and not yet expired."""
+        claims = self._cache.get(token)
+        if claims is None:
+            return None
+        if claims.expires_at > time.time():
+            return claims
+        del self._cache[token]
+        return None
+
     def verify(self, token: str) -> Claims:
-        cached = self._cache.get(token)
-        now = time.time()
+        """Verify ``token`` (may fetch the JWKS over the network: prefer ``verify_async``)."""
+        cached = self.cached(token)
         if cached is not None:
-            if cached.expires_at > now:
-                return cached
-            del self._cache[token]
-        claims = self._decode(token)
+            return cached
+        return self._remember(token, self._decode(token))
+
+    async def verify_async(self, token: str) -> Claims:
+        """Verify ``token`` without blocking the event loop on a JWKS fetch."""
+        cached = self.cached(token)
+        if cached is not None:
+            return cached
+        if self._needs_jwks(token):
+            claims = await anyio.to_thread.run_sync(self._decode, token)
+        else:
+            claims = self._decode(token)
+        return self._remember(token, claims)
+
+    def _remember(self, token: str, claims: Claims) -> Claims:
         self._cache[token] = claims
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return claims
 
+    def _needs_jwks(self, token: str) -> bool:
+        try:
+            return self._jwks is not None and _header_alg(token) in JWKS_ALGORITHMS
+        except ApiError:
+            return False
+
     def _decode(self, token: str) -> Claims:
+        key, algorithm = self._key_for(token)
         options: jwt.types.Options = {
             "require": ["sub"],
             "verify_aud": bool(self.settings.jwt_audience),
+            "verify_iss": bool(self.settings.jwt_issuer),
         }
         try:
             payload = jwt.decode(
                 token,
-                self._secret,
-                algorithms=["HS256"],
+                key,
+                algorithms=[algorithm],
                 issuer=self.settings.jwt_issuer,
                 audience=self.settings.jwt_audience,
                 options=options,
@@ -85,6 +147,34 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise unauthorized("Invalid token") from None
         return _claims(payload)
+
+    def _key_for(self, token: str) -> tuple[Any, str]:
+        """The key and the one algorithm it may verify, from the source ``alg`` names."""
+        algorithm = _header_alg(token)
+        if algorithm in HS_ALGORITHMS and self._secret:
+            return self._secret, algorithm
+        if algorithm in JWKS_ALGORITHMS and self._jwks is not None:
+            try:
+                jwk = self._jwks.get_signing_key_from_jwt(token)
+            except jwt.PyJWKClientConnectionError:
+                raise ApiError(503, "Identity provider keys unavailable") from None
+            except jwt.PyJWTError:
+                raise unauthorized("Invalid token") from None
+            if jwk.algorithm_name != algorithm:  # e.g. an EC key asked to verify RS256
+                raise unauthorized("Invalid token")
+            return jwk.key, algorithm
+        raise unauthorized("Invalid token")
+
+
+def _header_alg(token: str) -> str:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise unauthorized("Invalid token") from None
+    algorithm = header.get("alg")
+    if not isinstance(algorithm, str):
+        raise unauthorized("Invalid token")
+    return algorithm
 
 
 def _claims(payload: dict[str, Any]) -> Claims:
