@@ -10,11 +10,12 @@ import time
 from typing import Any, get_args
 
 import click
-import uvicorn
 
 from api.auth import ROLES, Role, create_token
 from medio.embedded import EmbeddedRedis
+from medio.events_cli import events
 from medio.migrate import upgrade
+from medio.server import serve
 from medio.settings import Settings, SettingsError, load_settings
 from workers.worker import run_worker
 
@@ -105,19 +106,7 @@ def dev(host: str | None, port: int | None, worker_count: int | None) -> None:
 
 
 def _serve_api(settings: Settings, workers: int | None = None) -> None:
-    uvicorn.run(
-        "api.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers or settings.api_workers,
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=10,
-        limit_concurrency=2048,
-        h11_max_incomplete_event_size=16 * 1024,
-    )
+    serve("api.app:app_from_env", settings.host, settings.port, workers or settings.api_workers)
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:
@@ -153,6 +142,9 @@ def token_create(sub: str, role: str, ttl: int) -> None:
     """Print a signed HS256 token for local use."""
     assert role in get_args(Role)
     click.echo(create_token(_settings(), sub=sub, role=role, ttl_seconds=ttl))  # type: ignore[arg-type]
+
+
+main.add_command(events)
 
 
 if __name__ == "__main__":
