@@ -52,6 +52,9 @@ class Decision(Generic[R]):
     events: Sequence[AnyEvent] = ()
     writes: Mapping[str, bytes | str | None] = field(default_factory=dict)
     ttl_seconds: int | None = None
+    # Sorted-set members to add with a score (``None`` removes): indexes of the state above,
+    # e.g. active sessions by last heartbeat, kept in step with it in the same MULTI.
+    index_scores: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -95,6 +98,13 @@ class EventLog:
                             pipe.delete(state_key)
                         else:
                             pipe.set(state_key, value, ex=decision.ttl_seconds)
+                    for index_key, members in decision.index_scores.items():
+                        scores = {m: s for m, s in members.items() if s is not None}
+                        removed = [m for m, s in members.items() if s is None]
+                        if scores:
+                            pipe.zadd(index_key, scores)
+                        if removed:
+                            pipe.zrem(index_key, *removed)
                     for event in decision.events:
                         pipe.xadd(stream, entry_fields(event))  # type: ignore[arg-type]
                     await pipe.execute()
