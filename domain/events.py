@@ -64,6 +64,8 @@ class SessionHeartbeat(Event, frozen=True, kw_only=True, tag="session.heartbeat"
     video_id: int
     shares: tuple[DayShare, ...] = ()
     position: float | None = None
+    # The session's watched seconds including this beat (lets projectors see a first watch).
+    watched_seconds: float = 0.0
 
 
 EndReason = Literal["ended", "daily_limit", "timeout"]
@@ -79,6 +81,9 @@ class SessionEnded(Event, frozen=True, kw_only=True, tag="session.ended"):
     ended_at: datetime
     started_at: datetime
     shares: tuple[DayShare, ...] = ()
+    # The session's watched seconds including ``shares``, and the player's last position.
+    watched_seconds: float = 0.0
+    position: float | None = None
 
 
 AnyEvent = ProgressSaved | ProgressDeleted | SessionStarted | SessionHeartbeat | SessionEnded
