@@ -1,0 +1,146 @@
+"""Archive rows for the event-history tests: real events, encoded as the log encodes them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from domain.codec import encode
+from domain.events import (
+    AnyEvent,
+    DayShare,
+    ProgressDeleted,
+    ProgressSaved,
+    SessionEnded,
+    SessionHeartbeat,
+    SessionStarted,
+)
+from medio.tables import events
+
+T0 = datetime(2025, 7, 28, 8, 0, 0, 123456, tzinfo=UTC)  # a Monday
+
+
+def session_events(session_id: int, profile_id: int, start: datetime) -> list[AnyEvent]:
+    """One watch session: start, two heartbeats of 60 s, end."""
+    actor = f"user_{profile_id}"
+    day = start.date().isoformat()
+    common = {"session_id": session_id, "profile_id": profile_id, "video_id": 7}
+    beat1, beat2 = start + timedelta(seconds=60), start + timedelta(seconds=120)
+    return [
+        SessionStarted(
+            occurred_at=start,
+            actor=actor,
+            user_id=profile_id,
+            timezone="UTC",
+            local_date=day,
+            **common,
+        ),
+        SessionHeartbeat(
+            occurred_at=beat1, actor=actor, shares=(DayShare(day, 60.0),), position=60.0, **common
+        ),
+        SessionHeartbeat(
+            occurred_at=beat2, actor=actor, shares=(DayShare(day, 60.0),), position=120.0, **common
+        ),
+        SessionEnded(
+            occurred_at=beat2 + timedelta(seconds=5),
+            actor=actor,
+            reason="ended",
+            ended_at=beat2 + timedelta(seconds=5),
+            started_at=start,
+            shares=(DayShare(day, 5.0),),
+            **common,
+        ),
+    ]
+
+
+def progress_events(clerk_id: str, at: datetime) -> list[AnyEvent]:
+    """A save and a delete of one title's resume position."""
+    return [
+        ProgressSaved(
+            occurred_at=at, actor=clerk_id, clerk_id=clerk_id, tmdb_id="603", current_time=42.5
+        ),
+        ProgressDeleted(
+            occurred_at=at + timedelta(seconds=1), actor=clerk_id, clerk_id=clerk_id, tmdb_id="603"
+        ),
+    ]
+
+
+def mixed_events(count: int, start: datetime = T0) -> list[AnyEvent]:
+    """``count`` events of every type, one minute apart per session, over a few profiles."""
+    produced: list[AnyEvent] = []
+    index = 0
+    while len(produced) < count:
+        at = start + timedelta(minutes=10 * index)
+        if index % 3 == 2:
+            produced.extend(progress_events(f"user_p{index % 5}", at))
+        else:
+            produced.extend(session_events(1000 + index, 1 + index % 4, at))
+        index += 1
+    return produced[:count]
+
+
+def archive_row(position: int, event: AnyEvent, shard: int = 0) -> dict[str, Any]:
+    """The archive row the archive writer stores for ``event`` at ``position``."""
+    name, version, data = encode(event)
+    return {
+        "position": position,
+        "shard": shard,
+        "stream_id": f"{1753689600000 + position}-0",
+        "type": name,
+        "version": version,
+        "occurred_at": event.occurred_at,
+        "actor": event.actor,
+        "data": data.decode(),
+    }
+
+
+def progress_saved_v1_row(position: int, at: datetime) -> dict[str, Any]:
+    """A ``progress.saved`` as the Express era wrote it (v1: no duration, no finished)."""
+    body = {
+        "type": "progress.saved",
+        "occurred_at": at,
+        "actor": "user_old",
+        "clerk_id": "user_old",
+        "tmdb_id": "550",
+        "current_time": 12.0,
+    }
+    return {
+        "position": position,
+        "shard": 0,
+        "stream_id": f"{1753689600000 + position}-0",
+        "type": "progress.saved",
+        "version": 1,
+        "occurred_at": at,
+        "actor": "user_old",
+        "data": msgspec.json.encode(body).decode(),
+    }
+
+
+async def insert_rows(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(events.insert(), list(rows))
+
+
+async def archive(engine: AsyncEngine, sample: Sequence[AnyEvent], first: int = 1) -> list[int]:
+    """Store ``sample`` at consecutive positions from ``first``; returns the positions."""
+    rows = [archive_row(first + i, event) for i, event in enumerate(sample)]
+    async with engine.begin() as conn:
+        await insert_rows(conn, rows)
+    return [row["position"] for row in rows]
+
+
+async def clear_archive(engine: AsyncEngine) -> None:
+    """Tests of the history own the whole archive while they run."""
+    async with engine.begin() as conn:
+        await conn.execute(sa.delete(events))
+
+
+async def archive_contents(engine: AsyncEngine) -> list[tuple[Any, ...]]:
+    async with engine.connect() as conn:
+        result = await conn.execute(sa.select(events).order_by(events.c.position))
+        return [tuple(row) for row in result]
