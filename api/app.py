@@ -15,13 +15,19 @@ from api.deps import Services, dependencies
 from api.errors import exception_handlers
 from api.events import EventsController
 from api.health import HealthController
+from api.progress import ProgressController
 from api.ratelimit import RateLimitMiddleware
 from api.request_id import RequestIdMiddleware
 from medio.bootstrap import Container, build_container
 from medio.logs import configure_logging
 from medio.settings import Settings, get_settings
 
-ROUTE_HANDLERS: list[type] = [HealthController, CsrfController, EventsController]
+ROUTE_HANDLERS: list[type] = [
+    HealthController,
+    CsrfController,
+    EventsController,
+    ProgressController,
+]
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Litestar:

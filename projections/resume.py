@@ -1,0 +1,179 @@
+"""The resume projection: ``progress.*`` events into the Express-compatible resume keys.
+
+State, all under ``self.key`` so a scratch copy for ``medio replay --verify`` is separate:
+
+* ``resume:{clerkId}:{tmdbId}``: JSON ``{"currentTime", "updatedAt"}`` expiring (``PXAT``)
+  30 days after ``updatedAt``. The expiry comes from the event, so a replay recreates the same
+  instant, and an event whose expiry has passed creates nothing (Redis drops a past ``PXAT``).
+* ``resume-index:{clerkId}``: a sorted set of the user's titles scored by ``updatedAt`` in
+  epoch ms, so a list is newest-first and costs O(that user's entries). A finished or deleted
+  title stays as a tombstone with the negated score, so a save older than the delete that
+  arrives late cannot bring it back. Members 30 days older than the user's newest event are
+  pruned; the index itself expires with the user's newest entry.
+* ``resume-users``: users with an index, scored by their newest event, so ``dump`` and
+  ``clear`` reach everything without ``SCAN``.
+
+Newest wins per title: an event older than what the index holds is skipped, whatever order
+the batches arrive in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from domain.events import ProgressDeleted, ProgressSaved
+from domain.progress import RESUME_TTL_MS, epoch_ms, resume_value
+from domain.timestamps import iso_ms
+from projections.base import Envelope, RedisProjection
+
+USERS_KEY = "resume-users"
+CHUNK = 500
+
+Title = tuple[str, str]  # (clerkId, tmdbId)
+
+
+def resume_key(clerk_id: str, tmdb_id: str) -> str:
+    """The key the Express service used and player apps' data lives in."""
+    return f"resume:{clerk_id}:{tmdb_id}"
+
+
+def index_key(clerk_id: str) -> str:
+    """The user's titles, scored by ``updatedAt`` ms (negative: finished or deleted)."""
+    return f"resume-index:{clerk_id}"
+
+
+@dataclass
+class Known:
+    """What the store holds for the titles and users of one batch, read before applying it."""
+
+    scores: dict[Title, float | None] = field(default_factory=dict)
+    newest: dict[str, float | None] = field(default_factory=dict)
+
+
+def _progress_events(batch: Iterable[Envelope]) -> list[ProgressSaved | ProgressDeleted]:
+    return [e.event for e in batch if isinstance(e.event, ProgressSaved | ProgressDeleted)]
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class ResumeProjection(RedisProjection):
+    """Resume positions per user and title, with the per-user index that lists them."""
+
+    name = "resume"
+    handles = frozenset({"progress.saved", "progress.deleted"})
+
+    async def prepare(self, redis: Redis, batch: Sequence[Envelope]) -> Known:
+        """The stored score of every title and the newest event of every user in ``batch``."""
+        titles: dict[str, list[str]] = {}
+        for event in _progress_events(batch):
+            wanted = titles.setdefault(event.clerk_id, [])
+            if event.tmdb_id not in wanted:
+                wanted.append(event.tmdb_id)
+        known = Known()
+        if not titles:
+            return known
+        users = list(titles)
+        async with redis.pipeline(transaction=False) as pipe:
+            for clerk_id in users:
+                pipe.zmscore(self.key(index_key(clerk_id)), titles[clerk_id])
+            pipe.zmscore(self.key(USERS_KEY), users)
+            *per_user, newest = await pipe.execute()
+        for clerk_id, scores in zip(users, per_user, strict=True):
+            for tmdb_id, score in zip(titles[clerk_id], scores, strict=True):
+                known.scores[(clerk_id, tmdb_id)] = score
+        known.newest = dict(zip(users, newest, strict=True))
+        return known
+
+    def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
+        """Queue the batch's key writes, index moves and pruning on ``pipe``."""
+        known: Known = prepared if isinstance(prepared, Known) else Known()
+        scores = dict(known.scores)
+        newest: dict[str, float] = {}
+        for event in _progress_events(batch):
+            title = (event.clerk_id, event.tmdb_id)
+            at_ms = epoch_ms(event.occurred_at)
+            stored = scores.get(title)
+            if stored is not None and at_ms < abs(stored):
+                continue  # a newer save or delete of this title is already applied
+            scores[title] = self._write(pipe, event, at_ms)
+            previous = newest.get(event.clerk_id) or known.newest.get(event.clerk_id) or 0.0
+            newest[event.clerk_id] = max(previous, at_ms)
+        for clerk_id, newest_ms in newest.items():
+            index = self.key(index_key(clerk_id))
+            cutoff = newest_ms - RESUME_TTL_MS
+            pipe.zremrangebyscore(index, -cutoff, cutoff)
+            pipe.pexpireat(index, int(newest_ms + RESUME_TTL_MS))
+            pipe.zadd(self.key(USERS_KEY), {clerk_id: newest_ms}, gt=True)
+        if newest:
+            pipe.zremrangebyscore(self.key(USERS_KEY), "-inf", max(newest.values()) - RESUME_TTL_MS)
+
+    def _write(self, pipe: Pipeline, event: ProgressSaved | ProgressDeleted, at_ms: int) -> int:
+        """Queue one event's effect; returns the title's new index score."""
+        key = self.key(resume_key(event.clerk_id, event.tmdb_id))
+        index = self.key(index_key(event.clerk_id))
+        if isinstance(event, ProgressSaved) and not event.finished:
+            value = resume_value(event.current_time, iso_ms(event.occurred_at))
+            pipe.set(key, value, pxat=at_ms + RESUME_TTL_MS)
+            pipe.zadd(index, {event.tmdb_id: at_ms})
+            return at_ms
+        pipe.delete(key)
+        pipe.zadd(index, {event.tmdb_id: -at_ms})
+        return -at_ms
+
+    async def _indexes(self, redis: Redis) -> list[tuple[str, list[tuple[str, float]]]]:
+        """Every user with an index and the index's members, found through ``resume-users``."""
+        stored: list[bytes] = list(await redis.zrange(self.key(USERS_KEY), 0, -1))  # type: ignore[arg-type]
+        users = [_text(u) for u in stored]
+        found: list[tuple[str, list[tuple[str, float]]]] = []
+        for chunk in _chunks(users):
+            async with redis.pipeline(transaction=False) as pipe:
+                for clerk_id in chunk:
+                    pipe.zrange(self.key(index_key(clerk_id)), 0, -1, withscores=True)
+                results = await pipe.execute()
+            for clerk_id, members in zip(chunk, results, strict=True):
+                found.append((clerk_id, [(_text(m), float(s)) for m, s in members]))
+        return found
+
+    async def dump(self, redis: Redis) -> dict[str, Any]:
+        """Indexes and live keys by their unprefixed names, with each key's expiry instant."""
+        state: dict[str, Any] = {}
+        titles: list[Title] = []
+        for clerk_id, members in await self._indexes(redis):
+            if members:
+                state[index_key(clerk_id)] = dict(members)
+            titles.extend((clerk_id, tmdb_id) for tmdb_id, score in members if score > 0)
+        for chunk in _chunks(titles):
+            async with redis.pipeline(transaction=False) as pipe:
+                for clerk_id, tmdb_id in chunk:
+                    key = self.key(resume_key(clerk_id, tmdb_id))
+                    pipe.get(key)
+                    pipe.pexpiretime(key)
+                results = await pipe.execute()
+            for (clerk_id, tmdb_id), value, expiry in zip(
+                chunk, results[::2], results[1::2], strict=True
+            ):
+                if value is not None:
+                    state[resume_key(clerk_id, tmdb_id)] = [_text(value), expiry]
+        return state
+
+    async def clear(self, redis: Redis) -> None:
+        """Delete every indexed resume key, every index and the user list."""
+        keys: list[str] = []
+        for clerk_id, members in await self._indexes(redis):
+            keys.append(self.key(index_key(clerk_id)))
+            keys.extend(self.key(resume_key(clerk_id, tmdb_id)) for tmdb_id, _ in members)
+        for chunk in _chunks(keys):
+            await redis.delete(*chunk)
+        await redis.delete(self.key(USERS_KEY))
