@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.base import RedisProjection, SqlProjection
+from projections.resume import ResumeProjection
 
 SQL_PROJECTIONS: list[type[SqlProjection]] = []
-REDIS_PROJECTIONS: list[type[RedisProjection]] = []
+REDIS_PROJECTIONS: list[type[RedisProjection]] = [ResumeProjection]
