@@ -1,0 +1,140 @@
+"""Ingest: ``POST /api/progress`` on Medio vs a bare Litestar endpoint vs the Express peer.
+
+All three run side by side in one command with the same Redis, 2 server processes each, and
+are driven by wrk at 64 connections with many users' tokens; rounds alternate between the
+servers so a noisy neighbour hurts them alike, and medians are reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from bench import wrk
+from bench.services import ROOT, medio_command, postgres_database, process, redis_server
+from medio.embedded import free_port
+
+PEER_DIR = ROOT.parent / "shared" / "peers" / "express-progress"
+SECRET = "b" * 64
+
+
+def tokens_for(users: list[str]) -> list[str]:
+    exp = int(time.time()) + 3600
+    return [jwt.encode({"sub": u, "exp": exp}, SECRET, algorithm="HS256") for u in users]
+
+
+@contextlib.contextmanager
+def express_peer(redis_url: str, workers: int) -> Iterator[int | None]:
+    """The peer from ../shared, installed into a temporary copy; None without Node."""
+    if not (shutil.which("node") and shutil.which("npm") and PEER_DIR.exists()):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="medio-peer-") as tmp:
+        for name in ("package.json", "server.js"):
+            shutil.copy(PEER_DIR / name, tmp)
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--silent"],
+            cwd=tmp,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        port = free_port()
+        env = {
+            "PORT": str(port),
+            "REDIS_URL": redis_url,
+            "WORKERS": str(workers),
+            "JWT_SECRET": SECRET,
+        }
+        with process(["node", "server.js"], env=env, port=port, cwd=tmp):
+            yield port
+
+
+def medio_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "MEDIO_ENV": "production",
+        "MEDIO_JWT_SECRET": SECRET,
+        "MEDIO_REDIS_URL": redis_url,
+        "MEDIO_DATABASE_URL": database_url,
+        "MEDIO_RATE_LIMIT_ENABLED": "true",
+        "MEDIO_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def measure(
+    targets: dict[str, int], script: Path, rounds: int, seconds: int, warmup: int = 3
+) -> dict[str, dict[str, Any]]:
+    """Alternate wrk runs across ``targets`` (name -> port); medians per target."""
+    for port in targets.values():
+        wrk.run(port, script, warmup)
+    runs: dict[str, list[wrk.WrkResult]] = {name: [] for name in targets}
+    for _ in range(rounds):
+        for name, port in targets.items():
+            runs[name].append(wrk.run(port, script, seconds))
+    return {name: summarise(results) for name, results in runs.items()}
+
+
+def summarise(results: list[wrk.WrkResult]) -> dict[str, Any]:
+    return {
+        "rps_median": round(statistics.median(r.rps for r in results)),
+        "p50_ms_median": round(statistics.median(r.p50_ms for r in results), 2),
+        "p99_ms_median": round(statistics.median(r.p99_ms for r in results), 2),
+        "non2xx": sum(r.non2xx for r in results),
+        "socket_errors": sum(r.socket_errors for r in results),
+        "runs": [wrk.as_dict(r) for r in results],
+    }
+
+
+def ratios(result: dict[str, dict[str, Any]], subject: str = "medio") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for other in ("bare", "express"):
+        if other in result and result[other]["rps_median"]:
+            out[f"{subject}_vs_{other}"] = round(
+                result[subject]["rps_median"] / result[other]["rps_median"], 2
+            )
+    return out
+
+
+def run(
+    rounds: int = 3,
+    seconds: int = 10,
+    users: int = 2000,
+    workers: int = 2,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """The ingest benchmark; returns figures for the report."""
+    names = [f"user_{i}" for i in range(users)]
+    script = wrk.write_script(tokens_for(names), names, wrk.PROGRESS_BODY, wrk.PROGRESS_PATH)
+    with redis_server() as redis_url, postgres_database() as database_url:
+        env = medio_env(redis_url, database_url)
+        subprocess.run(
+            medio_command("migrate"),
+            env={**os.environ, **env},
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        medio_port, bare_port = free_port(), free_port()
+        medio_api = medio_command("api", "--port", str(medio_port), "--workers", str(workers))
+        bare = [*medio_command()[:1], "-m", "bench.bare_app", str(bare_port), str(workers)]
+        with (
+            process(medio_api, env=env, port=medio_port),
+            process(bare, env=env, port=bare_port),
+            express_peer(redis_url, workers) as express_port,
+        ):
+            targets = {"medio": medio_port, "bare": bare_port}
+            if express_port:
+                targets["express"] = express_port
+            log(f"ingest: POST /api/progress, {rounds}x{seconds}s per server, 64 connections")
+            result = measure(targets, script, rounds, seconds)
+    script.unlink()
+    return {"progress": result, "ratios": ratios(result)}

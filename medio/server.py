@@ -1,0 +1,24 @@
+"""The uvicorn settings every Medio API process runs with (the benchmark's baseline uses them too)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+
+def serve(app_factory: str, host: str, port: int, workers: int = 1) -> None:
+    """Serve the ASGI app built by ``app_factory`` (``module:function``) until stopped."""
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        # Against slow or idle clients: drop idle keep-alive connections, cap header size
+        # and in-flight requests per process.
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=10,
+        limit_concurrency=2048,
+        h11_max_incomplete_event_size=16 * 1024,
+    )
