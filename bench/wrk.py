@@ -19,7 +19,8 @@ local counter = 0
 request = function()
   counter = counter + 1
   local k = (counter %% #tokens) + 1
-  local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. tokens[k]}
+  local headers = {["Content-Type"] = "application/json",
+                   ["Authorization"] = "Bearer " .. tokens[k]}
   local body = %(body)s
   return wrk.format("POST", %(path)s, headers, body)
 end
@@ -27,7 +28,8 @@ done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('%(mark)s{"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,'
     .. '"non2xx":%%d,"socket_errors":%%d}\\n', summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), e.status, e.connect + e.read + e.write + e.timeout))
+    latency:percentile(50), latency:percentile(99), e.status,
+    e.connect + e.read + e.write + e.timeout))
 end
 """
 
@@ -65,9 +67,8 @@ def write_script(
         "path": path,
         "mark": RESULT_MARK,
     }
-    handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-    handle.write(text)
-    handle.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(text)
     return Path(handle.name)
 
 

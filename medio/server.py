@@ -1,4 +1,4 @@
-"""The uvicorn settings every Medio API process runs with (the benchmark's baseline uses them too)."""
+"""The uvicorn settings of every Medio API process (the benchmark's baseline uses them too)."""
 
 from __future__ import annotations
 
