@@ -1,0 +1,214 @@
+"""``medio events export`` / ``import``: formats, filters, the round trip and failure modes."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner, Result
+from history_samples import (
+    T0,
+    archive,
+    archive_contents,
+    clear_archive,
+    insert_rows,
+    mixed_events,
+    progress_saved_v1_row,
+)
+
+from domain.history import ArchiveFilter
+from medio.archive_import import ImportRefused, import_events
+from medio.archive_reader import archive_head, iter_archive
+from medio.bootstrap import Container
+from medio.cli import main
+from medio.export import COLUMNS, ExportError, export_events
+
+COUNT = 40
+
+
+@pytest.fixture(autouse=True)
+async def empty_archive(container: Container) -> AsyncIterator[None]:
+    await clear_archive(container.engine)
+    yield
+    await clear_archive(container.engine)
+
+
+async def _medio(*args: str) -> Result:
+    """Run the CLI in a thread: it runs its own event loop, as it does from a shell."""
+    return await asyncio.to_thread(CliRunner().invoke, main, list(args))
+
+
+def _jsonl(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_jsonl_export_has_every_column_and_data_as_an_object(
+    container: Container, tmp_path: Path
+) -> None:
+    await archive(container.engine, mixed_events(COUNT))
+    out = tmp_path / "events.jsonl"
+    result = await _medio("events", "export", "--format", "jsonl", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"exported {COUNT} events" in result.output
+    lines = _jsonl(out)
+    assert [line["position"] for line in lines] == list(range(1, COUNT + 1))
+    assert tuple(lines[0]) == COLUMNS
+    assert lines[0]["id"] == "0-1753689600001-0"
+    assert lines[0]["occurred_at"] == "2025-07-28T08:00:00.123456Z"
+    assert isinstance(lines[0]["data"], dict) and lines[0]["data"]["type"] == "session.started"
+
+
+async def test_csv_export_has_a_header_and_data_as_a_json_string(
+    container: Container, tmp_path: Path
+) -> None:
+    await archive(container.engine, mixed_events(COUNT))
+    out = tmp_path / "events.csv"
+    result = await _medio("events", "export", "--format", "csv", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    with out.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert tuple(rows[0]) == COLUMNS
+    assert len(rows) == COUNT
+    assert json.loads(rows[1]["data"])["shares"] == [["2025-07-28", 60.0]]
+    archived = await archive_contents(container.engine)
+    assert [row["data"] for row in rows] == [row[7] for row in archived]
+
+
+async def test_parquet_export_has_typed_columns(container: Container, tmp_path: Path) -> None:
+    await archive(container.engine, mixed_events(COUNT))
+    out = tmp_path / "events.parquet"
+    result = await _medio("events", "export", "--format", "parquet", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    assert tuple(table.column_names) == COLUMNS
+    assert str(table.schema.field("occurred_at").type) == "timestamp[us, tz=UTC]"
+    assert table.column("position").to_pylist() == list(range(1, COUNT + 1))
+    assert table.column("occurred_at")[0].as_py() == T0
+    assert json.loads(table.column("data")[0].as_py())["profile_id"] == 1
+
+
+async def test_filters_select_by_type_time_and_profile(
+    container: Container, tmp_path: Path
+) -> None:
+    sample = mixed_events(COUNT)
+    await archive(container.engine, sample)
+    out = tmp_path / "f.jsonl"
+    args = ("events", "export", "-o", str(out))
+
+    await _medio(*args, "--type", "session.started", "--type", "progress.saved")
+    types = [line["type"] for line in _jsonl(out)]
+    assert set(types) == {"session.started", "progress.saved"}
+    assert len(types) == sum(
+        1 for e in sample if type(e).__name__ in ("SessionStarted", "ProgressSaved")
+    )
+
+    since, until = T0 + timedelta(minutes=30), T0 + timedelta(minutes=60)
+    await _medio(*args, "--since", since.isoformat(), "--until", until.isoformat())
+    expected = [i + 1 for i, e in enumerate(sample) if since <= e.occurred_at < until]
+    assert expected and [line["position"] for line in _jsonl(out)] == expected
+
+    await _medio(*args, "--profile", "3")
+    profiles = {line["data"]["profile_id"] for line in _jsonl(out)}  # type: ignore[index]
+    assert profiles == {3}
+
+
+async def test_bad_filter_is_a_usage_error_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "never.jsonl"
+    result = await _medio("events", "export", "--since", "soon", "-o", str(out))
+    assert result.exit_code == 2
+    assert "--since" in result.output
+    assert not out.exists()
+
+
+async def test_export_then_import_into_an_empty_archive_restores_it_byte_for_byte(
+    container: Container, tmp_path: Path
+) -> None:
+    await archive(container.engine, mixed_events(COUNT))
+    async with container.engine.begin() as conn:
+        await insert_rows(conn, [progress_saved_v1_row(COUNT + 5, T0 + timedelta(days=2))])
+    original = await archive_contents(container.engine)
+    out = tmp_path / "all.jsonl"
+    assert (await _medio("events", "export", "-o", str(out))).exit_code == 0
+
+    await clear_archive(container.engine)
+    result = await _medio("events", "import", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"imported {COUNT + 1} events" in result.output
+    assert await archive_contents(container.engine) == original
+
+
+async def test_import_refuses_a_non_empty_archive(container: Container, tmp_path: Path) -> None:
+    await archive(container.engine, mixed_events(3))
+    out = tmp_path / "three.jsonl"
+    await export_events(container.engine, "jsonl", out)
+    result = await _medio("events", "import", str(out))
+    assert result.exit_code == 1
+    assert "not empty" in result.output
+
+
+async def test_a_bad_line_aborts_the_whole_import(container: Container, tmp_path: Path) -> None:
+    await archive(container.engine, mixed_events(10))
+    out = tmp_path / "broken.jsonl"
+    await export_events(container.engine, "jsonl", out)
+    await clear_archive(container.engine)
+    lines = out.read_text().splitlines()
+    lines[7] = lines[7].replace('"position":8', '"position":"eight"')
+    out.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ImportRefused, match="line 8"):
+        await import_events(container.engine, out)
+    assert await archive_contents(container.engine) == []
+
+
+async def test_out_of_order_positions_are_refused(container: Container, tmp_path: Path) -> None:
+    await archive(container.engine, mixed_events(4))
+    out = tmp_path / "ordered.jsonl"
+    await export_events(container.engine, "jsonl", out)
+    await clear_archive(container.engine)
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
+    with pytest.raises(ImportRefused, match="positions must increase"):
+        await import_events(container.engine, out)
+
+
+async def test_parquet_without_pyarrow_says_how_to_install_it(
+    container: Container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    out = tmp_path / "x.parquet"
+    with pytest.raises(ExportError, match=r"medio\[parquet\]"):
+        await export_events(container.engine, "parquet", out)
+    assert not out.exists()
+
+
+async def test_a_failed_export_leaves_no_file(container: Container, tmp_path: Path) -> None:
+    await archive(container.engine, mixed_events(30))
+    out = tmp_path / "half.jsonl"
+
+    def explode(done: int, total: int, written: int) -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        await export_events(container.engine, "jsonl", out, on_progress=explode, page_size=10)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_export_pages_stop_at_the_head_read_when_it_started(
+    container: Container,
+) -> None:
+    await archive(container.engine, mixed_events(20))
+    async with container.engine.connect() as conn:
+        _, head = await archive_head(conn)
+    positions: list[int] = []
+    async for page in iter_archive(container.engine, ArchiveFilter(), head, page_size=5):
+        if not positions:  # events archived mid-export belong to the next export
+            await archive(container.engine, mixed_events(5, start=T0 + timedelta(days=3)), 21)
+        positions.extend(event.position for event in page)
+    assert positions == list(range(1, 21))
