@@ -87,9 +87,7 @@ def _field_errors(raw: bytes, error: msgspec.ValidationError) -> dict[str, str]:
     """Every wrong field of a body the typed decoder refused (slow path, errors only)."""
     try:
         body = _any_decoder.decode(raw)
-    except msgspec.DecodeError:
-        body = None  # e.g. a number beyond a double: only the typed error names the field
-    if body is None:
+    except msgspec.DecodeError:  # e.g. a number beyond a double: only the typed error names it
         return _blamed_field(error)
     if not isinstance(body, dict):
         raise MalformedBody("Request body must be a JSON object")
