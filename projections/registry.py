@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from projections.archive import Archive
 from projections.base import RedisProjection, SqlProjection
 from projections.resume import ResumeProjection
 
-SQL_PROJECTIONS: list[type[SqlProjection]] = []
+SQL_PROJECTIONS: list[type[SqlProjection]] = [Archive]
 REDIS_PROJECTIONS: list[type[RedisProjection]] = [ResumeProjection]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import asyncpg
 import pytest
@@ -22,6 +22,7 @@ from api.auth import Role, create_token
 from medio.bootstrap import Container, build_container
 from medio.migrate import upgrade
 from medio.settings import Settings, load_settings
+from projections.runtime import project_pending
 
 PG_ADMIN_URL = os.environ.get(
     "MEDIO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -89,6 +90,16 @@ async def container(settings: Settings) -> AsyncIterator[Container]:
     built = build_container(settings)
     yield built
     await built.close()
+
+
+@pytest.fixture
+def drain(container: Container) -> Callable[[], Awaitable[int]]:
+    """``await drain()`` projects every event appended so far (all shards, all projections)."""
+
+    async def run() -> int:
+        return await project_pending(container)
+
+    return run
 
 
 @pytest.fixture

@@ -1,0 +1,217 @@
+"""Exactly-once effects on at-least-once delivery: one commit per batch and side.
+
+For a run of consecutive entries of one shard:
+
+1. one SQL transaction locks the SQL checkpoints, writes every SQL projection's rows for the
+   entries after its checkpoint (the archive among them) and moves the checkpoints;
+2. one Redis ``MULTI``, with the Redis checkpoint keys watched, queues every Redis
+   projection's commands and moves their checkpoint keys;
+
+and the caller acks only after both. Each side first checks a fence: no entry between its
+checkpoint and the end of the batch is pending at another consumer. A projector that lost its
+lock (or two that race) can therefore never move a checkpoint past entries it does not hold,
+and a redelivered entry at or below a checkpoint is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from medio.eventlog import stream_name
+from projections.base import Envelope, RedisProjection, SqlProjection, stream_id_key
+from projections.checkpoints import (
+    ZERO,
+    lock_sql_checkpoints,
+    redis_checkpoint_key,
+    write_sql_checkpoints,
+)
+from projections.streams import Entry, foreign_pending, text
+
+MAX_WATCH_RETRIES = 20
+
+
+class ProjectionFailed(Exception):
+    """A projection could not apply some entries for a reason a retry will not fix."""
+
+    def __init__(self, projection: str, cause: BaseException) -> None:
+        super().__init__(f"{projection}: {type(cause).__name__}: {cause}")
+        self.projection = projection
+
+
+class FenceBroken(Exception):
+    """Entries before the end of the batch are pending at another consumer: claim them first."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is the store being unavailable (retry later), not a bad event."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        return not isinstance(exc, (sa.exc.IntegrityError, sa.exc.DataError))
+    return isinstance(
+        exc,
+        (
+            OSError,
+            asyncio.TimeoutError,
+            RedisConnectionError,
+            RedisTimeoutError,
+            sa.exc.DisconnectionError,
+            sa.exc.TimeoutError,
+            sa.exc.ResourceClosedError,
+            FenceBroken,
+        ),
+    )
+
+
+def _todo(
+    batch: Sequence[tuple[tuple[int, int], Envelope]],
+    checkpoint: str,
+    handles: frozenset[str],
+) -> list[Envelope]:
+    after = stream_id_key(checkpoint)
+    return [e for key, e in batch if key > after and (not handles or e.type in handles)]
+
+
+@dataclass
+class ProjectionSet:
+    """The projections one projector keeps up to date, and how to commit a batch to them."""
+
+    sql: Sequence[SqlProjection]
+    redis: Sequence[RedisProjection]
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.sql] + [p.name for p in self.redis]
+
+    async def commit(
+        self,
+        engine: AsyncEngine,
+        redis: Redis,
+        shard: int,
+        entries: Sequence[Entry],
+        consumer: str,
+    ) -> None:
+        """Apply ``entries`` (consecutive, in stream order) to every projection, exactly once.
+
+        Entries without an envelope (dead-lettered or deleted) only move the checkpoints.
+        """
+        if not entries:
+            return
+        upto = entries[-1].stream_id
+        batch = [(e.key, e.envelope) for e in entries if e.envelope is not None]
+        stream = stream_name(shard)
+        if self.sql:
+            fence = _Fence(redis, stream, upto, consumer)
+            await self._commit_sql(engine, shard, batch, upto, fence)
+        if self.redis:
+            fence = _Fence(redis, stream, upto, consumer)
+            await self._commit_redis(redis, shard, batch, upto, fence)
+
+    async def _commit_sql(
+        self,
+        engine: AsyncEngine,
+        shard: int,
+        batch: Sequence[tuple[tuple[int, int], Envelope]],
+        upto: str,
+        fence: _Fence,
+    ) -> None:
+        upto_key = stream_id_key(upto)
+        async with engine.begin() as conn:
+            checkpoints = await lock_sql_checkpoints(conn, [p.name for p in self.sql], shard)
+            moved: dict[str, str] = {}
+            for projection in self.sql:
+                checkpoint = checkpoints.get(projection.name, ZERO)
+                if stream_id_key(checkpoint) >= upto_key:
+                    continue
+                await fence.check(checkpoint)
+                todo = _todo(batch, checkpoint, projection.handles)
+                if todo:
+                    try:
+                        await projection.apply(conn, todo)
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise
+                        raise ProjectionFailed(projection.name, exc) from exc
+                moved[projection.name] = upto
+            await write_sql_checkpoints(conn, moved, shard)
+
+    async def _commit_redis(
+        self,
+        redis: Redis,
+        shard: int,
+        batch: Sequence[tuple[tuple[int, int], Envelope]],
+        upto: str,
+        fence: _Fence,
+    ) -> None:
+        keys = [redis_checkpoint_key(p.name, shard) for p in self.redis]
+        upto_key = stream_id_key(upto)
+        for _ in range(MAX_WATCH_RETRIES):
+            async with redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(*keys)
+                    current = await pipe.mget(keys)
+                    plan: list[tuple[RedisProjection, str, list[Envelope]]] = []
+                    for projection, key, value in zip(self.redis, keys, current, strict=True):
+                        checkpoint = text(value) if value else ZERO
+                        if stream_id_key(checkpoint) >= upto_key:
+                            continue
+                        await fence.check(checkpoint)
+                        plan.append((projection, key, _todo(batch, checkpoint, projection.handles)))
+                    if not plan:
+                        return
+                    prepared = [
+                        await _guard(p.name, p.prepare(redis, todo)) if todo else None
+                        for p, _, todo in plan
+                    ]
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    for (projection, key, todo), ready in zip(plan, prepared, strict=True):
+                        if todo:
+                            try:
+                                projection.apply(pipe, todo, ready)
+                            except Exception as exc:
+                                raise ProjectionFailed(projection.name, exc) from exc
+                        pipe.set(key, upto)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
+        raise FenceBroken(f"Redis checkpoints of shard {shard} kept changing")
+
+
+async def _guard(name: str, work: object) -> object:
+    try:
+        return await work  # type: ignore[misc]
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        raise ProjectionFailed(name, exc) from exc
+
+
+class _Fence:
+    """Checks that no other consumer holds entries in range (once per distinct checkpoint).
+
+    Checked under the side's checkpoint lock (row lock, or WATCH), so no commit can move the
+    checkpoint meanwhile; later deliveries all lie beyond ``upto``.
+    """
+
+    def __init__(self, redis: Redis, stream: str, upto: str, consumer: str) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.upto = upto
+        self.consumer = consumer
+        self.checked: set[str] = set()
+
+    async def check(self, checkpoint: str) -> None:
+        if checkpoint in self.checked:
+            return
+        other = await foreign_pending(self.redis, self.stream, checkpoint, self.upto, self.consumer)
+        if other is not None:
+            raise FenceBroken(f"entry {other} of {self.stream} is pending at another consumer")
+        self.checked.add(checkpoint)

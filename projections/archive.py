@@ -1,0 +1,66 @@
+"""The archive: every event, forever, in the ``events`` table analysts read and replay from.
+
+Positions are handed out in commit order: on Postgres a transaction-scoped advisory lock is
+held from reading ``max(position)`` to commit, so a transaction that commits later always has
+higher positions and a reader following ``position > last_seen`` never skips a row that
+commits late. SQLite serialises writers, which gives the same order for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from medio.tables import events
+from projections.base import Envelope, SqlProjection
+
+# pg_advisory_xact_lock key of "archive positions" (any constant shared by every writer).
+POSITION_LOCK_KEY = 0x6D6564696F  # "medio"
+
+
+def archive_row(position: int, envelope: Envelope) -> dict[str, Any]:
+    """The stored form of one event: raw type, version and JSON body, plus where it came from."""
+    return {
+        "position": position,
+        "shard": envelope.shard,
+        "stream_id": envelope.stream_id,
+        "type": envelope.type,
+        "version": envelope.version,
+        "occurred_at": envelope.event.occurred_at,
+        "actor": envelope.event.actor,
+        "data": envelope.data.decode(),
+    }
+
+
+class Archive(SqlProjection):
+    """Stores every event exactly as appended; the permanent event store."""
+
+    name = "archive"
+    handles = frozenset()
+    live_tables = (events,)
+
+    async def apply(self, conn: AsyncConnection, batch: Sequence[Envelope]) -> None:
+        table = self.tables[events.name]
+        if conn.dialect.name == "postgresql":
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(POSITION_LOCK_KEY)))
+        last = (await conn.execute(sa.select(sa.func.max(table.c.position)))).scalar()
+        first = (last or 0) + 1
+        rows = [archive_row(first + i, envelope) for i, envelope in enumerate(batch)]
+        raw = await _asyncpg_connection(conn)
+        if raw is not None:
+            await raw.copy_records_to_table(
+                table.name, records=[tuple(r.values()) for r in rows], columns=list(rows[0])
+            )
+        else:
+            await conn.execute(table.insert(), rows)
+
+
+async def _asyncpg_connection(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under ``conn`` (COPY is the fastest bulk insert), else None."""
+    if conn.dialect.driver != "asyncpg":
+        return None
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection

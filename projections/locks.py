@@ -1,0 +1,115 @@
+"""The shard lock: one projector per shard, taken over within seconds when its holder dies.
+
+The lock is a Redis key with a TTL, renewed in the background while held. It keeps projectors
+from competing for a shard (and lets ``medio replay`` pause them); correctness does not rest on
+it: the checkpoint fence in ``projections.apply`` refuses a commit that would skip entries
+another consumer still holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+LOCK_PREFIX = "medio:projector:lock:"
+PAUSE_KEY = "medio:projector:pause"
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def lock_key(shard: int) -> str:
+    return f"{LOCK_PREFIX}{{{shard}}}"
+
+
+def consumer_name() -> str:
+    """A name unique to this process and run, so a restart never inherits a dead one's name."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class ShardLock:
+    """The TTL lock of one shard, held under a token only its holder knows."""
+
+    def __init__(self, redis: Redis, shard: int, ttl_seconds: float, owner: str) -> None:
+        self.redis = redis
+        self.shard = shard
+        self.key = lock_key(shard)
+        self.ttl_ms = max(int(ttl_seconds * 1000), 100)
+        self.token = owner
+        self.lost = asyncio.Event()
+        self.paused = asyncio.Event()
+
+    async def acquire(self) -> bool:
+        """Take the lock if it is free (or already ours)."""
+        if await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
+            return True
+        return await self.renew()
+
+    async def wait_acquire(self, timeout: float, ignore_pause: bool = False) -> bool:
+        """Take the lock, waiting up to ``timeout`` seconds for its holder to go."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if (ignore_pause or not await self.redis.exists(PAUSE_KEY)) and await self.acquire():
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+
+    async def renew(self) -> bool:
+        result = await self.redis.eval(_RENEW, 1, self.key, self.token, str(self.ttl_ms))
+        return bool(result)
+
+    async def release(self) -> None:
+        await self.redis.eval(_RELEASE, 1, self.key, self.token)
+
+    async def _keep(self, watch_pause: bool) -> None:
+        interval = self.ttl_ms / 3000
+        while not self.lost.is_set():
+            await asyncio.sleep(interval)
+            try:
+                if not await self.renew():
+                    log.warning("projector lock of shard %s lost", self.shard)
+                    self.lost.set()
+                elif watch_pause and await self.redis.exists(PAUSE_KEY):
+                    self.paused.set()
+            except RedisError as exc:  # keep trying until the TTL runs out
+                log.warning("renewing the lock of shard %s failed: %s", self.shard, exc)
+
+    @contextlib.asynccontextmanager
+    async def held(self, watch_pause: bool = True) -> AsyncIterator[ShardLock]:
+        """Renew the (already acquired) lock in the background; release it on exit."""
+        keeper = asyncio.create_task(self._keep(watch_pause))
+        try:
+            yield self
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            with contextlib.suppress(RedisError):
+                await self.release()
+
+    @property
+    def active(self) -> bool:
+        """Whether the holder should keep going (not lost, no pause requested)."""
+        return not (self.lost.is_set() or self.paused.is_set())
