@@ -192,5 +192,5 @@ def epoch_ms(moment: datetime) -> int:
 
 def resume_value(current_time: float, updated_at: str) -> bytes:
     """The stored JSON, byte-compatible with the Express service (whole seconds stay ints)."""
-    number: float | int = int(current_time) if current_time.is_integer() else current_time
+    number = int(current_time) if float(current_time).is_integer() else current_time
     return msgspec.json.encode({"currentTime": number, "updatedAt": updated_at})

@@ -1,0 +1,272 @@
+"""The resume projection on a real Redis, fed hand-built envelopes the way the runtime does."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from domain.codec import encode
+from domain.events import AnyEvent, ProgressDeleted, ProgressSaved
+from domain.progress import epoch_ms
+from domain.timestamps import iso_ms as iso
+from medio.bootstrap import Container
+from medio.resume_store import ResumeEntry, list_positions, read_position
+from projections.base import Envelope
+from projections.resume import ResumeProjection, index_key, resume_key
+
+DAY = timedelta(days=1)
+
+
+def recent() -> datetime:
+    return datetime.now(UTC).replace(microsecond=123_000) - timedelta(hours=1)
+
+
+def saved(
+    clerk: str,
+    tmdb: str,
+    at: datetime,
+    current_time: float = 100,
+    duration: float | None = None,
+    finished: bool = False,
+) -> ProgressSaved:
+    return ProgressSaved(
+        occurred_at=at,
+        actor=clerk,
+        clerk_id=clerk,
+        tmdb_id=tmdb,
+        current_time=current_time,
+        duration=duration,
+        finished=finished,
+    )
+
+
+def deleted(clerk: str, tmdb: str, at: datetime) -> ProgressDeleted:
+    return ProgressDeleted(occurred_at=at, actor=clerk, clerk_id=clerk, tmdb_id=tmdb)
+
+
+_sequence = iter(range(1, 10**9))
+
+
+def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
+    batch = []
+    for event in events:
+        name, version, data = encode(event)
+        stream_id = f"{epoch_ms(event.occurred_at)}-{next(_sequence)}"
+        batch.append(Envelope(0, stream_id, name, version, data, event))
+    return batch
+
+
+async def project(redis: Redis, projection: ResumeProjection, *events: AnyEvent) -> None:
+    """One batch: ``prepare`` then ``apply`` on a MULTI pipeline, as the runtime runs it."""
+    batch = envelopes(events)
+    prepared = await projection.prepare(redis, batch)
+    async with redis.pipeline(transaction=True) as pipe:
+        projection.apply(pipe, batch, prepared)
+        await pipe.execute()
+
+
+@pytest.fixture
+def clerk() -> str:
+    return f"user_{secrets.token_hex(5)}"
+
+
+@pytest.fixture
+def live() -> ResumeProjection:
+    return ResumeProjection()
+
+
+@pytest.fixture
+def isolated() -> Iterator[ResumeProjection]:
+    """A projection under a prefix of its own, so dump and clear see only this test's state."""
+    projection = ResumeProjection(scratch=True)
+    projection.prefix = f"test:{secrets.token_hex(4)}:"
+    yield projection
+
+
+async def test_save_writes_express_value_expiring_30_days_after_update(
+    container: Container, live: ResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(container.redis, live, saved(clerk, "550", at, current_time=3600))
+    raw = await container.redis.get(resume_key(clerk, "550"))
+    assert raw == f'{{"currentTime":3600,"updatedAt":"{iso(at)}"}}'.encode()
+    expiry = await container.redis.pexpiretime(resume_key(clerk, "550"))
+    assert expiry == epoch_ms(at + 30 * DAY)
+    assert await container.redis.zscore(index_key(clerk), "550") == epoch_ms(at)
+
+
+async def test_newer_save_overwrites_and_older_late_save_is_ignored(
+    container: Container, live: ResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(container.redis, live, saved(clerk, "1", at, current_time=10))
+    await project(container.redis, live, saved(clerk, "1", at + timedelta(seconds=5), 20))
+    await project(container.redis, live, saved(clerk, "1", at + timedelta(seconds=2), 15))
+    position = await read_position(container.redis, clerk, "1")
+    assert position is not None and position.current_time == 20
+
+
+async def test_older_save_later_in_the_same_batch_is_ignored(
+    container: Container, live: ResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    newer, older = saved(clerk, "1", at, 50), saved(clerk, "1", at - timedelta(seconds=1), 40)
+    await project(container.redis, live, newer, older)
+    position = await read_position(container.redis, clerk, "1")
+    assert position is not None and position.current_time == 50
+
+
+async def test_finished_save_removes_the_title_and_an_older_save_cannot_bring_it_back(
+    container: Container, live: ResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(container.redis, live, saved(clerk, "1", at, 10))
+    await project(
+        container.redis, live, saved(clerk, "1", at + DAY / 24, 95, duration=100, finished=True)
+    )
+    assert await read_position(container.redis, clerk, "1") is None
+    await project(container.redis, live, saved(clerk, "1", at + DAY / 48, 50))
+    assert await read_position(container.redis, clerk, "1") is None
+    assert await list_positions(container.redis, clerk, 100, datetime.now(UTC)) == []
+
+
+async def test_delete_removes_the_key_and_a_later_save_restores_it(
+    container: Container, live: ResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(container.redis, live, saved(clerk, "1", at), deleted(clerk, "1", at))
+    assert await container.redis.exists(resume_key(clerk, "1")) == 0
+    await project(container.redis, live, saved(clerk, "1", at + timedelta(seconds=1), 7))
+    position = await read_position(container.redis, clerk, "1")
+    assert position is not None and position.current_time == 7
+
+
+async def test_event_whose_expiry_has_passed_creates_no_key(
+    container: Container, live: ResumeProjection, clerk: str
+) -> None:
+    await project(container.redis, live, saved(clerk, "old", recent() - 31 * DAY))
+    assert await container.redis.exists(resume_key(clerk, "old")) == 0
+    assert await list_positions(container.redis, clerk, 100, datetime.now(UTC)) == []
+
+
+async def test_list_is_newest_first_limited_and_skips_lapsed_entries(
+    container: Container, live: ResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(
+        container.redis,
+        live,
+        saved(clerk, "a", at - 3 * DAY, 1),
+        saved(clerk, "b", at - 1 * DAY, 2),
+        saved(clerk, "c", at - 2 * DAY, 3),
+    )
+    listed = await list_positions(container.redis, clerk, 100, datetime.now(UTC))
+    assert [e.tmdb_id for e in listed] == ["b", "c", "a"]
+    assert listed[0] == ResumeEntry("b", 2, iso(at - 1 * DAY))
+    limited = await list_positions(container.redis, clerk, 2, datetime.now(UTC))
+    assert [e.tmdb_id for e in limited] == ["b", "c"]
+    # 27.5 days on, "a" (saved 3 days ago) has lapsed; "b" and "c" have not.
+    later = datetime.now(UTC) + timedelta(days=27, hours=12)
+    assert [e.tmdb_id for e in await list_positions(container.redis, clerk, 100, later)] == [
+        "b",
+        "c",
+    ]
+
+
+async def test_list_reads_only_the_users_index_and_keys(
+    container: Container, live: ResumeProjection, clerk: str
+) -> None:
+    await project(container.redis, live, saved(clerk, "a", recent()))
+    calls: list[str] = []
+
+    class Recorder:
+        def __getattr__(self, name: str) -> Any:
+            calls.append(name)
+            return getattr(container.redis, name)
+
+    listed = await list_positions(Recorder(), clerk, 100, datetime.now(UTC))  # type: ignore[arg-type]
+    assert [e.tmdb_id for e in listed] == ["a"]
+    assert calls == ["zrevrangebyscore", "mget"]
+
+
+async def test_entries_30_days_older_than_the_users_newest_event_are_pruned(
+    container: Container, live: ResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(
+        container.redis,
+        live,
+        saved(clerk, "old", at - 40 * DAY),
+        deleted(clerk, "gone", at - 35 * DAY),
+        saved(clerk, "new", at),
+    )
+    assert await container.redis.zrange(index_key(clerk), 0, -1) == [b"new"]
+    assert await container.redis.pexpiretime(index_key(clerk)) == epoch_ms(at + 30 * DAY)
+
+
+async def test_entry_arriving_after_a_much_newer_one_is_pruned_at_once(
+    container: Container, live: ResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(container.redis, live, saved(clerk, "new", at))
+    await project(container.redis, live, saved(clerk, "imported", at - 31 * DAY))
+    assert await container.redis.zrange(index_key(clerk), 0, -1) == [b"new"]
+    assert await container.redis.pexpiretime(index_key(clerk)) == epoch_ms(at + 30 * DAY)
+
+
+async def test_dump_is_the_same_whatever_the_batch_boundaries(
+    container: Container, clerk: str
+) -> None:
+    at = recent()
+    other = clerk + "_2"
+    events: list[AnyEvent] = [
+        saved(clerk, "1", at - 2 * DAY, 10),
+        saved(other, "9", at - DAY, 5),
+        saved(clerk, "2", at - DAY, 20),
+        saved(clerk, "1", at, 11),
+        saved(clerk, "2", at, 95, duration=100, finished=True),
+        deleted(other, "9", at),
+        saved(other, "8", at, 1.5),
+    ]
+    one_batch, one_by_one = ResumeProjection(scratch=True), ResumeProjection(scratch=True)
+    one_batch.prefix, one_by_one.prefix = f"a{clerk}:", f"b{clerk}:"
+    await project(container.redis, one_batch, *events)
+    for event in events:
+        await project(container.redis, one_by_one, event)
+    dumped = await one_batch.dump(container.redis)
+    assert dumped == await one_by_one.dump(container.redis)
+    assert dumped[resume_key(clerk, "1")][0] == (f'{{"currentTime":11,"updatedAt":"{iso(at)}"}}')
+    assert dumped[resume_key(other, "8")][1] == epoch_ms(at + 30 * DAY)
+    assert dumped[index_key(clerk)] == {"1": epoch_ms(at), "2": -epoch_ms(at)}
+    assert resume_key(clerk, "2") not in dumped and resume_key(other, "9") not in dumped
+
+
+async def test_clear_removes_every_key_the_projection_wrote(
+    container: Container, isolated: ResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(
+        container.redis,
+        isolated,
+        saved(clerk, "1", at),
+        saved(clerk + "x", "2", at),
+        deleted(clerk, "3", at),
+    )
+    assert await isolated.dump(container.redis) != {}
+    await isolated.clear(container.redis)
+    assert await isolated.dump(container.redis) == {}
+    leftover = [k async for k in container.redis.scan_iter(match=f"{isolated.prefix}*")]
+    assert leftover == []
+
+
+async def test_scratch_copy_never_touches_live_keys(container: Container, clerk: str) -> None:
+    scratch = ResumeProjection(scratch=True)
+    await project(container.redis, scratch, saved(clerk, "1", recent()))
+    assert await container.redis.exists(resume_key(clerk, "1")) == 0
+    assert await container.redis.exists(scratch.key(resume_key(clerk, "1"))) == 1
+    await scratch.clear(container.redis)
