@@ -15,9 +15,13 @@ from api.deps import Services, dependencies
 from api.errors import exception_handlers
 from api.events import EventsController
 from api.health import HealthController
+from api.profiles import ProfilesController
 from api.progress import ProgressController
 from api.ratelimit import RateLimitMiddleware
 from api.request_id import RequestIdMiddleware
+from api.streaming import StreamController
+from api.uploads import UploadController
+from api.videos import VideosController
 from medio.bootstrap import Container, build_container
 from medio.logs import configure_logging
 from medio.settings import Settings, get_settings
@@ -26,6 +30,10 @@ ROUTE_HANDLERS: list[type] = [
     HealthController,
     CsrfController,
     EventsController,
+    ProfilesController,
+    VideosController,
+    UploadController,
+    StreamController,
     ProgressController,
 ]
 

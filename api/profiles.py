@@ -1,0 +1,94 @@
+"""``/api/profiles``: a parent's child profiles (seed 004, CONTRACT §6).
+
+Every route is scoped to the caller: another parent's profile id answers 404, exactly like an
+id that never existed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.params import FromQuery
+
+from api.catalog_schema import (
+    ProfileList,
+    ProfileOut,
+    invalid,
+    json_object,
+    metadata,
+    not_found,
+    page_query,
+    profile_out,
+)
+from api.deps import ContainerDep, PrincipalDep
+from domain.catalog import check_profile, profile_values
+from medio import catalog
+
+DEFAULT_LIMIT = 10
+
+
+class ProfilesController(Controller):
+    """Create, list, read, change and remove the caller's child profiles."""
+
+    path = "/api/profiles"
+    tags = ["profiles"]
+
+    @get(summary="The caller's profiles, a page at a time")
+    async def list_profiles(
+        self,
+        container: ContainerDep,
+        principal: PrincipalDep,
+        page: FromQuery[str | None] = None,
+        limit: FromQuery[str | None] = None,
+    ) -> ProfileList:
+        wanted = page_query(page, limit, DEFAULT_LIMIT)
+        found, total = await catalog.list_profiles(container.engine, principal.user_id, wanted)
+        return ProfileList(
+            profiles=[profile_out(p) for p in found], metadata=metadata(wanted, total)
+        )
+
+    @post(summary="Create a child profile")
+    async def create_profile(
+        self, container: ContainerDep, principal: PrincipalDep, data: Any = None
+    ) -> ProfileOut:
+        body = json_object(data)
+        if problems := check_profile(body, "create"):
+            raise invalid(problems)
+        values = profile_values(body, "create", container.settings.default_timezone)
+        created = await catalog.create_profile(
+            container.engine, principal.user_id, values, container.clock.now()
+        )
+        return profile_out(created)
+
+    @get("/{profile_id:int}", summary="One of the caller's profiles")
+    async def get_profile(
+        self, container: ContainerDep, principal: PrincipalDep, profile_id: int
+    ) -> ProfileOut:
+        found = await catalog.get_profile(container.engine, principal.user_id, profile_id)
+        if found is None:
+            raise not_found("Profile")
+        return profile_out(found)
+
+    @patch("/{profile_id:int}", summary="Change some fields of a profile")
+    async def update_profile(
+        self, container: ContainerDep, principal: PrincipalDep, profile_id: int, data: Any = None
+    ) -> ProfileOut:
+        body = json_object(data)
+        if problems := check_profile(body, "update"):
+            raise invalid(problems)
+        values = profile_values(body, "update", container.settings.default_timezone)
+        changed = await catalog.update_profile(
+            container.engine, principal.user_id, profile_id, values, container.clock.now()
+        )
+        if changed is None:
+            raise not_found("Profile")
+        return profile_out(changed)
+
+    @delete("/{profile_id:int}", summary="Remove a profile")
+    async def delete_profile(
+        self, container: ContainerDep, principal: PrincipalDep, profile_id: int
+    ) -> Response[None]:
+        if not await catalog.delete_profile(container.engine, principal.user_id, profile_id):
+            raise not_found("Profile")
+        return Response(content=None, status_code=204)

@@ -1,0 +1,97 @@
+"""``/api/videos``: a parent's video catalog (seed 004, CONTRACT §5).
+
+Videos belong to whoever created them; another parent's video id answers 404 on every route.
+Uploads and streaming live in ``api.uploads`` and ``api.streaming``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.params import FromQuery
+
+from api.catalog_schema import (
+    VideoList,
+    VideoOut,
+    invalid,
+    json_object,
+    metadata,
+    not_found,
+    page_query,
+    video_out,
+)
+from api.deps import ContainerDep, PrincipalDep
+from domain.catalog import check_video, video_values
+from medio import catalog
+from medio.media import MediaStore
+
+DEFAULT_LIMIT = 20
+
+
+class VideosController(Controller):
+    """Create, list, read, change and remove the caller's videos."""
+
+    path = "/api/videos"
+    tags = ["videos"]
+
+    @get(summary="The caller's videos, newest first")
+    async def list_videos(
+        self,
+        container: ContainerDep,
+        principal: PrincipalDep,
+        page: FromQuery[str | None] = None,
+        limit: FromQuery[str | None] = None,
+    ) -> VideoList:
+        wanted = page_query(page, limit, DEFAULT_LIMIT)
+        found, total = await catalog.list_videos(container.engine, principal.user_id, wanted)
+        return VideoList(videos=[video_out(v) for v in found], metadata=metadata(wanted, total))
+
+    @post(summary="Add a video by URL")
+    async def create_video(
+        self, container: ContainerDep, principal: PrincipalDep, data: Any = None
+    ) -> VideoOut:
+        body = json_object(data)
+        if problems := check_video(body, "create"):
+            raise invalid(problems)
+        created = await catalog.create_video(
+            container.engine, principal.user_id, video_values(body, "create"), container.clock.now()
+        )
+        return video_out(created)
+
+    @get("/{video_id:int}", summary="One of the caller's videos")
+    async def get_video(
+        self, container: ContainerDep, principal: PrincipalDep, video_id: int
+    ) -> VideoOut:
+        found = await catalog.get_video(container.engine, principal.user_id, video_id)
+        if found is None:
+            raise not_found("Video")
+        return video_out(found)
+
+    @patch("/{video_id:int}", summary="Change some fields of a video")
+    async def update_video(
+        self, container: ContainerDep, principal: PrincipalDep, video_id: int, data: Any = None
+    ) -> VideoOut:
+        body = json_object(data)
+        if problems := check_video(body, "update"):
+            raise invalid(problems)
+        changed = await catalog.update_video(
+            container.engine,
+            principal.user_id,
+            video_id,
+            video_values(body, "update"),
+            container.clock.now(),
+        )
+        if changed is None:
+            raise not_found("Video")
+        return video_out(changed)
+
+    @delete("/{video_id:int}", summary="Remove a video (and its uploaded files)")
+    async def delete_video(
+        self, container: ContainerDep, principal: PrincipalDep, video_id: int
+    ) -> Response[None]:
+        removed = await catalog.delete_video(container.engine, principal.user_id, video_id)
+        if removed is None:
+            raise not_found("Video")
+        MediaStore(container.settings.media_path).remove(removed.file_path, removed.thumbnail_path)
+        return Response(content=None, status_code=204)
