@@ -12,6 +12,7 @@ from litestar import Controller, get
 from api.deps import ContainerDep
 from api.errors import ApiError
 from medio.bootstrap import Container
+from projections.lag import as_json, projection_lag
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -48,7 +49,7 @@ class HealthController(Controller):
     async def health(self) -> Health:
         return Health(status="ok")
 
-    @get("/ready", summary="Readiness: Redis and the database answer")
+    @get("/ready", summary="Readiness: Redis and the database answer; projection lag")
     async def ready(self, container: ContainerDep) -> Readiness:
         results = dict(
             await asyncio.gather(
@@ -59,4 +60,16 @@ class HealthController(Controller):
         down = [name for name, state in results.items() if state != "ok"]
         if down:
             raise ApiError(503, f"Service unavailable: {', '.join(down)} down")
-        return Readiness(status="ready", checks=results)
+        return Readiness(status="ready", checks=results, projections=await _lag(container))
+
+
+async def _lag(container: Container) -> dict[str, Any]:
+    """Per projection and shard: entries not yet applied and the age of the oldest (ms)."""
+    try:
+        lag = await asyncio.wait_for(
+            projection_lag(container.redis, container.engine, container.settings.stream_shards),
+            CHECK_TIMEOUT_SECONDS,
+        )
+    except Exception as exc:  # lag is information; failing to measure it is not unreadiness
+        return {"error": f"lag unavailable: {type(exc).__name__}"}
+    return as_json(lag)

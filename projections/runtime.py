@@ -46,13 +46,13 @@ async def run_projector(
     seconds: float | None = None,
     consumer: str | None = None,
     projections: ProjectionSet | None = None,
-) -> int:
-    """Project ``shard`` for ``seconds`` if its lock is free; returns the events projected."""
+) -> int | None:
+    """Project ``shard`` for ``seconds``; the events projected, or None if it is held elsewhere."""
     settings = container.settings
     consumer = consumer or consumer_name()
     lock = ShardLock(container.redis, shard, settings.projector_lock_ttl_seconds, consumer)
     if not await lock.wait_acquire(timeout=0):
-        return 0
+        return None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (settings.projector_run_seconds if seconds is None else seconds)
     block_seconds = min(MAX_BLOCK_SECONDS, settings.projector_lock_ttl_seconds / 3)

@@ -1,0 +1,30 @@
+"""Jobs the workers enqueue on a schedule. Adding one is one line in ``PERIODIC_JOBS``.
+
+Every ``medio worker`` runs the same schedule; a Redis key per job (``SET NX`` with the
+interval as its TTL) makes exactly one of them enqueue each run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workers.queues import MAINTENANCE
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """``function`` (a dotted path, called without arguments) every ``every_seconds``."""
+
+    name: str
+    function: str
+    every_seconds: float
+    queue: str = MAINTENANCE
+    timeout_seconds: int = 300
+
+
+PERIODIC_JOBS: list[PeriodicJob] = []
+
+
+def due_key(job: PeriodicJob) -> str:
+    """Exists until ``job`` is next due."""
+    return f"medio:periodic:{job.name}"
