@@ -19,6 +19,8 @@ from api.profiles import ProfilesController
 from api.progress import ProgressController
 from api.ratelimit import RateLimitMiddleware
 from api.request_id import RequestIdMiddleware
+from api.sessions import SessionsController
+from api.stats import ProfileStatsController
 from api.streaming import StreamController
 from api.uploads import UploadController
 from api.videos import VideosController
@@ -35,6 +37,8 @@ ROUTE_HANDLERS: list[type] = [
     UploadController,
     StreamController,
     ProgressController,
+    SessionsController,
+    ProfileStatsController,
 ]
 
 

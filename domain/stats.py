@@ -9,10 +9,35 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, timedelta
 
+import msgspec
+
 from domain.sessions import MS_PER_MINUTE, whole_minutes
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 FAVORITES = 5
+
+
+class FavoriteVideo(msgspec.Struct, frozen=True):
+    """One of the profile's most watched videos: sessions on it, and whole minutes watched."""
+
+    video_id: int
+    title: str
+    watch_count: int
+    total_minutes: int
+
+
+class ProfileStats(msgspec.Struct, frozen=True):
+    """Exactly the fields of ``GET /api/profiles/:id/stats`` (seed 004, CONTRACT §6)."""
+
+    profile_id: int
+    total_watch_time_minutes: int
+    videos_watched: int
+    average_session_minutes: int
+    today_watch_time_minutes: int
+    daily_limit_minutes: int
+    daily_limit_remaining_minutes: int
+    weekly_stats: dict[str, int]
+    favorite_videos: list[FavoriteVideo]
 
 
 def last_seven_days(today: date) -> list[date]:

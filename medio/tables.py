@@ -90,3 +90,50 @@ videos = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_videos_user_id_created_at", "user_id", "created_at", "id"),
 )
+
+# Watch sessions and parents' stats (projections of session.* events) ---------------------------
+
+watch_sessions = sa.Table(
+    "watch_sessions",
+    metadata,
+    sa.Column("session_id", BIGINT_PK, primary_key=True, autoincrement=False),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("video_id", sa.BigInteger, nullable=False),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("public", sa.Boolean, nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("local_date", sa.Date, nullable=False),  # local day the session started
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("end_reason", sa.String(16), nullable=True),
+    sa.Column("watched_ms", sa.BigInteger, nullable=False),
+    sa.Column("position", sa.Float, nullable=True),
+    sa.Index("ix_watch_sessions_profile_started", "profile_id", "started_at"),
+)
+
+stats_daily = sa.Table(
+    "stats_daily",
+    metadata,
+    sa.Column("profile_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("local_date", sa.Date, primary_key=True),
+    sa.Column("watched_ms", sa.BigInteger, nullable=False),
+)
+
+stats_videos = sa.Table(
+    "stats_videos",
+    metadata,
+    sa.Column("profile_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("video_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("watch_count", sa.Integer, nullable=False),  # sessions started on the video
+    sa.Column("watched_ms", sa.BigInteger, nullable=False),
+)
+
+stats_totals = sa.Table(
+    "stats_totals",
+    metadata,
+    sa.Column("profile_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("watched_ms", sa.BigInteger, nullable=False),
+    sa.Column("sessions", sa.Integer, nullable=False),
+    sa.Column("watched_sessions", sa.Integer, nullable=False),  # sessions with watched time > 0
+)

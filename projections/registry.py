@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from projections.archive import Archive
 from projections.base import RedisProjection, SqlProjection
+from projections.daily_limit import DailyLimitCounters
 from projections.resume import ResumeProjection
+from projections.sessions import SessionsProjection
+from projections.stats import StatsProjection
 
-SQL_PROJECTIONS: list[type[SqlProjection]] = [Archive]
-REDIS_PROJECTIONS: list[type[RedisProjection]] = [ResumeProjection]
+SQL_PROJECTIONS: list[type[SqlProjection]] = [Archive, SessionsProjection, StatsProjection]
+REDIS_PROJECTIONS: list[type[RedisProjection]] = [ResumeProjection, DailyLimitCounters]

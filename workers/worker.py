@@ -10,6 +10,7 @@ from rq import Worker
 
 from medio.settings import Settings
 from workers.queues import QUEUE_NAMES, rq_connection
+from workers.reaper import schedule_reaper
 from workers.supervisor import Supervisor
 
 
@@ -20,6 +21,7 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
     supervisor = Supervisor(settings)
     if not burst:  # projector jobs queue their next run, so a burst would never end
         supervisor.start()
+        schedule_reaper(settings, connection)  # RQ's scheduler; each run schedules the next
     try:
         worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
     finally:

@@ -1,0 +1,264 @@
+"""``/api/sessions``: watch sessions (seed 004, CONTRACT §7).
+
+A parent's app starts a session with its bearer token; a kids-mode device starts one on the
+public route (profiles whose parent turned ``kids_mode`` on) and gets a ``session_token``.
+Heartbeat, end and read accept either the parent's bearer token or that session token (as
+``Authorization: Bearer`` or ``X-Session-Token``). A session that is not the caller's is 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+
+from api.auth import bearer_token, unauthorized
+from api.deps import ContainerDep, PrincipalDep, authenticate
+from api.errors import ApiError, FieldError, InvalidFields, SpecialError
+from domain import sessions
+from domain.catalog import Profile
+from domain.sessions import SessionState
+from domain.timestamps import iso_ms
+from medio import catalog, session_store
+from medio.bootstrap import Container
+from medio.session_store import Caller
+
+SESSION_TOKEN_HEADER = "x-session-token"
+MSG_ID = "{} must be a positive integer"
+MAX_ID = 2**63 - 1
+
+
+class StartOut(msgspec.Struct, frozen=True):
+    session_id: int
+    profile_id: int
+    video_id: int
+    started_at: str
+    daily_limit_minutes: int
+    watched_today_minutes: int
+    remaining_minutes: int
+    session_token: str
+
+
+class PublicStartOut(msgspec.Struct, frozen=True):
+    session_id: int
+    remaining_minutes: int
+    session_token: str
+
+
+class HeartbeatOut(msgspec.Struct, frozen=True):
+    status: str
+    session_id: int
+    last_heartbeat: str
+    remaining_minutes: int
+
+
+class EndOut(msgspec.Struct, frozen=True):
+    session_id: int
+    duration_minutes: float
+    ended_at: str
+
+
+class SessionOut(msgspec.Struct, frozen=True):
+    """``GET /api/sessions/:id`` (additive): the session's current state."""
+
+    session_id: int
+    profile_id: int
+    video_id: int
+    status: str  # active | ended
+    started_at: str
+    last_heartbeat: str | None
+    ended_at: str | None
+    end_reason: str | None
+    duration_minutes: float | None
+    watched_seconds: float
+    position: float | None
+    daily_limit_minutes: int
+
+
+def _ids(data: Any) -> tuple[int, int]:
+    """``profile_id`` and ``video_id`` from a start body, or 400 naming each bad field."""
+    if not isinstance(data, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    problems = []
+    for name in ("profile_id", "video_id"):
+        value = data.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+            problems.append(FieldError(name, MSG_ID.format(name)))
+    if problems:
+        raise InvalidFields(problems)
+    return int(data["profile_id"]), int(data["video_id"])
+
+
+def _position(data: Any) -> float | None:
+    """The optional ``{position: seconds}`` of a heartbeat."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    position = data.get("position")
+    if problem := sessions.position_problem(position):
+        raise InvalidFields([FieldError("position", problem)])
+    return None if position is None else float(position)
+
+
+async def _caller(request: Request[Any, Any, Any], session_id: int) -> Caller:
+    """The session's own token (either header), else the parent's bearer JWT, else 401."""
+    token = request.headers.get(SESSION_TOKEN_HEADER) or bearer_token(
+        request.headers.get("authorization")
+    )
+    if token is None:
+        raise unauthorized()
+    if session_store.is_session_token(token):
+        hashed = session_store.hash_token(token)
+        return Caller(token_hash=hashed, actor=f"session:{session_id}")
+    principal = await authenticate(request, token)
+    return Caller(user_id=principal.user_id, actor=principal.sub)
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "Session not found")
+
+
+def _ended() -> ApiError:
+    return ApiError(409, "Session has already ended")
+
+
+async def _start(
+    container: Container, profile: Profile, video_id: int, *, public: bool, actor: str
+) -> session_store.Started:
+    try:
+        return await session_store.start_session(
+            container, profile, video_id, public=public, actor=actor
+        )
+    except session_store.DailyLimitExceeded as exc:
+        raise SpecialError(
+            403,
+            {
+                "message": "Daily watch limit exceeded",
+                "limit_minutes": exc.limit_minutes,
+                "watched_minutes": exc.watched_minutes,
+                "profile_name": exc.profile_name,
+            },
+        ) from None
+
+
+def _session_out(state: SessionState) -> SessionOut:
+    return SessionOut(
+        session_id=state.session_id,
+        profile_id=state.profile_id,
+        video_id=state.video_id,
+        status="active" if state.active else "ended",
+        started_at=iso_ms(state.started_at),
+        last_heartbeat=iso_ms(state.last_heartbeat) if state.last_heartbeat else None,
+        ended_at=iso_ms(state.ended_at) if state.ended_at else None,
+        end_reason=state.end_reason,
+        duration_minutes=(
+            sessions.duration_minutes(state.started_at, state.ended_at) if state.ended_at else None
+        ),
+        watched_seconds=state.watched_ms / sessions.MS_PER_SECOND,
+        position=state.position,
+        daily_limit_minutes=state.daily_limit_minutes,
+    )
+
+
+class SessionsController(Controller):
+    """Start, beat, end and read watch sessions."""
+
+    path = "/api/sessions"
+    tags = ["sessions"]
+
+    @post("/start", status_code=201, summary="Start a watch session (parent's token)")
+    async def start(
+        self, container: ContainerDep, principal: PrincipalDep, data: Any = None
+    ) -> StartOut:
+        profile_id, video_id = _ids(data)
+        profile = await catalog.get_profile(container.engine, principal.user_id, profile_id)
+        if profile is None:
+            raise ApiError(404, "Profile not found")
+        if await catalog.get_video(container.engine, principal.user_id, video_id) is None:
+            raise ApiError(404, "Video not found")
+        started = await _start(container, profile, video_id, public=False, actor=principal.sub)
+        state = started.state
+        return StartOut(
+            session_id=state.session_id,
+            profile_id=state.profile_id,
+            video_id=state.video_id,
+            started_at=iso_ms(state.started_at),
+            daily_limit_minutes=state.daily_limit_minutes,
+            watched_today_minutes=sessions.whole_minutes(started.watched_today_ms),
+            remaining_minutes=started.remaining_minutes,
+            session_token=started.session_token,
+        )
+
+    @post("/start/public", status_code=201, summary="Start a session in kids mode (no login)")
+    async def start_public(self, container: ContainerDep, data: Any = None) -> PublicStartOut:
+        profile_id, video_id = _ids(data)
+        profile = await catalog.get_profile_unscoped(container.engine, profile_id)
+        if profile is None:
+            raise ApiError(404, "Profile not found")
+        if not profile.kids_mode:
+            raise ApiError(403, "Kids mode is not enabled for this profile")
+        if await catalog.get_video(container.engine, profile.user_id, video_id) is None:
+            raise ApiError(404, "Video not found")
+        started = await _start(
+            container, profile, video_id, public=True, actor=f"kids-mode:profile:{profile.id}"
+        )
+        return PublicStartOut(
+            session_id=started.state.session_id,
+            remaining_minutes=started.remaining_minutes,
+            session_token=started.session_token,
+        )
+
+    @post("/{session_id:int}/heartbeat", status_code=200, summary="Keep a session alive")
+    async def heartbeat(
+        self,
+        request: Request[Any, Any, Any],
+        container: ContainerDep,
+        session_id: int,
+        data: Any = None,
+    ) -> HeartbeatOut:
+        caller = await _caller(request, session_id)
+        position = _position(data)
+        try:
+            beat = await session_store.heartbeat(container, session_id, caller, position)
+        except session_store.SessionNotFound:
+            raise _not_found() from None
+        except session_store.SessionOver:
+            raise _ended() from None
+        last = beat.state.last_heartbeat or beat.state.started_at
+        return HeartbeatOut(
+            status=beat.status,
+            session_id=session_id,
+            last_heartbeat=iso_ms(last),
+            remaining_minutes=beat.remaining_minutes,
+        )
+
+    @post("/{session_id:int}/end", status_code=200, summary="End a session")
+    async def end(
+        self, request: Request[Any, Any, Any], container: ContainerDep, session_id: int
+    ) -> EndOut:
+        caller = await _caller(request, session_id)
+        try:
+            state = await session_store.end_session(container, session_id, caller)
+        except session_store.SessionNotFound:
+            raise _not_found() from None
+        except session_store.SessionOver:
+            raise _ended() from None
+        assert state.ended_at is not None
+        return EndOut(
+            session_id=session_id,
+            duration_minutes=sessions.duration_minutes(state.started_at, state.ended_at),
+            ended_at=iso_ms(state.ended_at),
+        )
+
+    @get("/{session_id:int}", summary="A session's current state")
+    async def read(
+        self, request: Request[Any, Any, Any], container: ContainerDep, session_id: int
+    ) -> SessionOut:
+        caller = await _caller(request, session_id)
+        try:
+            state = await session_store.get_session(container, session_id, caller)
+        except session_store.SessionNotFound:
+            raise _not_found() from None
+        return _session_out(state)

@@ -1,0 +1,49 @@
+"""Parents' stats for one profile, read from the stats projections (never from raw events)."""
+
+from __future__ import annotations
+
+from domain import stats
+from domain.sessions import local_date, remaining_minutes, whole_minutes
+from medio import catalog
+from medio.bootstrap import Container
+from projections.stats import read_profile_totals
+
+# Favourites are ranked in SQL; a few spare rows cover videos deleted since they were watched.
+SPARE_FAVORITES = 15
+
+
+async def profile_stats(
+    container: Container, user_id: int, profile_id: int
+) -> stats.ProfileStats | None:
+    """The caller's profile's stats at the clock's "now", or ``None`` if it is not theirs."""
+    async with container.engine.connect() as conn:
+        profile = await catalog.get_profile(conn, user_id, profile_id)
+        if profile is None:
+            return None
+        today = local_date(container.clock.now(), profile.timezone)
+        totals = await read_profile_totals(
+            conn,
+            profile.id,
+            stats.last_seven_days(today),
+            top=stats.FAVORITES + SPARE_FAVORITES,
+        )
+        titles = await catalog.get_video_titles(conn, [v for v, _n, _ms in totals.top_videos])
+    today_ms = totals.daily_ms.get(today, 0)
+    favorites = [
+        stats.FavoriteVideo(video_id, titles[video_id], count, whole_minutes(ms))
+        for video_id, count, ms in totals.top_videos
+        if video_id in titles
+    ]
+    return stats.ProfileStats(
+        profile_id=profile.id,
+        total_watch_time_minutes=whole_minutes(totals.watched_ms),
+        videos_watched=totals.videos_watched,
+        average_session_minutes=stats.average_session_minutes(
+            totals.watched_ms, totals.watched_sessions
+        ),
+        today_watch_time_minutes=whole_minutes(today_ms),
+        daily_limit_minutes=profile.daily_limit_minutes,
+        daily_limit_remaining_minutes=remaining_minutes(profile.daily_limit_minutes, today_ms),
+        weekly_stats=stats.weekly_stats(today, totals.daily_ms),
+        favorite_videos=favorites[: stats.FAVORITES],
+    )

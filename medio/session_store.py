@@ -1,0 +1,292 @@
+"""Watch sessions on the command side: state in Redis next to the log, changed with each event.
+
+Every command runs through ``EventLog.decide``: the session's state key (and today's
+daily-limit counter) are watched, the pure rule in ``domain.sessions`` decides on what was
+read, and the new state, the active-session index and the events are written in one ``MULTI``.
+Two heartbeats racing on one session therefore never both count the same seconds: the loser
+re-reads the winner's beat and accrues only what is left.
+
+Keys:
+
+* ``medio:session:{id}``: the session's ``SessionState`` (JSON), kept for ``STATE_TTL_SECONDS``
+* ``medio:sessions:active``: active session ids scored by their last heartbeat (epoch seconds),
+  which the reaper reads to end silent ones
+* ``medio:sessions:seq``: the session id sequence
+
+The daily-limit counter is the ``projections.daily_limit`` projection: exact up to the
+projection lag (see the README).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+import msgspec
+
+from domain import sessions
+from domain.catalog import Profile
+from domain.sessions import Rules, SessionState, Transition
+from medio.bootstrap import Container
+from medio.eventlog import Decision
+from projections.daily_limit import counter_key
+
+SESSION_PREFIX = "medio:session:"
+ACTIVE_INDEX = "medio:sessions:active"
+SEQUENCE_KEY = "medio:sessions:seq"
+STATE_TTL_SECONDS = 30 * 86400
+SESSION_TOKEN_PREFIX = "sess_"
+ROUTE_CACHE_SIZE = 100_000
+
+R = TypeVar("R")
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(SessionState)
+
+
+class SessionNotFound(LookupError):
+    """No such session, or not the caller's."""
+
+
+class SessionOver(RuntimeError):
+    """The session has ended (by the player, the daily limit, or timeout)."""
+
+
+class DailyLimitExceeded(Exception):
+    """Today's watched time already reaches the profile's limit."""
+
+    def __init__(self, profile: Profile, watched_ms: int) -> None:
+        super().__init__("Daily watch limit exceeded")
+        self.limit_minutes = profile.daily_limit_minutes
+        self.watched_minutes = sessions.whole_minutes(watched_ms)
+        self.profile_name = profile.name
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who acts on a session: a parent (user id) or a holder of the session's token."""
+
+    user_id: int | None = None
+    token_hash: str | None = None
+    actor: str = "anonymous"
+
+
+@dataclass(frozen=True)
+class Started:
+    """A new session, its token (shown once) and the day's figures at its start."""
+
+    state: SessionState
+    session_token: str
+    watched_today_ms: int
+
+    @property
+    def remaining_minutes(self) -> int:
+        return sessions.remaining_minutes(self.state.daily_limit_minutes, self.watched_today_ms)
+
+
+@dataclass(frozen=True)
+class Beat:
+    """A heartbeat's outcome (``active`` or ``limit_reached``) and today's figure after it."""
+
+    status: str
+    state: SessionState
+    today_ms: int
+
+    @property
+    def remaining_minutes(self) -> int:
+        return sessions.remaining_minutes(self.state.daily_limit_minutes, self.today_ms)
+
+
+def session_key(session_id: int) -> str:
+    return f"{SESSION_PREFIX}{session_id}"
+
+
+def new_session_token() -> str:
+    """A bearer secret for one session (kids-mode devices hold no parent token)."""
+    return SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def is_session_token(token: str) -> bool:
+    return token.startswith(SESSION_TOKEN_PREFIX)
+
+
+def hash_token(token: str) -> str:
+    """Only this is stored: the token has 256 random bits, so a plain hash suffices."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def rules_of(container: Container) -> Rules:
+    settings = container.settings
+    return Rules(settings.heartbeat_max_gap_seconds, settings.session_timeout_seconds)
+
+
+def _decode(value: bytes | str | None) -> SessionState | None:
+    return _decoder.decode(value) if value else None
+
+
+def _committed(transition: Transition, result: R) -> Decision[R]:
+    """Write the transition's state, index entry and events (nothing when it has no events)."""
+    if not transition.events:
+        return Decision(result=result)
+    state = transition.state
+    score = state.last_active_at.timestamp() if state.active else None
+    return Decision(
+        result=result,
+        events=transition.events,
+        writes={session_key(state.session_id): _encoder.encode(state)},
+        ttl_seconds=STATE_TTL_SECONDS,
+        index_scores={ACTIVE_INDEX: {str(state.session_id): score}},
+    )
+
+
+# The facts a command needs before it can name the keys to watch: immutable per session.
+_routes: OrderedDict[int, tuple[int, str]] = OrderedDict()
+
+
+async def _route(container: Container, session_id: int) -> tuple[int, str]:
+    """``(profile_id, timezone)`` of a session (the ordering key and the day's counter)."""
+    known = _routes.get(session_id)
+    if known is not None:
+        return known
+    state = _decode(await container.redis.get(session_key(session_id)))
+    if state is None:
+        raise SessionNotFound(session_id)
+    _routes[session_id] = route = (state.profile_id, state.timezone)
+    if len(_routes) > ROUTE_CACHE_SIZE:
+        _routes.popitem(last=False)
+    return route
+
+
+async def watched_today_ms(container: Container, profile: Profile, now: datetime) -> int:
+    """The profile's projected watched time on its local day at ``now``."""
+    today = sessions.local_date(now, profile.timezone).isoformat()
+    value = await container.redis.get(counter_key(profile.id, today))
+    return int(value or 0)
+
+
+async def start_session(
+    container: Container, profile: Profile, video_id: int, *, public: bool, actor: str
+) -> Started:
+    """Open a session unless the profile's day is used up (``DailyLimitExceeded``)."""
+    now = container.clock.now()
+    session_id = int(await container.redis.incr(SEQUENCE_KEY))
+    token = new_session_token()
+    today = sessions.local_date(now, profile.timezone).isoformat()
+
+    def decide(current: list[bytes | None]) -> Decision[Started | int]:
+        watched_ms = int(current[1] or 0)
+        if sessions.limit_reached(profile.daily_limit_minutes, watched_ms):
+            return Decision(result=watched_ms)
+        state, event = sessions.start(
+            session_id=session_id,
+            profile_id=profile.id,
+            video_id=video_id,
+            user_id=profile.user_id,
+            timezone=profile.timezone,
+            daily_limit_minutes=profile.daily_limit_minutes,
+            now=now,
+            token_hash=hash_token(token),
+            public=public,
+            actor=actor,
+        )
+        return _committed(Transition("active", state, (event,)), Started(state, token, watched_ms))
+
+    outcome = await container.events.decide(
+        str(profile.id), [session_key(session_id), counter_key(profile.id, today)], decide
+    )
+    if isinstance(outcome, int):
+        raise DailyLimitExceeded(profile, outcome)
+    return outcome
+
+
+async def heartbeat(
+    container: Container, session_id: int, caller: Caller, position: float | None
+) -> Beat:
+    """Accrue watched time; the session ends itself when today's limit is reached."""
+    profile_id, timezone = await _route(container, session_id)
+    now = container.clock.now()
+    today = sessions.local_date(now, timezone).isoformat()
+    rules = rules_of(container)
+
+    def decide(current: list[bytes | None]) -> Decision[Transition | None]:
+        state = _decode(current[0])
+        if state is None or not sessions.may_access(state, caller.user_id, caller.token_hash):
+            return Decision(result=None)
+        transition = sessions.heartbeat(
+            state,
+            now,
+            rules,
+            projected_today_ms=int(current[1] or 0),
+            position=position,
+            actor=caller.actor,
+        )
+        return _committed(transition, transition)
+
+    transition = await container.events.decide(
+        str(profile_id), [session_key(session_id), counter_key(profile_id, today)], decide
+    )
+    if transition is None:
+        raise SessionNotFound(session_id)
+    if transition.outcome == "already_ended":
+        raise SessionOver(session_id)
+    return Beat(transition.outcome, transition.state, transition.today_ms)
+
+
+async def end_session(container: Container, session_id: int, caller: Caller) -> SessionState:
+    """The player stops watching; ``SessionOver`` if the session had already ended."""
+    profile_id, _timezone = await _route(container, session_id)
+    now = container.clock.now()
+    rules = rules_of(container)
+
+    def decide(current: list[bytes | None]) -> Decision[Transition | None]:
+        state = _decode(current[0])
+        if state is None or not sessions.may_access(state, caller.user_id, caller.token_hash):
+            return Decision(result=None)
+        transition = sessions.end(state, now, rules, actor=caller.actor)
+        return _committed(transition, transition)
+
+    transition = await container.events.decide(str(profile_id), [session_key(session_id)], decide)
+    if transition is None:
+        raise SessionNotFound(session_id)
+    if transition.outcome == "already_ended":
+        raise SessionOver(session_id)
+    return transition.state
+
+
+async def get_session(container: Container, session_id: int, caller: Caller) -> SessionState:
+    """The session as it stands now (a silent one shows as timed out before it is reaped)."""
+    state = _decode(await container.redis.get(session_key(session_id)))
+    if state is None or not sessions.may_access(state, caller.user_id, caller.token_hash):
+        raise SessionNotFound(session_id)
+    return sessions.view(state, container.clock.now(), rules_of(container))
+
+
+async def silent_session_ids(container: Container, now: datetime, limit: int) -> list[int]:
+    """Active sessions whose last heartbeat is at least the timeout before ``now``."""
+    cutoff = now.timestamp() - container.settings.session_timeout_seconds
+    found = await container.redis.zrangebyscore(ACTIVE_INDEX, "-inf", cutoff, start=0, num=limit)
+    return [int(member) for member in found if isinstance(member, bytes | str)]
+
+
+async def expire_session(container: Container, session_id: int, now: datetime) -> bool:
+    """End one silent session at its last heartbeat; ``False`` if it beat or ended meanwhile."""
+    try:
+        profile_id, _timezone = await _route(container, session_id)
+    except SessionNotFound:  # its state expired: only the index entry is left
+        await container.redis.zrem(ACTIVE_INDEX, str(session_id))
+        return False
+    rules = rules_of(container)
+
+    def decide(current: list[bytes | None]) -> Decision[bool]:
+        state = _decode(current[0])
+        if state is None:
+            return Decision(result=False, index_scores={ACTIVE_INDEX: {str(session_id): None}})
+        transition = sessions.expire(state, now, rules, actor="system:reaper")
+        if transition is None:
+            return Decision(result=False)
+        return _committed(transition, True)
+
+    return await container.events.decide(str(profile_id), [session_key(session_id)], decide)

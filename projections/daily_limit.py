@@ -1,0 +1,113 @@
+"""Daily-limit counters: watched milliseconds per profile per local date, in Redis.
+
+Read at session start (refuse when the day is used up) and on every heartbeat (end the session
+when it is), so they live next to the log rather than in SQL. Only the newest few local days
+of a profile matter for a limit; older ones are dropped as newer dates arrive, decided from the
+events alone so a rebuild ends with the same keys.
+
+Keys (``prefix`` is empty live, ``medio:rebuild:`` for a verify rebuild):
+
+* ``medio:daily-limit:{profile_id}:{YYYY-MM-DD}``: integer milliseconds (``INCRBY``)
+* ``medio:daily-limit:{profile_id}:dates``: the dates kept for that profile
+* ``medio:daily-limit:profiles``: every profile with counters (for ``dump`` and ``clear``)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from domain.events import DayShare, SessionEnded, SessionHeartbeat
+from domain.sessions import share_ms
+from projections.base import Envelope, RedisProjection
+
+PREFIX = "medio:daily-limit"
+KEEP_DAYS = 3  # today in any zone is within a day of UTC; keep a margin for late shares
+
+
+def counter_key(profile_id: int, local_date: str) -> str:
+    """The live counter of one profile's local day (what the session commands read)."""
+    return f"{PREFIX}:{profile_id}:{local_date}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class DailyLimitCounters(RedisProjection):
+    """``session.heartbeat`` / ``session.ended`` shares summed per profile and local date."""
+
+    name = "daily_limit"
+    handles = frozenset({"session.heartbeat", "session.ended"})
+
+    def _counter(self, profile_id: int, local_date: str) -> str:
+        return self.key(counter_key(profile_id, local_date))
+
+    def _dates(self, profile_id: int) -> str:
+        return self.key(f"{PREFIX}:{profile_id}:dates")
+
+    def _profiles(self) -> str:
+        return self.key(f"{PREFIX}:profiles")
+
+    async def prepare(self, redis: Redis, batch: Sequence[Envelope]) -> dict[int, set[str]]:
+        """The dates each profile in the batch already has (to drop the ones now too old)."""
+        profile_ids = sorted({pid for pid, _shares in _shares_of(batch)})
+        if not profile_ids:
+            return {}
+        async with redis.pipeline(transaction=False) as pipe:
+            for profile_id in profile_ids:
+                pipe.smembers(self._dates(profile_id))
+            found = await pipe.execute()
+        return {
+            pid: {_text(d) for d in dates} for pid, dates in zip(profile_ids, found, strict=True)
+        }
+
+    def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
+        known: dict[int, set[str]] = prepared or {}
+        added: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for profile_id, shares in _shares_of(batch):
+            for share in shares:
+                added[profile_id][share.local_date] += share_ms(share)
+        for profile_id, by_date in added.items():
+            pipe.sadd(self._profiles(), str(profile_id))
+            for local_date, ms in by_date.items():
+                pipe.incrby(self._counter(profile_id, local_date), ms)
+                pipe.sadd(self._dates(profile_id), local_date)
+            dates = known.get(profile_id, set()) | set(by_date)
+            cutoff = (date.fromisoformat(max(dates)) - timedelta(days=KEEP_DAYS)).isoformat()
+            for old in sorted(d for d in dates if d < cutoff):
+                pipe.delete(self._counter(profile_id, old))
+                pipe.srem(self._dates(profile_id), old)
+
+    async def dump(self, redis: Redis) -> dict[str, Any]:
+        counters: dict[str, Any] = {}
+        for profile_id in sorted(int(p) for p in await redis.smembers(self._profiles())):
+            dates = sorted(_text(d) for d in await redis.smembers(self._dates(profile_id)))
+            if not dates:
+                continue
+            values = await redis.mget([self._counter(profile_id, d) for d in dates])
+            for local_date, value in zip(dates, values, strict=True):
+                counters[f"{profile_id}:{local_date}"] = int(value or 0)
+        return counters
+
+    async def clear(self, redis: Redis) -> None:
+        for profile_id in [int(p) for p in await redis.smembers(self._profiles())]:
+            dates = [_text(d) for d in await redis.smembers(self._dates(profile_id))]
+            keys = [self._counter(profile_id, d) for d in dates] + [self._dates(profile_id)]
+            await redis.delete(*keys)
+        await redis.delete(self._profiles())
+
+
+def _shares_of(batch: Sequence[Envelope]) -> list[tuple[int, tuple[DayShare, ...]]]:
+    """``(profile_id, shares)`` of the events in ``batch`` that carry watched time."""
+    found = []
+    for envelope in batch:
+        event = envelope.event
+        if isinstance(event, SessionHeartbeat | SessionEnded) and event.shares:
+            found.append((event.profile_id, event.shares))
+    return found

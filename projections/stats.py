@@ -1,0 +1,174 @@
+"""Parents' stats tables: watched time per profile per local day, per video, and totals.
+
+Everything ``GET /api/profiles/:id/stats`` needs is here, so the route never scans events:
+
+* ``stats_daily``: watched ms per profile and local date (today, the last seven days);
+* ``stats_videos``: sessions started and watched ms per profile and video (videos watched,
+  favourites);
+* ``stats_totals``: watched ms, sessions, and sessions that watched anything (the average).
+
+A batch is summed in memory and added to the rows with one upsert per table.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
+from domain.sessions import MS_PER_SECOND, share_ms
+from medio.tables import stats_daily, stats_totals, stats_videos
+from projections.base import Envelope, SqlProjection
+
+
+async def add_to_rows(
+    conn: AsyncConnection, table: sa.Table, keys: Sequence[str], rows: list[dict[str, Any]]
+) -> None:
+    """Insert ``rows``, or add their non-key columns to the rows already there."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(table)
+    counters = [c for c in rows[0] if c not in keys]
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys],
+        set_={c: table.c[c] + insert.excluded[c] for c in counters},
+    )
+    await conn.execute(statement, rows)
+
+
+@dataclass
+class _Sums:
+    daily: dict[tuple[int, date], int]
+    videos: dict[tuple[int, int], list[int]]  # [sessions, ms]
+    totals: dict[int, list[int]]  # [ms, sessions, watched sessions]
+
+
+def _sum(batch: Sequence[Envelope]) -> _Sums:
+    sums = _Sums(
+        daily=defaultdict(int),
+        videos=defaultdict(lambda: [0, 0]),
+        totals=defaultdict(lambda: [0, 0, 0]),
+    )
+    for envelope in batch:
+        event = envelope.event
+        if isinstance(event, SessionStarted):
+            sums.videos[(event.profile_id, event.video_id)][0] += 1
+            sums.totals[event.profile_id][1] += 1
+        elif isinstance(event, SessionHeartbeat | SessionEnded):
+            added = 0
+            for share in event.shares:
+                ms = share_ms(share)
+                added += ms
+                sums.daily[(event.profile_id, date.fromisoformat(share.local_date))] += ms
+            sums.videos[(event.profile_id, event.video_id)][1] += added
+            totals = sums.totals[event.profile_id]
+            totals[0] += added
+            session_ms = round(event.watched_seconds * MS_PER_SECOND)
+            if added > 0 and session_ms == added:  # the session's first watched time
+                totals[2] += 1
+    return sums
+
+
+class StatsProjection(SqlProjection):
+    """``session.*`` events into the per-day, per-video and total stats of each profile."""
+
+    name = "stats"
+    handles = frozenset({"session.started", "session.heartbeat", "session.ended"})
+    live_tables = (stats_daily, stats_videos, stats_totals)
+
+    async def apply(self, conn: AsyncConnection, batch: Sequence[Envelope]) -> None:
+        sums = _sum(batch)
+        await add_to_rows(
+            conn,
+            self.tables[stats_daily.name],
+            ("profile_id", "local_date"),
+            [
+                {"profile_id": p, "local_date": d, "watched_ms": ms}
+                for (p, d), ms in sums.daily.items()
+                if ms
+            ],
+        )
+        await add_to_rows(
+            conn,
+            self.tables[stats_videos.name],
+            ("profile_id", "video_id"),
+            [
+                {"profile_id": p, "video_id": v, "watch_count": n, "watched_ms": ms}
+                for (p, v), (n, ms) in sums.videos.items()
+            ],
+        )
+        await add_to_rows(
+            conn,
+            self.tables[stats_totals.name],
+            ("profile_id",),
+            [
+                {"profile_id": p, "watched_ms": ms, "sessions": n, "watched_sessions": w}
+                for p, (ms, n, w) in sums.totals.items()
+            ],
+        )
+
+
+# Reading (the stats route) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileTotals:
+    """What the stats tables hold for one profile, ready for ``domain.stats``."""
+
+    watched_ms: int
+    watched_sessions: int
+    videos_watched: int
+    daily_ms: dict[date, int]
+    top_videos: list[tuple[int, int, int]]  # (video_id, watch_count, watched_ms), best first
+
+
+async def read_profile_totals(
+    conn: AsyncConnection, profile_id: int, days: Sequence[date], top: int
+) -> ProfileTotals:
+    """The profile's totals, its watched ms on ``days``, and its ``top`` videos."""
+    totals = (
+        await conn.execute(
+            sa.select(stats_totals.c.watched_ms, stats_totals.c.watched_sessions).where(
+                stats_totals.c.profile_id == profile_id
+            )
+        )
+    ).first()
+    daily = await conn.execute(
+        sa.select(stats_daily.c.local_date, stats_daily.c.watched_ms).where(
+            stats_daily.c.profile_id == profile_id, stats_daily.c.local_date.in_(list(days))
+        )
+    )
+    watched_videos = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(stats_videos)
+        .where(stats_videos.c.profile_id == profile_id, stats_videos.c.watch_count > 0)
+    )
+    ranked = await conn.execute(
+        sa.select(stats_videos.c.video_id, stats_videos.c.watch_count, stats_videos.c.watched_ms)
+        .where(stats_videos.c.profile_id == profile_id, stats_videos.c.watch_count > 0)
+        .order_by(
+            stats_videos.c.watch_count.desc(),
+            stats_videos.c.watched_ms.desc(),
+            stats_videos.c.video_id,
+        )
+        .limit(top)
+    )
+    return ProfileTotals(
+        watched_ms=int(totals.watched_ms) if totals else 0,
+        watched_sessions=int(totals.watched_sessions) if totals else 0,
+        videos_watched=int(watched_videos or 0),
+        daily_ms={_as_date(row.local_date): int(row.watched_ms) for row in daily},
+        top_videos=[(int(r.video_id), int(r.watch_count), int(r.watched_ms)) for r in ranked],
+    )
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
