@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.catalog_schema import (
     ProfileList,
@@ -50,7 +50,7 @@ class ProfilesController(Controller):
 
     @post(summary="Create a child profile")
     async def create_profile(
-        self, container: ContainerDep, principal: PrincipalDep, data: Any = None
+        self, container: ContainerDep, principal: PrincipalDep, data: JSONBody[Any] = None
     ) -> ProfileOut:
         body = json_object(data)
         if problems := check_profile(body, "create"):
@@ -63,7 +63,7 @@ class ProfilesController(Controller):
 
     @get("/{profile_id:int}", summary="One of the caller's profiles")
     async def get_profile(
-        self, container: ContainerDep, principal: PrincipalDep, profile_id: int
+        self, container: ContainerDep, principal: PrincipalDep, profile_id: FromPath[int]
     ) -> ProfileOut:
         found = await catalog.get_profile(container.engine, principal.user_id, profile_id)
         if found is None:
@@ -72,7 +72,11 @@ class ProfilesController(Controller):
 
     @patch("/{profile_id:int}", summary="Change some fields of a profile")
     async def update_profile(
-        self, container: ContainerDep, principal: PrincipalDep, profile_id: int, data: Any = None
+        self,
+        container: ContainerDep,
+        principal: PrincipalDep,
+        profile_id: FromPath[int],
+        data: JSONBody[Any] = None,
     ) -> ProfileOut:
         body = json_object(data)
         if problems := check_profile(body, "update"):
@@ -87,7 +91,7 @@ class ProfilesController(Controller):
 
     @delete("/{profile_id:int}", summary="Remove a profile")
     async def delete_profile(
-        self, container: ContainerDep, principal: PrincipalDep, profile_id: int
+        self, container: ContainerDep, principal: PrincipalDep, profile_id: FromPath[int]
     ) -> Response[None]:
         if not await catalog.delete_profile(container.engine, principal.user_id, profile_id):
             raise not_found("Profile")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream
 
 from api.auth import bearer_token
@@ -34,7 +34,7 @@ class StreamController(Controller):
         self,
         request: Request[Any, Any, Any],
         container: ContainerDep,
-        video_id: int,
+        video_id: FromPath[int],
         access_token: FromQuery[str | None] = None,
     ) -> Response[Any]:
         token = bearer_token(request.headers.get("authorization")) or access_token or None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.catalog_schema import (
     VideoList,
@@ -49,7 +49,7 @@ class VideosController(Controller):
 
     @post(summary="Add a video by URL")
     async def create_video(
-        self, container: ContainerDep, principal: PrincipalDep, data: Any = None
+        self, container: ContainerDep, principal: PrincipalDep, data: JSONBody[Any] = None
     ) -> VideoOut:
         body = json_object(data)
         if problems := check_video(body, "create"):
@@ -61,7 +61,7 @@ class VideosController(Controller):
 
     @get("/{video_id:int}", summary="One of the caller's videos")
     async def get_video(
-        self, container: ContainerDep, principal: PrincipalDep, video_id: int
+        self, container: ContainerDep, principal: PrincipalDep, video_id: FromPath[int]
     ) -> VideoOut:
         found = await catalog.get_video(container.engine, principal.user_id, video_id)
         if found is None:
@@ -70,7 +70,11 @@ class VideosController(Controller):
 
     @patch("/{video_id:int}", summary="Change some fields of a video")
     async def update_video(
-        self, container: ContainerDep, principal: PrincipalDep, video_id: int, data: Any = None
+        self,
+        container: ContainerDep,
+        principal: PrincipalDep,
+        video_id: FromPath[int],
+        data: JSONBody[Any] = None,
     ) -> VideoOut:
         body = json_object(data)
         if problems := check_video(body, "update"):
@@ -88,7 +92,7 @@ class VideosController(Controller):
 
     @delete("/{video_id:int}", summary="Remove a video (and its uploaded files)")
     async def delete_video(
-        self, container: ContainerDep, principal: PrincipalDep, video_id: int
+        self, container: ContainerDep, principal: PrincipalDep, video_id: FromPath[int]
     ) -> Response[None]:
         removed = await catalog.delete_video(container.engine, principal.user_id, video_id)
         if removed is None:
