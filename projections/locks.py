@@ -113,3 +113,40 @@ class ShardLock:
     def active(self) -> bool:
         """Whether the holder should keep going (not lost, no pause requested)."""
         return not (self.lost.is_set() or self.paused.is_set())
+
+
+PAUSE_TTL_MS = 30_000
+
+
+@contextlib.asynccontextmanager
+async def projectors_paused(
+    redis: Redis, shards: int, ttl_seconds: float, timeout: float
+) -> AsyncIterator[str]:
+    """Stop every live projector and hold all shard locks (``medio replay``); yields our token.
+
+    The pause key makes running projectors hand their shard over after the batch in hand and
+    keeps the supervisors from queueing new ones; it expires by itself if we die.
+    """
+    owner = consumer_name()
+    await redis.set(PAUSE_KEY, owner, px=PAUSE_TTL_MS)
+
+    async def keep_paused() -> None:
+        while True:
+            await asyncio.sleep(PAUSE_TTL_MS / 3000)
+            await redis.set(PAUSE_KEY, owner, px=PAUSE_TTL_MS)
+
+    keeper = asyncio.create_task(keep_paused())
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for shard in range(shards):
+                lock = ShardLock(redis, shard, ttl_seconds, owner)
+                if not await lock.wait_acquire(timeout, ignore_pause=True):
+                    raise TimeoutError(f"shard {shard} was not handed over within {timeout} s")
+                await stack.enter_async_context(lock.held(watch_pause=False))
+            yield owner
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        with contextlib.suppress(RedisError):
+            await redis.delete(PAUSE_KEY)

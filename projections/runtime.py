@@ -86,13 +86,24 @@ async def project_pending(
         if not await lock.wait_acquire(deadline - loop.time(), ignore_pause=True):
             raise TimeoutError(f"shard {shard} is held by another projector")
         async with lock.held(watch_pause=False):
-            projector = _projector(container, shard, consumer, projections)
-            await projector.start()
-            while True:
-                handled = await projector.step(block_ms=None)
-                if not handled and not projector.backlog:
-                    break
-                if loop.time() > deadline:
-                    raise TimeoutError(f"shard {shard} did not drain in {timeout} s")
-            applied += projector.applied
+            applied += await drain_shard(container, shard, consumer, projections, deadline)
     return applied
+
+
+async def drain_shard(
+    container: Container,
+    shard: int,
+    consumer: str,
+    projections: ProjectionSet | None = None,
+    deadline: float | None = None,
+) -> int:
+    """Project ``shard`` until nothing is left (caller holds its lock under ``consumer``)."""
+    loop = asyncio.get_running_loop()
+    projector = _projector(container, shard, consumer, projections)
+    await projector.start()
+    while True:
+        handled = await projector.step(block_ms=None)
+        if not handled and not projector.backlog:
+            return projector.applied
+        if deadline is not None and loop.time() > deadline:
+            raise TimeoutError(f"shard {shard} did not drain in time")

@@ -1,0 +1,314 @@
+"""``medio replay``: rebuild projections from the archive, or verify them against it.
+
+Both run with the live projectors paused (every shard lock held), so nothing moves underneath:
+
+* rebuild: SQL projections are replayed into ``<table>__rebuild`` tables, then one
+  transaction replaces the live rows with them and sets the checkpoints to the archive's;
+  Redis projections (whose keys cannot be renamed as a set) are cleared and replayed in place.
+  Then the stream tail the archive has not reached yet is projected, and the pause ends.
+* verify: every projection is replayed into scratch storage up to its own live checkpoint
+  per shard, both are dumped, and the differences are reported; scratch is dropped after.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from domain.codec import UnknownEvent, decode
+from medio.bootstrap import Container
+from medio.tables import events
+from projections.apply import is_transient
+from projections.base import Envelope, RedisProjection, SqlProjection, stream_id_key
+from projections.checkpoints import (
+    ZERO,
+    read_redis_checkpoints,
+    read_sql_checkpoints,
+    redis_checkpoint_key,
+    set_sql_checkpoints,
+)
+from projections.compare import differences
+from projections.locks import projectors_paused
+from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
+from projections.runtime import drain_shard
+
+ARCHIVE = "archive"
+CHUNK = 10_000
+HANDOVER_SECONDS = 30.0
+
+Progress = Callable[[int, int], None]  # (events read, events in the archive)
+Bound = dict[int, tuple[int, int]]  # shard -> last stream id (as a key) to replay
+
+
+@dataclass
+class ReplayReport:
+    """What a replay did: events read, entries a projection refused, and (verify) diffs."""
+
+    projections: list[str]
+    events: int = 0
+    seconds: float = 0.0
+    refused: dict[str, int] = field(default_factory=dict)
+    differences: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class _Target:
+    """One projection being replayed: where it writes and how far (per shard) it may go."""
+
+    projection: SqlProjection | RedisProjection
+    bound: Bound | None = None  # None: the whole archive
+
+
+def replayable(names: Sequence[str] | None = None) -> list[str]:
+    """The projections ``names`` selects (default: every registered one but the archive)."""
+    every = [cls.name for cls in SQL_PROJECTIONS] + [cls.name for cls in REDIS_PROJECTIONS]
+    known = [name for name in every if name != ARCHIVE]
+    if not names:
+        return known
+    for name in names:
+        if name == ARCHIVE:
+            raise ValueError("the archive is what replay reads; it cannot be rebuilt from itself")
+        if name not in known:
+            raise ValueError(f"unknown projection {name!r}; known: {', '.join(known)}")
+    return list(names)
+
+
+async def rebuild(
+    container: Container, names: Sequence[str] | None = None, progress: Progress | None = None
+) -> ReplayReport:
+    """Rebuild ``names`` from the archive and swap them in; the live projectors pause."""
+    selected = replayable(names)
+    sql = [cls(scratch=True) for cls in SQL_PROJECTIONS if cls.name in selected]
+    redis_live = [cls() for cls in REDIS_PROJECTIONS if cls.name in selected]
+    settings = container.settings
+    report = ReplayReport(selected)
+    async with projectors_paused(
+        container.redis,
+        settings.stream_shards,
+        settings.projector_lock_ttl_seconds,
+        HANDOVER_SECONDS,
+    ) as owner:
+        async with container.engine.connect() as conn:
+            archived = await read_sql_checkpoints(conn)
+        reached = {s: archived.get((ARCHIVE, s), ZERO) for s in range(settings.stream_shards)}
+        await _create_scratch(container.engine, sql)
+        for projection in redis_live:
+            await projection.clear(container.redis)
+        targets = [_Target(p) for p in sql] + [_Target(p) for p in redis_live]
+        await _replay(container, targets, report, progress)
+        await _swap_sql(container.engine, sql, reached)
+        for projection in redis_live:
+            for shard, position in reached.items():
+                await container.redis.set(redis_checkpoint_key(projection.name, shard), position)
+        for shard in range(settings.stream_shards):  # the tail beyond the archive
+            await drain_shard(container, shard, owner)
+    return report
+
+
+async def verify(
+    container: Container, names: Sequence[str] | None = None, progress: Progress | None = None
+) -> ReplayReport:
+    """Replay ``names`` into scratch storage and report how the live ones differ."""
+    selected = replayable(names)
+    settings = container.settings
+    shards = range(settings.stream_shards)
+    report = ReplayReport(selected)
+    async with projectors_paused(
+        container.redis,
+        settings.stream_shards,
+        settings.projector_lock_ttl_seconds,
+        HANDOVER_SECONDS,
+    ):
+        async with container.engine.connect() as conn:
+            sql_positions = await read_sql_checkpoints(conn)
+        targets: list[_Target] = []
+        pairs: list[tuple[Any, Any]] = []
+        for cls in SQL_PROJECTIONS:
+            if cls.name in selected:
+                bound = {s: stream_id_key(sql_positions.get((cls.name, s), ZERO)) for s in shards}
+                scratch = cls(scratch=True)
+                targets.append(_Target(scratch, bound))
+                pairs.append((cls(), scratch))
+        for rcls in REDIS_PROJECTIONS:
+            if rcls.name in selected:
+                bound = {}
+                for s in shards:
+                    at = await read_redis_checkpoints(container.redis, [rcls.name], s)
+                    bound[s] = stream_id_key(at[rcls.name])
+                rscratch = rcls(scratch=True)
+                targets.append(_Target(rscratch, bound))
+                pairs.append((rcls(), rscratch))
+        sql_scratch = [t.projection for t in targets if isinstance(t.projection, SqlProjection)]
+        await _create_scratch(container.engine, sql_scratch)
+        for target in targets:
+            if isinstance(target.projection, RedisProjection):
+                await target.projection.clear(container.redis)
+        try:
+            await _replay(container, targets, report, progress)
+            for live, scratch in pairs:
+                live_state, scratch_state = (
+                    await _dump(container, live),
+                    await _dump(container, scratch),
+                )
+                found = differences(
+                    live_state, scratch_state, tables=isinstance(live, SqlProjection)
+                )
+                if found:
+                    report.differences[live.name] = found
+        finally:
+            await _drop_scratch(container.engine, sql_scratch)
+            for target in targets:
+                if isinstance(target.projection, RedisProjection):
+                    await target.projection.clear(container.redis)
+    return report
+
+
+async def _dump(container: Container, projection: Any) -> dict[str, Any]:
+    if isinstance(projection, SqlProjection):
+        async with container.engine.connect() as conn:
+            return dict(await projection.dump(conn))
+    return dict(await projection.dump(container.redis))
+
+
+async def archived_envelopes(
+    engine: AsyncEngine, chunk: int = CHUNK
+) -> AsyncIterator[tuple[list[Envelope], int]]:
+    """The archive in position order, decoded, a chunk at a time (with rows that did not decode)."""
+    last = 0
+    columns = [events.c[n] for n in ("position", "shard", "stream_id", "type", "version", "data")]
+    while True:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(*columns)
+                    .where(events.c.position > last)
+                    .order_by(events.c.position)
+                    .limit(chunk)
+                )
+            ).all()
+        if not rows:
+            return
+        batch: list[Envelope] = []
+        unreadable = 0
+        for _, shard, stream_id, name, version, data in rows:
+            try:
+                event = decode(name, version, data)
+            except UnknownEvent:
+                unreadable += 1
+                continue
+            batch.append(Envelope(shard, stream_id, name, version, data.encode(), event))
+        last = rows[-1][0]
+        yield batch, unreadable + len(batch)
+
+
+async def _replay(
+    container: Container, targets: list[_Target], report: ReplayReport, progress: Progress | None
+) -> None:
+    started = time.perf_counter()
+    async with container.engine.connect() as conn:
+        total = (await conn.execute(sa.select(sa.func.max(events.c.position)))).scalar() or 0
+    if progress:
+        progress(0, total)
+    async for batch, read in archived_envelopes(container.engine):
+        keyed = [(stream_id_key(e.stream_id), e) for e in batch]
+        for target in targets:
+            todo = _selected(keyed, target)
+            if todo:
+                refused = await _apply_isolating(container, target.projection, todo)
+                if refused:
+                    name = target.projection.name
+                    report.refused[name] = report.refused.get(name, 0) + refused
+        report.events += read
+        report.seconds = time.perf_counter() - started
+        if progress:
+            progress(report.events, total)
+
+
+def _selected(keyed: list[tuple[tuple[int, int], Envelope]], target: _Target) -> list[Envelope]:
+    handles = target.projection.handles
+    bound = target.bound
+    return [
+        e
+        for key, e in keyed
+        if (not handles or e.type in handles) and (bound is None or key <= bound[e.shard])
+    ]
+
+
+async def _apply_isolating(
+    container: Container, projection: SqlProjection | RedisProjection, batch: list[Envelope]
+) -> int:
+    """Apply ``batch``; entries the projection refuses (as live did) are skipped and counted."""
+    try:
+        if isinstance(projection, SqlProjection):
+            async with container.engine.begin() as conn:
+                await projection.apply(conn, batch)
+        else:
+            await _apply_redis(container.redis, projection, batch)
+        return 0
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        if len(batch) == 1:
+            return 1
+        half = len(batch) // 2
+        first = await _apply_isolating(container, projection, batch[:half])
+        return first + await _apply_isolating(container, projection, batch[half:])
+
+
+async def _apply_redis(redis: Redis, projection: RedisProjection, batch: list[Envelope]) -> None:
+    prepared = await projection.prepare(redis, batch)
+    async with redis.pipeline(transaction=True) as pipe:
+        projection.apply(pipe, batch, prepared)
+        await pipe.execute()
+
+
+def _ordered(projections: Sequence[SqlProjection]) -> list[sa.Table]:
+    return sa.sql.util.sort_tables([t for p in projections for t in p.tables.values()])
+
+
+async def _create_scratch(engine: AsyncEngine, projections: Sequence[SqlProjection]) -> None:
+    await _drop_scratch(engine, projections)
+    async with engine.begin() as conn:
+        for table in _ordered(projections):
+            await conn.run_sync(table.create)
+
+
+async def _drop_scratch(engine: AsyncEngine, projections: Sequence[SqlProjection]) -> None:
+    async with engine.begin() as conn:
+        for table in reversed(_ordered(projections)):
+            await conn.run_sync(table.drop, checkfirst=True)
+
+
+async def _swap_sql(
+    engine: AsyncEngine, projections: Sequence[SqlProjection], reached: dict[int, str]
+) -> None:
+    """Replace the live rows with the rebuilt ones and move the checkpoints, in one transaction."""
+    if not projections:
+        return
+    async with engine.begin() as conn:
+        pairs = [(live, p.tables[live.name]) for p in projections for live in p.live_tables]
+        for live, _ in reversed(pairs):
+            await conn.execute(live.delete())
+        for live, scratch in pairs:
+            names = [c.name for c in live.columns]
+            await conn.execute(
+                live.insert().from_select(names, sa.select(*[scratch.c[n] for n in names]))
+            )
+        for shard, position in reached.items():
+            await set_sql_checkpoints(conn, {p.name: position for p in projections}, shard)
+        await _drop_in(conn, projections)
+
+
+async def _drop_in(conn: AsyncConnection, projections: Sequence[SqlProjection]) -> None:
+    for table in reversed(_ordered(projections)):
+        await conn.run_sync(table.drop, checkfirst=True)
