@@ -71,6 +71,8 @@ def parse_save(raw: bytes) -> SaveProgress:
     """The save in ``raw``, with ``tmdbId`` as its string form; raises on anything invalid."""
     try:
         body = _save_decoder.decode(raw)
+    except RecursionError:
+        raise MalformedBody("JSON body is nested too deeply") from None
     except msgspec.ValidationError as exc:
         raise InvalidProgress(_field_errors(raw, exc)) from None
     except msgspec.DecodeError:
@@ -89,6 +91,8 @@ def _field_errors(raw: bytes, error: msgspec.ValidationError) -> dict[str, str]:
         body = _any_decoder.decode(raw)
     except msgspec.DecodeError:  # e.g. a number beyond a double: only the typed error names it
         return _blamed_field(error)
+    except RecursionError:
+        raise MalformedBody("JSON body is nested too deeply") from None
     if not isinstance(body, dict):
         raise MalformedBody("Request body must be a JSON object")
     details: dict[str, str] = {}

@@ -170,3 +170,9 @@ def test_resume_value_matches_the_express_format() -> None:
 def test_expiry_is_30_days_after_update_in_whole_milliseconds() -> None:
     assert epoch_ms(NOW) == 1_753_867_425_678
     assert epoch_ms(expires_at(NOW)) - epoch_ms(NOW) == 30 * 86_400_000
+
+
+@pytest.mark.parametrize("raw", [b"[" * 5000 + b"]" * 5000, b'{"a":' * 5000 + b"1" + b"}" * 5000])
+def test_deeply_nested_json_is_malformed_not_a_crash(raw: bytes) -> None:
+    with pytest.raises(MalformedBody):
+        parse_save(raw)
