@@ -1,0 +1,213 @@
+"""The session store on real Redis: atomic state + events, no double counting, limit, reaper."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import msgspec
+import pytest
+from session_samples import NOW, new_owner, new_profile, new_video, session_events
+
+from domain.clock import FakeClock
+from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
+from domain.sessions import SessionState
+from medio import session_store
+from medio.bootstrap import Container, build_container
+from medio.session_store import ACTIVE_INDEX, Caller, session_key
+from medio.settings import Settings
+from projections.daily_limit import counter_key
+from workers.reaper import reap_silent_sessions
+
+
+@pytest.fixture
+async def clock() -> FakeClock:
+    return FakeClock(NOW)
+
+
+@pytest.fixture
+async def store(settings: Settings, clock: FakeClock) -> AsyncIterator[Container]:
+    """A container on a fake clock (max gap 90 s, timeout 180 s)."""
+    tuned = msgspec.structs.replace(
+        settings, heartbeat_max_gap_seconds=90, session_timeout_seconds=180
+    )
+    built = build_container(tuned, clock=clock)
+    yield built
+    await built.close()
+
+
+async def _started(store: Container, limit: int = 60) -> tuple[session_store.Started, Caller]:
+    owner = await new_owner(store)
+    profile = await new_profile(store, owner, daily_limit_minutes=limit)
+    video = await new_video(store, owner)
+    started = await session_store.start_session(
+        store, profile, video.id, public=False, actor="parent"
+    )
+    return started, Caller(user_id=owner, actor="parent")
+
+
+async def _state(store: Container, session_id: int) -> SessionState:
+    raw = await store.redis.get(session_key(session_id))
+    assert raw is not None
+    return msgspec.json.decode(raw, type=SessionState)
+
+
+async def test_start_writes_state_index_and_event_together(store: Container) -> None:
+    started, _caller = await _started(store)
+    session_id = started.state.session_id
+    assert (await _state(store, session_id)).started_at == NOW
+    assert await store.redis.zscore(ACTIVE_INDEX, str(session_id)) == NOW.timestamp()
+    (event,) = await session_events(store.redis, session_id)
+    assert isinstance(event, SessionStarted)
+    assert (event.local_date, event.timezone) == ("2026-03-04", "Asia/Tokyo")
+    assert started.session_token.startswith("sess_")
+    assert started.session_token not in (await store.redis.get(session_key(session_id))).decode()
+
+
+async def test_concurrent_heartbeats_never_count_time_twice(
+    store: Container, clock: FakeClock
+) -> None:
+    started, caller = await _started(store)
+    session_id = started.state.session_id
+    clock.advance(60)
+    beats = await asyncio.gather(
+        *(session_store.heartbeat(store, session_id, caller, None) for _ in range(40))
+    )
+    assert all(beat.status == "active" for beat in beats)
+    assert (await _state(store, session_id)).watched_ms == 60_000
+    events = await session_events(store.redis, session_id)
+    accruing = [e for e in events if isinstance(e, SessionHeartbeat) and e.shares]
+    assert len(accruing) == 1
+    assert accruing[0].shares[0].seconds == 60.0
+
+
+async def test_concurrent_heartbeats_on_the_wall_clock_stay_within_elapsed_time(
+    settings: Settings,
+) -> None:
+    built = build_container(settings)
+    try:
+        started, caller = await _started(built)
+        session_id = started.state.session_id
+        for _ in range(5):
+            await asyncio.gather(
+                *(session_store.heartbeat(built, session_id, caller, None) for _ in range(10))
+            )
+        state = await _state(built, session_id)
+        assert state.last_heartbeat is not None
+        elapsed_ms = (state.last_heartbeat - state.started_at) / timedelta(milliseconds=1)
+        events = await session_events(built.redis, session_id)
+        shares_ms = sum(
+            round(s.seconds * 1000)
+            for e in events
+            if isinstance(e, SessionHeartbeat)
+            for s in e.shares
+        )
+        assert state.watched_ms == shares_ms <= elapsed_ms + 1
+    finally:
+        await built.close()
+
+
+async def test_heartbeat_and_end_after_end_are_refused(store: Container, clock: FakeClock) -> None:
+    started, caller = await _started(store)
+    session_id = started.state.session_id
+    clock.advance(30)
+    ended = await session_store.end_session(store, session_id, caller)
+    assert (ended.end_reason, ended.ended_at, ended.watched_ms) == ("ended", clock.now(), 30_000)
+    assert await store.redis.zscore(ACTIVE_INDEX, str(session_id)) is None
+    with pytest.raises(session_store.SessionOver):
+        await session_store.heartbeat(store, session_id, caller, None)
+    with pytest.raises(session_store.SessionOver):
+        await session_store.end_session(store, session_id, caller)
+    kinds = [type(e) for e in await session_events(store.redis, session_id)]
+    assert kinds == [SessionStarted, SessionEnded]
+
+
+async def test_someone_elses_session_is_not_found(store: Container) -> None:
+    started, _caller = await _started(store)
+    session_id = started.state.session_id
+    stranger = Caller(user_id=await new_owner(store))
+    with pytest.raises(session_store.SessionNotFound):
+        await session_store.heartbeat(store, session_id, stranger, None)
+    with pytest.raises(session_store.SessionNotFound):
+        await session_store.get_session(store, session_id, Caller(token_hash="nope"))
+    with pytest.raises(session_store.SessionNotFound):
+        await session_store.end_session(store, 10**15, stranger)
+
+
+async def test_session_token_holder_may_beat(store: Container, clock: FakeClock) -> None:
+    started, _caller = await _started(store)
+    holder = Caller(token_hash=session_store.hash_token(started.session_token))
+    clock.advance(45)
+    beat = await session_store.heartbeat(store, started.state.session_id, holder, 12.5)
+    assert (beat.status, beat.state.position, beat.state.watched_ms) == ("active", 12.5, 45_000)
+
+
+async def test_start_is_refused_when_the_projected_day_is_used_up(store: Container) -> None:
+    owner = await new_owner(store)
+    profile = await new_profile(store, owner, daily_limit_minutes=30, name="Sarah")
+    video = await new_video(store, owner)
+    await store.redis.set(counter_key(profile.id, "2026-03-04"), 31 * 60_000)
+    with pytest.raises(session_store.DailyLimitExceeded) as refused:
+        await session_store.start_session(store, profile, video.id, public=False, actor="p")
+    assert (refused.value.limit_minutes, refused.value.watched_minutes) == (30, 31)
+    assert refused.value.profile_name == "Sarah"
+
+
+async def test_heartbeat_reaching_the_limit_ends_the_session(
+    store: Container, clock: FakeClock
+) -> None:
+    started, caller = await _started(store, limit=10)
+    state = started.state
+    # Another device's sessions were projected: 9.5 minutes today.
+    await store.redis.set(counter_key(state.profile_id, "2026-03-04"), 9 * 60_000 + 30_000)
+    clock.advance(30)
+    beat = await session_store.heartbeat(store, state.session_id, caller, None)
+    assert (beat.status, beat.remaining_minutes) == ("limit_reached", 0)
+    assert beat.state.end_reason == "daily_limit"
+    assert await store.redis.zscore(ACTIVE_INDEX, str(state.session_id)) is None
+    clock.advance(30)
+    with pytest.raises(session_store.SessionOver):
+        await session_store.heartbeat(store, state.session_id, caller, None)
+
+
+async def test_reaper_ends_silent_sessions_at_their_last_heartbeat(
+    store: Container, clock: FakeClock
+) -> None:
+    silent, caller = await _started(store)
+    lively, lively_caller = await _started(store)
+    clock.advance(60)
+    await session_store.heartbeat(store, silent.state.session_id, caller, None)
+    await session_store.heartbeat(store, lively.state.session_id, lively_caller, None)
+    last_beat = clock.now()
+    clock.advance(120)
+    await session_store.heartbeat(store, lively.state.session_id, lively_caller, None)
+    clock.advance(60)  # silent: 180 s without a beat; lively: 60 s
+    ended = await reap_silent_sessions(store)
+    assert silent.state.session_id in ended
+    assert lively.state.session_id not in ended
+    state = await _state(store, silent.state.session_id)
+    assert (state.end_reason, state.ended_at, state.watched_ms) == ("timeout", last_beat, 60_000)
+    event = (await session_events(store.redis, silent.state.session_id))[-1]
+    assert isinstance(event, SessionEnded)
+    assert (event.reason, event.ended_at, event.shares) == ("timeout", last_beat, ())
+    assert await reap_silent_sessions(store) == []  # nothing left to reap
+    with pytest.raises(session_store.SessionOver):
+        await session_store.heartbeat(store, silent.state.session_id, caller, None)
+
+
+async def test_reaper_and_a_late_heartbeat_end_a_silent_session_once(
+    store: Container, clock: FakeClock
+) -> None:
+    started, caller = await _started(store)
+    session_id = started.state.session_id
+    clock.advance(400)
+    late, reaped = await asyncio.gather(
+        session_store.heartbeat(store, session_id, caller, None),
+        reap_silent_sessions(store),
+        return_exceptions=True,
+    )
+    assert isinstance(late, session_store.SessionOver)
+    assert isinstance(reaped, list)
+    ends = [e for e in await session_events(store.redis, session_id) if isinstance(e, SessionEnded)]
+    assert len(ends) == 1 and ends[0].ended_at == NOW
