@@ -15,6 +15,7 @@ from api.auth import ROLES, Role, create_token
 from medio.embedded import EmbeddedRedis
 from medio.events_cli import events
 from medio.migrate import upgrade
+from medio.progress_cli import progress
 from medio.replay_cli import replay
 from medio.server import serve
 from medio.settings import Settings, SettingsError, load_settings
@@ -147,6 +148,7 @@ def token_create(sub: str, role: str, ttl: int) -> None:
 
 main.add_command(events)
 main.add_command(replay)
+main.add_command(progress)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,172 @@
+"""``medio progress import``: bring resume keys of the Express service into the event log.
+
+The Express service wrote ``resume:{clerkId}:{tmdbId}`` = ``{"currentTime", "updatedAt"}``
+with a 30-day TTL and kept no index, so those positions can be read one by one but never
+listed. This one-off import scans the keyspace (its only job; the API never scans) and
+appends a ``progress.saved`` per key, stamped with the key's own ``updatedAt``. The resume
+projector then rewrites the same key with the same value and expiry and indexes it, and
+because the positions are now events, a replay rebuilds them like any other save.
+
+Running it twice appends nothing new: a key whose title the index already holds at that
+``updatedAt`` (or later) is skipped. Keys it cannot read are counted and left untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from domain.events import ProgressSaved
+from domain.progress import RESUME_TTL, epoch_ms, valid_tmdb_id
+from medio.bootstrap import Container
+from medio.eventlog import entry_fields
+from projections.resume import index_key
+
+KEY_PREFIX = "resume:"
+IMPORT_ACTOR = "import:express"
+SCAN_COUNT = 1000
+BATCH = 500
+
+
+class LegacyValue(msgspec.Struct, rename="camel"):
+    """The JSON the Express service stored."""
+
+    current_time: float
+    updated_at: str | None = None
+
+
+@dataclass
+class ImportReport:
+    """What one run found: keys seen, imported, already indexed, lapsed, and unreadable."""
+
+    scanned: int = 0
+    imported: int = 0
+    already_indexed: int = 0
+    lapsed: int = 0
+    unreadable: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LegacyKey:
+    key: str
+    clerk_id: str
+    tmdb_id: str
+    current_time: float
+    updated_at: datetime
+
+
+def split_key(key: str) -> tuple[str, str] | None:
+    """``(clerkId, tmdbId)`` of a resume key; Clerk ids contain no ``:``, tmdb ids may."""
+    if not key.startswith(KEY_PREFIX):
+        return None
+    clerk_id, sep, tmdb_id = key[len(KEY_PREFIX) :].partition(":")
+    if not (sep and clerk_id and valid_tmdb_id(tmdb_id)):
+        return None
+    return clerk_id, tmdb_id
+
+
+def read_legacy(key: str, raw: bytes | None, expire_ms: int) -> LegacyKey | None:
+    """The position stored under ``key``, or ``None`` if it is not one the service wrote.
+
+    ``updatedAt`` comes from the value; a value without one is dated 30 days before its
+    expiry (the service set both at once).
+    """
+    names = split_key(key)
+    if names is None or raw is None:
+        return None
+    try:
+        value = msgspec.json.decode(raw, type=LegacyValue)
+    except msgspec.DecodeError:
+        return None
+    if not (math.isfinite(value.current_time) and value.current_time >= 0):
+        return None
+    updated_at = _instant(value.updated_at)
+    if updated_at is None and expire_ms > 0:
+        updated_at = datetime.fromtimestamp(expire_ms / 1000, UTC) - RESUME_TTL
+    if updated_at is None:
+        return None
+    return LegacyKey(key, names[0], names[1], value.current_time, updated_at)
+
+
+def _instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _key_batches(container: Container) -> AsyncIterator[list[str]]:
+    batch: list[str] = []
+    async for raw in container.redis.scan_iter(match=f"{KEY_PREFIX}*", count=SCAN_COUNT):
+        batch.append(raw.decode() if isinstance(raw, bytes) else str(raw))
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _read(container: Container, keys: Sequence[str]) -> list[tuple[Any, int]]:
+    async with container.redis.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.get(key)
+            pipe.pexpiretime(key)
+        results = await pipe.execute()
+    return list(zip(results[::2], results[1::2], strict=True))
+
+
+async def _indexed(container: Container, found: Sequence[LegacyKey]) -> list[float | None]:
+    async with container.redis.pipeline(transaction=False) as pipe:
+        for legacy in found:
+            pipe.zscore(index_key(legacy.clerk_id), legacy.tmdb_id)
+        return list(await pipe.execute())
+
+
+def _event(legacy: LegacyKey) -> ProgressSaved:
+    return ProgressSaved(
+        occurred_at=legacy.updated_at,
+        actor=IMPORT_ACTOR,
+        clerk_id=legacy.clerk_id,
+        tmdb_id=legacy.tmdb_id,
+        current_time=legacy.current_time,
+    )
+
+
+async def import_express_keys(container: Container, dry_run: bool = False) -> ImportReport:
+    """Append ``progress.saved`` for every unindexed live Express resume key."""
+    report = ImportReport()
+    lapse_before = container.clock.now() - RESUME_TTL
+    async for keys in _key_batches(container):
+        report.scanned += len(keys)
+        found: list[LegacyKey] = []
+        for key, (raw, expire_ms) in zip(keys, await _read(container, keys), strict=True):
+            legacy = read_legacy(key, raw, int(expire_ms))
+            if legacy is None:
+                if raw is not None:  # None: it expired between SCAN and GET
+                    report.unreadable.append(key)
+            elif legacy.updated_at <= lapse_before:
+                report.lapsed += 1  # past its 30 days: importing it would delete it
+            else:
+                found.append(legacy)
+        new = [
+            legacy
+            for legacy, score in zip(found, await _indexed(container, found), strict=True)
+            if score is None or abs(score) < epoch_ms(legacy.updated_at)
+        ]
+        report.already_indexed += len(found) - len(new)
+        report.imported += len(new)
+        if new and not dry_run:
+            async with container.redis.pipeline(transaction=False) as pipe:
+                for legacy in new:
+                    stream = container.events.stream_for(legacy.clerk_id)
+                    pipe.xadd(stream, entry_fields(_event(legacy)))  # type: ignore[arg-type]
+                await pipe.execute()
+    return report
