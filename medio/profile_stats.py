@@ -6,7 +6,7 @@ from domain import stats
 from domain.sessions import local_date, remaining_minutes, whole_minutes
 from medio import catalog
 from medio.bootstrap import Container
-from projections.stats import read_profile_totals
+from projections.stats import StatsProjection
 
 # Favourites are ranked in SQL; a few spare rows cover videos deleted since they were watched.
 SPARE_FAVORITES = 15
@@ -21,7 +21,7 @@ async def profile_stats(
         if profile is None:
             return None
         today = local_date(container.clock.now(), profile.timezone)
-        totals = await read_profile_totals(
+        totals = await StatsProjection().totals(
             conn,
             profile.id,
             stats.last_seven_days(today),

@@ -77,6 +77,17 @@ def _sum(batch: Sequence[Envelope]) -> _Sums:
     return sums
 
 
+@dataclass(frozen=True)
+class ProfileTotals:
+    """What the stats tables hold for one profile, ready for ``domain.stats``."""
+
+    watched_ms: int
+    watched_sessions: int
+    videos_watched: int
+    daily_ms: dict[date, int]
+    top_videos: list[tuple[int, int, int]]  # (video_id, watch_count, watched_ms), best first
+
+
 class StatsProjection(SqlProjection):
     """``session.*`` events into the per-day, per-video and total stats of each profile."""
 
@@ -115,59 +126,44 @@ class StatsProjection(SqlProjection):
             ],
         )
 
-
-# Reading (the stats route) -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProfileTotals:
-    """What the stats tables hold for one profile, ready for ``domain.stats``."""
-
-    watched_ms: int
-    watched_sessions: int
-    videos_watched: int
-    daily_ms: dict[date, int]
-    top_videos: list[tuple[int, int, int]]  # (video_id, watch_count, watched_ms), best first
-
-
-async def read_profile_totals(
-    conn: AsyncConnection, profile_id: int, days: Sequence[date], top: int
-) -> ProfileTotals:
-    """The profile's totals, its watched ms on ``days``, and its ``top`` videos."""
-    totals = (
-        await conn.execute(
-            sa.select(stats_totals.c.watched_ms, stats_totals.c.watched_sessions).where(
-                stats_totals.c.profile_id == profile_id
+    async def totals(
+        self, conn: AsyncConnection, profile_id: int, days: Sequence[date], top: int
+    ) -> ProfileTotals:
+        """The profile's totals, its watched ms on ``days``, and its ``top`` videos."""
+        daily_t = self.tables[stats_daily.name]
+        videos_t = self.tables[stats_videos.name]
+        totals_t = self.tables[stats_totals.name]
+        totals = (
+            await conn.execute(
+                sa.select(totals_t.c.watched_ms, totals_t.c.watched_sessions).where(
+                    totals_t.c.profile_id == profile_id
+                )
+            )
+        ).first()
+        daily = await conn.execute(
+            sa.select(daily_t.c.local_date, daily_t.c.watched_ms).where(
+                daily_t.c.profile_id == profile_id, daily_t.c.local_date.in_(list(days))
             )
         )
-    ).first()
-    daily = await conn.execute(
-        sa.select(stats_daily.c.local_date, stats_daily.c.watched_ms).where(
-            stats_daily.c.profile_id == profile_id, stats_daily.c.local_date.in_(list(days))
+        watched = (videos_t.c.profile_id == profile_id) & (videos_t.c.watch_count > 0)
+        videos_watched = await conn.scalar(
+            sa.select(sa.func.count()).select_from(videos_t).where(watched)
         )
-    )
-    watched_videos = await conn.scalar(
-        sa.select(sa.func.count())
-        .select_from(stats_videos)
-        .where(stats_videos.c.profile_id == profile_id, stats_videos.c.watch_count > 0)
-    )
-    ranked = await conn.execute(
-        sa.select(stats_videos.c.video_id, stats_videos.c.watch_count, stats_videos.c.watched_ms)
-        .where(stats_videos.c.profile_id == profile_id, stats_videos.c.watch_count > 0)
-        .order_by(
-            stats_videos.c.watch_count.desc(),
-            stats_videos.c.watched_ms.desc(),
-            stats_videos.c.video_id,
+        ranked = await conn.execute(
+            sa.select(videos_t.c.video_id, videos_t.c.watch_count, videos_t.c.watched_ms)
+            .where(watched)
+            .order_by(
+                videos_t.c.watch_count.desc(), videos_t.c.watched_ms.desc(), videos_t.c.video_id
+            )
+            .limit(top)
         )
-        .limit(top)
-    )
-    return ProfileTotals(
-        watched_ms=int(totals.watched_ms) if totals else 0,
-        watched_sessions=int(totals.watched_sessions) if totals else 0,
-        videos_watched=int(watched_videos or 0),
-        daily_ms={_as_date(row.local_date): int(row.watched_ms) for row in daily},
-        top_videos=[(int(r.video_id), int(r.watch_count), int(r.watched_ms)) for r in ranked],
-    )
+        return ProfileTotals(
+            watched_ms=int(totals.watched_ms) if totals else 0,
+            watched_sessions=int(totals.watched_sessions) if totals else 0,
+            videos_watched=int(videos_watched or 0),
+            daily_ms={_as_date(row.local_date): int(row.watched_ms) for row in daily},
+            top_videos=[(int(r.video_id), int(r.watch_count), int(r.watched_ms)) for r in ranked],
+        )
 
 
 def _as_date(value: date | str) -> date:

@@ -21,7 +21,7 @@ from medio.bootstrap import Container
 from projections.base import Envelope, SqlProjection
 from projections.daily_limit import KEEP_DAYS, DailyLimitCounters
 from projections.sessions import SessionsProjection
-from projections.stats import StatsProjection, read_profile_totals
+from projections.stats import StatsProjection
 
 T0 = datetime(2026, 3, 3, 14, 50, tzinfo=UTC)  # 23:50 in Tokyo
 
@@ -83,6 +83,10 @@ async def scratch_sql(container: Container) -> AsyncIterator[list[SqlProjection]
                 await conn.run_sync(table.create, checkfirst=True)
                 await conn.execute(table.delete())
     yield projections
+    async with container.engine.begin() as conn:
+        for projection in projections:
+            for table in projection.tables.values():
+                await conn.run_sync(table.drop, checkfirst=True)
 
 
 async def _apply_sql(
@@ -151,20 +155,17 @@ async def test_one_batch_or_one_event_at_a_time_end_equal(
     assert whole["stats"]["stats_totals"] == [(7, 300_000, 4, 2), (8, 150_000, 2, 1)]
 
 
-async def test_read_profile_totals_on_live_tables(container: Container) -> None:
-    profile_id = random.randint(10**12, 2 * 10**12)
-    projection = StatsProjection()
-    events = envelopes(script(profile_id, 10**12 + profile_id))
-    async with container.engine.begin() as conn:
-        await projection.apply(conn, [e for e in events if e.type in projection.handles])
+async def test_totals_rank_videos_and_pick_the_asked_days(
+    container: Container, scratch_sql: list[SqlProjection]
+) -> None:
+    await _apply_sql(container, scratch_sql, [envelopes(script(7, 100) + script(7, 300))])
+    stats = scratch_sql[1]
+    assert isinstance(stats, StatsProjection)
     async with container.engine.connect() as conn:
-        totals = await read_profile_totals(
-            conn, profile_id, [date(2026, 3, 4), date(2026, 3, 5)], top=5
-        )
-    assert totals.watched_ms == 150_000 and totals.watched_sessions == 1
-    assert totals.videos_watched == 2
-    assert totals.daily_ms == {date(2026, 3, 4): 30_000}
-    assert totals.top_videos == [(5, 1, 150_000), (6, 1, 0)]
+        totals = await stats.totals(conn, 7, [date(2026, 3, 4), date(2026, 3, 5)], top=1)
+    assert (totals.watched_ms, totals.watched_sessions, totals.videos_watched) == (300_000, 2, 2)
+    assert totals.daily_ms == {date(2026, 3, 4): 60_000}
+    assert totals.top_videos == [(5, 2, 300_000)]
 
 
 # Daily-limit counters (Redis) -------------------------------------------------------------------

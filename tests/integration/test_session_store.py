@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import msgspec
 import pytest
 from session_samples import NOW, new_owner, new_profile, new_video, session_events
 
+from domain.catalog import Profile
 from domain.clock import FakeClock
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import SessionState
@@ -17,8 +18,9 @@ from medio import session_store
 from medio.bootstrap import Container, build_container
 from medio.session_store import ACTIVE_INDEX, Caller, session_key
 from medio.settings import Settings
-from projections.daily_limit import counter_key
 from workers.reaper import reap_silent_sessions
+
+Drain = Callable[[], Awaitable[int]]
 
 
 @pytest.fixture
@@ -143,32 +145,55 @@ async def test_session_token_holder_may_beat(store: Container, clock: FakeClock)
     assert (beat.status, beat.state.position, beat.state.watched_ms) == ("active", 12.5, 45_000)
 
 
-async def test_start_is_refused_when_the_projected_day_is_used_up(store: Container) -> None:
+async def _watch(store: Container, clock: FakeClock, profile: Profile, seconds: int) -> None:
+    """Another device watches ``seconds`` (beating every minute) and ends its session."""
+    video = await new_video(store, profile.user_id)
+    started = await session_store.start_session(store, profile, video.id, public=False, actor="p")
+    caller = Caller(user_id=profile.user_id)
+    for step in [60] * (seconds // 60) + ([seconds % 60] if seconds % 60 else []):
+        clock.advance(step)
+        await session_store.heartbeat(store, started.state.session_id, caller, None)
+    await session_store.end_session(store, started.state.session_id, caller)
+
+
+async def test_start_is_refused_when_the_projected_day_is_used_up(
+    store: Container, clock: FakeClock, drain: Drain
+) -> None:
     owner = await new_owner(store)
-    profile = await new_profile(store, owner, daily_limit_minutes=30, name="Sarah")
+    profile = await new_profile(store, owner, daily_limit_minutes=2, name="Sarah")
+    await _watch(store, clock, profile, 150)
+    await drain()
     video = await new_video(store, owner)
-    await store.redis.set(counter_key(profile.id, "2026-03-04"), 31 * 60_000)
     with pytest.raises(session_store.DailyLimitExceeded) as refused:
         await session_store.start_session(store, profile, video.id, public=False, actor="p")
-    assert (refused.value.limit_minutes, refused.value.watched_minutes) == (30, 31)
+    assert (refused.value.limit_minutes, refused.value.watched_minutes) == (2, 2)
     assert refused.value.profile_name == "Sarah"
 
 
 async def test_heartbeat_reaching_the_limit_ends_the_session(
-    store: Container, clock: FakeClock
+    store: Container, clock: FakeClock, drain: Drain
 ) -> None:
-    started, caller = await _started(store, limit=10)
-    state = started.state
-    # Another device's sessions were projected: 9.5 minutes today.
-    await store.redis.set(counter_key(state.profile_id, "2026-03-04"), 9 * 60_000 + 30_000)
-    clock.advance(30)
-    beat = await session_store.heartbeat(store, state.session_id, caller, None)
+    owner = await new_owner(store)
+    profile = await new_profile(store, owner, daily_limit_minutes=10)
+    await _watch(store, clock, profile, 9 * 60 + 30)  # 9.5 minutes on another device
+    await drain()
+    video = await new_video(store, owner)
+    started = await session_store.start_session(store, profile, video.id, public=False, actor="p")
+    assert started.watched_today_ms == 570_000 and started.remaining_minutes == 1
+    caller = Caller(user_id=owner)
+    session_id = started.state.session_id
+    clock.advance(20)
+    beat = await session_store.heartbeat(store, session_id, caller, None)
+    assert (beat.status, beat.remaining_minutes) == ("active", 1)
+    await drain()
+    clock.advance(10)
+    beat = await session_store.heartbeat(store, session_id, caller, None)
     assert (beat.status, beat.remaining_minutes) == ("limit_reached", 0)
     assert beat.state.end_reason == "daily_limit"
-    assert await store.redis.zscore(ACTIVE_INDEX, str(state.session_id)) is None
+    assert await store.redis.zscore(ACTIVE_INDEX, str(session_id)) is None
     clock.advance(30)
     with pytest.raises(session_store.SessionOver):
-        await session_store.heartbeat(store, state.session_id, caller, None)
+        await session_store.heartbeat(store, session_id, caller, None)
 
 
 async def test_reaper_ends_silent_sessions_at_their_last_heartbeat(
