@@ -84,6 +84,7 @@ async def test_a_newer_save_is_not_overwritten_by_the_import(
     assert report.already_indexed >= 1
     await drain()
     assert await redis.zscore(index_key(clerk), "1") > epoch_ms(datetime.now(UTC)) - 60_000
+    await redis.delete(index_key(clerk), f"resume:{clerk}:1")  # written without an event
 
 
 async def test_dry_run_appends_nothing(container: Container, drain: Drain, clerk: str) -> None:
@@ -109,6 +110,7 @@ async def test_unreadable_and_lapsed_keys_are_counted_and_left_alone(
     assert await redis.get(f"resume:{clerk}:bad") == b"not json"
     assert await redis.exists(f"resume:{clerk}:old") == 1
     assert await list_positions(redis, clerk, 100, datetime.now(UTC)) == []
+    await redis.delete(f"resume:{clerk}:bad", f"resume:{clerk}:old")
 
 
 def test_key_names_split_at_the_first_colon_after_the_prefix() -> None:

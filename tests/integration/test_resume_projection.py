@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ from domain.timestamps import iso_ms as iso
 from medio.bootstrap import Container
 from medio.resume_store import ResumeEntry, list_positions, read_position
 from projections.base import Envelope
-from projections.resume import ResumeProjection, index_key, resume_key
+from projections.resume import USERS_KEY, ResumeProjection, index_key, resume_key
 
 DAY = timedelta(days=1)
 
@@ -71,8 +71,18 @@ async def project(redis: Redis, projection: ResumeProjection, *events: AnyEvent)
 
 
 @pytest.fixture
-def clerk() -> str:
-    return f"user_{secrets.token_hex(5)}"
+async def clerk(container: Container) -> AsyncIterator[str]:
+    """A fresh user; what the test wrote for it (without events) is removed afterwards, so
+    the live projection still equals a rebuild from the archive for later tests."""
+    clerk_id = f"user_{secrets.token_hex(5)}"
+    yield clerk_id
+    keys = [key async for key in container.redis.scan_iter(match=f"*{clerk_id}*")]
+    if keys:
+        await container.redis.delete(*keys)
+    users = await container.redis.zrange(USERS_KEY, 0, -1)
+    mine = [u for u in users if clerk_id.encode() in u]
+    if mine:
+        await container.redis.zrem(USERS_KEY, *mine)
 
 
 @pytest.fixture

@@ -1,0 +1,63 @@
+"""``medio replay --verify``: the live resume projection equals a rebuild from the archive."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from domain.events import ProgressDeleted, ProgressSaved
+from medio.bootstrap import Container
+from projections.replay import verify
+from projections.resume import resume_key
+
+Drain = Callable[[], Awaitable[int]]
+
+
+async def test_live_resume_projection_equals_its_rebuild_and_a_tampered_key_is_found(
+    container: Container, drain: Drain
+) -> None:
+    clerk = f"user_{secrets.token_hex(6)}"
+    now = container.clock.now()
+
+    def saved(
+        tmdb: str, seconds: float, ago: float, duration: float | None = None
+    ) -> ProgressSaved:
+        return ProgressSaved(
+            occurred_at=now - timedelta(minutes=ago),
+            actor=clerk,
+            clerk_id=clerk,
+            tmdb_id=tmdb,
+            current_time=seconds,
+            duration=duration,
+            finished=duration is not None and seconds >= 0.9 * duration,
+        )
+
+    for event in (
+        saved("1", 10, 50),
+        saved("2", 20, 40),
+        saved("1", 15, 30),
+        saved("3", 95, 20, duration=100),
+        ProgressDeleted(
+            occurred_at=now - timedelta(minutes=10), actor=clerk, clerk_id=clerk, tmdb_id="2"
+        ),
+        saved("4", 1.5, 5),
+        saved("4", 1.0, 6),  # older than the save before it, appended later: must lose
+    ):
+        await container.events.append(clerk, event)
+    await drain()
+
+    report = await verify(container, ["resume"])
+    assert report.projections == ["resume"]
+    assert report.differences == {}
+
+    key = resume_key(clerk, "1")
+    original = await container.redis.get(key)
+    expiry = await container.redis.pexpiretime(key)
+    await container.redis.set(key, b'{"currentTime":999,"updatedAt":"x"}', pxat=expiry)
+    try:
+        tampered = await verify(container, ["resume"])
+        assert any(key in line for line in tampered.differences["resume"])
+    finally:
+        await container.redis.set(key, original, pxat=expiry)
+    assert (await verify(container, ["resume"])).differences == {}
