@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from medio.tables import projection_checkpoints
 from projections.base import stream_id_key
@@ -114,3 +114,25 @@ async def read_redis_checkpoints(redis: Redis, names: Iterable[str], shard: int)
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+async def lowest_checkpoint(
+    redis: Redis,
+    engine: AsyncEngine,
+    shard: int,
+    sql_names: Iterable[str],
+    redis_names: Iterable[str],
+) -> str:
+    """The position every one of the named projections has passed in ``shard``."""
+    wanted = set(sql_names)
+    table = projection_checkpoints
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(table.c.projection, table.c.position).where(
+                table.c.shard == shard, table.c.projection.in_(wanted)
+            )
+        )
+        positions = {name: position for name, position in rows.all()}
+    found = [positions.get(name, ZERO) for name in wanted]
+    found += (await read_redis_checkpoints(redis, redis_names, shard)).values()
+    return min(found, key=stream_id_key, default=ZERO)

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from medio.eventlog import stream_name
 from projections.apply import FenceBroken, ProjectionFailed, ProjectionSet, is_transient
+from projections.checkpoints import ZERO, lowest_checkpoint
+from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.streams import (
     GROUP,
     Entry,
@@ -96,7 +98,7 @@ class ShardProjector:
             self._retry_pause = min(self._retry_pause * 2, MAX_RETRY_PAUSE_SECONDS)
             return 0
         self._retry_pause = 0.1
-        await self._maybe_trim(entries[-1].stream_id)
+        await self._maybe_trim()
         return len(entries)
 
     async def read(self, block_ms: int | None) -> list[Entry]:
@@ -120,8 +122,11 @@ class ShardProjector:
             if entry.problem is not None:
                 await self._dead_letter(entry, entry.problem)
         await self._commit_isolating(entries)
-        await self.redis.xack(self.stream, GROUP, *stream_ids(entries))
+        await self._ack(entries)
         self.applied += sum(1 for e in entries if e.envelope is not None)
+
+    async def _ack(self, entries: Sequence[Entry]) -> None:
+        await self.redis.xack(self.stream, GROUP, *stream_ids(entries))
 
     async def _commit_isolating(self, entries: Sequence[Entry]) -> None:
         try:
@@ -145,13 +150,20 @@ class ShardProjector:
         await dead_letter(self.redis, self.shard, entry, reason)
         self.dead_lettered += 1
 
-    async def _maybe_trim(self, upto: str) -> None:
-        """Drop entries every projection has passed (all committed through ``upto`` just now)."""
+    async def _maybe_trim(self) -> None:
+        """Drop the entries every projection (registered or ours) has passed, once a second."""
         now = time.monotonic()
         if now - self._last_trim < TRIM_INTERVAL_SECONDS:
             return
         self._last_trim = now
-        await self.redis.xtrim(self.stream, minid=upto, approximate=True)
+        sql_names = {cls.name for cls in SQL_PROJECTIONS} | {p.name for p in self.projections.sql}
+        redis_names = {cls.name for cls in REDIS_PROJECTIONS}
+        redis_names |= {p.name for p in self.projections.redis}
+        lowest = await lowest_checkpoint(
+            self.redis, self.engine, self.shard, sql_names, redis_names
+        )
+        if lowest != ZERO:
+            await self.redis.xtrim(self.stream, minid=lowest, approximate=True)
 
     async def _forget_idle_consumers(self) -> None:
         """Remove long-idle consumers with nothing pending: dead runs must not pile up."""

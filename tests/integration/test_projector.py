@@ -1,39 +1,241 @@
-"""The projector: every appended event reaches the archive and the projections exactly once."""
+"""The projector on real Redis and Postgres, in stores of its own (see ``projector_env``).
+
+Every appended event reaches the archive and every projection exactly once, in per-key order;
+redelivery, undecodable or failing events and a dead consumer change none of that.
+"""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
+import pytest
 import sqlalchemy as sa
+from projector_env import Stack, isolated_stack
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bench.workload import append_all, realistic_events
 from domain.events import ProgressSaved
-from medio.bootstrap import Container
-from medio.tables import events
+from medio.bootstrap import Container, build_container
+from medio.eventlog import entry_fields, stream_name
+from medio.tables import events, projection_checkpoints
+from projections.apply import ProjectionSet
+from projections.archive import Archive
+from projections.base import Envelope, SqlProjection, stream_id_key
+from projections.checkpoints import redis_checkpoint_key
+from projections.locks import ShardLock
+from projections.projector import ShardProjector
+from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
+from projections.replay import rebuild, verify
+from projections.runtime import project_pending, registered_projections, run_projector
+from projections.streams import DEAD_LETTER_STREAM, GROUP, to_entry
+
+SHARDS = 2
 
 
-def _saved(clerk_id: str, tmdb_id: str, seconds: float) -> ProgressSaved:
-    return ProgressSaved(
-        occurred_at=datetime.now(UTC),
-        actor=clerk_id,
-        clerk_id=clerk_id,
-        tmdb_id=tmdb_id,
-        current_time=seconds,
-    )
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with isolated_stack(stream_shards=SHARDS, projector_lock_ttl_seconds=1.0) as built:
+        yield built
 
 
-async def test_drained_events_are_archived_in_append_order(
-    container: Container, drain: Callable[[], Awaitable[int]]
-) -> None:
-    clerk_id = f"user_{secrets.token_hex(4)}"
-    ids = [await container.events.append(clerk_id, _saved(clerk_id, "42", s)) for s in range(5)]
-    assert await drain() >= 5
+@pytest.fixture
+async def iso(stack: Stack) -> AsyncIterator[Container]:
+    """A container on the isolated stores, emptied before each test."""
+    container = build_container(stack.settings)
+    claim = await container.redis.get("medio:test-run")
+    await container.redis.flushdb()
+    await container.redis.set("medio:test-run", claim or "projector", ex=3600)
+    async with container.engine.begin() as conn:
+        for table in _projection_tables():
+            await conn.execute(table.delete())
+    yield container
+    await container.close()
+
+
+def _projection_tables() -> list[sa.Table]:
+    tables = [t for cls in SQL_PROJECTIONS for t in cls.live_tables]
+    return [*tables, projection_checkpoints]
+
+
+async def _archived(container: Container) -> list[tuple[int, int, str]]:
     async with container.engine.connect() as conn:
         rows = await conn.execute(
-            sa.select(events.c.stream_id, events.c.actor)
-            .where(events.c.stream_id.in_(ids))
-            .order_by(events.c.position)
+            sa.select(events.c.position, events.c.shard, events.c.stream_id).order_by(
+                events.c.position
+            )
         )
-        assert [r.stream_id for r in rows] == ids
-    assert await drain() == 0
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+async def _pending(redis: Redis, shard: int) -> int:
+    return int((await redis.xpending(stream_name(shard), GROUP))["pending"])
+
+
+async def _snapshot(container: Container) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    async with container.engine.connect() as conn:
+        for cls in SQL_PROJECTIONS:
+            state[cls.name] = await cls().dump(conn)
+    for rcls in REDIS_PROJECTIONS:
+        state[rcls.name] = await rcls().dump(container.redis)
+    return state
+
+
+async def test_every_event_is_archived_once_in_stream_order_and_matches_replay(
+    iso: Container,
+) -> None:
+    ids = await append_all(iso.redis, SHARDS, realistic_events(3000, seed=1))
+    assert await project_pending(iso) == 3000
+    archived = await _archived(iso)
+    assert [position for position, _, _ in archived] == list(range(1, 3001))
+    assert sorted(stream_id for _, _, stream_id in archived) == sorted(ids)
+    for shard in range(SHARDS):
+        in_shard = [stream_id_key(s) for _, sh, s in archived if sh == shard]
+        assert in_shard == sorted(in_shard)
+        assert await _pending(iso.redis, shard) == 0
+    assert (await verify(iso)).differences == {}
+
+
+async def test_redelivered_batch_changes_nothing(
+    iso: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await append_all(iso.redis, SHARDS, realistic_events(1500, seed=2))
+
+    async def lost_ack(self: ShardProjector, entries: Sequence[Any]) -> None:
+        raise RedisConnectionError("ack lost")
+
+    with monkeypatch.context() as patch:  # effects commit, acks never arrive
+        patch.setattr(ShardProjector, "_ack", lost_ack)
+        for shard in range(SHARDS):
+            first = ShardProjector(
+                iso.redis, iso.engine, shard, registered_projections(), "crashed", 500
+            )
+            await first.start()
+            assert await first.step(block_ms=None) == 0  # committed, then the ack failed
+    committed = await _snapshot(iso)
+    for shard in range(SHARDS):
+        delivered = await iso.redis.xrange(stream_name(shard), count=500)
+        again = [to_entry(shard, raw_id, fields) for raw_id, fields in delivered]
+        await registered_projections().commit(iso.engine, iso.redis, shard, again, "other")
+    assert await _snapshot(iso) == committed
+    assert await project_pending(iso) == 1500  # claims the unacked batches: all are skipped
+    assert len(await _archived(iso)) == 1500
+    assert (await verify(iso)).differences == {}
+
+
+async def test_undecodable_entries_are_dead_lettered_and_the_shard_goes_on(
+    iso: Container,
+) -> None:
+    good = ProgressSaved(
+        occurred_at=datetime.now(UTC), actor="u1", clerk_id="u1", tmdb_id="7", current_time=12.0
+    )
+    stream = stream_name(0)
+    first = await iso.redis.xadd(stream, entry_fields(good))  # type: ignore[arg-type]
+    bad_json = await iso.redis.xadd(stream, {"t": "progress.saved", "v": 2, "d": b"{oops"})
+    unknown = await iso.redis.xadd(stream, {"t": "video.rated", "v": 1, "d": b"{}"})
+    last = await iso.redis.xadd(stream, entry_fields(good))  # type: ignore[arg-type]
+    assert await project_pending(iso) == 2
+    dead = await iso.redis.xrange(DEAD_LETTER_STREAM)
+    assert [fields[b"stream_id"] for _, fields in dead] == [bad_json, unknown]
+    assert dead[0][1][b"d"] == b"{oops"
+    assert b"unknown event type" in dead[1][1][b"reason"]
+    assert [s for _, _, s in await _archived(iso)] == [first.decode(), last.decode()]
+    assert await _pending(iso.redis, 0) == 0
+    assert await iso.redis.get(redis_checkpoint_key("resume", 0)) == last
+
+
+class _Picky(SqlProjection):
+    """Fails on titles named "poison" the way a projection bug would."""
+
+    name = "picky"
+    handles = frozenset({"progress.saved"})
+    seen: ClassVar[list[str]] = []
+
+    async def apply(self, conn: AsyncConnection, batch: Sequence[Envelope]) -> None:
+        for envelope in batch:
+            assert isinstance(envelope.event, ProgressSaved)
+            if envelope.event.tmdb_id == "poison":
+                raise ValueError("cannot project a poison title")
+        _Picky.seen.extend(e.stream_id for e in batch)
+
+
+async def test_event_failing_in_apply_is_isolated_dead_lettered_and_the_rest_applied_in_order(
+    iso: Container,
+) -> None:
+    titles = [str(i) for i in range(40)]
+    titles[23] = "poison"
+    ids = []
+    for title in titles:
+        event = ProgressSaved(
+            occurred_at=datetime.now(UTC),
+            actor="u2",
+            clerk_id="u2",
+            tmdb_id=title,
+            current_time=1.0,
+        )
+        ids.append(await iso.events.append("u2", event))
+    _Picky.seen.clear()
+    projections = ProjectionSet(sql=[Archive(), _Picky()], redis=[])
+    assert await project_pending(iso, projections=projections) == 40
+    expected = ids[:23] + ids[24:]
+    assert _Picky.seen == expected
+    assert [s for _, _, s in await _archived(iso)] == expected  # one transaction per batch
+    dead = await iso.redis.xrange(DEAD_LETTER_STREAM)
+    assert [f[b"stream_id"].decode() for _, f in dead] == [ids[23]]
+    assert b"picky: ValueError: cannot project a poison title" in dead[0][1][b"reason"]
+    assert await _pending(iso.redis, 0) == 0
+
+
+async def test_dead_consumers_lock_expires_and_a_new_projector_claims_its_pending_entries(
+    iso: Container,
+) -> None:
+    ids = await append_all(iso.redis, 1, realistic_events(800, seed=3))  # all on shard 0
+    dead = ShardLock(iso.redis, 0, ttl_seconds=1.0, owner="dead-worker")
+    assert await dead.acquire()
+    victim = ShardProjector(iso.redis, iso.engine, 0, registered_projections(), "dead-worker")
+    await victim.start()
+    assert len(await victim.read(block_ms=None)) == 500  # read, then the worker "died"
+    assert await _pending(iso.redis, 0) == 500
+    assert await run_projector(iso, 0, seconds=0.5) is None  # still locked: leave it alone
+    await asyncio.sleep(1.1)  # the TTL of a lock nobody renews
+    assert await run_projector(iso, 0, seconds=1.5, consumer="successor") == 800
+    assert await _pending(iso.redis, 0) == 0
+    consumers = await iso.redis.xinfo_consumers(stream_name(0), GROUP)
+    assert all(c["pending"] == 0 for c in consumers)
+    assert sorted(s for _, _, s in await _archived(iso)) == sorted(ids)
+
+
+async def test_stream_is_trimmed_only_below_what_every_projection_has_passed(
+    iso: Container,
+) -> None:
+    ids = await append_all(iso.redis, 1, realistic_events(2000, seed=4))
+    archive_only = ProjectionSet(sql=[Archive()], redis=[])
+    assert await project_pending(iso, projections=archive_only) == 2000
+    assert await iso.redis.xlen(stream_name(0)) == 2000  # the Redis projections are at 0-0
+    await rebuild(iso)  # they catch up from the archive, at the archive's checkpoint
+    assert set((await _checkpoints(iso)).values()) == {ids[-1]}
+    await append_all(iso.redis, 1, realistic_events(1, seed=5))
+    assert await project_pending(iso) == 1
+    remaining = [raw.decode() for raw, _ in await iso.redis.xrange(stream_name(0))]
+    assert len(remaining) < 2001
+    assert remaining == (ids + remaining[-1:])[-len(remaining) :]  # only the oldest are gone
+    assert (await verify(iso)).differences == {}
+
+
+async def _checkpoints(container: Container) -> dict[str, str]:
+    """Every projection's position in shard 0."""
+    async with container.engine.connect() as conn:
+        table = projection_checkpoints
+        rows = await conn.execute(
+            sa.select(table.c.projection, table.c.position).where(table.c.shard == 0)
+        )
+        found = {name: position for name, position in rows}
+    for cls in REDIS_PROJECTIONS:
+        value = await container.redis.get(redis_checkpoint_key(cls.name, 0))
+        found[cls.name] = value.decode() if value else "0-0"
+    return found
