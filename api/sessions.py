@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath, JSONBody
 
 from api.auth import bearer_token, unauthorized
 from api.deps import ContainerDep, PrincipalDep, authenticate
@@ -170,7 +171,7 @@ class SessionsController(Controller):
 
     @post("/start", status_code=201, summary="Start a watch session (parent's token)")
     async def start(
-        self, container: ContainerDep, principal: PrincipalDep, data: Any = None
+        self, container: ContainerDep, principal: PrincipalDep, data: JSONBody[Any] = None
     ) -> StartOut:
         profile_id, video_id = _ids(data)
         profile = await catalog.get_profile(container.engine, principal.user_id, profile_id)
@@ -192,7 +193,9 @@ class SessionsController(Controller):
         )
 
     @post("/start/public", status_code=201, summary="Start a session in kids mode (no login)")
-    async def start_public(self, container: ContainerDep, data: Any = None) -> PublicStartOut:
+    async def start_public(
+        self, container: ContainerDep, data: JSONBody[Any] = None
+    ) -> PublicStartOut:
         profile_id, video_id = _ids(data)
         profile = await catalog.get_profile_unscoped(container.engine, profile_id)
         if profile is None:
@@ -215,8 +218,8 @@ class SessionsController(Controller):
         self,
         request: Request[Any, Any, Any],
         container: ContainerDep,
-        session_id: int,
-        data: Any = None,
+        session_id: FromPath[int],
+        data: JSONBody[Any] = None,
     ) -> HeartbeatOut:
         caller = await _caller(request, session_id)
         position = _position(data)
@@ -236,7 +239,7 @@ class SessionsController(Controller):
 
     @post("/{session_id:int}/end", status_code=200, summary="End a session")
     async def end(
-        self, request: Request[Any, Any, Any], container: ContainerDep, session_id: int
+        self, request: Request[Any, Any, Any], container: ContainerDep, session_id: FromPath[int]
     ) -> EndOut:
         caller = await _caller(request, session_id)
         try:
@@ -254,7 +257,7 @@ class SessionsController(Controller):
 
     @get("/{session_id:int}", summary="A session's current state")
     async def read(
-        self, request: Request[Any, Any, Any], container: ContainerDep, session_id: int
+        self, request: Request[Any, Any, Any], container: ContainerDep, session_id: FromPath[int]
     ) -> SessionOut:
         caller = await _caller(request, session_id)
         try:

@@ -7,6 +7,7 @@ projections, so they trail the newest heartbeats by the projection lag.
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.params import FromPath
 
 from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError
@@ -22,7 +23,7 @@ class ProfileStatsController(Controller):
 
     @get("/{profile_id:int}/stats", summary="Watch statistics of a profile")
     async def stats(
-        self, container: ContainerDep, principal: PrincipalDep, profile_id: int
+        self, container: ContainerDep, principal: PrincipalDep, profile_id: FromPath[int]
     ) -> ProfileStats:
         found = await profile_stats(container, principal.user_id, profile_id)
         if found is None:

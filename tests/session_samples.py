@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from api.app import create_app
 from api.auth import UserDirectory
 from domain.catalog import Profile, Video
+from domain.clock import FakeClock
 from domain.codec import decode
 from domain.events import AnyEvent
 from medio import catalog
-from medio.bootstrap import Container
+from medio.bootstrap import Container, build_container
 from medio.eventlog import stream_name
+from medio.settings import Settings
 
 NOW = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
 
@@ -51,3 +59,43 @@ async def session_events(redis: Redis, session_id: int, shards: int = 1) -> list
             if getattr(event, "session_id", None) == session_id:
                 found.append(event)
     return found
+
+
+@asynccontextmanager
+async def clocked_client(
+    settings: Settings, clock: FakeClock, **overrides: Any
+) -> AsyncIterator[tuple[AsyncTestClient[Litestar], Settings]]:
+    """The API on a fake clock with ``overrides`` applied to its settings.
+
+    The test client serves the app on its own event loop, so the container is closed there.
+    """
+    tuned = msgspec.structs.replace(settings, **overrides)
+    container = build_container(tuned, clock=clock)
+    async with AsyncTestClient(app=create_app(tuned, container=container)) as client:
+        yield client, tuned
+        client.blocking_portal.call(container.close)
+
+
+async def csrf_headers(client: AsyncTestClient[Litestar]) -> dict[str, str]:
+    """What a browser or kids-mode device sends on an unsafe request without ``Authorization``."""
+    token = (await client.get("/api/csrf-token")).json()["csrfToken"]
+    return {"X-CSRF-Token": token}
+
+
+async def parent_setup(
+    client: AsyncTestClient[Litestar], headers: dict[str, str], **profile: Any
+) -> tuple[dict[str, Any], list[int]]:
+    """A profile (Tokyo, 60 min unless told otherwise) and four videos of the same parent."""
+    body = {"name": "Timmy", "age": 8, "timezone": "Asia/Tokyo", **profile}
+    created = await client.post("/api/profiles", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    videos = []
+    for title in ("Alpha", "Bravo", "Charlie", "Delta"):
+        video = await client.post(
+            "/api/videos",
+            json={"title": title, "url": f"https://example.com/{title}.mp4"},
+            headers=headers,
+        )
+        assert video.status_code == 201, video.text
+        videos.append(int(video.json()["id"]))
+    return created.json(), videos
