@@ -27,7 +27,7 @@ FOLDERS: dict[MediaKind, tuple[str, str]] = {
 STORED_NAME = re.compile(
     r"^/uploads/(?P<folder>videos|thumbnails)/(?P<name>(?:video|thumb)-\d{1,12}-[a-f0-9]{12}\.[a-z0-9]{2,5})$"
 )
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 1024 * 1024
 
 
 class MediaStore:
