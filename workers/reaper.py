@@ -3,7 +3,7 @@
 A silent session ends at its last heartbeat (reason ``timeout``), so its watched time is what
 its beats accrued. Scheduling is RQ's scheduler (``Queue.enqueue_at``; workers run with
 ``with_scheduler=True``): time is cut into slots of ``reaper_interval`` seconds and the run of
-slot *n* has the job id ``medio-reaper:<n>``. Each run first schedules the next slot, and every
+slot *n* has the job id ``medio-reaper-<n>``. Each run first schedules the next slot, and every
 worker schedules the next slot when it starts, so however many workers there are, one job per
 slot exists (same id), and a failing run does not break the chain.
 
@@ -29,7 +29,7 @@ from workers.queues import MAINTENANCE, queue, rq_connection
 log = logging.getLogger(__name__)
 
 REAPER_JOB = "workers.reaper.reap_sessions_job"
-JOB_ID_PREFIX = "medio-reaper:"
+JOB_ID_PREFIX = "medio-reaper-"
 BATCH_SIZE = 500
 MAX_BATCHES = 20  # a run ends at most this many batches; the next slot takes the rest
 
