@@ -16,6 +16,7 @@ and a redelivered entry at or below a checkpoint is skipped.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,6 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.exceptions import WatchError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from medio.eventlog import stream_name
@@ -34,9 +34,12 @@ from projections.checkpoints import (
     redis_checkpoint_key,
     write_sql_checkpoints,
 )
-from projections.streams import Entry, foreign_pending, text
+from projections.redis_batch import recorded, recorder, run_batch
+from projections.streams import GROUP, Entry, foreign_pending, text
 
-MAX_WATCH_RETRIES = 20
+MAX_CAS_RETRIES = 20
+
+log = logging.getLogger(__name__)
 
 
 class ProjectionFailed(Exception):
@@ -111,8 +114,7 @@ class ProjectionSet:
             fence = _Fence(redis, stream, upto, consumer)
             await self._commit_sql(engine, shard, batch, upto, fence)
         if self.redis:
-            fence = _Fence(redis, stream, upto, consumer)
-            await self._commit_redis(redis, shard, batch, upto, fence)
+            await self._commit_redis(redis, shard, batch, upto, consumer)
 
     async def _commit_sql(
         self,
@@ -125,7 +127,7 @@ class ProjectionSet:
         upto_key = stream_id_key(upto)
         async with engine.begin() as conn:
             checkpoints = await lock_sql_checkpoints(conn, [p.name for p in self.sql], shard)
-            moved: dict[str, str] = {}
+            moved: list[str] = []
             for projection in self.sql:
                 checkpoint = checkpoints.get(projection.name, ZERO)
                 if stream_id_key(checkpoint) >= upto_key:
@@ -139,8 +141,8 @@ class ProjectionSet:
                         if is_transient(exc):
                             raise
                         raise ProjectionFailed(projection.name, exc) from exc
-                moved[projection.name] = upto
-            await write_sql_checkpoints(conn, moved, shard)
+                moved.append(projection.name)
+            await write_sql_checkpoints(conn, moved, upto, shard)
 
     async def _commit_redis(
         self,
@@ -148,41 +150,45 @@ class ProjectionSet:
         shard: int,
         batch: Sequence[tuple[tuple[int, int], Envelope]],
         upto: str,
-        fence: _Fence,
+        consumer: str,
     ) -> None:
         keys = [redis_checkpoint_key(p.name, shard) for p in self.redis]
         upto_key = stream_id_key(upto)
-        for _ in range(MAX_WATCH_RETRIES):
-            async with redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(*keys)
-                    current = await pipe.mget(keys)
-                    plan: list[tuple[RedisProjection, str, list[Envelope]]] = []
-                    for projection, key, value in zip(self.redis, keys, current, strict=True):
-                        checkpoint = text(value) if value else ZERO
-                        if stream_id_key(checkpoint) >= upto_key:
-                            continue
-                        await fence.check(checkpoint)
-                        plan.append((projection, key, _todo(batch, checkpoint, projection.handles)))
-                    if not plan:
-                        return
-                    prepared = [
-                        await _guard(p.name, p.prepare(redis, todo)) if todo else None
-                        for p, _, todo in plan
-                    ]
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    for (projection, key, todo), ready in zip(plan, prepared, strict=True):
-                        if todo:
-                            try:
-                                projection.apply(pipe, todo, ready)
-                            except Exception as exc:
-                                raise ProjectionFailed(projection.name, exc) from exc
-                        pipe.set(key, upto)
-                    await pipe.execute()
-                    return
-                except WatchError:
+        for _ in range(MAX_CAS_RETRIES):
+            current = await redis.mget(keys)
+            expected: dict[str, str] = {}
+            pipe = recorder(redis)
+            for projection, key, value in zip(self.redis, keys, current, strict=True):
+                checkpoint = text(value) if value else ZERO
+                if stream_id_key(checkpoint) >= upto_key:
                     continue
-        raise FenceBroken(f"Redis checkpoints of shard {shard} kept changing")
+                expected[key] = checkpoint
+                todo = _todo(batch, checkpoint, projection.handles)
+                if todo:
+                    ready = await _guard(projection.name, projection.prepare(redis, todo))
+                    try:
+                        projection.apply(pipe, todo, ready)
+                    except Exception as exc:
+                        raise ProjectionFailed(projection.name, exc) from exc
+            if not expected:
+                return
+            outcome = await run_batch(
+                redis,
+                recorded(pipe),
+                expected,
+                upto,
+                stream_name(shard),
+                GROUP,
+                consumer,
+                fence_after=min(expected.values(), key=stream_id_key),
+            )
+            if outcome.applied:
+                for error in outcome.errors:
+                    log.error("shard %s up to %s: a Redis command failed: %s", shard, upto, error)
+                return
+            if outcome.refusal != "moved":
+                raise FenceBroken(f"entry {outcome.refusal} is pending at another consumer")
+        raise FenceBroken(f"Redis checkpoints of shard {shard} kept moving")
 
 
 async def _guard(name: str, work: object) -> object:

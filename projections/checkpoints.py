@@ -73,18 +73,17 @@ async def lock_sql_checkpoints(
 
 
 async def write_sql_checkpoints(
-    conn: AsyncConnection, positions: Mapping[str, str], shard: int
+    conn: AsyncConnection, names: Iterable[str], position: str, shard: int
 ) -> None:
-    """Move the checkpoints of ``positions`` (already locked by this transaction)."""
-    if not positions:
+    """Move the checkpoints of ``names`` (already locked by this transaction) to ``position``."""
+    moved = list(names)
+    if not moved:
         return
     table = projection_checkpoints
-    now = datetime.now(UTC)
     await conn.execute(
         table.update()
-        .where(table.c.shard == shard, table.c.projection == sa.bindparam("name"))
-        .values(position=sa.bindparam("pos"), updated_at=now),
-        [{"name": name, "pos": pos} for name, pos in positions.items()],
+        .where(table.c.shard == shard, table.c.projection.in_(moved))
+        .values(position=position, updated_at=datetime.now(UTC))
     )
 
 
@@ -93,7 +92,8 @@ async def set_sql_checkpoints(
 ) -> None:
     """Create or overwrite checkpoints (replay sets them after a swap)."""
     await lock_sql_checkpoints(conn, positions, shard)
-    await write_sql_checkpoints(conn, positions, shard)
+    for name, position in positions.items():
+        await write_sql_checkpoints(conn, [name], position, shard)
 
 
 async def read_sql_checkpoints(conn: AsyncConnection) -> dict[tuple[str, int], str]:

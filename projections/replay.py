@@ -35,6 +35,7 @@ from projections.checkpoints import (
 )
 from projections.compare import differences
 from projections.locks import projectors_paused
+from projections.redis_batch import recorded, recorder, run_batch
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.runtime import drain_shard
 
@@ -267,9 +268,11 @@ async def _apply_isolating(
 
 async def _apply_redis(redis: Redis, projection: RedisProjection, batch: list[Envelope]) -> None:
     prepared = await projection.prepare(redis, batch)
-    async with redis.pipeline(transaction=True) as pipe:
-        projection.apply(pipe, batch, prepared)
-        await pipe.execute()
+    pipe = recorder(redis)
+    projection.apply(pipe, batch, prepared)
+    outcome = await run_batch(redis, recorded(pipe))
+    if outcome.errors:
+        raise RuntimeError(f"{projection.name}: Redis refused: {'; '.join(outcome.errors)}")
 
 
 def _ordered(projections: Sequence[SqlProjection]) -> list[sa.Table]:
