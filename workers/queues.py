@@ -14,7 +14,7 @@ QUEUE_NAMES = (MAINTENANCE, PROJECTIONS)
 
 PROJECTOR_JOB = "workers.jobs.project_shard"
 QUEUED_PREFIX = "medio:projector:queued:"
-QUEUED_TTL_SECONDS = 30  # a lost marker (job never started) stops deduplicating after this
+QUEUED_TTL_SECONDS = 5  # a job lost before it started (worker killed) is replaced after this
 JOB_SLACK_SECONDS = 60
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rq import Worker
 
+import workers.jobs  # noqa: F401  (loaded before RQ forks, so each job skips the imports)
 from medio.settings import Settings
 from workers.queues import QUEUE_NAMES, rq_connection
 from workers.reaper import schedule_reaper
