@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -202,58 +203,101 @@ async def start_session(
     return outcome
 
 
-async def heartbeat(
-    container: Container, session_id: int, caller: Caller, position: float | None
-) -> Beat:
-    """Accrue watched time; the session ends itself when today's limit is reached."""
-    profile_id, timezone = await _route(container, session_id)
-    now = container.clock.now()
-    today = sessions.local_date(now, timezone).isoformat()
-    rules = rules_of(container)
+class _StaleRoute:
+    """The cached route no longer matches the stored session (its store was reset)."""
 
-    def decide(current: list[bytes | None]) -> Decision[Transition | None]:
+
+_STALE = _StaleRoute()
+
+
+def _guarded(
+    route: tuple[int, str], decide: Callable[[SessionState | None, int], Decision[R]]
+) -> Callable[[list[bytes | None]], Decision[R | _StaleRoute]]:
+    """``decide`` on the values read, unless the state shows ``route`` to be stale."""
+
+    def checked(current: list[bytes | None]) -> Decision[R | _StaleRoute]:
         state = _decode(current[0])
-        if state is None or not sessions.may_access(state, caller.user_id, caller.token_hash):
-            return Decision(result=None)
-        transition = sessions.heartbeat(
-            state,
-            now,
-            rules,
-            projected_today_ms=int(current[1] or 0),
-            position=position,
-            actor=caller.actor,
+        if state is not None and (state.profile_id, state.timezone) != route:
+            return Decision(result=_STALE)
+        decision = decide(state, int(current[1] or 0) if len(current) > 1 else 0)
+        return Decision(
+            result=decision.result,
+            events=decision.events,
+            writes=decision.writes,
+            ttl_seconds=decision.ttl_seconds,
+            index_scores=decision.index_scores,
         )
-        return _committed(transition, transition)
 
-    transition = await container.events.decide(
-        str(profile_id), [session_key(session_id), counter_key(profile_id, today)], decide
-    )
+    return checked
+
+
+async def _on_session(
+    container: Container,
+    session_id: int,
+    counter_on: datetime | None,
+    decide: Callable[[SessionState | None, int], Decision[R]],
+) -> R:
+    """Run ``decide(state, projected ms today)`` on one session under ``EventLog.decide``.
+
+    The session's profile (the ordering key) and zone (today's counter, read when
+    ``counter_on`` is given) are needed to name the keys before the state is read, so they come
+    from a cache and are checked against the state read; a mismatch refreshes them once.
+    """
+    for _ in range(2):
+        profile_id, timezone = await _route(container, session_id)
+        keys = [session_key(session_id)]
+        if counter_on is not None:
+            keys.append(
+                counter_key(profile_id, sessions.local_date(counter_on, timezone).isoformat())
+            )
+
+        checked = _guarded((profile_id, timezone), decide)
+        result = await container.events.decide(str(profile_id), keys, checked)
+        if not isinstance(result, _StaleRoute):
+            return result
+        _routes.pop(session_id, None)
+    raise SessionNotFound(session_id)
+
+
+def _outcome(session_id: int, transition: Transition | None) -> Transition:
     if transition is None:
         raise SessionNotFound(session_id)
     if transition.outcome == "already_ended":
         raise SessionOver(session_id)
+    return transition
+
+
+async def heartbeat(
+    container: Container, session_id: int, caller: Caller, position: float | None
+) -> Beat:
+    """Accrue watched time; the session ends itself when today's limit is reached."""
+    now = container.clock.now()
+    rules = rules_of(container)
+
+    def decide(state: SessionState | None, today_ms: int) -> Decision[Transition | None]:
+        if state is None or not sessions.may_access(state, caller.user_id, caller.token_hash):
+            return Decision(result=None)
+        transition = sessions.heartbeat(
+            state, now, rules, projected_today_ms=today_ms, position=position, actor=caller.actor
+        )
+        return _committed(transition, transition)
+
+    transition = _outcome(session_id, await _on_session(container, session_id, now, decide))
     return Beat(transition.outcome, transition.state, transition.today_ms)
 
 
 async def end_session(container: Container, session_id: int, caller: Caller) -> SessionState:
     """The player stops watching; ``SessionOver`` if the session had already ended."""
-    profile_id, _timezone = await _route(container, session_id)
     now = container.clock.now()
     rules = rules_of(container)
 
-    def decide(current: list[bytes | None]) -> Decision[Transition | None]:
-        state = _decode(current[0])
+    def decide(state: SessionState | None, _today_ms: int) -> Decision[Transition | None]:
         if state is None or not sessions.may_access(state, caller.user_id, caller.token_hash):
             return Decision(result=None)
         transition = sessions.end(state, now, rules, actor=caller.actor)
         return _committed(transition, transition)
 
-    transition = await container.events.decide(str(profile_id), [session_key(session_id)], decide)
-    if transition is None:
-        raise SessionNotFound(session_id)
-    if transition.outcome == "already_ended":
-        raise SessionOver(session_id)
-    return transition.state
+    return _outcome(session_id, await _on_session(container, session_id, None, decide)).state
 
 
 async def get_session(container: Container, session_id: int, caller: Caller) -> SessionState:
@@ -273,20 +317,16 @@ async def silent_session_ids(container: Container, now: datetime, limit: int) ->
 
 async def expire_session(container: Container, session_id: int, now: datetime) -> bool:
     """End one silent session at its last heartbeat; ``False`` if it beat or ended meanwhile."""
-    try:
-        profile_id, _timezone = await _route(container, session_id)
-    except SessionNotFound:  # its state expired: only the index entry is left
-        await container.redis.zrem(ACTIVE_INDEX, str(session_id))
-        return False
     rules = rules_of(container)
 
-    def decide(current: list[bytes | None]) -> Decision[bool]:
-        state = _decode(current[0])
+    def decide(state: SessionState | None, _today_ms: int) -> Decision[bool]:
         if state is None:
             return Decision(result=False, index_scores={ACTIVE_INDEX: {str(session_id): None}})
         transition = sessions.expire(state, now, rules, actor="system:reaper")
-        if transition is None:
-            return Decision(result=False)
-        return _committed(transition, True)
+        return Decision(result=False) if transition is None else _committed(transition, True)
 
-    return await container.events.decide(str(profile_id), [session_key(session_id)], decide)
+    try:
+        return await _on_session(container, session_id, None, decide)
+    except SessionNotFound:  # its state expired: only the index entry is left
+        await container.redis.zrem(ACTIVE_INDEX, str(session_id))
+        return False

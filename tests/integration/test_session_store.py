@@ -236,3 +236,17 @@ async def test_reaper_and_a_late_heartbeat_end_a_silent_session_once(
     assert isinstance(reaped, list)
     ends = [e for e in await session_events(store.redis, session_id) if isinstance(e, SessionEnded)]
     assert len(ends) == 1 and ends[0].ended_at == NOW
+
+
+async def test_a_stale_cached_route_is_refreshed_from_the_state(
+    store: Container, clock: FakeClock
+) -> None:
+    started, caller = await _started(store)
+    session_id = started.state.session_id
+    session_store._routes[session_id] = (started.state.profile_id + 1, "UTC")  # e.g. Redis reset
+    clock.advance(30)
+    beat = await session_store.heartbeat(store, session_id, caller, None)
+    assert beat.state.watched_ms == 30_000
+    assert session_store._routes[session_id] == (started.state.profile_id, "Asia/Tokyo")
+    (_, event) = await session_events(store.redis, session_id)
+    assert isinstance(event, SessionHeartbeat) and event.shares[0].local_date == "2026-03-04"
