@@ -88,7 +88,9 @@ class SessionsProjection(SqlProjection):
                 .where(table.c.session_id == sa.bindparam("sid"))
                 .values(
                     {
-                        name: sa.func.coalesce(sa.bindparam(f"new_{name}"), table.c[name])
+                        name: sa.func.coalesce(
+                            sa.bindparam(f"new_{name}", type_=table.c[name].type), table.c[name]
+                        )
                         for name in CHANGING
                     }
                 ),
