@@ -15,6 +15,7 @@ from api.deps import Services, dependencies
 from api.errors import exception_handlers
 from api.events import EventsController
 from api.health import HealthController
+from api.limits import BodyLimits
 from api.profiles import ProfilesController
 from api.progress import ProgressController
 from api.ratelimit import RateLimitMiddleware
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             if owned:
                 await built.close()
 
-    middleware: list[Any] = [CsrfMiddleware(settings)]
+    middleware: list[Any] = [CsrfMiddleware(settings), BodyLimits()]
     if settings.rate_limit_enabled:
         middleware.insert(0, RateLimitMiddleware(settings))
 

@@ -1,0 +1,187 @@
+"""Request bodies at the edge: size, content type, hostile JSON and clients that trickle.
+
+Every ``POST``/``PUT``/``PATCH`` under ``/api`` passes here after rate limiting and CSRF:
+
+* **JSON routes** (every handler that keeps a framework body limit; the app default is
+  ``MEDIO_MAX_JSON_BYTES``): the body is read here, in full, before the handler runs, and
+  refused with 413 past the limit (on ``Content-Length`` or on the bytes actually received),
+  415 for a non-JSON ``Content-Type``, 400 for bodies that would otherwise reach a decoder or
+  a database as something other than a plain client mistake: not UTF-8, nested deeper than
+  ``MAX_JSON_DEPTH``, or holding a NUL character (Postgres text cannot store one). The body is
+  then replayed to the handler unchanged, which parses it as before.
+* **Streaming routes** (handlers with ``request_max_body_size=None``, i.e. the upload, which
+  enforces its own limits as bytes arrive): passed through untouched except for the timeout.
+
+Against slow clients each chunk must arrive within ``idle_seconds`` of the previous one, and a
+JSON body must be complete within ``json_seconds``; otherwise 408 with ``Connection: close``.
+(Slow *headers* never reach the app; see README "Security" for what the server does there.)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, HTTPRequestEvent, Receive, ReceiveMessage, Scope, Send
+
+from api.errors import ApiError
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+JSON_MEDIA_TYPES = ("application/json", "text/plain")  # text/plain: navigator.sendBeacon
+BODY_IDLE_SECONDS = 10.0
+JSON_BODY_SECONDS = 30.0
+MAX_JSON_DEPTH = 32
+
+MSG_TIMEOUT = "Request body was not received in time"
+MSG_INTERRUPTED = "Request body was interrupted"
+MSG_TOO_LARGE = "Request body too large"
+MSG_MEDIA_TYPE = "Content-Type must be application/json"
+MSG_NOT_UTF8 = "Request body must be UTF-8 encoded JSON"
+MSG_TOO_DEEP = "JSON body is nested too deeply"
+MSG_NUL = "Text must not contain NUL characters"
+
+# A JSON string (skipped whole) or a bracket; an escaped NUL is ``\u0000`` after an even
+# number of backslashes (an odd number means the backslash itself was escaped).
+_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """A JSON body's ``Content-Type``: JSON, ``+json``, ``text/plain``, or none given."""
+    if not content_type:
+        return True
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type in JSON_MEDIA_TYPES or media_type.endswith("+json")
+
+
+def too_deep(body: bytes) -> bool:
+    """Whether arrays and objects nest deeper than ``MAX_JSON_DEPTH`` (cheap for flat bodies)."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(body):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def json_problem(body: bytes) -> str | None:
+    """Why ``body`` must not reach a handler, or ``None``; syntax errors are the handler's."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return MSG_NOT_UTF8
+    if too_deep(body):
+        return MSG_TOO_DEEP
+    if b"\x00" in body or _ESCAPED_NUL.search(body):
+        return MSG_NUL
+    return None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def timed_out() -> ApiError:
+    return ApiError(408, MSG_TIMEOUT, {"Connection": "close"})
+
+
+def idle_limited(receive: Receive, idle_seconds: float) -> Receive:
+    """``receive`` that answers 408 when the client sends nothing for ``idle_seconds``."""
+
+    async def receive_with_timeout() -> ReceiveMessage:
+        try:
+            with anyio.fail_after(idle_seconds):
+                return await receive()
+        except TimeoutError:
+            raise timed_out() from None
+
+    return receive_with_timeout
+
+
+def replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` that hands over ``body`` once, then defers to the connection (disconnect)."""
+    sent = False
+
+    async def receive_replayed() -> ReceiveMessage:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        message: HTTPRequestEvent = {"type": "http.request", "body": body, "more_body": False}
+        return message
+
+    return receive_replayed
+
+
+async def read_body(receive: Receive, limit: int, total_seconds: float) -> bytes:
+    """The whole body, or 413 past ``limit`` bytes, 408 past ``total_seconds``."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with anyio.fail_after(total_seconds):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away mid-body
+                    raise ApiError(400, MSG_INTERRUPTED)
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, MSG_TOO_LARGE, {"Connection": "close"})
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+    except TimeoutError:
+        raise timed_out() from None
+
+
+class BodyLimits(ASGIMiddleware):
+    """Size, type, hostile-JSON and slow-client checks on request bodies (see module doc)."""
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(
+        self, idle_seconds: float = BODY_IDLE_SECONDS, json_seconds: float = JSON_BODY_SECONDS
+    ) -> None:
+        self.idle_seconds = idle_seconds
+        self.json_seconds = json_seconds
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if scope.get("method") not in BODY_METHODS or not scope["path"].startswith("/api/"):
+            await next_app(scope, receive, send)
+            return
+        limited = idle_limited(receive, self.idle_seconds)
+        limit = _body_limit(scope)
+        if limit is None:  # the handler streams and limits its own body
+            await next_app(scope, limited, send)
+            return
+        declared = _header(scope, b"content-length") or ""
+        if declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, MSG_TOO_LARGE, {"Connection": "close"})
+        body = await read_body(limited, limit, self.json_seconds)
+        if body:
+            if not is_json_media_type(_header(scope, b"content-type")):
+                raise ApiError(415, MSG_MEDIA_TYPE)
+            if problem := json_problem(body):
+                raise ApiError(400, problem)
+        await next_app(scope, replay(body, receive), send)
+
+
+def _body_limit(scope: Scope) -> int | None:
+    handler: Any = scope.get("route_handler")
+    resolve: Callable[[], int | None] | None = getattr(
+        handler, "resolve_request_max_body_size", None
+    )
+    return resolve() if resolve is not None else None
