@@ -3,9 +3,9 @@
 Litestar's ``RateLimitMiddleware`` is not used because it cannot meet the contract: its windows
 are fixed units (second/minute/hour/day, not ``100/900``), its store read-modify-write is not
 atomic across API processes, and it knows one policy per app. Here each route names its
-policy in ``opt={"rate_limit": ...}`` (default ``general`` for ``/api`` routes) and one
-``MULTI`` (``INCR`` + ``EXPIRE NX``) counts the request in a fixed window shared by every
-process.
+policy in ``ROUTE_POLICIES`` below (or ``opt={"rate_limit": ...}`` on a handler; default
+``general`` for ``/api`` routes) and one ``MULTI`` (``INCR`` + ``EXPIRE NX``) counts the request
+in a fixed window shared by every process.
 """
 
 from __future__ import annotations
@@ -23,13 +23,22 @@ from redis.exceptions import RedisError
 
 from api.auth import bearer_token
 from api.deps import services_of
-from api.errors import SpecialError
+from api.errors import ApiError, SpecialError
 from medio.settings import RateLimit, Settings
 
 log = logging.getLogger("medio.ratelimit")
 
 Policy = Literal["general", "telemetry", "public"]
 POLICIES: tuple[Policy, ...] = ("general", "telemetry", "public")
+
+# The one list of routes that are not "general" (CONTRACT §8), by method and path template.
+ROUTE_POLICIES: dict[tuple[str, str], Policy] = {
+    ("POST", "/api/progress"): "telemetry",
+    ("POST", "/api/sessions/{session_id}/heartbeat"): "telemetry",
+    ("POST", "/api/sessions/{session_id}/end"): "telemetry",
+    ("POST", "/api/sessions/start/public"): "public",
+}
+
 TOO_MANY = "Too many requests. Please try again later."
 
 
@@ -86,6 +95,9 @@ class RateLimitMiddleware(ASGIMiddleware):
         policy = handler.opt.get("rate_limit") if handler is not None else None
         if policy in POLICIES:
             return policy  # type: ignore[no-any-return]
+        listed = ROUTE_POLICIES.get((str(scope.get("method")), scope.get("path_template", "")))
+        if listed is not None:
+            return listed
         return "general" if scope["path"].startswith("/api/") else None
 
     def _client(self, scope: Scope, policy: Policy) -> str:
@@ -128,7 +140,13 @@ class RateLimitMiddleware(ASGIMiddleware):
                 {"message": TOO_MANY, "retryAfter": retry_after},
                 {**headers, "Retry-After": str(retry_after)},
             )
-        await next_app(scope, receive, _with_headers(send, headers))
+        try:
+            await next_app(scope, receive, _with_headers(send, headers))
+        except (ApiError, SpecialError) as exc:
+            # Raised by a middleware inside this one (CSRF, body limits): the app's outer
+            # exception handler answers it without the send wrapper, so it carries the headers.
+            exc.headers = {**headers, **exc.headers}
+            raise
 
     async def _count(self, scope: Scope, key: str, seconds: int) -> int:
         redis = services_of(scope["app"].state).container.redis

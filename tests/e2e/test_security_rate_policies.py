@@ -1,0 +1,127 @@
+"""Which routes count against which rate-limit policy (CONTRACT §8, ``ROUTE_POLICIES``).
+
+Each policy gets a different small limit, so the ``X-RateLimit-Limit`` of a response names the
+policy that counted it, and one request past that limit is a 429.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from medio.bootstrap import Container
+from medio.settings import load_settings
+
+Client = AsyncTestClient[Litestar]
+Auth = Callable[..., dict[str, str]]
+
+GENERAL, TELEMETRY, PUBLIC = 7, 3, 2
+LIMITS = {
+    "rate_limit_general": f"{GENERAL}/60",
+    "rate_limit_telemetry": f"{TELEMETRY}/60",
+    "rate_limit_public": f"{PUBLIC}/60",
+}
+
+
+@pytest.fixture(autouse=True)
+async def fresh_counters(container: Container) -> None:
+    """Counts are per window; earlier tests in this window must not leak into these."""
+    keys = [key async for key in container.redis.scan_iter("medio:rl:*")]
+    if keys:
+        await container.redis.delete(*keys)
+
+
+@pytest.fixture
+async def limited() -> AsyncIterator[Client]:
+    settings = load_settings(env_file=None, rate_limit_enabled=True, **LIMITS)
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        yield client
+
+
+async def _codes_and_limit(
+    client: Client, times: int, method: str, path: str, **kwargs: Any
+) -> tuple[list[int], set[str]]:
+    responses = [await client.request(method, path, **kwargs) for _ in range(times)]
+    return [r.status_code for r in responses], {r.headers["x-ratelimit-limit"] for r in responses}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/progress",
+        "/api/sessions/987654321/heartbeat",
+        "/api/sessions/987654321/end",
+    ],
+)
+async def test_telemetry_routes_count_against_the_telemetry_policy(
+    limited: Client, auth: Auth, path: str
+) -> None:
+    headers = auth()
+    codes, limits = await _codes_and_limit(limited, TELEMETRY + 1, "POST", path, headers=headers)
+    assert limits == {str(TELEMETRY)}
+    assert 429 not in codes[:TELEMETRY]  # 400/403/404 answers are still counted and headed
+    assert codes[-1] == 429
+
+
+async def test_public_session_start_is_limited_per_address_whatever_the_token(
+    limited: Client, auth: Auth
+) -> None:
+    path = "/api/sessions/start/public"
+    body = {"profile_id": 987654321, "video_id": 987654321}
+    responses = [await limited.post(path, json=body, headers=auth()) for _ in range(PUBLIC + 1)]
+    assert {r.headers["x-ratelimit-limit"] for r in responses} == {str(PUBLIC)}
+    assert [r.status_code for r in responses] == [404] * PUBLIC + [429]
+
+
+async def test_unauthenticated_public_start_is_counted_before_the_csrf_check(
+    limited: Client,
+) -> None:
+    path = "/api/sessions/start/public"
+    codes, limits = await _codes_and_limit(limited, PUBLIC + 1, "POST", path, json={})
+    assert limits == {str(PUBLIC)}
+    assert codes == [403] * PUBLIC + [429]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/profiles"),
+        ("POST", "/api/sessions/start"),
+        ("GET", "/api/sessions/987654321"),
+        ("GET", "/api/progress/someone"),
+        ("GET", "/api/csrf-token"),
+    ],
+)
+async def test_every_other_api_route_counts_against_the_general_policy(
+    limited: Client, auth: Auth, method: str, path: str
+) -> None:
+    codes, limits = await _codes_and_limit(limited, 2, method, path, headers=auth())
+    assert limits == {str(GENERAL)}
+    assert 429 not in codes
+
+
+async def test_policies_keep_separate_counts_for_one_user(limited: Client, auth: Auth) -> None:
+    headers = auth()
+    for _ in range(TELEMETRY + 1):
+        await limited.post("/api/progress", json={}, headers=headers)
+    general = await limited.get("/api/profiles", headers=headers)
+    assert general.status_code == 200
+    assert general.headers["x-ratelimit-remaining"] == str(GENERAL - 1)
+
+
+async def test_answers_from_the_csrf_and_body_checks_still_carry_the_headers(
+    limited: Client, auth: Auth
+) -> None:
+    too_large = await limited.post(
+        "/api/profiles", content=b'{"name":"' + b"x" * 70_000 + b'"}', headers=auth()
+    )
+    no_csrf_token = await limited.post("/api/profiles", json={"name": "Ada", "age": 5})
+    assert (too_large.status_code, no_csrf_token.status_code) == (413, 403)
+    for response in (too_large, no_csrf_token):
+        assert response.headers["x-ratelimit-limit"] == str(GENERAL)
+        assert "x-ratelimit-remaining" in response.headers
