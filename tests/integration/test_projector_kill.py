@@ -1,0 +1,138 @@
+"""``kill -9`` at random points: nothing lost, nothing applied twice, order kept.
+
+Real ``medio worker`` processes (RQ, forked projector jobs, the supervisor) project 20,000
+events of the realistic mix on two shards while appends continue; a worker and its job are
+SIGKILLed at random moments just after they made progress, and restarted. Then the archive
+must hold every appended event once, each key's events in append order, and every projection
+must equal a clean replay of the archive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import psutil
+import pytest
+import sqlalchemy as sa
+from projector_env import Stack, isolated_stack
+
+from bench.workload import append_all, realistic_events
+from medio.bootstrap import Container, build_container
+from medio.eventlog import shard_for
+from medio.tables import events
+from projections.replay import verify
+
+EVENTS = 20_000
+CHUNKS = 5
+KILLS = 8
+SHARDS = 2
+DEADLINE_SECONDS = 50
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with isolated_stack(
+        stream_shards=SHARDS,
+        projector_lock_ttl_seconds=1.0,
+        projector_run_seconds=3.0,
+        projector_batch_size=1000,
+        log_level="WARNING",
+    ) as built:
+        yield built
+
+
+@pytest.fixture
+async def iso(stack: Stack) -> AsyncIterator[Container]:
+    container = build_container(stack.settings)
+    yield container
+    await container.close()
+
+
+def _start_worker(stack: Stack) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "medio.cli", "worker"],
+        env=stack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _kill_9(worker: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker and its work horse (RQ puts the horse in a process group of its own)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        parent = psutil.Process(worker.pid)
+        for process in [parent, *parent.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signal.SIGKILL)
+    worker.wait()
+
+
+async def _archived(container: Container) -> int:
+    async with container.engine.connect() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(events))).scalar())
+
+
+async def _wait_for_progress(container: Container, above: int, timeout: float = 15) -> int:
+    """The archive count once it exceeds ``above`` (the workers are projecting)."""
+    deadline = time.monotonic() + timeout
+    while (count := await _archived(container)) <= above:
+        assert time.monotonic() < deadline, f"no progress past {above} archived events"
+        await asyncio.sleep(0.05)
+    return count
+
+
+@pytest.mark.slow
+async def test_sigkilled_workers_lose_nothing_double_nothing_and_keep_per_key_order(
+    stack: Stack, iso: Container
+) -> None:
+    rng = random.Random(os.getpid())
+    items = list(realistic_events(EVENTS, seed=21, profiles=300))
+    keys: dict[tuple[int, str], str] = {}  # (shard, stream id) -> ordering key
+    workers = [_start_worker(stack) for _ in range(SHARDS + 1)]  # as ``medio dev`` runs them
+    started = time.monotonic()
+    archived = 0
+    try:
+        for round_ in range(KILLS):
+            if round_ < CHUNKS:
+                chunk = items[round_ * EVENTS // CHUNKS : (round_ + 1) * EVENTS // CHUNKS]
+                ids = await append_all(iso.redis, SHARDS, chunk)
+                for stream_id, (key, _) in zip(ids, chunk, strict=True):
+                    keys[(shard_for(key, SHARDS), stream_id)] = key
+            archived = await _wait_for_progress(iso, archived)
+            await asyncio.sleep(rng.uniform(0, 0.4))
+            victim = rng.randrange(len(workers))
+            _kill_9(workers[victim])
+            workers[victim] = _start_worker(stack)
+        while (count := await _archived(iso)) < EVENTS:
+            assert time.monotonic() - started < DEADLINE_SECONDS, f"only {count} archived"
+            await asyncio.sleep(0.1)
+    finally:
+        for worker in workers:
+            _kill_9(worker)
+
+    async with iso.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(events.c.stream_id, events.c.shard).order_by(events.c.position)
+            )
+        ).all()
+    assert len(rows) == EVENTS
+    assert {(shard, stream_id) for stream_id, shard in rows} == set(keys)  # each one, once
+    appended_order: dict[str, list[str]] = {}
+    for shard_and_id, key in keys.items():  # dicts keep insertion (append) order
+        appended_order.setdefault(key, []).append(shard_and_id[1])
+    archived_order: dict[str, list[str]] = {}
+    for stream_id, shard in rows:
+        archived_order.setdefault(keys[(shard, stream_id)], []).append(stream_id)
+    assert archived_order == appended_order
+    report = await verify(iso)
+    assert report.differences == {}
+    assert report.events == EVENTS
