@@ -5,7 +5,10 @@ position, shard, stream id, type, version, actor and the event JSON byte for byt
 projections rebuilt from the imported archive equal the ones the export came from.
 
 The whole file loads in one transaction (inserted in batches, so memory stays flat): a bad
-line anywhere leaves the archive empty, ready for a corrected retry.
+line anywhere leaves the archive empty, ready for a corrected retry. The same transaction moves
+the archive's checkpoint in each shard to the newest imported stream entry, as the archive
+writer would have: replay then hands the projections that checkpoint, and ``--verify`` and the
+live projectors agree with it about what the archive holds.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from medio.tables import events
+from projections.archive import POSITION_LOCK_KEY, Archive
+from projections.base import stream_id_key
+from projections.checkpoints import lock_sql_checkpoints, newer, write_sql_checkpoints
 
 IMPORT_BATCH_SIZE = 5_000
 
@@ -95,12 +101,23 @@ def _batches(path: Path, on_progress: Progress | None) -> Iterator[list[dict[str
         on_progress(total, total)
 
 
+async def _advance_archive_checkpoints(conn: AsyncConnection, newest: dict[int, str]) -> None:
+    """Tell the archive writer what it now holds (never moving a checkpoint backwards)."""
+    for shard, stream_id in sorted(newest.items()):
+        current = (await lock_sql_checkpoints(conn, [Archive.name], shard))[Archive.name]
+        if newer(stream_id, current):
+            await write_sql_checkpoints(conn, [Archive.name], stream_id, shard)
+
+
 async def import_events(
     engine: AsyncEngine, source: Path, on_progress: Progress | None = None
 ) -> int:
     """Load a JSON Lines export into the archive, which must be empty; returns the count."""
     count = 0
+    newest: dict[int, str] = {}
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # positions are the archive writer's to give
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(POSITION_LOCK_KEY)))
         if await conn.scalar(sa.select(events.c.position).limit(1)) is not None:
             raise ImportRefused(
                 "the archive is not empty; import only into a fresh database "
@@ -109,4 +126,9 @@ async def import_events(
         for batch in _batches(source, on_progress):
             await conn.execute(events.insert(), batch)
             count += len(batch)
+            for row in batch:
+                shard, stream_id = row["shard"], row["stream_id"]
+                if shard not in newest or stream_id_key(stream_id) > stream_id_key(newest[shard]):
+                    newest[shard] = stream_id
+        await _advance_archive_checkpoints(conn, newest)
     return count

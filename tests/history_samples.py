@@ -1,11 +1,21 @@
-"""Archive rows for the event-history tests: real events, encoded as the log encodes them."""
+"""Archive rows for the event-history tests: real events, encoded as the log encodes them.
+
+These tests write archive rows directly, so they run on a database of their own
+(``archive_of_its_own``): rows in the shared test database would make every other test's
+``replay --verify`` (live projections vs. the archive) see events no projector applied.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -20,7 +30,13 @@ from domain.events import (
     SessionHeartbeat,
     SessionStarted,
 )
+from medio.migrate import upgrade
+from medio.settings import Settings
 from medio.tables import events
+
+PG_ADMIN_URL = os.environ.get(
+    "MEDIO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 T0 = datetime(2025, 7, 28, 8, 0, 0, 123456, tzinfo=UTC)  # a Monday
 
@@ -41,10 +57,20 @@ def session_events(session_id: int, profile_id: int, start: datetime) -> list[An
             **common,
         ),
         SessionHeartbeat(
-            occurred_at=beat1, actor=actor, shares=(DayShare(day, 60.0),), position=60.0, **common
+            occurred_at=beat1,
+            actor=actor,
+            shares=(DayShare(day, 60.0),),
+            position=60.0,
+            watched_seconds=60.0,
+            **common,
         ),
         SessionHeartbeat(
-            occurred_at=beat2, actor=actor, shares=(DayShare(day, 60.0),), position=120.0, **common
+            occurred_at=beat2,
+            actor=actor,
+            shares=(DayShare(day, 60.0),),
+            position=120.0,
+            watched_seconds=120.0,
+            **common,
         ),
         SessionEnded(
             occurred_at=beat2 + timedelta(seconds=5),
@@ -53,6 +79,8 @@ def session_events(session_id: int, profile_id: int, start: datetime) -> list[An
             ended_at=beat2 + timedelta(seconds=5),
             started_at=start,
             shares=(DayShare(day, 5.0),),
+            watched_seconds=125.0,
+            position=125.0,
             **common,
         ),
     ]
@@ -144,3 +172,25 @@ async def archive_contents(engine: AsyncEngine) -> list[tuple[Any, ...]]:
     async with engine.connect() as conn:
         result = await conn.execute(sa.select(events).order_by(events.c.position))
         return [tuple(row) for row in result]
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def archive_of_its_own(settings: Settings) -> Iterator[Settings]:
+    """``settings`` on a fresh, migrated database (same Redis), dropped afterwards."""
+    database = f"medio_test_{secrets.token_hex(4)}_history"
+    asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
+    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{database}"
+    own = msgspec.structs.replace(settings, database_url=url)
+    try:
+        upgrade(own)
+        yield own
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +10,7 @@ import pytest
 from history_samples import (
     T0,
     archive,
+    archive_of_its_own,
     clear_archive,
     insert_rows,
     mixed_events,
@@ -18,10 +19,31 @@ from history_samples import (
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from medio.bootstrap import Container
+from api.app import create_app
+from medio.bootstrap import Container, build_container
+from medio.settings import Settings
 
 Auth = Callable[..., dict[str, str]]
 Client = AsyncTestClient[Litestar]
+
+
+@pytest.fixture(scope="module")
+def history_settings(settings: Settings) -> Iterator[Settings]:
+    """This module's own database: its archive rows never meet other tests' projections."""
+    with archive_of_its_own(settings) as own:
+        yield own
+
+
+@pytest.fixture
+async def container(history_settings: Settings) -> AsyncIterator[Container]:
+    built = build_container(history_settings)
+    yield built
+    await built.close()
+
+
+@pytest.fixture
+def app(history_settings: Settings) -> Litestar:
+    return create_app(history_settings)
 
 
 @pytest.fixture(autouse=True)

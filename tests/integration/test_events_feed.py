@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from history_samples import T0, clear_archive, mixed_events
+from history_samples import T0, archive_of_its_own, clear_archive, mixed_events
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.app import create_app
 from domain.codec import encode
-from medio.bootstrap import Container
+from medio.bootstrap import Container, build_container
 from medio.db import create_engine
 from medio.settings import Settings
 from medio.tables import events
@@ -28,6 +29,25 @@ WRITERS = 4
 COMMITS_PER_WRITER = 20
 POLL_SECONDS = 0.002
 ARCHIVE = Archive()
+
+
+@pytest.fixture(scope="module")
+def history_settings(settings: Settings) -> Iterator[Settings]:
+    """This module's own database: its archive rows never meet other tests' projections."""
+    with archive_of_its_own(settings) as own:
+        yield own
+
+
+@pytest.fixture
+async def container(history_settings: Settings) -> AsyncIterator[Container]:
+    built = build_container(history_settings)
+    yield built
+    await built.close()
+
+
+@pytest.fixture
+def app(history_settings: Settings) -> Litestar:
+    return create_app(history_settings)
 
 
 @pytest.fixture(autouse=True)
@@ -70,12 +90,12 @@ def _run_writers(settings: Settings) -> None:
 
 async def test_feed_pagination_is_complete_and_ordered_under_concurrent_appends(
     container: Container,
-    settings: Settings,
+    history_settings: Settings,
     client: AsyncTestClient[Litestar],
     auth: Callable[..., dict[str, str]],
 ) -> None:
     headers = auth(role="analyst")
-    writers = ThreadPoolExecutor(1).submit(_run_writers, settings)
+    writers = ThreadPoolExecutor(1).submit(_run_writers, history_settings)
     seen: list[dict[str, Any]] = []
     after = 0
     while True:

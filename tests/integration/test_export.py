@@ -6,7 +6,7 @@ import asyncio
 import csv
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from history_samples import (
     T0,
     archive,
     archive_contents,
+    archive_of_its_own,
     clear_archive,
     insert_rows,
     mixed_events,
@@ -26,11 +27,27 @@ from history_samples import (
 from domain.history import ArchiveFilter
 from medio.archive_import import ImportRefused, import_events
 from medio.archive_reader import archive_head, iter_archive
-from medio.bootstrap import Container
+from medio.bootstrap import Container, build_container
 from medio.cli import main
 from medio.export import COLUMNS, ExportError, export_events
+from medio.settings import Settings
 
 COUNT = 40
+Medio = Callable[..., Awaitable[Result]]
+
+
+@pytest.fixture(scope="module")
+def history_settings(settings: Settings) -> Iterator[Settings]:
+    """This module's own database: its archive rows never meet other tests' projections."""
+    with archive_of_its_own(settings) as own:
+        yield own
+
+
+@pytest.fixture
+async def container(history_settings: Settings) -> AsyncIterator[Container]:
+    built = build_container(history_settings)
+    yield built
+    await built.close()
 
 
 @pytest.fixture(autouse=True)
@@ -40,9 +57,15 @@ async def empty_archive(container: Container) -> AsyncIterator[None]:
     await clear_archive(container.engine)
 
 
-async def _medio(*args: str) -> Result:
-    """Run the CLI in a thread: it runs its own event loop, as it does from a shell."""
-    return await asyncio.to_thread(CliRunner().invoke, main, list(args))
+@pytest.fixture
+def medio(history_settings: Settings) -> Medio:
+    """``await medio(*args)`` runs the CLI on this module's database, as from a shell."""
+    env = {"MEDIO_DATABASE_URL": history_settings.database_url}
+
+    async def run(*args: str) -> Result:  # in a thread: the CLI runs its own event loop
+        return await asyncio.to_thread(CliRunner().invoke, main, list(args), env=env)
+
+    return run
 
 
 def _jsonl(path: Path) -> list[dict[str, object]]:
@@ -50,11 +73,11 @@ def _jsonl(path: Path) -> list[dict[str, object]]:
 
 
 async def test_jsonl_export_has_every_column_and_data_as_an_object(
-    container: Container, tmp_path: Path
+    medio: Medio, container: Container, tmp_path: Path
 ) -> None:
     await archive(container.engine, mixed_events(COUNT))
     out = tmp_path / "events.jsonl"
-    result = await _medio("events", "export", "--format", "jsonl", "-o", str(out))
+    result = await medio("events", "export", "--format", "jsonl", "-o", str(out))
     assert result.exit_code == 0, result.output
     assert f"exported {COUNT} events" in result.output
     lines = _jsonl(out)
@@ -66,11 +89,11 @@ async def test_jsonl_export_has_every_column_and_data_as_an_object(
 
 
 async def test_csv_export_has_a_header_and_data_as_a_json_string(
-    container: Container, tmp_path: Path
+    medio: Medio, container: Container, tmp_path: Path
 ) -> None:
     await archive(container.engine, mixed_events(COUNT))
     out = tmp_path / "events.csv"
-    result = await _medio("events", "export", "--format", "csv", "-o", str(out))
+    result = await medio("events", "export", "--format", "csv", "-o", str(out))
     assert result.exit_code == 0, result.output
     with out.open(newline="") as file:
         rows = list(csv.DictReader(file))
@@ -81,10 +104,12 @@ async def test_csv_export_has_a_header_and_data_as_a_json_string(
     assert [row["data"] for row in rows] == [row[7] for row in archived]
 
 
-async def test_parquet_export_has_typed_columns(container: Container, tmp_path: Path) -> None:
+async def test_parquet_export_has_typed_columns(
+    medio: Medio, container: Container, tmp_path: Path
+) -> None:
     await archive(container.engine, mixed_events(COUNT))
     out = tmp_path / "events.parquet"
-    result = await _medio("events", "export", "--format", "parquet", "-o", str(out))
+    result = await medio("events", "export", "--format", "parquet", "-o", str(out))
     assert result.exit_code == 0, result.output
     table = pq.read_table(out)
     assert tuple(table.column_names) == COLUMNS
@@ -95,14 +120,14 @@ async def test_parquet_export_has_typed_columns(container: Container, tmp_path: 
 
 
 async def test_filters_select_by_type_time_and_profile(
-    container: Container, tmp_path: Path
+    medio: Medio, container: Container, tmp_path: Path
 ) -> None:
     sample = mixed_events(COUNT)
     await archive(container.engine, sample)
     out = tmp_path / "f.jsonl"
     args = ("events", "export", "-o", str(out))
 
-    await _medio(*args, "--type", "session.started", "--type", "progress.saved")
+    await medio(*args, "--type", "session.started", "--type", "progress.saved")
     types = [line["type"] for line in _jsonl(out)]
     assert set(types) == {"session.started", "progress.saved"}
     assert len(types) == sum(
@@ -110,45 +135,47 @@ async def test_filters_select_by_type_time_and_profile(
     )
 
     since, until = T0 + timedelta(minutes=30), T0 + timedelta(minutes=60)
-    await _medio(*args, "--since", since.isoformat(), "--until", until.isoformat())
+    await medio(*args, "--since", since.isoformat(), "--until", until.isoformat())
     expected = [i + 1 for i, e in enumerate(sample) if since <= e.occurred_at < until]
     assert expected and [line["position"] for line in _jsonl(out)] == expected
 
-    await _medio(*args, "--profile", "3")
+    await medio(*args, "--profile", "3")
     profiles = {line["data"]["profile_id"] for line in _jsonl(out)}  # type: ignore[index]
     assert profiles == {3}
 
 
-async def test_bad_filter_is_a_usage_error_and_writes_nothing(tmp_path: Path) -> None:
+async def test_bad_filter_is_a_usage_error_and_writes_nothing(medio: Medio, tmp_path: Path) -> None:
     out = tmp_path / "never.jsonl"
-    result = await _medio("events", "export", "--since", "soon", "-o", str(out))
+    result = await medio("events", "export", "--since", "soon", "-o", str(out))
     assert result.exit_code == 2
     assert "--since" in result.output
     assert not out.exists()
 
 
 async def test_export_then_import_into_an_empty_archive_restores_it_byte_for_byte(
-    container: Container, tmp_path: Path
+    medio: Medio, container: Container, tmp_path: Path
 ) -> None:
     await archive(container.engine, mixed_events(COUNT))
     async with container.engine.begin() as conn:
         await insert_rows(conn, [progress_saved_v1_row(COUNT + 5, T0 + timedelta(days=2))])
     original = await archive_contents(container.engine)
     out = tmp_path / "all.jsonl"
-    assert (await _medio("events", "export", "-o", str(out))).exit_code == 0
+    assert (await medio("events", "export", "-o", str(out))).exit_code == 0
 
     await clear_archive(container.engine)
-    result = await _medio("events", "import", str(out))
+    result = await medio("events", "import", str(out))
     assert result.exit_code == 0, result.output
     assert f"imported {COUNT + 1} events" in result.output
     assert await archive_contents(container.engine) == original
 
 
-async def test_import_refuses_a_non_empty_archive(container: Container, tmp_path: Path) -> None:
+async def test_import_refuses_a_non_empty_archive(
+    medio: Medio, container: Container, tmp_path: Path
+) -> None:
     await archive(container.engine, mixed_events(3))
     out = tmp_path / "three.jsonl"
     await export_events(container.engine, "jsonl", out)
-    result = await _medio("events", "import", str(out))
+    result = await medio("events", "import", str(out))
     assert result.exit_code == 1
     assert "not empty" in result.output
 
