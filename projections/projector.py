@@ -81,25 +81,36 @@ class ShardProjector:
         return claimed
 
     async def step(self, block_ms: int | None) -> int:
-        """Read one batch and project it; returns the entries handled (0 when none came)."""
-        entries = await self.read(block_ms)
-        if not entries:
-            return 0
+        """Read one batch and project it; returns the entries handled (0 when none came).
+
+        A store being down is not an error here: the batch stays pending and the next step
+        retries it after a pause that grows to ``MAX_RETRY_PAUSE_SECONDS``.
+        """
         try:
-            await self.handle(entries)
+            entries = await self.read(block_ms)
+            if entries:
+                await self.handle(entries)
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            log.warning("shard %s: will retry %d entries: %s", self.shard, len(entries), exc)
-            self.backlog = True
-            if isinstance(exc, FenceBroken):
-                await self.claim_pending()
-            await asyncio.sleep(self._retry_pause)
-            self._retry_pause = min(self._retry_pause * 2, MAX_RETRY_PAUSE_SECONDS)
+            await self._pause_after(exc)
             return 0
         self._retry_pause = 0.1
-        await self._maybe_trim()
+        if entries:
+            await self._maybe_trim()
         return len(entries)
+
+    async def _pause_after(self, exc: BaseException) -> None:
+        log.warning("shard %s: will retry pending entries: %r", self.shard, exc)
+        self.backlog = True
+        await asyncio.sleep(self._retry_pause)
+        self._retry_pause = min(self._retry_pause * 2, MAX_RETRY_PAUSE_SECONDS)
+        if isinstance(exc, FenceBroken):
+            try:
+                await self.claim_pending()
+            except Exception as again:
+                if not is_transient(again):
+                    raise
 
     async def read(self, block_ms: int | None) -> list[Entry]:
         """Our pending entries while there are any, else new ones (waiting up to ``block_ms``)."""
@@ -159,11 +170,16 @@ class ShardProjector:
         sql_names = {cls.name for cls in SQL_PROJECTIONS} | {p.name for p in self.projections.sql}
         redis_names = {cls.name for cls in REDIS_PROJECTIONS}
         redis_names |= {p.name for p in self.projections.redis}
-        lowest = await lowest_checkpoint(
-            self.redis, self.engine, self.shard, sql_names, redis_names
-        )
-        if lowest != ZERO:
-            await self.redis.xtrim(self.stream, minid=lowest, approximate=True)
+        try:
+            lowest = await lowest_checkpoint(
+                self.redis, self.engine, self.shard, sql_names, redis_names
+            )
+            if lowest != ZERO:
+                await self.redis.xtrim(self.stream, minid=lowest, approximate=True)
+        except Exception as exc:  # trimming is housekeeping; the next one will do
+            if not is_transient(exc):
+                raise
+            log.warning("shard %s: trimming failed: %r", self.shard, exc)
 
     async def _forget_idle_consumers(self) -> None:
         """Remove long-idle consumers with nothing pending: dead runs must not pile up."""
