@@ -55,6 +55,7 @@ TMDB_ID_MESSAGE = (
 )
 CURRENT_TIME_MESSAGE = f"currentTime is required: a number of seconds from 0 to {MAX_SECONDS}"
 DURATION_MESSAGE = f"duration must be a number of seconds greater than 0 and at most {MAX_SECONDS}"
+NOT_UTF8_MESSAGE = "Request body must be UTF-8 encoded JSON"
 LIMIT_MESSAGE = f"limit must be an integer from 1 to {MAX_LIST_LIMIT}"
 FIELD_MESSAGES = {
     "clerkId": CLERK_ID_MESSAGE,
@@ -73,6 +74,8 @@ def parse_save(raw: bytes) -> SaveProgress:
         body = _save_decoder.decode(raw)
     except RecursionError:
         raise MalformedBody("JSON body is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise MalformedBody(NOT_UTF8_MESSAGE) from None
     except msgspec.ValidationError as exc:
         raise InvalidProgress(_field_errors(raw, exc)) from None
     except msgspec.DecodeError:
@@ -93,6 +96,8 @@ def _field_errors(raw: bytes, error: msgspec.ValidationError) -> dict[str, str]:
         return _blamed_field(error)
     except RecursionError:
         raise MalformedBody("JSON body is nested too deeply") from None
+    except UnicodeDecodeError:  # in a field the typed decoder skipped
+        raise MalformedBody(NOT_UTF8_MESSAGE) from None
     if not isinstance(body, dict):
         raise MalformedBody("Request body must be a JSON object")
     details: dict[str, str] = {}

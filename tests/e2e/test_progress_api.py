@@ -297,6 +297,8 @@ async def test_body_over_the_json_limit_is_413(client: Client, auth: Auth, clerk
 
 HOSTILE_BODIES = [
     b"\xff\xfe\x00",
+    b'{"name": "\xff\xfe", "title": "\xff"}',
+    b'{"clerkId": "\xff", "tmdbId": "1", "currentTime": 1}',
     b'{"clerkId": {"a": [[[[[]]]]]}, "tmdbId": {}, "currentTime": {}}',
     b'{"clerkId": "\\ud800", "tmdbId": 1, "currentTime": 1}',
     b'{"tmdbId": 123456789012345678901234567890123456789012345678901234567890123456789}',

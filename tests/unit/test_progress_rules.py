@@ -176,3 +176,16 @@ def test_expiry_is_30_days_after_update_in_whole_milliseconds() -> None:
 def test_deeply_nested_json_is_malformed_not_a_crash(raw: bytes) -> None:
     with pytest.raises(MalformedBody):
         parse_save(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": "\xff\xfe", "title": "\xff"}',
+        b'{"clerkId": "\xff", "tmdbId": "1", "currentTime": 1}',
+        b"\xff\xfe\x00",
+    ],
+)
+def test_invalid_utf8_is_malformed_not_a_crash(raw: bytes) -> None:
+    with pytest.raises(MalformedBody):
+        parse_save(raw)
