@@ -50,7 +50,7 @@ class ExportError(RuntimeError):
 
 def iso_us(moment: datetime) -> str:
     """Full-precision UTC instant (``...45.678123Z``), so re-import loses nothing."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 class ExportLine(msgspec.Struct, frozen=True):
