@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from projector_env import Stack, isolated_stack
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,6 +29,7 @@ from projections.apply import ProjectionSet
 from projections.archive import Archive
 from projections.base import Envelope, SqlProjection, stream_id_key
 from projections.checkpoints import redis_checkpoint_key
+from projections.lag import projection_lag
 from projections.locks import ShardLock
 from projections.projector import ShardProjector
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
@@ -239,3 +242,26 @@ async def _checkpoints(container: Container) -> dict[str, str]:
         value = await container.redis.get(redis_checkpoint_key(cls.name, 0))
         found[cls.name] = value.decode() if value else "0-0"
     return found
+
+
+async def test_lag_counts_unapplied_entries_per_shard_and_projection(iso: Container) -> None:
+    ids = await append_all(iso.redis, SHARDS, realistic_events(300, seed=6))
+    lag = await projection_lag(iso.redis, iso.engine, SHARDS)
+    assert set(lag) == set(_all_names())
+    for name in _all_names():
+        assert sum(lag[name][str(shard)].behind for shard in range(SHARDS)) == len(ids)
+        assert all(lag[name][str(s)].oldest_ms >= 0 for s in range(SHARDS))
+    await project_pending(iso)
+    lag = await projection_lag(iso.redis, iso.engine, SHARDS)
+    assert {(s.behind, s.oldest_ms) for shards in lag.values() for s in shards.values()} == {(0, 0)}
+
+
+async def test_ready_shows_projection_lag(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/ready")
+    assert response.status_code == 200
+    archive = response.json()["projections"]["archive"]["0"]
+    assert set(archive) == {"checkpoint", "behind", "capped", "oldest_ms"}
+
+
+def _all_names() -> list[str]:
+    return [c.name for c in SQL_PROJECTIONS] + [c.name for c in REDIS_PROJECTIONS]
