@@ -58,12 +58,14 @@ class _FileSink:
         if self.media_type is not None and len(self._pending) >= WRITE_BUFFER:
             await self._flush()
 
-    async def finish(self) -> MediaType:
+    async def finish(self) -> MediaType | None:
+        """The file's type once it is complete; ``None`` for an empty part (no file chosen)."""
+        if self.size == 0:
+            return None
         if self.media_type is None:
             self._identify()
         await self._flush()
         await self.close()
-        assert self.media_type is not None
         return self.media_type
 
     async def close(self) -> None:
@@ -115,7 +117,9 @@ class UploadForm:
                     if len(text) > MAX_TEXT_FIELD:
                         raise ApiError(413, f"Form field {name!r} is too large")
             elif sink is not None:
-                self.files[sink.kind] = (sink.path, await sink.finish(), sink.size)
+                # Browsers send an empty file part for a file input left blank.
+                if (media_type := await sink.finish()) is not None:
+                    self.files[sink.kind] = (sink.path, media_type, sink.size)
                 sink = None
             elif text is not None and name in TEXT_FIELDS:
                 self.fields[name] = text.decode("utf-8", "replace")

@@ -241,6 +241,28 @@ async def test_missing_video_is_400(media_client: Client, auth: Auth) -> None:
     assert [e["path"] for e in response.json()["errors"]] == ["video"]
 
 
+async def test_empty_file_parts_count_as_no_file(
+    media_client: Client, auth: Auth, media_root: Path
+) -> None:
+    """What a browser sends for a file input left blank: an empty part with ``filename=""``."""
+    form = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    blank_thumbnail = multipart(
+        [("title", None, b"T"), ("video", "v.mp4", MP4), ("thumbnail", "", b"")]
+    )
+    response = await media_client.post(
+        "/api/videos/upload", content=blank_thumbnail, headers={**auth(), **form}
+    )
+    assert response.status_code == 201
+    assert response.json()["thumbnail_path"] is None
+    blank_video = multipart([("title", None, b"T"), ("video", "", b"")])
+    response = await media_client.post(
+        "/api/videos/upload", content=blank_video, headers={**auth(), **form}
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["msg"] == "Video file is required"
+    assert len(stored_files(media_root)) == 1
+
+
 async def test_bad_duration_is_400(media_client: Client, auth: Auth, media_root: Path) -> None:
     response = await upload(media_client, auth(), duration="ten minutes")
     assert response.status_code == 400
