@@ -100,13 +100,15 @@ class ProjectionSet:
         shard: int,
         entries: Sequence[Entry],
         consumer: str,
-    ) -> None:
+    ) -> bool:
         """Apply ``entries`` (consecutive, in stream order) to every projection, exactly once.
 
         Entries without an envelope (dead-lettered or deleted) only move the checkpoints.
+        Returns whether the entries were also acked: when Redis projections moved, the
+        ``XACK`` rides in their script, after the SQL commit and atomically with their effects.
         """
         if not entries:
-            return
+            return False
         upto = entries[-1].stream_id
         batch = [(e.key, e.envelope) for e in entries if e.envelope is not None]
         stream = stream_name(shard)
@@ -114,7 +116,9 @@ class ProjectionSet:
             fence = _Fence(redis, stream, upto, consumer)
             await self._commit_sql(engine, shard, batch, upto, fence)
         if self.redis:
-            await self._commit_redis(redis, shard, batch, upto, consumer)
+            ack = ("XACK", stream, GROUP, *(e.stream_id for e in entries))
+            return await self._commit_redis(redis, shard, batch, upto, consumer, ack)
+        return False
 
     async def _commit_sql(
         self,
@@ -151,7 +155,8 @@ class ProjectionSet:
         batch: Sequence[tuple[tuple[int, int], Envelope]],
         upto: str,
         consumer: str,
-    ) -> None:
+        ack: tuple[str, ...],
+    ) -> bool:
         keys = [redis_checkpoint_key(p.name, shard) for p in self.redis]
         upto_key = stream_id_key(upto)
         for _ in range(MAX_CAS_RETRIES):
@@ -171,10 +176,10 @@ class ProjectionSet:
                     except Exception as exc:
                         raise ProjectionFailed(projection.name, exc) from exc
             if not expected:
-                return
+                return False
             outcome = await run_batch(
                 redis,
-                recorded(pipe),
+                [*recorded(pipe), ack],
                 expected,
                 upto,
                 stream_name(shard),
@@ -185,7 +190,7 @@ class ProjectionSet:
             if outcome.applied:
                 for error in outcome.errors:
                     log.error("shard %s up to %s: a Redis command failed: %s", shard, upto, error)
-                return
+                return True
             if outcome.refusal != "moved":
                 raise FenceBroken(f"entry {outcome.refusal} is pending at another consumer")
         raise FenceBroken(f"Redis checkpoints of shard {shard} kept moving")

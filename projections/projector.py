@@ -132,29 +132,29 @@ class ShardProjector:
         for entry in entries:
             if entry.problem is not None:
                 await self._dead_letter(entry, entry.problem)
-        await self._commit_isolating(entries)
-        await self._ack(entries)
+        if not await self._commit_isolating(entries):
+            await self._ack(entries)
         self.applied += sum(1 for e in entries if e.envelope is not None)
 
     async def _ack(self, entries: Sequence[Entry]) -> None:
         await self.redis.xack(self.stream, GROUP, *stream_ids(entries))
 
-    async def _commit_isolating(self, entries: Sequence[Entry]) -> None:
+    async def _commit_isolating(self, entries: Sequence[Entry]) -> bool:
+        """Commit, splitting around entries a projection refuses; whether all were acked."""
         try:
-            await self.projections.commit(
+            return await self.projections.commit(
                 self.engine, self.redis, self.shard, entries, self.consumer
             )
         except ProjectionFailed as exc:
             if len(entries) == 1:
                 await self._dead_letter(entries[0], str(exc))
                 gone = Entry(entries[0].stream_id, entries[0].key, None, {})
-                await self.projections.commit(
+                return await self.projections.commit(
                     self.engine, self.redis, self.shard, [gone], self.consumer
                 )
-                return
             half = len(entries) // 2
-            await self._commit_isolating(entries[:half])
-            await self._commit_isolating(entries[half:])
+            first = await self._commit_isolating(entries[:half])
+            return await self._commit_isolating(entries[half:]) and first
 
     async def _dead_letter(self, entry: Entry, reason: str) -> None:
         log.error("shard %s: entry %s dead-lettered: %s", self.shard, entry.stream_id, reason)

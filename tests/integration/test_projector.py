@@ -25,6 +25,7 @@ from domain.events import ProgressSaved
 from medio.bootstrap import Container, build_container
 from medio.eventlog import entry_fields, stream_name
 from medio.tables import events, projection_checkpoints
+from projections import apply as apply_module
 from projections.apply import ProjectionSet
 from projections.archive import Archive
 from projections.base import Envelope, SqlProjection, stream_id_key
@@ -109,25 +110,30 @@ async def test_redelivered_batch_changes_nothing(
 ) -> None:
     await append_all(iso.redis, SHARDS, realistic_events(1500, seed=2))
 
-    async def lost_ack(self: ShardProjector, entries: Sequence[Any]) -> None:
-        raise RedisConnectionError("ack lost")
+    async def crash(*args: Any, **kwargs: Any) -> None:
+        raise RedisConnectionError("died after the SQL commit")
 
-    with monkeypatch.context() as patch:  # effects commit, acks never arrive
-        patch.setattr(ShardProjector, "_ack", lost_ack)
+    with monkeypatch.context() as patch:  # SQL commits; Redis effects and ack never happen
+        patch.setattr(apply_module, "run_batch", crash)
         for shard in range(SHARDS):
             first = ShardProjector(
                 iso.redis, iso.engine, shard, registered_projections(), "crashed", 500
             )
             await first.start()
-            assert await first.step(block_ms=None) == 0  # committed, then the ack failed
-    committed = await _snapshot(iso)
-    for shard in range(SHARDS):
-        delivered = await iso.redis.xrange(stream_name(shard), count=500)
-        again = [to_entry(shard, raw_id, fields) for raw_id, fields in delivered]
-        await registered_projections().commit(iso.engine, iso.redis, shard, again, "other")
-    assert await _snapshot(iso) == committed
-    assert await project_pending(iso) == 1500  # claims the unacked batches: all are skipped
+            assert await first.step(block_ms=None) == 0
+    assert len(await _archived(iso)) == 2 * 500  # committed, then the worker "died"
+    delivered = {
+        shard: [to_entry(shard, i, f) for i, f in await iso.redis.xrange(stream_name(shard))]
+        for shard in range(SHARDS)
+    }
+    assert await project_pending(iso) == 1500  # redelivered: SQL skips them, Redis applies
     assert len(await _archived(iso)) == 1500
+    projected = await _snapshot(iso)
+    for shard, entries in delivered.items():  # every entry once more, all already applied
+        for start in range(0, len(entries), 500):
+            batch = entries[start : start + 500]
+            await registered_projections().commit(iso.engine, iso.redis, shard, batch, "x")
+    assert await _snapshot(iso) == projected
     assert (await verify(iso)).differences == {}
 
 
