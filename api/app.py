@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             if owned:
                 await built.close()
 
-    middleware: list[Any] = [CsrfMiddleware(settings), BodyLimits()]
+    middleware: list[Any] = [CsrfMiddleware(settings), BodyLimits(settings)]
     if settings.rate_limit_enabled:
         middleware.insert(0, RateLimitMiddleware(settings))
 

@@ -12,8 +12,9 @@ Every ``POST``/``PUT``/``PATCH`` under ``/api`` passes here after rate limiting 
 * **Streaming routes** (handlers with ``request_max_body_size=None``, i.e. the upload, which
   enforces its own limits as bytes arrive): passed through untouched except for the timeout.
 
-Against slow clients each chunk must arrive within ``idle_seconds`` of the previous one, and a
-JSON body must be complete within ``json_seconds``; otherwise 408 with ``Connection: close``.
+Against slow clients each chunk must arrive within ``MEDIO_BODY_IDLE_TIMEOUT_SECONDS`` (10) of
+the previous one, and a JSON body must be complete within ``MEDIO_JSON_BODY_TIMEOUT_SECONDS``
+(30); otherwise 408 with ``Connection: close``.
 (Slow *headers* never reach the app; see README "Security" for what the server does there.)
 """
 
@@ -29,11 +30,10 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPRequestEvent, Receive, ReceiveMessage, Scope, Send
 
 from api.errors import ApiError
+from medio.settings import Settings
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON_MEDIA_TYPES = ("application/json", "text/plain")  # text/plain: navigator.sendBeacon
-BODY_IDLE_SECONDS = 10.0
-JSON_BODY_SECONDS = 30.0
 MAX_JSON_DEPTH = 32
 
 MSG_TIMEOUT = "Request body was not received in time"
@@ -152,11 +152,9 @@ class BodyLimits(ASGIMiddleware):
 
     scopes = (ScopeType.HTTP,)
 
-    def __init__(
-        self, idle_seconds: float = BODY_IDLE_SECONDS, json_seconds: float = JSON_BODY_SECONDS
-    ) -> None:
-        self.idle_seconds = idle_seconds
-        self.json_seconds = json_seconds
+    def __init__(self, settings: Settings) -> None:
+        self.idle_seconds = settings.body_idle_timeout_seconds
+        self.json_seconds = settings.json_body_timeout_seconds
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         if scope.get("method") not in BODY_METHODS or not scope["path"].startswith("/api/"):

@@ -58,6 +58,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_video_bytes: int = 500 * 1024 * 1024
     max_thumbnail_bytes: int = 5 * 1024 * 1024
     max_json_bytes: int = 64 * 1024
+    body_idle_timeout_seconds: float = 10.0  # no body bytes for this long: 408
+    json_body_timeout_seconds: float = 30.0  # a JSON body not complete after this long: 408
     rate_limit_enabled: bool = True
     rate_limit_general: str = "100/900"
     rate_limit_telemetry: str = "1200/900"
