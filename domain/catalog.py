@@ -27,7 +27,7 @@ MSG_DESCRIPTION = "Description must be at most 5000 characters"
 MSG_DURATION = "Duration must be a non-negative integer"
 MSG_PAGE = "Page must be a positive integer"
 MSG_LIMIT = "Limit must be an integer between 1 and 100"
-MSG_UNKNOWN = "Unknown field"
+MSG_NUL = "Text must not contain NUL characters"
 
 MAX_URL_LENGTH = 2048
 MAX_DESCRIPTION = 5000
@@ -223,6 +223,10 @@ def check_video_details(body: dict[str, Any], mode: Mode) -> list[Problem]:
         not isinstance(description, str) or len(description) > MAX_DESCRIPTION
     ):
         problems.append(Problem("description", MSG_DESCRIPTION))
+    for field in ("title", "description"):  # a form upload's fields skip the JSON body checks
+        text = body.get(field)
+        if isinstance(text, str) and "\x00" in text:
+            problems.append(Problem(field, MSG_NUL))
     duration = body.get("duration")
     if duration is not None and not _int_in(duration, 0, MAX_DURATION):
         problems.append(Problem("duration", MSG_DURATION))

@@ -263,6 +263,15 @@ async def test_empty_file_parts_count_as_no_file(
     assert len(stored_files(media_root)) == 1
 
 
+async def test_nul_in_a_form_title_is_400_not_500(
+    media_client: Client, auth: Auth, media_root: Path
+) -> None:
+    response = await upload(media_client, auth(), title="My\x00Title")
+    assert response.status_code == 400
+    assert [e["path"] for e in response.json()["errors"]] == ["title"]
+    assert stored_files(media_root) == []
+
+
 async def test_bad_duration_is_400(media_client: Client, auth: Auth, media_root: Path) -> None:
     response = await upload(media_client, auth(), duration="ten minutes")
     assert response.status_code == 400

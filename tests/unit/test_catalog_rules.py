@@ -14,6 +14,7 @@ from domain.catalog import (
     MSG_KIDS_MODE,
     MSG_LIMIT,
     MSG_NAME,
+    MSG_NUL,
     MSG_PAGE,
     MSG_TIMEZONE,
     MSG_TITLE,
@@ -168,6 +169,12 @@ def test_bad_url_is_invalid_url_format(url: Any) -> None:
 def test_optional_video_fields_are_checked(field: str, value: Any, message: str) -> None:
     body = {"title": "T", "url": "https://e.com/v.mp4", field: value}
     assert check_video(body, "create") == [Problem(field, message)]
+
+
+@pytest.mark.parametrize("field", ["title", "description"])
+def test_nul_characters_are_refused_in_video_text(field: str) -> None:
+    body = {"title": "T", "url": "https://e.com/v", field: "a\x00b"}
+    assert check_video(body, "create") == [Problem(field, MSG_NUL)]
 
 
 def test_description_of_5000_and_duration_0_are_fine() -> None:
