@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import msgspec
 
+from bench import cpu
 from bench.services import postgres_database, redis_server
 from bench.workload import append_all, realistic_events
 from medio.bootstrap import Container, build_container
 from medio.migrate import upgrade
 from medio.settings import Settings, load_settings
+from projections.apply import ProjectionSet
+from projections.archive import Archive
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.replay import rebuild, verify
 from projections.runtime import project_pending
@@ -46,29 +51,63 @@ async def _measure(settings: Settings, events: int) -> dict[str, Any]:
         await container.close()
 
 
+async def _timed(
+    container: Container, name: str, events: int, work: Awaitable[Any]
+) -> tuple[Any, dict[str, Any]]:
+    """Run ``work``; its wall-clock and per-party CPU figures for ``events`` events."""
+    url = container.settings.database_url or ""
+    before = await cpu.sample(container.redis, url)
+    started = time.perf_counter()
+    result = await work
+    seconds = time.perf_counter() - started
+    spent = cpu.used(before, await cpu.sample(container.redis, url))
+    figures = {
+        "events": events,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(events / seconds),
+        "cpu_us_per_event": spent.per_event_us(events),
+        "uncontended_events_per_s": round(events / spent.total) if spent.total else None,
+    }
+    return result, {name: figures}
+
+
 async def _run(container: Container, events: int) -> dict[str, Any]:
-    started = time.perf_counter()
-    await append_all(container.redis, 1, realistic_events(events, seed=11, profiles=2000))
-    append_seconds = time.perf_counter() - started
+    load_before = os.getloadavg()
+    figures: dict[str, Any] = {}
+    items = list(realistic_events(events, seed=11, profiles=2000))
+    _, found = await _timed(container, "append", events, append_all(container.redis, 1, items))
+    figures.update(found)
 
-    started = time.perf_counter()
-    projected = await project_pending(container, timeout=3600)
-    project_seconds = time.perf_counter() - started
+    projected, found = await _timed(
+        container, "projector", events, project_pending(container, timeout=3600)
+    )
     assert projected == events, f"projected {projected} of {events}"
+    figures.update(found)
 
-    rebuilt = await rebuild(container)
-    checked = await verify(container)
+    rebuilt, found = await _timed(container, "replay", events, rebuild(container))
+    found["replay"]["replay_phase_events_per_s"] = round(rebuilt.events_per_second)
+    figures.update(found)
+    checked, found = await _timed(container, "verify", events, verify(container))
     assert not checked.differences, checked.differences
+    figures.update(found)
+
+    more = list(realistic_events(events, seed=12, profiles=2000))
+    await append_all(container.redis, 1, more)
+    archive_only = ProjectionSet(sql=[Archive()], redis=[])
+    _, found = await _timed(
+        container,
+        "projector_archive_only",
+        events,
+        project_pending(container, timeout=3600, projections=archive_only),
+    )
+    figures.update(found)
     return {
         "events": events,
         "batch_size": container.settings.projector_batch_size,
         "projections": [c.name for c in SQL_PROJECTIONS] + [c.name for c in REDIS_PROJECTIONS],
-        "append_events_per_s": round(events / append_seconds),
-        "projector_seconds": round(project_seconds, 3),
-        "projector_events_per_s": round(events / project_seconds),
-        "replay_seconds": round(rebuilt.seconds, 3),
-        "replay_events_per_s": round(rebuilt.events_per_second),
-        "verify_events_per_s": round(checked.events_per_second),
+        "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "cpus": os.cpu_count(),
+        **figures,
         "targets": {
             "projector_events_per_s": TARGET_PROJECTOR,
             "replay_events_per_s": TARGET_REPLAY,
@@ -92,14 +131,24 @@ def main(argv: list[str]) -> dict[str, Any]:
 def _print(result: dict[str, Any]) -> None:
     print(
         f"projector bench: {result['events']:,} events, batch {result['batch_size']}, "
-        f"projections: {', '.join(result['projections'])}"
+        f"projections: {', '.join(result['projections'])}; load average "
+        f"{result['load_average'][0]} -> {result['load_average'][1]} on {result['cpus']} CPUs"
     )
-    rows = [
-        ("append (pipelined XADD)", result["append_events_per_s"], None),
-        ("projector, one process", result["projector_events_per_s"], TARGET_PROJECTOR),
-        ("replay (rebuild + swap)", result["replay_events_per_s"], TARGET_REPLAY),
-        ("replay --verify", result["verify_events_per_s"], TARGET_REPLAY),
-    ]
-    for name, value, target in rows:
-        verdict = "" if target is None else ("  ok" if value >= target else f"  < {target:,}")
-        print(f"  {name:<26} {value:>10,} events/s{verdict}")
+    print(
+        f"  {'':<24} {'events/s':>10}   CPU µs/event: {'client':>7} {'postgres':>8} "
+        f"{'redis':>6}   uncontended est."
+    )
+    targets = {"projector": TARGET_PROJECTOR, "replay": TARGET_REPLAY, "verify": TARGET_REPLAY}
+    for name in ("append", "projector", "projector_archive_only", "replay", "verify"):
+        row = result[name]
+        us = row["cpu_us_per_event"]
+        target = targets.get(name)
+        verdict = "" if target is None else ("  ok" if row["events_per_s"] >= target else "  <")
+        print(
+            f"  {name:<24} {row['events_per_s']:>10,}   {'':>13}{us['client']:>7} "
+            f"{us['postgres']:>8} {us['redis']:>6}   {row['uncontended_events_per_s'] or 0:>10,}"
+            f"{verdict}{f' (target {target:,})' if target else ''}"
+        )
+    print(
+        f"  replay phase alone (no pause/swap): {result['replay']['replay_phase_events_per_s']:,}"
+    )

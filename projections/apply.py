@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from medio.eventlog import stream_name
 from projections.base import Envelope, RedisProjection, SqlProjection, stream_id_key
@@ -95,7 +95,7 @@ class ProjectionSet:
 
     async def commit(
         self,
-        engine: AsyncEngine,
+        sql: AsyncEngine | AsyncConnection,
         redis: Redis,
         shard: int,
         entries: Sequence[Entry],
@@ -114,7 +114,12 @@ class ProjectionSet:
         stream = stream_name(shard)
         if self.sql:
             fence = _Fence(redis, stream, upto, consumer)
-            await self._commit_sql(engine, shard, batch, upto, fence)
+            if isinstance(sql, AsyncConnection):
+                async with sql.begin():
+                    await self._commit_sql(sql, shard, batch, upto, fence)
+            else:
+                async with sql.begin() as conn:
+                    await self._commit_sql(conn, shard, batch, upto, fence)
         if self.redis:
             ack = ("XACK", stream, GROUP, *(e.stream_id for e in entries))
             return await self._commit_redis(redis, shard, batch, upto, consumer, ack)
@@ -122,31 +127,31 @@ class ProjectionSet:
 
     async def _commit_sql(
         self,
-        engine: AsyncEngine,
+        conn: AsyncConnection,
         shard: int,
         batch: Sequence[tuple[tuple[int, int], Envelope]],
         upto: str,
         fence: _Fence,
     ) -> None:
+        """The SQL side, inside the caller's transaction."""
         upto_key = stream_id_key(upto)
-        async with engine.begin() as conn:
-            checkpoints = await lock_sql_checkpoints(conn, [p.name for p in self.sql], shard)
-            moved: list[str] = []
-            for projection in self.sql:
-                checkpoint = checkpoints.get(projection.name, ZERO)
-                if stream_id_key(checkpoint) >= upto_key:
-                    continue
-                await fence.check(checkpoint)
-                todo = _todo(batch, checkpoint, projection.handles)
-                if todo:
-                    try:
-                        await projection.apply(conn, todo)
-                    except Exception as exc:
-                        if is_transient(exc):
-                            raise
-                        raise ProjectionFailed(projection.name, exc) from exc
-                moved.append(projection.name)
-            await write_sql_checkpoints(conn, moved, upto, shard)
+        checkpoints = await lock_sql_checkpoints(conn, [p.name for p in self.sql], shard)
+        moved: list[str] = []
+        for projection in self.sql:
+            checkpoint = checkpoints.get(projection.name, ZERO)
+            if stream_id_key(checkpoint) >= upto_key:
+                continue
+            await fence.check(checkpoint)
+            todo = _todo(batch, checkpoint, projection.handles)
+            if todo:
+                try:
+                    await projection.apply(conn, todo)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    raise ProjectionFailed(projection.name, exc) from exc
+            moved.append(projection.name)
+        await write_sql_checkpoints(conn, moved, upto, shard)
 
     async def _commit_redis(
         self,

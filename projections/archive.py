@@ -21,18 +21,23 @@ from projections.base import Envelope, SqlProjection
 POSITION_LOCK_KEY = 0x6D6564696F  # "medio"
 
 
-def archive_row(position: int, envelope: Envelope) -> dict[str, Any]:
-    """The stored form of one event: raw type, version and JSON body, plus where it came from."""
-    return {
-        "position": position,
-        "shard": envelope.shard,
-        "stream_id": envelope.stream_id,
-        "type": envelope.type,
-        "version": envelope.version,
-        "occurred_at": envelope.event.occurred_at,
-        "actor": envelope.event.actor,
-        "data": envelope.data.decode(),
-    }
+COLUMNS = ("position", "shard", "stream_id", "type", "version", "occurred_at", "actor", "data")
+
+
+def archive_row(position: int, envelope: Envelope) -> tuple[Any, ...]:
+    """The stored form of one event (``COLUMNS``): raw type, version and JSON body as appended,
+    plus where it came from."""
+    event = envelope.event
+    return (
+        position,
+        envelope.shard,
+        envelope.stream_id,
+        envelope.type,
+        envelope.version,
+        event.occurred_at,
+        event.actor,
+        envelope.data.decode(),
+    )
 
 
 class Archive(SqlProjection):
@@ -51,11 +56,11 @@ class Archive(SqlProjection):
         rows = [archive_row(first + i, envelope) for i, envelope in enumerate(batch)]
         raw = await _asyncpg_connection(conn)
         if raw is not None:
-            await raw.copy_records_to_table(
-                table.name, records=[tuple(r.values()) for r in rows], columns=list(rows[0])
-            )
+            await raw.copy_records_to_table(table.name, records=rows, columns=COLUMNS)
         else:
-            await conn.execute(table.insert(), rows)
+            await conn.execute(
+                table.insert(), [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+            )
 
 
 async def _asyncpg_connection(conn: AsyncConnection) -> Any:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from medio.eventlog import stream_name
 from projections.apply import FenceBroken, ProjectionFailed, ProjectionSet, is_transient
@@ -62,6 +62,7 @@ class ShardProjector:
         self.dead_lettered = 0
         self._last_trim = 0.0
         self._retry_pause = 0.1
+        self._conn: AsyncConnection | None = None  # kept across batches: no checkout, no ping
 
     async def start(self) -> None:
         """Create the group if needed and take over every entry a previous holder left pending."""
@@ -100,9 +101,25 @@ class ShardProjector:
             await self._maybe_trim()
         return len(entries)
 
+    async def _sql(self) -> AsyncConnection:
+        if self._conn is None:
+            self._conn = await self.engine.connect()
+        return self._conn
+
+    async def close(self) -> None:
+        """Give the database connection back (or drop it, if it broke)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+
     async def _pause_after(self, exc: BaseException) -> None:
         log.warning("shard %s: will retry pending entries: %r", self.shard, exc)
         self.backlog = True
+        await self.close()
         await asyncio.sleep(self._retry_pause)
         self._retry_pause = min(self._retry_pause * 2, MAX_RETRY_PAUSE_SECONDS)
         if isinstance(exc, FenceBroken):
@@ -143,14 +160,14 @@ class ShardProjector:
         """Commit, splitting around entries a projection refuses; whether all were acked."""
         try:
             return await self.projections.commit(
-                self.engine, self.redis, self.shard, entries, self.consumer
+                await self._sql(), self.redis, self.shard, entries, self.consumer
             )
         except ProjectionFailed as exc:
             if len(entries) == 1:
                 await self._dead_letter(entries[0], str(exc))
                 gone = Entry(entries[0].stream_id, entries[0].key, None, {})
                 return await self.projections.commit(
-                    self.engine, self.redis, self.shard, [gone], self.consumer
+                    await self._sql(), self.redis, self.shard, [gone], self.consumer
                 )
             half = len(entries) // 2
             first = await self._commit_isolating(entries[:half])

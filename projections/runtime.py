@@ -58,12 +58,15 @@ async def run_projector(
     block_seconds = min(MAX_BLOCK_SECONDS, settings.projector_lock_ttl_seconds / 3)
     async with lock.held():
         projector = _projector(container, shard, consumer, projections)
-        await projector.start()
-        while lock.active:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            await projector.step(block_ms=max(1, int(min(block_seconds, remaining) * 1000)))
+        try:
+            await projector.start()
+            while lock.active:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                await projector.step(block_ms=max(1, int(min(block_seconds, remaining) * 1000)))
+        finally:
+            await projector.close()
         return projector.applied
 
 
@@ -100,10 +103,13 @@ async def drain_shard(
     """Project ``shard`` until nothing is left (caller holds its lock under ``consumer``)."""
     loop = asyncio.get_running_loop()
     projector = _projector(container, shard, consumer, projections)
-    await projector.start()
-    while True:
-        handled = await projector.step(block_ms=None)
-        if not handled and not projector.backlog:
-            return projector.applied
-        if deadline is not None and loop.time() > deadline:
-            raise TimeoutError(f"shard {shard} did not drain in time")
+    try:
+        await projector.start()
+        while True:
+            handled = await projector.step(block_ms=None)
+            if not handled and not projector.backlog:
+                return projector.applied
+            if deadline is not None and loop.time() > deadline:
+                raise TimeoutError(f"shard {shard} did not drain in time")
+    finally:
+        await projector.close()
