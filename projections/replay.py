@@ -12,8 +12,9 @@ Both run with the live projectors paused (every shard lock held), so nothing mov
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +22,10 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from domain.codec import UnknownEvent, decode
 from medio.bootstrap import Container
 from medio.tables import events
 from projections.apply import is_transient
+from projections.archive_reader import archived_envelopes
 from projections.base import Envelope, RedisProjection, SqlProjection, stream_id_key
 from projections.checkpoints import (
     ZERO,
@@ -181,37 +182,6 @@ async def _dump(container: Container, projection: Any) -> dict[str, Any]:
     return dict(await projection.dump(container.redis))
 
 
-async def archived_envelopes(
-    engine: AsyncEngine, chunk: int = CHUNK
-) -> AsyncIterator[tuple[list[Envelope], int]]:
-    """The archive in position order, decoded, a chunk at a time (with rows that did not decode)."""
-    last = 0
-    columns = [events.c[n] for n in ("position", "shard", "stream_id", "type", "version", "data")]
-    while True:
-        async with engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(*columns)
-                    .where(events.c.position > last)
-                    .order_by(events.c.position)
-                    .limit(chunk)
-                )
-            ).all()
-        if not rows:
-            return
-        batch: list[Envelope] = []
-        unreadable = 0
-        for _, shard, stream_id, name, version, data in rows:
-            try:
-                event = decode(name, version, data)
-            except UnknownEvent:
-                unreadable += 1
-                continue
-            batch.append(Envelope(shard, stream_id, name, version, data.encode(), event))
-        last = rows[-1][0]
-        yield batch, unreadable + len(batch)
-
-
 async def _replay(
     container: Container, targets: list[_Target], report: ReplayReport, progress: Progress | None
 ) -> None:
@@ -220,15 +190,17 @@ async def _replay(
         total = (await conn.execute(sa.select(sa.func.max(events.c.position)))).scalar() or 0
     if progress:
         progress(0, total)
+    together = not container.settings.is_sqlite  # SQLite has one writer at a time anyway
     async for batch, read in archived_envelopes(container.engine):
         keyed = [(stream_id_key(e.stream_id), e) for e in batch]
-        for target in targets:
-            todo = _selected(keyed, target)
-            if todo:
-                refused = await _apply_isolating(container, target.projection, todo)
-                if refused:
-                    name = target.projection.name
-                    report.refused[name] = report.refused.get(name, 0) + refused
+        work = [(t.projection, todo) for t in targets if (todo := _selected(keyed, t))]
+        if together:
+            refusals = await asyncio.gather(*(_apply_isolating(container, *w) for w in work))
+        else:
+            refusals = [await _apply_isolating(container, *w) for w in work]
+        for (projection, _), refused in zip(work, refusals, strict=True):
+            if refused:
+                report.refused[projection.name] = report.refused.get(projection.name, 0) + refused
         report.events += read
         report.seconds = time.perf_counter() - started
         if progress:
