@@ -61,9 +61,8 @@ def _query(
     types: list[str] | None,
     since: str | None,
     until: str | None,
-    profile_id: str | None,
 ) -> FeedQuery:
-    query, problems = parse_feed_query(after, limit, types or [], since, until, profile_id)
+    query, problems = parse_feed_query(after, limit, types or [], since, until)
     if query is None:
         raise InvalidFields([FieldError(p.path, p.msg, "query") for p in problems])
     return query
@@ -84,10 +83,9 @@ class EventsController(Controller):
         types: Annotated[list[str] | None, QueryParameter(name="type")] = None,
         since: FromQuery[str | None] = None,
         until: FromQuery[str | None] = None,
-        profile_id: FromQuery[str | None] = None,
     ) -> EventFeed:
         _authorise(principal)
-        query = _query(after, limit, types, since, until, profile_id)
+        query = _query(after, limit, types, since, until)
         async with container.engine.connect() as conn:
             page = await read_page(conn, query.after, query.limit, query.wanted)
         full = len(page) == query.limit

@@ -91,9 +91,12 @@ def parse_feed_query(
     types: Sequence[str],
     since: str | None,
     until: str | None,
-    profile_id: str | None = None,
 ) -> tuple[FeedQuery | None, list[Problem]]:
-    """``?after=&limit=&type=&since=&until=&profile_id=`` as given, or what is wrong with it."""
+    """``?after=&limit=&type=&since=&until=`` as given, or what is wrong with it.
+
+    No profile filter here, unlike the export: it cannot use an index, and one feed request
+    must not scan the whole archive for a child who has few events.
+    """
     problems: list[Problem] = []
     position = _integer(after, default=0, low=0, high=2**63 - 1)
     if position is None:
@@ -101,7 +104,7 @@ def parse_feed_query(
     size = _integer(limit, default=DEFAULT_FEED_LIMIT, low=1, high=MAX_FEED_LIMIT)
     if size is None:
         problems.append(Problem("limit", MSG_LIMIT))
-    wanted, filter_problems = parse_filter(types, since, until, profile_id)
+    wanted, filter_problems = parse_filter(types, since, until, None)
     problems.extend(filter_problems)
     if problems or position is None or size is None or wanted is None:
         return None, problems

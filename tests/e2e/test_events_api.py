@@ -157,15 +157,6 @@ async def test_since_is_inclusive_and_until_exclusive(
     assert [e["position"] for e in window] == expected
 
 
-async def test_profile_filter_returns_that_childs_session_events(
-    client: Client, auth: Auth, container: Container
-) -> None:
-    await archive(container.engine, mixed_events(30))
-    events = await _follow(client, auth, "profile_id=2")
-    assert events and all(e["data"]["profile_id"] == 2 for e in events)
-    assert {e["type"] for e in events} <= {"session.started", "session.heartbeat", "session.ended"}
-
-
 async def test_old_progress_saved_is_served_upcast_to_the_current_version(
     client: Client, auth: Auth, container: Container
 ) -> None:
@@ -189,7 +180,6 @@ async def test_old_progress_saved_is_served_upcast_to_the_current_version(
         ("?since=yesterday", "since"),
         ("?until=2025-13-01", "until"),
         ("?since=2025-07-02&until=2025-07-01", "until"),
-        ("?profile_id=0", "profile_id"),
     ],
 )
 async def test_bad_query_parameters_are_400_naming_the_parameter(

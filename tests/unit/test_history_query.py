@@ -47,9 +47,16 @@ def test_types_may_repeat_or_be_comma_separated_and_are_deduplicated() -> None:
 
 
 def test_every_bad_parameter_is_reported_at_once() -> None:
-    query, problems = parse_feed_query("-1", "0", ["nope"], "soon", "later", "x")
+    query, problems = parse_feed_query("-1", "0", ["nope"], "soon", "later")
     assert query is None
-    assert [p.path for p in problems] == ["after", "limit", "type", "since", "until", "profile_id"]
+    assert [p.path for p in problems] == ["after", "limit", "type", "since", "until"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [("42", 42), ("0", None), ("-3", None), ("x", None)])
+def test_the_export_profile_filter_takes_a_positive_id(text: str, expected: int | None) -> None:
+    wanted, problems = parse_filter([], None, None, text)
+    assert (wanted.profile_id if wanted else None) == expected
+    assert [p.path for p in problems] == ([] if expected else ["profile_id"])
 
 
 def test_an_empty_time_window_is_refused() -> None:
