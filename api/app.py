@@ -16,6 +16,7 @@ from api.errors import exception_handlers
 from api.events import EventsController
 from api.health import HealthController
 from api.limits import BodyLimits
+from api.openapi import document_api
 from api.profiles import ProfilesController
 from api.progress import ProgressController
 from api.ratelimit import RateLimitMiddleware
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         dependencies=dependencies,
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
+        on_startup=[document_api],  # error responses and auth into the OpenAPI document
         logging_config=None,
         request_max_body_size=settings.max_json_bytes,
         openapi_config=OpenAPIConfig(

@@ -1,0 +1,355 @@
+"""The served OpenAPI document, made to describe what the API really answers.
+
+Litestar documents each handler's success response, plus a 400 in its own validation shape
+that Medio never sends. Litestar 2.25 has ``responses=`` per handler only (no Controller or
+Router level), so instead of repeating the error responses on every handler, ``document_api``
+rewrites the generated document once, at start-up, from a few rules in this one place:
+
+* which errors an operation can answer (``error_statuses``): 401 unless the route is public,
+  403 for CSRF on writes and for the routes that check roles or owners, 404 for ids, 409 for
+  ended sessions, 408/413/415 for bodies, 416 for ranges, 429 and 503 everywhere under ``/api``;
+* in which shape (``error_response``): the progress family or the Medio family (CONTRACT §2),
+  including the seed's special bodies (429, 413 upload, 403 daily limit);
+* headers every response carries (``X-Request-ID``, ``X-RateLimit-*``, ``Retry-After``);
+* the bearer/session-token security schemes;
+* the request bodies Litestar cannot see (handlers read them as raw bytes or ``JSONBody[Any]``
+  to answer with the seed's messages) and the stream route's media types, 206, 302 and 416.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar
+from litestar.openapi.spec import (
+    Components,
+    OpenAPI,
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
+from litestar.openapi.spec.enums import OpenAPIFormat
+
+from api.errors import is_progress_route
+
+STRING = Schema(type=OpenAPIType.STRING)
+INTEGER = Schema(type=OpenAPIType.INTEGER)
+NUMBER = Schema(type=OpenAPIType.NUMBER)
+BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+METHODS = ("get", "put", "post", "delete", "patch")
+BODY_METHODS = ("put", "post", "patch")
+
+PUBLIC = {("get", "/api/csrf-token"), ("post", "/api/sessions/start/public")}
+NO_STORE = {("get", "/api/csrf-token")}
+OWNER_OR_ROLE_CHECKED = {
+    ("get", "/api/events"),
+    ("get", "/api/progress/{clerk_id}"),
+    ("get", "/api/progress/{clerk_id}/{tmdb_id}"),
+    ("delete", "/api/progress/{clerk_id}/{tmdb_id}"),
+}
+IDS_IN_BODY = {("post", "/api/sessions/start"), ("post", "/api/sessions/start/public")}
+SESSION_STATE = {
+    ("post", "/api/sessions/{session_id}/heartbeat"),
+    ("post", "/api/sessions/{session_id}/end"),
+}
+SESSION_TOKEN_ROUTES = SESSION_STATE | {("get", "/api/sessions/{session_id}")}
+UPLOAD = ("post", "/api/videos/upload")
+STREAM = ("get", "/api/videos/{video_id}/stream")
+
+DESCRIPTIONS = {
+    400: "Invalid input",
+    401: "Missing, invalid or expired token",
+    403: "Not allowed (role, owner, CSRF or daily limit)",
+    404: "No such resource for this caller",
+    408: "The request body did not arrive in time",
+    409: "The session has already ended",
+    413: "Request body too large",
+    415: "Unsupported content type",
+    416: "Range not satisfiable",
+    429: "Too many requests",
+    503: "A backing store is unavailable; retry",
+}
+
+
+def _ref(name: str) -> Reference:
+    return Reference(ref=f"#/components/schemas/{name}")
+
+
+def _object(**properties: Schema | Reference) -> Schema:
+    return Schema(type=OpenAPIType.OBJECT, properties=properties, required=sorted(properties))
+
+
+ERROR_SCHEMAS: dict[str, Schema] = {
+    "ProgressError": _object(error=STRING),
+    "ProgressValidationError": _object(
+        error=Schema(type=OpenAPIType.STRING, const="Validation failed"),
+        details=Schema(type=OpenAPIType.OBJECT, additional_properties=STRING),
+    ),
+    "MedioError": _object(
+        error=_object(message=STRING, status=INTEGER, timestamp=STRING, requestId=STRING)
+    ),
+    "FieldErrors": _object(
+        errors=Schema(
+            type=OpenAPIType.ARRAY,
+            items=_object(
+                type=Schema(type=OpenAPIType.STRING, const="field"),
+                msg=STRING,
+                path=STRING,
+                location=Schema(type=OpenAPIType.STRING, enum=["body", "query", "params"]),
+            ),
+        )
+    ),
+    "RateLimited": _object(message=STRING, retryAfter=INTEGER),
+    "FileTooLarge": _object(
+        message=STRING,
+        field=Schema(type=OpenAPIType.STRING, enum=["video", "thumbnail"]),
+        code=Schema(type=OpenAPIType.STRING, const="FILE_TOO_LARGE"),
+    ),
+    "DailyLimitExceeded": _object(
+        message=STRING, limit_minutes=INTEGER, watched_minutes=INTEGER, profile_name=STRING
+    ),
+}
+
+SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
+    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+    "sessionToken": SecurityScheme(
+        type="apiKey", name="X-Session-Token", security_scheme_in="header"
+    ),
+    "accessToken": SecurityScheme(type="apiKey", name="access_token", security_scheme_in="query"),
+}
+
+PROGRESS_SAVE_BODY = Schema(
+    type=OpenAPIType.OBJECT,
+    properties={
+        "clerkId": Schema(type=OpenAPIType.STRING, min_length=1),
+        "tmdbId": Schema(
+            one_of=[
+                Schema(type=OpenAPIType.STRING, min_length=1, max_length=64),
+                Schema(type=OpenAPIType.INTEGER, minimum=0),
+            ]
+        ),
+        "currentTime": Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=604_800),
+        "duration": Schema(type=OpenAPIType.NUMBER, exclusive_minimum=0, maximum=604_800),
+    },
+    required=["clerkId", "currentTime", "tmdbId"],
+)
+UPLOAD_BODY = Schema(
+    type=OpenAPIType.OBJECT,
+    properties={
+        "video": BINARY,
+        "thumbnail": BINARY,
+        "title": Schema(type=OpenAPIType.STRING, min_length=1, max_length=200),
+        "description": Schema(type=OpenAPIType.STRING, max_length=5000),
+        "duration": Schema(type=OpenAPIType.STRING, pattern="^[0-9]{1,10}$"),
+    },
+    required=["title", "video"],
+)
+
+
+def _text(min_length: int, max_length: int) -> Schema:
+    return Schema(type=OpenAPIType.STRING, min_length=min_length, max_length=max_length)
+
+
+def _whole(minimum: int, maximum: int | None = None) -> Schema:
+    return Schema(type=OpenAPIType.INTEGER, minimum=minimum, maximum=maximum)
+
+
+def _body(required: list[str], **properties: Schema) -> Schema:
+    return Schema(type=OpenAPIType.OBJECT, properties=dict(properties), required=required)
+
+
+HTTP_URL = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.URI, pattern="^https?://")
+NULLABLE_URL = Schema(one_of=[HTTP_URL, Schema(type=OpenAPIType.NULL)])
+PROFILE_FIELDS: dict[str, Schema] = {
+    "name": _text(2, 50),
+    "age": _whole(1, 17),
+    "avatar_url": NULLABLE_URL,
+    "daily_limit_minutes": _whole(0, 1440),
+    "timezone": Schema(type=OpenAPIType.STRING, description="IANA time zone, e.g. Europe/Paris"),
+    "kids_mode": Schema(type=OpenAPIType.BOOLEAN),
+}
+VIDEO_FIELDS: dict[str, Schema] = {
+    "title": _text(1, 200),
+    "url": HTTP_URL,
+    "thumbnail_url": NULLABLE_URL,
+    "description": Schema(type=[OpenAPIType.STRING, OpenAPIType.NULL], max_length=5000),
+    "duration": Schema(type=[OpenAPIType.INTEGER, OpenAPIType.NULL], minimum=0),
+}
+SESSION_START = _body(["profile_id", "video_id"], profile_id=_whole(1), video_id=_whole(1))
+# Bodies the handlers take as ``JSONBody[Any]`` (to answer with the seed's own messages), so
+# Litestar documents them as "anything"; what they accept is described here.
+JSON_BODIES: dict[tuple[str, str], tuple[Schema, bool]] = {
+    ("post", "/api/progress"): (PROGRESS_SAVE_BODY, True),
+    ("post", "/api/profiles"): (_body(["age", "name"], **PROFILE_FIELDS), True),
+    ("patch", "/api/profiles/{profile_id}"): (_body([], **PROFILE_FIELDS), True),
+    ("post", "/api/videos"): (_body(["title", "url"], **VIDEO_FIELDS), True),
+    ("patch", "/api/videos/{video_id}"): (_body([], **VIDEO_FIELDS), True),
+    ("post", "/api/sessions/start"): (SESSION_START, True),
+    ("post", "/api/sessions/start/public"): (SESSION_START, True),
+    ("post", "/api/sessions/{session_id}/heartbeat"): (
+        _body([], position=Schema(type=OpenAPIType.NUMBER, minimum=0)),
+        False,
+    ),
+}
+
+
+def _header(schema: Schema, description: str, required: bool = False) -> OpenAPIHeader:
+    return OpenAPIHeader(schema=schema, description=description, required=required)
+
+
+REQUEST_ID = _header(STRING, "The request's id (echoed or made), also in error bodies", True)
+
+
+def _rate_headers(required: bool) -> dict[str, OpenAPIHeader | Reference]:
+    return {
+        "X-RateLimit-Limit": _header(INTEGER, "Requests allowed in the window", required),
+        "X-RateLimit-Remaining": _header(INTEGER, "Requests left in the window", required),
+        "X-RateLimit-Reset": _header(INTEGER, "Epoch seconds when the window ends", required),
+    }
+
+
+def error_statuses(method: str, path: str, operation: Operation) -> set[int]:
+    """The error statuses ``method path`` can answer (see the module docstring)."""
+    if not path.startswith("/api/"):
+        return {503} if path == "/ready" else set()
+    key = (method, path)
+    params = operation.parameters or []
+    names = {getattr(p, "param_in", None): p for p in params}
+    statuses = {429}
+    if key not in NO_STORE:
+        statuses.add(503)
+    if key not in PUBLIC:
+        statuses.add(401)
+    if method in BODY_METHODS:
+        statuses |= {400, 403, 408, 413, 415}
+    if method == "delete" or key in OWNER_OR_ROLE_CHECKED:
+        statuses.add(403)
+    if "query" in names or (is_progress_route(path) and "path" in names):
+        statuses.add(400)
+    if "path" in names or key in IDS_IN_BODY:
+        statuses.add(404)
+    if key in SESSION_STATE:
+        statuses.add(409)
+    if key == STREAM:
+        statuses.add(416)
+    return statuses
+
+
+def error_response(method: str, path: str, status: int) -> OpenAPIResponse:
+    """The documented answer for ``status`` on ``method path``, in the route family's shape."""
+    key = (method, path)
+    shapes: list[str]
+    if status == 429:
+        shapes = ["RateLimited"]
+    elif is_progress_route(path):
+        shapes = (
+            ["ProgressError", "ProgressValidationError"] if status == 400 else ["ProgressError"]
+        )
+    elif status == 400:
+        shapes = ["MedioError", "FieldErrors"]
+    elif status == 403 and key in IDS_IN_BODY:
+        shapes = ["MedioError", "DailyLimitExceeded"]
+    elif status == 413 and key == UPLOAD:
+        shapes = ["FileTooLarge", "MedioError"]
+    else:
+        shapes = ["MedioError"]
+    schema: Schema | Reference = (
+        _ref(shapes[0]) if len(shapes) == 1 else Schema(any_of=[_ref(s) for s in shapes])
+    )
+    headers: dict[str, OpenAPIHeader | Reference] = {"X-Request-ID": REQUEST_ID}
+    if status in (429, 503):
+        headers["Retry-After"] = _header(INTEGER, "Seconds to wait before retrying", True)
+    if status == 429:
+        headers.update(_rate_headers(required=True))
+    if status == 401:
+        headers["WWW-Authenticate"] = _header(STRING, "Bearer", True)
+    if status == 416:
+        headers["Content-Range"] = _header(STRING, "bytes */<size>", True)
+    return OpenAPIResponse(
+        description=DESCRIPTIONS[status],
+        headers=headers,
+        content={"application/json": OpenAPIMediaType(schema=schema)},
+    )
+
+
+def _security(key: tuple[str, str]) -> list[dict[str, list[str]]]:
+    if key in PUBLIC:
+        return []
+    if key in SESSION_TOKEN_ROUTES:
+        return [{"bearer": []}, {"sessionToken": []}]
+    if key == STREAM:
+        return [{"bearer": []}, {"accessToken": []}]
+    return [{"bearer": []}]
+
+
+def _stream_responses(operation: Operation) -> None:
+    """Bytes of the video's own type, whole (200) or a range (206), or a redirect (302)."""
+    video = {"video/*": OpenAPIMediaType(schema=BINARY)}
+    ranges = _header(STRING, "bytes", True)
+    responses = operation.responses or {}
+    responses["200"] = OpenAPIResponse(
+        description="The whole file", content=video, headers={"Accept-Ranges": ranges}
+    )
+    responses["206"] = OpenAPIResponse(
+        description="The requested byte range",
+        content=video,
+        headers={"Accept-Ranges": ranges, "Content-Range": _header(STRING, "bytes a-b/size", True)},
+    )
+    responses["302"] = OpenAPIResponse(
+        description="The video only has an external url",
+        headers={"Location": _header(STRING, "The video's url", True)},
+    )
+    operation.responses = responses
+
+
+def _document_operation(method: str, path: str, operation: Operation) -> None:
+    key = (method, path)
+    if key in JSON_BODIES:
+        body, required = JSON_BODIES[key]
+        content = {"application/json": OpenAPIMediaType(schema=body)}
+        operation.request_body = RequestBody(content=content, required=required)
+    elif key == UPLOAD:
+        content = {"multipart/form-data": OpenAPIMediaType(schema=UPLOAD_BODY)}
+        operation.request_body = RequestBody(content=content, required=True)
+    elif key == STREAM:
+        _stream_responses(operation)
+    responses = operation.responses or {}
+    responses.pop("400", None)  # Litestar's own validation shape; never sent
+    for status in sorted(error_statuses(method, path, operation)):
+        responses[str(status)] = error_response(method, path, status)
+    for code, response in responses.items():
+        if isinstance(response, OpenAPIResponse) and code == "204":
+            response.content = None  # no body, whatever the handler's return annotation says
+        if isinstance(response, OpenAPIResponse) and not code.startswith(("4", "5")):
+            response.headers = {
+                **(response.headers or {}),
+                "X-Request-ID": REQUEST_ID,
+                **(_rate_headers(required=False) if path.startswith("/api/") else {}),
+            }
+    operation.responses = responses
+    if path.startswith("/api/"):
+        operation.security = _security(key)
+
+
+def document_openapi(openapi: OpenAPI) -> None:
+    """Add error responses, headers, security and hidden bodies to ``openapi`` (idempotent)."""
+    components = openapi.components or Components()
+    components.schemas = {**components.schemas, **ERROR_SCHEMAS}
+    components.security_schemes = {**(components.security_schemes or {}), **SECURITY_SCHEMES}
+    openapi.components = components
+    for path, item in (openapi.paths or {}).items():
+        for method in METHODS:
+            operation: Any = getattr(item, method, None)
+            if isinstance(operation, Operation):
+                _document_operation(method, path, operation)
+
+
+def document_api(app: Litestar) -> None:
+    """Start-up hook: the routes are all registered by now, and the document not yet served."""
+    document_openapi(app.openapi_schema)
