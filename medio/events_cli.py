@@ -94,6 +94,7 @@ def export_command(
             task = bar.add_task(f"export {fmt}", total=None, note="")
 
             def advance(done: int, total: int, written: int) -> None:
+                done, total = (done, total) if total else (1, 1)  # an empty archive is done
                 bar.update(task, completed=done, total=total, note=f"{written:,} events")
 
             return await export_events(engine, fmt, output, wanted, advance)
@@ -115,6 +116,7 @@ def import_command(source: Path) -> None:
             task = bar.add_task("import", total=None, note="")
 
             def advance(done: int, total: int) -> None:
+                done, total = (done, total) if total else (1, 1)  # an empty file is done
                 bar.update(task, completed=done, total=total)
 
             return await import_events(engine, source, advance)
