@@ -52,8 +52,8 @@ def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     """``MEDIO_*`` variables of this run's own database, Redis index and data dir."""
     run_id = secrets.token_hex(4)
     database = f"medio_test_{run_id}"
+    index = _claim_redis_index(run_id)  # first: a run that finds no index leaves no database
     asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
-    index = _claim_redis_index(run_id)
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     env = {
         "MEDIO_ENV": "test",
