@@ -44,7 +44,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 async def _measure(settings: Settings, events: int) -> dict[str, Any]:
-    container = build_container(settings, pool_size=4)
+    container = build_container(settings, pool_size=6)
     try:
         return await _run(container, events)
     finally:

@@ -47,7 +47,7 @@ def replay(names: tuple[str, ...], check: bool) -> None:
             bar.update(task, completed=done, total=total, visible=total >= PROGRESS_FROM_EVENTS)
 
         async def run() -> ReplayReport:
-            container = build_container(settings, pool_size=2)
+            container = build_container(settings, pool_size=6)  # reader + projections at once
             try:
                 work = verify if check else rebuild
                 return await work(container, names or None, progress)
