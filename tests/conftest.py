@@ -28,15 +28,25 @@ PG_ADMIN_URL = os.environ.get(
     "MEDIO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_BASE = os.environ.get("MEDIO_TEST_REDIS", "redis://127.0.0.1:6379")
-CLAIM_KEY = "medio:test-run"
+CLAIM_KEY = "medio:test-run"  # expires: a live run holds it
+OWNER_KEY = "medio:test-owner"  # stays: the index holds test data
 
 
 def _claim_redis_index(run_id: str) -> int:
+    """An empty index, or one left behind by a test run that died (owner mark, no claim)."""
     for index in range(15, 0, -1):
         client = redis.Redis.from_url(f"{REDIS_BASE}/{index}")
-        if client.dbsize() == 0 and client.set(CLAIM_KEY, run_id, nx=True, ex=3600):
+        empty = client.dbsize() == 0
+        stale = not empty and client.exists(OWNER_KEY) and not client.exists(CLAIM_KEY)
+        if (empty or stale) and client.set(CLAIM_KEY, run_id, nx=True, ex=3600):
+            with client.pipeline(transaction=True) as pipe:
+                if stale:
+                    pipe.flushdb()
+                    pipe.set(CLAIM_KEY, run_id, ex=3600)
+                pipe.set(OWNER_KEY, "medio-tests")
+                pipe.execute()
             return index
-    raise RuntimeError("no empty Redis database index (1-15) to claim for the test run")
+    raise RuntimeError("no free Redis database index (1-15) to claim for the test run")
 
 
 async def _admin(sql: str) -> None:
