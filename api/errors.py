@@ -164,6 +164,23 @@ def handle_store_down(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return _respond(request, 503, body, {"Retry-After": "1"})
 
 
+# SQLSTATEs of a database that is unreachable or refusing work, not of a bad query: connection
+# exceptions (08), insufficient resources (53), operator intervention such as shutdown or
+# terminated sessions (57P), and 55000, which Postgres answers when a database does not accept
+# connections (ALLOW_CONNECTIONS false, e.g. during maintenance).
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "55000")
+
+
+def handle_database_error(
+    request: Request[Any, Any, Any], exc: sqlalchemy.exc.DBAPIError
+) -> Response[Any]:
+    """503 when the database is unavailable (asyncpg reports most of that as plain ``Error``)."""
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    if exc.connection_invalidated or sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+        return handle_store_down(request, exc)
+    return handle_unexpected(request, exc)
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     request_id = request_id_of(request.scope)
     log.exception("unhandled error", extra={"request_id": request_id})
@@ -210,6 +227,7 @@ exception_handlers: ExceptionHandlersMap = {
     redis.exceptions.TimeoutError: handle_store_down,
     sqlalchemy.exc.OperationalError: handle_store_down,
     sqlalchemy.exc.InterfaceError: handle_store_down,
+    sqlalchemy.exc.DBAPIError: handle_database_error,
     ConnectionError: handle_store_down,
     Exception: handle_unexpected,
 }
