@@ -19,7 +19,9 @@ import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from api.app import create_app
 from medio.bootstrap import Container
+from medio.embedded import free_port
 from medio.settings import Settings
 from medio.tables import events
 from projections.runtime import project_pending
@@ -131,3 +133,14 @@ async def test_ingest_answers_reads_are_503_and_projections_catch_up_after(
     assert read.json()["currentTime"] == 30
     assert (await client.get("/api/profiles", headers=headers)).status_code == 200
     assert (await client.get("/ready")).status_code == 200
+
+
+async def test_a_database_server_that_is_not_there_is_503_not_500(
+    settings: Settings, auth: Auth
+) -> None:
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/medio"
+    app = create_app(msgspec.structs.replace(settings, database_url=nowhere))
+    async with AsyncTestClient(app=app) as unreachable:
+        for path in ("/api/profiles", "/api/videos/1", "/api/sessions/1"):
+            _assert_503_envelope(await unreachable.get(path, headers=auth()))
+        assert (await unreachable.get("/ready")).status_code == 503
