@@ -1,0 +1,198 @@
+"""Redis goes away and comes back: the same API process recovers; AOF ``always`` loses nothing.
+
+Each test runs its own ``redis-server`` on a free port (and its own database, so events of that
+Redis never mix with the shared test archive), kills it with SIGKILL (a crash, not a polite
+shutdown) and starts it again on the same port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+import pytest
+import redis
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from medio.bootstrap import build_container
+from medio.embedded import free_port
+from medio.eventlog import stream_name
+from medio.migrate import upgrade
+from medio.settings import Settings
+from projections.runtime import project_pending
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+
+Client = AsyncTestClient[Litestar]
+Auth = Callable[..., dict[str, str]]
+PG_ADMIN_URL = os.environ.get(
+    "MEDIO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+MAX_OUTAGE_ANSWER_SECONDS = 5.0
+
+
+class PrivateRedis:
+    """A ``redis-server`` of this test's own, which can crash and come back on the same port."""
+
+    def __init__(self, data_dir: Path, appendfsync: str | None = None) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.data_dir = data_dir
+        self.persistence = (
+            ["--appendonly", "yes", "--appendfsync", appendfsync]
+            if appendfsync
+            else ["--appendonly", "no"]
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        listen = ["--port", str(self.port), "--bind", "127.0.0.1"]
+        self.process = subprocess.Popen(
+            ["redis-server", *listen, "--save", "", "--dir", str(self.data_dir), *self.persistence],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                client.close()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "private redis-server did not start"
+                time.sleep(0.05)
+
+    def crash(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no shutdown, no final fsync
+        self.process.wait()
+        self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[Callable[..., PrivateRedis]]:
+    started: list[PrivateRedis] = []
+
+    def make(appendfsync: str | None = None) -> PrivateRedis:
+        server = PrivateRedis(tmp_path / f"redis-{len(started)}", appendfsync)
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        if server.process is not None:
+            server.crash()
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def own_database(settings: Settings) -> AsyncIterator[str]:
+    """A migrated database of this test's own (the archive must not mix two event logs)."""
+    name = f"medio_test_{secrets.token_hex(4)}_faults"
+    await _admin(f'CREATE DATABASE "{name}"')
+    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    try:
+        await asyncio.to_thread(upgrade, msgspec.structs.replace(settings, database_url=url))
+        yield url
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _timed(request: Any) -> tuple[Any, float]:
+    started = time.monotonic()
+    response = await request
+    return response, time.monotonic() - started
+
+
+async def test_the_api_recovers_from_a_redis_crash_without_a_restart(
+    settings: Settings, auth: Auth, private_redis: Callable[..., PrivateRedis], own_database: str
+) -> None:
+    server = private_redis()
+    own = msgspec.structs.replace(settings, redis_url=server.url, database_url=own_database)
+    clerk_id = f"user_{secrets.token_hex(5)}"
+    headers = auth(clerk_id)
+    body = {"clerkId": clerk_id, "tmdbId": "550", "currentTime": 5}
+    async with AsyncTestClient(app=create_app(own)) as client:
+        assert (await client.post("/api/progress", json=body, headers=headers)).status_code == 204
+        profile = await client.post("/api/profiles", json={"name": "Bo", "age": 5}, headers=headers)
+        video = await client.post(
+            "/api/videos", json={"title": "V", "url": "https://example.com/v.mp4"}, headers=headers
+        )
+        ids = {"profile_id": profile.json()["id"], "video_id": video.json()["id"]}
+        session = (await client.post("/api/sessions/start", json=ids, headers=headers)).json()
+
+        server.crash()
+        saved, seconds = await _timed(client.post("/api/progress", json=body, headers=headers))
+        assert saved.status_code == 503 and seconds < MAX_OUTAGE_ANSWER_SECONDS
+        assert saved.json() == {"error": "Service unavailable, please retry"}
+        assert saved.headers["retry-after"] == "1"
+        beat = await client.post(
+            f"/api/sessions/{session['session_id']}/heartbeat", json={}, headers=headers
+        )
+        assert beat.status_code == 503
+        assert beat.json()["error"]["message"] == "Service unavailable, please retry"
+        assert beat.json()["error"]["requestId"] == beat.headers["x-request-id"]
+        assert (await client.get("/ready")).status_code == 503
+        # What needs only Postgres keeps working.
+        assert (await client.get("/api/profiles", headers=headers)).status_code == 200
+
+        server.start()  # same port, empty: --appendonly no
+        body["currentTime"] = 50
+        assert (await client.post("/api/progress", json=body, headers=headers)).status_code == 204
+        assert (await client.get("/ready")).status_code == 200
+        container = build_container(own)
+        try:
+            assert await project_pending(container, timeout=10) == 1
+        finally:
+            await container.close()
+        read = await client.get(f"/api/progress/{clerk_id}/550", headers=headers)
+        assert read.status_code == 200 and read.json()["currentTime"] == 50
+
+
+async def test_with_appendfsync_always_a_crash_loses_no_acknowledged_event(
+    settings: Settings, auth: Auth, private_redis: Callable[..., PrivateRedis], own_database: str
+) -> None:
+    server = private_redis(appendfsync="always")
+    own = msgspec.structs.replace(settings, redis_url=server.url, database_url=own_database)
+    clerk_id = f"user_{secrets.token_hex(5)}"
+    headers = auth(clerk_id)
+    async with AsyncTestClient(app=create_app(own)) as client:
+        codes = [
+            (
+                await client.post(
+                    "/api/progress",
+                    json={"clerkId": clerk_id, "tmdbId": str(i), "currentTime": i},
+                    headers=headers,
+                )
+            ).status_code
+            for i in range(50)
+        ]
+    assert codes == [204] * 50
+    server.crash()
+    server.start()  # same port and directory: the AOF is replayed
+    client = redis.Redis.from_url(server.url)
+    try:
+        assert client.xlen(stream_name(0)) == 50
+    finally:
+        client.close()
