@@ -16,9 +16,11 @@ and a redelivered entry at or below a checkpoint is skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
@@ -112,18 +114,25 @@ class ProjectionSet:
         upto = entries[-1].stream_id
         batch = [(e.key, e.envelope) for e in entries if e.envelope is not None]
         stream = stream_name(shard)
-        if self.sql:
-            fence = _Fence(redis, stream, upto, consumer)
-            if isinstance(sql, AsyncConnection):
-                async with sql.begin():
-                    await self._commit_sql(sql, shard, batch, upto, fence)
-            else:
-                async with sql.begin() as conn:
-                    await self._commit_sql(conn, shard, batch, upto, fence)
-        if self.redis:
-            ack = ("XACK", stream, GROUP, *(e.stream_id for e in entries))
-            return await self._commit_redis(redis, shard, batch, upto, consumer, ack)
-        return False
+        # The Redis side's reads overlap the SQL transaction; its writes wait for the commit.
+        planning = asyncio.create_task(self._plan_redis(redis, shard, batch, upto))
+        try:
+            if self.sql:
+                fence = _Fence(redis, stream, upto, consumer)
+                if isinstance(sql, AsyncConnection):
+                    async with sql.begin():
+                        await self._commit_sql(sql, shard, batch, upto, fence)
+                else:
+                    async with sql.begin() as conn:
+                        await self._commit_sql(conn, shard, batch, upto, fence)
+        except BaseException:
+            planning.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await planning
+            raise
+        plan = await planning
+        ack = ("XACK", stream, GROUP, *(e.stream_id for e in entries))
+        return await self._commit_redis(redis, shard, batch, upto, consumer, ack, plan)
 
     async def _commit_sql(
         self,
@@ -153,6 +162,30 @@ class ProjectionSet:
             moved.append(projection.name)
         await write_sql_checkpoints(conn, moved, upto, shard)
 
+    async def _plan_redis(
+        self,
+        redis: Redis,
+        shard: int,
+        batch: Sequence[tuple[tuple[int, int], Envelope]],
+        upto: str,
+    ) -> _RedisPlan:
+        """Read the Redis checkpoints and run each projection's ``prepare`` for its part."""
+        plan = _RedisPlan()
+        if not self.redis:
+            return plan
+        keys = [redis_checkpoint_key(p.name, shard) for p in self.redis]
+        upto_key = stream_id_key(upto)
+        for projection, key, value in zip(self.redis, keys, await redis.mget(keys), strict=True):
+            checkpoint = text(value) if value else ZERO
+            if stream_id_key(checkpoint) >= upto_key:
+                continue
+            plan.expected[key] = checkpoint
+            todo = _todo(batch, checkpoint, projection.handles)
+            if todo:
+                ready = await _guard(projection.name, projection.prepare(redis, todo))
+                plan.work.append((projection, todo, ready))
+        return plan
+
     async def _commit_redis(
         self,
         redis: Redis,
@@ -161,36 +194,27 @@ class ProjectionSet:
         upto: str,
         consumer: str,
         ack: tuple[str, ...],
+        plan: _RedisPlan,
     ) -> bool:
-        keys = [redis_checkpoint_key(p.name, shard) for p in self.redis]
-        upto_key = stream_id_key(upto)
+        """Run the plan in one script; if a checkpoint moved meanwhile, plan again."""
         for _ in range(MAX_CAS_RETRIES):
-            current = await redis.mget(keys)
-            expected: dict[str, str] = {}
-            pipe = recorder(redis)
-            for projection, key, value in zip(self.redis, keys, current, strict=True):
-                checkpoint = text(value) if value else ZERO
-                if stream_id_key(checkpoint) >= upto_key:
-                    continue
-                expected[key] = checkpoint
-                todo = _todo(batch, checkpoint, projection.handles)
-                if todo:
-                    ready = await _guard(projection.name, projection.prepare(redis, todo))
-                    try:
-                        projection.apply(pipe, todo, ready)
-                    except Exception as exc:
-                        raise ProjectionFailed(projection.name, exc) from exc
-            if not expected:
+            if not plan.expected:
                 return False
+            pipe = recorder(redis)
+            for projection, todo, ready in plan.work:
+                try:
+                    projection.apply(pipe, todo, ready)
+                except Exception as exc:
+                    raise ProjectionFailed(projection.name, exc) from exc
             outcome = await run_batch(
                 redis,
                 [*recorded(pipe), ack],
-                expected,
+                plan.expected,
                 upto,
                 stream_name(shard),
                 GROUP,
                 consumer,
-                fence_after=min(expected.values(), key=stream_id_key),
+                fence_after=min(plan.expected.values(), key=stream_id_key),
             )
             if outcome.applied:
                 for error in outcome.errors:
@@ -198,7 +222,16 @@ class ProjectionSet:
                 return True
             if outcome.refusal != "moved":
                 raise FenceBroken(f"entry {outcome.refusal} is pending at another consumer")
+            plan = await self._plan_redis(redis, shard, batch, upto)
         raise FenceBroken(f"Redis checkpoints of shard {shard} kept moving")
+
+
+@dataclass
+class _RedisPlan:
+    """What the Redis side will do: checkpoints as read, and each projection's prepared part."""
+
+    expected: dict[str, str] = field(default_factory=dict)  # checkpoint key -> position
+    work: list[tuple[RedisProjection, list[Envelope], Any]] = field(default_factory=list)
 
 
 async def _guard(name: str, work: object) -> object:
