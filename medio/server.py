@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uvicorn
 
+from api.http_protocol import GuardedHttpToolsProtocol
+
 
 def serve(app_factory: str, host: str, port: int, workers: int = 1) -> None:
     """Serve the ASGI app built by ``app_factory`` (``module:function``) until stopped."""
@@ -21,4 +23,8 @@ def serve(app_factory: str, host: str, port: int, workers: int = 1) -> None:
         timeout_graceful_shutdown=10,
         limit_concurrency=2048,
         h11_max_incomplete_event_size=16 * 1024,
+        # httptools ignores the h11 cap and uvicorn has no deadline for a request head:
+        # this protocol adds both (408 after 10 s, 431 over 16 KB). No "server: uvicorn".
+        http=GuardedHttpToolsProtocol,
+        server_header=False,
     )

@@ -1,0 +1,92 @@
+"""uvicorn's httptools protocol plus the two limits it lacks against slow or hostile clients.
+
+Measured on uvicorn 0.54 with httptools (the ``uvicorn[standard]`` default): a connection that
+sends nothing, or only part of its request head, is kept open indefinitely (uvicorn arms its
+keep-alive timer only after a response), so a few thousand such sockets exhaust
+``limit_concurrency`` and everyone else gets 503; and ``h11_max_incomplete_event_size`` does not
+apply to httptools, so a 1 MB header line is buffered and accepted. ASGI middleware cannot help:
+the app is not called before the head is complete.
+
+This protocol gives each request head ``HEAD_TIMEOUT_SECONDS`` to arrive (from the connection
+being made, or from the first byte of the next request on a kept-alive connection), then answers
+408 and closes; and refuses a head over ``MAX_HEAD_BYTES`` with 431 and closes. Bodies are the
+app's business (``api.limits``). Used by ``medio.server.serve`` (``http=GuardedHttpToolsProtocol``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from api.errors import error_body
+from api.request_id import new_request_id
+
+HEAD_TIMEOUT_SECONDS = 10.0
+MAX_HEAD_BYTES = 16 * 1024
+
+REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+MESSAGES = {408: "Request headers were not received in time", 431: "Request headers too large"}
+
+
+def refusal(status: int) -> bytes:
+    """A complete ``Connection: close`` response in the Medio envelope (no route is known yet)."""
+    request_id = new_request_id()
+    body = msgspec.json.encode(error_body("", status, MESSAGES[status], request_id))
+    head = (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"x-request-id: %s\r\nconnection: close\r\n\r\n"
+    ) % (status, REASONS[status], len(body), request_id.encode())
+    return head + body
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """A deadline and a size cap for every request head (see the module docstring)."""
+
+    head_timeout = HEAD_TIMEOUT_SECONDS
+    max_head_bytes = MAX_HEAD_BYTES
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._expect_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        between_requests = self.cycle is None or self.cycle.response_complete
+        if self._head_timer is None and between_requests:
+            self._expect_head()  # the next request on a kept-alive connection begins
+        if self._head_timer is not None:
+            if self._head_bytes > self.max_head_bytes:  # checked before: a read may carry body
+                self._refuse(431)
+                return
+            self._head_bytes += len(data)
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def _expect_head(self) -> None:
+        self._head_bytes = 0
+        self._head_timer = self.loop.call_later(self.head_timeout, self._refuse, 408)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _refuse(self, status: int) -> None:
+        self._stop_head_timer()
+        if not self.transport.is_closing():
+            self.transport.write(refusal(status))
+            self.transport.close()
