@@ -40,6 +40,13 @@ ROUTE_POLICIES: dict[tuple[str, str], Policy] = {
 }
 
 TOO_MANY = "Too many requests. Please try again later."
+# Count a request and start its window's expiry on the first hit: atomic, one round trip
+# (a MULTI pipeline of INCR + EXPIRE costs four commands and measurably more CPU per request).
+COUNT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
 
 
 class ClientAddress:
@@ -149,12 +156,9 @@ class RateLimitMiddleware(ASGIMiddleware):
             raise
 
     async def _count(self, scope: Scope, key: str, seconds: int) -> int:
-        redis = services_of(scope["app"].state).container.redis
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, seconds + 1, nx=True)
-            count, _ = await pipe.execute()
-        return int(count)
+        # Through the shared autopipeline: concurrent requests' counts share a round trip.
+        pipeline = services_of(scope["app"].state).container.pipeline
+        return int(await pipeline.execute("EVAL", COUNT_SCRIPT, 1, key, seconds + 1))
 
 
 def _with_headers(send: Send, headers: dict[str, str]) -> Send:

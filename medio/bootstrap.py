@@ -16,6 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.clock import Clock
+from medio.autopipeline import AutoPipeline
 from medio.clock import SystemClock
 from medio.db import create_engine
 from medio.eventlog import EventLog
@@ -37,6 +38,7 @@ class Container:
     redis: Redis
     engine: AsyncEngine
     events: EventLog
+    pipeline: AutoPipeline  # Redis commands of concurrent requests, one round trip
     clock: Clock = field(default_factory=SystemClock)
 
     async def close(self) -> None:
@@ -57,10 +59,12 @@ def build_container(
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    pipeline = AutoPipeline(redis)
     return Container(
         settings=settings,
         redis=redis,
         engine=create_engine(settings, pool_size=pool_size),
-        events=EventLog(redis, shards=settings.stream_shards),
+        events=EventLog(redis, shards=settings.stream_shards, pipeline=pipeline),
+        pipeline=pipeline,
         clock=clock or SystemClock(),
     )
