@@ -58,6 +58,7 @@ class ShardLock:
         self.token = owner
         self.lost = asyncio.Event()
         self.paused = asyncio.Event()
+        self._done = False
 
     async def acquire(self) -> bool:
         """Take the lock if it is free (or already ours)."""
@@ -85,8 +86,10 @@ class ShardLock:
 
     async def _keep(self, watch_pause: bool) -> None:
         interval = self.ttl_ms / 3000
-        while not self.lost.is_set():
+        while True:
             await asyncio.sleep(interval)
+            if self._done or self.lost.is_set():
+                return
             try:
                 if not await self.renew():
                     log.warning("projector lock of shard %s lost", self.shard)
@@ -103,11 +106,10 @@ class ShardLock:
         try:
             yield self
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            self._done = True
             with contextlib.suppress(RedisError):
-                await self.release()
+                await self.release()  # first, so a waiting successor takes over at once
+            await _stop(keeper)  # a late renewal finds the token gone and does nothing
 
     @property
     def active(self) -> bool:
@@ -116,6 +118,18 @@ class ShardLock:
 
 
 PAUSE_TTL_MS = 30_000
+STOP_WAIT_SECONDS = 2.0
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Stop a background loop without trusting cancellation alone.
+
+    A cancellation that lands while a Redis call is in flight can be swallowed under
+    Python 3.11 (seen as a projector job that never ended, its lock renewed forever), so the
+    loop also checks a flag after every sleep and we wait for it only so long.
+    """
+    task.cancel()
+    await asyncio.wait({task}, timeout=STOP_WAIT_SECONDS)
 
 
 @contextlib.asynccontextmanager
@@ -129,10 +143,13 @@ async def projectors_paused(
     """
     owner = consumer_name()
     await redis.set(PAUSE_KEY, owner, px=PAUSE_TTL_MS)
+    pausing = [True]
 
     async def keep_paused() -> None:
         while True:
             await asyncio.sleep(PAUSE_TTL_MS / 3000)
+            if not pausing:
+                return
             await redis.set(PAUSE_KEY, owner, px=PAUSE_TTL_MS)
 
     keeper = asyncio.create_task(keep_paused())
@@ -145,8 +162,7 @@ async def projectors_paused(
                 await stack.enter_async_context(lock.held(watch_pause=False))
             yield owner
     finally:
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+        pausing.clear()
+        await _stop(keeper)
         with contextlib.suppress(RedisError):
             await redis.delete(PAUSE_KEY)

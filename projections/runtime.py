@@ -9,6 +9,7 @@ sleeping.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from medio.bootstrap import Container
 from projections.apply import ProjectionSet
@@ -17,6 +18,7 @@ from projections.projector import ShardProjector
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 
 MAX_BLOCK_SECONDS = 1.0
+HANDOVER_LEAD = 1.5  # seconds before a run ends that its successor is queued
 
 
 def registered_projections(scratch: bool = False) -> ProjectionSet:
@@ -46,12 +48,19 @@ async def run_projector(
     seconds: float | None = None,
     consumer: str | None = None,
     projections: ProjectionSet | None = None,
+    wait_seconds: float = 0.0,
+    successor: Callable[[], Awaitable[None]] | None = None,
 ) -> int | None:
-    """Project ``shard`` for ``seconds``; the events projected, or None if it is held elsewhere."""
+    """Project ``shard`` for ``seconds``; the events projected, or None if it is held elsewhere.
+
+    Waits up to ``wait_seconds`` for the lock. ``successor`` is called once, ``HANDOVER_LEAD``
+    seconds before the run ends, so the next run can start and wait for the lock while this one
+    finishes: the shard changes hands without a gap.
+    """
     settings = container.settings
     consumer = consumer or consumer_name()
     lock = ShardLock(container.redis, shard, settings.projector_lock_ttl_seconds, consumer)
-    if not await lock.wait_acquire(timeout=0):
+    if not await lock.wait_acquire(timeout=wait_seconds):
         return None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (settings.projector_run_seconds if seconds is None else seconds)
@@ -62,6 +71,9 @@ async def run_projector(
             await projector.start()
             while lock.active:
                 remaining = deadline - loop.time()
+                if successor is not None and remaining <= HANDOVER_LEAD:
+                    await successor()
+                    successor = None
                 if remaining <= 0:
                     break
                 await projector.step(block_ms=max(1, int(min(block_seconds, remaining) * 1000)))

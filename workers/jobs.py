@@ -5,35 +5,46 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from redis import Redis
+
 from medio.bootstrap import build_container
 from medio.settings import Settings, load_settings
 from projections.locks import PAUSE_KEY
-from projections.runtime import run_projector
+from projections.runtime import HANDOVER_LEAD, run_projector
 from workers.queues import enqueue_projector, queued_key, rq_connection
 
 log = logging.getLogger(__name__)
 
 
 def project_shard(shard: int) -> int:
-    """Project ``shard`` for ``MEDIO_PROJECTOR_RUN_SECONDS``, then queue the next run.
+    """Project ``shard`` for ``MEDIO_PROJECTOR_RUN_SECONDS``, queueing the next run near the end.
 
     A bounded run (rather than one endless job) keeps RQ's view of the worker honest and lets
-    another worker take the shard over between runs; a job that finds the shard locked leaves
-    it to the holder.
+    another worker take the shard over between runs. The successor is queued shortly before
+    the end and waits for the lock, so there is no gap between runs; a job that cannot get the
+    lock within the lock's TTL leaves the shard to its holder (or to the supervisor).
     """
     settings = load_settings()
     connection = rq_connection(settings)
     connection.delete(queued_key(shard))
-    applied = asyncio.run(_project(settings, shard))
-    if applied is not None and not connection.exists(PAUSE_KEY):
-        enqueue_projector(settings, connection, shard)
+    applied = asyncio.run(_project(settings, connection, shard))
     log.info("projector of shard %s applied %s events", shard, applied or 0)
     return applied or 0
 
 
-async def _project(settings: Settings, shard: int) -> int | None:
+async def _project(settings: Settings, connection: Redis, shard: int) -> int | None:
     container = build_container(settings, pool_size=2)
+
+    async def queue_successor() -> None:
+        if not await container.redis.exists(PAUSE_KEY):
+            await asyncio.to_thread(enqueue_projector, settings, connection, shard)
+
     try:
-        return await run_projector(container, shard)
+        return await run_projector(
+            container,
+            shard,
+            wait_seconds=HANDOVER_LEAD + settings.projector_lock_ttl_seconds + 1,
+            successor=queue_successor,
+        )
     finally:
         await container.close()
