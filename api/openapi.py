@@ -219,8 +219,7 @@ def error_statuses(method: str, path: str, operation: Operation) -> set[int]:
     if not path.startswith("/api/"):
         return {503} if path == "/ready" else set()
     key = (method, path)
-    params = operation.parameters or []
-    names = {getattr(p, "param_in", None): p for p in params}
+    locations = {getattr(p, "param_in", None) for p in operation.parameters or []}
     statuses = {429}
     if key not in NO_STORE:
         statuses.add(503)
@@ -230,9 +229,9 @@ def error_statuses(method: str, path: str, operation: Operation) -> set[int]:
         statuses |= {400, 403, 408, 413, 415}
     if method == "delete" or key in OWNER_OR_ROLE_CHECKED:
         statuses.add(403)
-    if "query" in names or (is_progress_route(path) and "path" in names):
+    if "query" in locations or (is_progress_route(path) and "path" in locations):
         statuses.add(400)
-    if "path" in names or key in IDS_IN_BODY:
+    if "path" in locations or key in IDS_IN_BODY:
         statuses.add(404)
     if key in SESSION_STATE:
         statuses.add(409)
