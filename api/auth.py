@@ -13,6 +13,8 @@ An RSA public key therefore never reaches HMAC, and ``alg: none`` has no source 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime
@@ -21,12 +23,15 @@ from typing import Any, Literal
 import anyio.to_thread
 import jwt
 import msgspec
-import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import ApiError
 from medio.settings import Settings
 from medio.tables import users
+
+log = logging.getLogger("medio.auth")
 
 Role = Literal["parent", "analyst", "admin"]
 ROLES: tuple[Role, ...] = ("parent", "analyst", "admin")
@@ -202,30 +207,56 @@ def create_token(
 
 
 class UserDirectory:
-    """Maps a token's ``sub`` to its user row, creating the row the first time."""
+    """Maps a token's ``sub`` to its user row, creating the row the first time.
+
+    Ids are remembered per process; concurrent first requests of one ``sub`` share one
+    upsert. ``note`` makes sure the row exists without waiting, for routes that need only
+    the ``sub`` (ingest), so a new user costs them no database round trip.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._ids: dict[str, int] = {}
+        self._pending: dict[str, asyncio.Task[int]] = {}
 
     async def user_id(self, sub: str) -> int:
         known = self._ids.get(sub)
         if known is not None:
             return known
-        async with self.engine.begin() as conn:
-            found = await conn.scalar(sa.select(users.c.id).where(users.c.external_id == sub))
-            if found is None:
-                found = await self._insert(conn, sub)
-        self._ids[sub] = int(found)
-        return int(found)
+        return await asyncio.shield(self._upsert_once(sub))
 
-    async def _insert(self, conn: Any, sub: str) -> int:
-        insert = users.insert().values(external_id=sub, created_at=datetime.now(UTC))
-        try:
-            async with conn.begin_nested():
-                return int((await conn.execute(insert.returning(users.c.id))).scalar_one())
-        except sa.exc.IntegrityError:  # a concurrent first request created it
-            return int(await conn.scalar(sa.select(users.c.id).where(users.c.external_id == sub)))
+    def note(self, sub: str) -> None:
+        """Create the user row in the background if this process has not seen ``sub``."""
+        if sub not in self._ids:
+            self._upsert_once(sub)
+
+    def _upsert_once(self, sub: str) -> asyncio.Task[int]:
+        task = self._pending.get(sub)
+        if task is None:
+            task = asyncio.ensure_future(self._upsert(sub))
+            self._pending[sub] = task
+            task.add_done_callback(lambda done: self._settled(sub, done))
+        return task
+
+    def _settled(self, sub: str, task: asyncio.Task[int]) -> None:
+        self._pending.pop(sub, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("user row for a new subject not created yet: %s", task.exception())
+
+    async def _upsert(self, sub: str) -> int:
+        insert = (sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert)(users)
+        statement = (
+            insert.values(external_id=sub, created_at=datetime.now(UTC))
+            .on_conflict_do_update(
+                index_elements=[users.c.external_id],
+                set_={"external_id": insert.excluded.external_id},
+            )
+            .returning(users.c.id)
+        )
+        async with self.engine.begin() as conn:
+            user_id = int((await conn.execute(statement)).scalar_one())
+        self._ids[sub] = user_id
+        return user_id
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -8,7 +8,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
-from api.auth import Principal, TokenVerifier, UserDirectory, bearer_token, unauthorized
+from api.auth import Claims, Principal, TokenVerifier, UserDirectory, bearer_token, unauthorized
 from api.csrf_tokens import CsrfTokens
 from medio.bootstrap import Container
 
@@ -40,6 +40,18 @@ async def authenticate(request: Request[Any, Any, Any], token: str | None) -> Pr
     claims = await services.verifier.verify_async(token)
     user_id = await services.users.user_id(claims.sub)
     return Principal(user_id=user_id, sub=claims.sub, role=claims.role)
+
+
+async def authenticate_subject(request: Request[Any, Any, Any]) -> Claims:
+    """The caller's verified claims, or 401, for routes that need only the ``sub`` (ingest):
+    the user row is made sure of in the background instead of awaited."""
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise unauthorized()
+    services = services_of(request.app.state)
+    claims = await services.verifier.verify_async(token)
+    services.users.note(claims.sub)
+    return claims
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -12,8 +12,7 @@ from typing import Any
 from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, Parameter
 
-from api.auth import Principal, bearer_token
-from api.deps import ContainerDep, PrincipalDep, authenticate, services_of
+from api.deps import ContainerDep, PrincipalDep, authenticate_subject, services_of
 from api.errors import ApiError, FieldError, InvalidFields
 from domain.progress import (
     InvalidProgress,
@@ -29,9 +28,9 @@ from medio.resume_store import ResumeEntry, ResumePosition, list_positions, read
 JSON_TYPES = ("application/json", "text/plain")  # text/plain: navigator.sendBeacon on unload
 
 
-def _owner(principal: Principal, clerk_id: str) -> None:
+def _owner(sub: str, clerk_id: str) -> None:
     """Only the user a token belongs to may touch that user's progress."""
-    if clerk_id != principal.sub:
+    if clerk_id != sub:
         raise ApiError(403, "clerkId does not match the authenticated user")
 
 
@@ -74,10 +73,10 @@ class ProgressController(Controller):
     async def save(self, request: Request[Any, Any, Any]) -> None:
         # The ingest hot path: no dependency injection (Litestar resolves two dependencies in
         # an anyio task group, a visible share of this route's cost), the same ``authenticate``.
-        principal = await authenticate(request, bearer_token(request.headers.get("authorization")))
+        claims = await authenticate_subject(request)
         save = await _save_body(request)
-        _owner(principal, save.clerk_id)
-        await save_progress(services_of(request.app.state).container, principal.sub, save)
+        _owner(claims.sub, save.clerk_id)
+        await save_progress(services_of(request.app.state).container, claims.sub, save)
 
     @get("/{clerk_id:str}/{tmdb_id:str}", summary="The resume position of one title")
     async def read(
@@ -87,7 +86,7 @@ class ProgressController(Controller):
         container: ContainerDep,
         principal: PrincipalDep,
     ) -> ResumePosition:
-        _owner(principal, clerk_id)
+        _owner(principal.sub, clerk_id)
         position = await read_position(container.redis, clerk_id, _tmdb_id(tmdb_id))
         if position is None:
             raise ApiError(404, "Progress not found")
@@ -101,7 +100,7 @@ class ProgressController(Controller):
         principal: PrincipalDep,
         limit: str | None = Parameter(default=None, description="1-500, default 100"),
     ) -> list[ResumeEntry]:
-        _owner(principal, clerk_id)
+        _owner(principal.sub, clerk_id)
         try:
             count = parse_limit(limit)
         except InvalidProgress as exc:
@@ -116,6 +115,6 @@ class ProgressController(Controller):
         container: ContainerDep,
         principal: PrincipalDep,
     ) -> None:
-        _owner(principal, clerk_id)
+        _owner(principal.sub, clerk_id)
         if not await delete_progress(container, principal.sub, clerk_id, _tmdb_id(tmdb_id)):
             raise ApiError(404, "Progress not found")
