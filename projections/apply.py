@@ -146,7 +146,7 @@ class ProjectionSet:
         upto_key = stream_id_key(upto)
         checkpoints = await lock_sql_checkpoints(conn, [p.name for p in self.sql], shard)
         moved: list[str] = []
-        for projection in self.sql:
+        for projection in sorted(self.sql, key=_applied_last):
             checkpoint = checkpoints.get(projection.name, ZERO)
             if stream_id_key(checkpoint) >= upto_key:
                 continue
@@ -232,6 +232,11 @@ class _RedisPlan:
 
     expected: dict[str, str] = field(default_factory=dict)  # checkpoint key -> position
     work: list[tuple[RedisProjection, list[Envelope], Any]] = field(default_factory=list)
+
+
+def _applied_last(projection: SqlProjection) -> bool:
+    """Projections that serialise commits (the archive's position lock) go last."""
+    return bool(getattr(projection, "apply_last", False))
 
 
 async def _guard(name: str, work: object) -> object:
