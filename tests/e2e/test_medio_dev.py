@@ -34,9 +34,23 @@ def medio_dev(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     try:
         yield process, port
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _stop_tree(process)
+
+
+def _stop_tree(process: subprocess.Popen[bytes]) -> None:
+    """After a failed assertion too: nothing ``medio dev`` started may outlive the test."""
+    if process.poll() is not None:
+        return
+    descendants = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    _gone, alive = psutil.wait_procs(descendants, timeout=5)
+    for leftover in alive:
+        leftover.kill()
 
 
 def _wait_for_health(port: int) -> httpx.Response:
