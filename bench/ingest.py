@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 
 from bench import wrk
@@ -105,16 +106,44 @@ def ratios(result: dict[str, dict[str, Any]], subject: str = "medio") -> dict[st
     return out
 
 
+def start_sessions(port: int, names: list[str], tokens: list[str]) -> list[str]:
+    """One child profile, video and running session per user, through the public API."""
+    session_ids = []
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        for name, token in zip(names, tokens, strict=True):
+            headers = {"Authorization": f"Bearer {token}"}
+            profile = client.post(
+                "/api/profiles",
+                json={"name": f"Kid {name}", "age": 8, "daily_limit_minutes": 1440},
+                headers=headers,
+            ).json()
+            video = client.post(
+                "/api/videos",
+                json={"title": "Bench video", "url": "https://example.com/v.mp4"},
+                headers=headers,
+            ).json()
+            started = client.post(
+                "/api/sessions/start",
+                json={"profile_id": profile["id"], "video_id": video["id"]},
+                headers=headers,
+            )
+            started.raise_for_status()
+            session_ids.append(str(started.json()["session_id"]))
+    return session_ids
+
+
 def run(
     rounds: int = 3,
     seconds: int = 10,
     users: int = 2000,
     workers: int = 2,
+    session_users: int = 300,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """The ingest benchmark; returns figures for the report."""
     names = [f"user_{i}" for i in range(users)]
-    script = wrk.write_script(tokens_for(names), names, wrk.PROGRESS_BODY, wrk.PROGRESS_PATH)
+    tokens = tokens_for(names)
+    progress_script = wrk.write_script(tokens, names, wrk.PROGRESS_BODY, wrk.PROGRESS_PATH)
     with redis_server() as redis_url, postgres_database() as database_url:
         env = medio_env(redis_url, database_url)
         subprocess.run(
@@ -135,6 +164,45 @@ def run(
             if express_port:
                 targets["express"] = express_port
             log(f"ingest: POST /api/progress, {rounds}x{seconds}s per server, 64 connections")
-            result = measure(targets, script, rounds, seconds)
-    script.unlink()
-    return {"progress": result, "ratios": ratios(result)}
+            progress = measure(targets, progress_script, rounds, seconds)
+            log(f"ingest: heartbeats on {session_users} running sessions")
+            sessions = start_sessions(medio_port, names[:session_users], tokens[:session_users])
+            heartbeat_script = wrk.write_script(
+                tokens[:session_users],
+                names[:session_users],
+                wrk.HEARTBEAT_BODY,
+                wrk.HEARTBEAT_PATH,
+                targets=sessions,
+            )
+            heartbeat = measure(
+                {"medio": medio_port, "bare": bare_port}, heartbeat_script, rounds, seconds
+            )
+    progress_script.unlink()
+    heartbeat_script.unlink()
+    return {
+        "connections": 64,
+        "server_processes": workers,
+        "progress": progress,
+        "heartbeat": heartbeat,
+        "ratios": {
+            "progress": ratios(progress),
+            "heartbeat": ratios(heartbeat),
+        },
+    }
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """``python -m bench ingest [--rounds N] [--seconds S] [--users U]``."""
+    options = {"rounds": 3, "seconds": 10, "users": 2000}
+    for flag, value in zip(argv[::2], argv[1::2], strict=False):
+        options[flag.lstrip("-")] = int(value)
+    result = run(**options)
+    for route in ("progress", "heartbeat"):
+        for name, figures in result[route].items():
+            print(
+                f"{route:9} {name:8} {figures['rps_median']:>7} req/s  "
+                f"p50 {figures['p50_ms_median']:>7} ms  p99 {figures['p99_ms_median']:>7} ms  "
+                f"non-2xx {figures['non2xx']}"
+            )
+    print("ratios:", result["ratios"])
+    return result
