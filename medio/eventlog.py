@@ -14,14 +14,14 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from domain.codec import encode
 from domain.events import AnyEvent
 from medio.autopipeline import AutoPipeline
+from medio.msgpack import pack_commands
 
 R = TypeVar("R")
 
@@ -90,33 +90,65 @@ class EventLog:
         state_keys: Sequence[str],
         decide: Callable[[list[bytes | None]], Decision[R]],
     ) -> R:
-        """Run ``decide`` on the current state and commit its state and events atomically."""
+        """Run ``decide`` on the current state and commit its state and events atomically.
+
+        Optimistic, like ``WATCH``/``MULTI`` but in two shared round trips: read the state
+        (``MGET``), decide in Python, then one script writes state, indexes and events only if
+        every state key still holds what was read; otherwise decide again on fresh state.
+        """
         stream = self.stream_for(key)
         for _ in range(MAX_DECIDE_ATTEMPTS):
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(*state_keys)
-                    current: list[bytes | None] = (
-                        list(await pipe.mget(state_keys)) if state_keys else []  # type: ignore[arg-type]
-                    )
-                    decision = decide(current)
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    for state_key, value in decision.writes.items():
-                        if value is None:
-                            pipe.delete(state_key)
-                        else:
-                            pipe.set(state_key, value, ex=decision.ttl_seconds)
-                    for index_key, members in decision.index_scores.items():
-                        scores = {m: s for m, s in members.items() if s is not None}
-                        removed = [m for m, s in members.items() if s is None]
-                        if scores:
-                            pipe.zadd(index_key, scores)
-                        if removed:
-                            pipe.zrem(index_key, *removed)
-                    for event in decision.events:
-                        pipe.xadd(stream, entry_fields(event))  # type: ignore[arg-type]
-                    await pipe.execute()
-                    return decision.result
-                except WatchError:
-                    continue
+            current: list[bytes | None] = (
+                list(await self.pipeline.execute("MGET", *state_keys)) if state_keys else []
+            )
+            decision = decide(current)
+            expected = [b"" if value is None else b"=" + value for value in current]
+            commands = _commands(stream, decision)
+            committed = await self.pipeline.execute(
+                "EVAL",
+                COMPARE_AND_APPEND,
+                len(state_keys),
+                *state_keys,
+                *expected,
+                pack_commands(commands),
+            )
+            if committed:
+                return decision.result
         raise ConcurrentUpdate(f"state of {key} changed {MAX_DECIDE_ATTEMPTS} times in a row")
+
+
+# Atomic compare-and-append. KEYS: the state keys read; ARGV[i]: "=" .. the value read, or ""
+# for a missing key; ARGV[#KEYS + 1]: the writes and XADDs, MessagePack-packed. The decision
+# itself was made in Python; this only refuses to apply it on state that has changed since.
+COMPARE_AND_APPEND = """
+for i = 1, #KEYS do
+  local value = redis.call('GET', KEYS[i])
+  if (value and ('=' .. value) or '') ~= ARGV[i] then return 0 end
+end
+for _, command in ipairs(cmsgpack.unpack(ARGV[#KEYS + 1])) do
+  redis.call(unpack(command))
+end
+return 1
+"""
+
+
+def _commands(stream: str, decision: Decision[Any]) -> list[tuple[Any, ...]]:
+    """The Redis commands that carry out ``decision``."""
+    commands: list[tuple[Any, ...]] = []
+    for state_key, value in decision.writes.items():
+        if value is None:
+            commands.append(("DEL", state_key))
+        elif decision.ttl_seconds is not None:
+            commands.append(("SET", state_key, value, "EX", decision.ttl_seconds))
+        else:
+            commands.append(("SET", state_key, value))
+    for index_key, members in decision.index_scores.items():
+        for member, score in members.items():
+            if score is None:
+                commands.append(("ZREM", index_key, member))
+            else:
+                commands.append(("ZADD", index_key, score, member))
+    for event in decision.events:
+        name, version, data = encode(event)
+        commands.append(("XADD", stream, "*", "t", name, "v", version, "d", data))
+    return commands

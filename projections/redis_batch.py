@@ -23,6 +23,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
+from medio.msgpack import pack_commands
+
 _COMMIT = """
 local n = #KEYS
 for i = 1, n do
@@ -43,56 +45,6 @@ for i = 1, n do redis.call('SET', KEYS[i], ARGV[4]) end
 return {1, errors}
 """
 _SHA = hashlib.sha1(_COMMIT.encode()).hexdigest()
-
-
-def _bytes(value: Any) -> bytes:
-    """An argument as redis-py would send it (numbers as their text)."""
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, float):
-        return repr(value).encode()
-    if isinstance(value, int):
-        return str(value).encode()
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    raise TypeError(f"cannot send {type(value).__name__} to Redis")
-
-
-def _array(out: bytearray, size: int) -> None:
-    if size < 16:
-        out.append(0x90 | size)
-    elif size < 65536:
-        out += b"\xdc" + size.to_bytes(2, "big")
-    else:
-        out += b"\xdd" + size.to_bytes(4, "big")
-
-
-def _string(out: bytearray, data: bytes) -> None:
-    size = len(data)
-    if size < 32:
-        out.append(0xA0 | size)
-    elif size < 256:
-        out += bytes((0xD9, size))
-    elif size < 65536:
-        out += b"\xda" + size.to_bytes(2, "big")
-    else:
-        out += b"\xdb" + size.to_bytes(4, "big")
-    out += data
-
-
-def pack(commands: Sequence[Sequence[Any]]) -> bytes:
-    """Commands as a MessagePack array of arrays of raw strings, the one shape ``cmsgpack``
-    reads back byte for byte (it has no ``bin`` type, so bytes travel as ``str``).
-    """
-    out = bytearray()
-    _array(out, len(commands))
-    for command in commands:
-        _array(out, len(command))
-        for arg in command:
-            _string(out, arg.encode() if type(arg) is str else _bytes(arg))
-    return bytes(out)
 
 
 @dataclass(frozen=True)
@@ -137,7 +89,7 @@ async def run_batch(
     them all to ``upto``.
     """
     checkpoints = checkpoints or {}
-    payload = pack(commands)
+    payload = pack_commands(commands)
     argv: list[bytes | str] = [stream, group, consumer, upto, fence_after, *checkpoints.values()]
     argv.append(payload)
     keys = list(checkpoints)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from medio.msgpack import pack_commands as pack
 from projections.base import stream_id_key
 from projections.checkpoints import ZERO, newer
 from projections.compare import MAX_REPORTED, differences
-from projections.redis_batch import pack
 
 
 def test_stream_ids_compare_as_numbers_not_text() -> None:
