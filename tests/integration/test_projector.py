@@ -24,6 +24,7 @@ from bench.workload import append_all, realistic_events
 from domain.events import ProgressSaved
 from medio.bootstrap import Container, build_container
 from medio.eventlog import entry_fields, stream_name
+from medio.settings import Settings
 from medio.tables import events, projection_checkpoints
 from projections import apply as apply_module
 from projections.apply import ProjectionSet
@@ -42,7 +43,7 @@ SHARDS = 2
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment is set
     with isolated_stack(stream_shards=SHARDS, projector_lock_ttl_seconds=1.0) as built:
         yield built
 

@@ -27,6 +27,7 @@ from projector_env import Stack, isolated_stack
 from bench.workload import append_all, realistic_events
 from medio.bootstrap import Container, build_container
 from medio.eventlog import shard_for
+from medio.settings import Settings
 from medio.tables import events
 from projections.replay import verify
 
@@ -38,7 +39,7 @@ DEADLINE_SECONDS = 50
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment is set
     with isolated_stack(
         stream_shards=SHARDS,
         projector_lock_ttl_seconds=1.0,

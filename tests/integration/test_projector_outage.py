@@ -21,6 +21,7 @@ from bench.workload import append_all, realistic_events
 from medio.bootstrap import Container, build_container
 from medio.embedded import free_port
 from medio.eventlog import stream_name
+from medio.settings import Settings
 from medio.tables import events
 from projections.lag import projection_lag
 from projections.locks import PAUSE_KEY
@@ -68,7 +69,7 @@ class PostgresSwitch:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment is set
     with isolated_stack(projector_lock_ttl_seconds=2.0, projector_batch_size=500) as built:
         yield built
 

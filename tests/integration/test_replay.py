@@ -12,6 +12,7 @@ from projector_env import Stack, isolated_stack
 
 from bench.workload import append_all, realistic_events
 from medio.bootstrap import Container, build_container
+from medio.settings import Settings
 from medio.tables import events, projection_checkpoints, stats_daily
 from projections.replay import rebuild, replayable, verify
 from projections.resume import ResumeProjection
@@ -19,7 +20,7 @@ from projections.runtime import project_pending
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment is set
     with isolated_stack() as built:
         yield built
 

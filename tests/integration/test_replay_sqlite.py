@@ -10,13 +10,14 @@ from projector_env import Stack, isolated_stack
 
 from bench.workload import append_all, realistic_events
 from medio.bootstrap import Container, build_container
+from medio.settings import Settings
 from medio.tables import events, stats_totals
 from projections.replay import rebuild, verify
 from projections.runtime import project_pending
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with isolated_stack(sqlite_dir=str(tmp_path_factory.mktemp("sqlite"))) as built:
         yield built
 
