@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -15,13 +13,9 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import asyncpg
-
+from medio import scratch
 from medio.embedded import free_port
 
-PG_ADMIN_URL = os.environ.get(
-    "MEDIO_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -87,23 +81,9 @@ def redis_server() -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
+def postgres_database() -> contextlib.AbstractContextManager[str]:
     """A database created for this benchmark run and dropped after it."""
-    name = f"medio_bench_{secrets.token_hex(4)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return scratch.throwaway_database("bench")
 
 
 def medio_command(*args: str) -> list[str]:

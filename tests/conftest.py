@@ -11,64 +11,28 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
-import asyncpg
 import pytest
-import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from api.auth import Role, create_token
+from medio import scratch
 from medio.bootstrap import Container, build_container
 from medio.migrate import upgrade
 from medio.settings import Settings, load_settings
 from projections.runtime import project_pending
 
-PG_ADMIN_URL = os.environ.get(
-    "MEDIO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_BASE = os.environ.get("MEDIO_TEST_REDIS", "redis://127.0.0.1:6379")
-CLAIM_KEY = "medio:test-run"  # expires: a live run holds it
-OWNER_KEY = "medio:test-owner"  # stays: the index holds test data
-
-
-def _claim_redis_index(run_id: str) -> int:
-    """An empty index, or one left behind by a test run that died (owner mark, no claim)."""
-    for index in range(15, 0, -1):
-        client = redis.Redis.from_url(f"{REDIS_BASE}/{index}")
-        empty = client.dbsize() == 0
-        stale = not empty and client.exists(OWNER_KEY) and not client.exists(CLAIM_KEY)
-        if (empty or stale) and client.set(CLAIM_KEY, run_id, nx=True, ex=3600):
-            with client.pipeline(transaction=True) as pipe:
-                if stale:
-                    pipe.flushdb()
-                    pipe.set(CLAIM_KEY, run_id, ex=3600)
-                pipe.set(OWNER_KEY, "medio-tests")
-                pipe.execute()
-            return index
-    raise RuntimeError("no free Redis database index (1-15) to claim for the test run")
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
 
 @pytest.fixture(scope="session")
 def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """``MEDIO_*`` variables of this run's own database, Redis index and data dir."""
-    run_id = secrets.token_hex(4)
-    database = f"medio_test_{run_id}"
-    index = _claim_redis_index(run_id)  # first: a run that finds no index leaves no database
-    asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    database = scratch.new_name("test")
+    index = scratch.claim_redis_index(database)  # first: a run without an index leaves no db
     env = {
         "MEDIO_ENV": "test",
-        "MEDIO_DATABASE_URL": f"{base}/{database}",
-        "MEDIO_REDIS_URL": f"{REDIS_BASE}/{index}",
+        "MEDIO_DATABASE_URL": asyncio.run(scratch.create_database(database)),
+        "MEDIO_REDIS_URL": scratch.redis_index_url(index),
         "MEDIO_JWT_SECRET": "test-secret-" + "x" * 40,
         "MEDIO_DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "MEDIO_ACCESS_LOG": "false",
@@ -85,8 +49,8 @@ def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        redis.Redis.from_url(env["MEDIO_REDIS_URL"]).flushdb()
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        scratch.release_redis_index(index)
+        asyncio.run(scratch.drop_database(database))
 
 
 @pytest.fixture(scope="session")

@@ -7,15 +7,11 @@ These tests write archive rows directly, so they run on a database of their own
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import secrets
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -30,13 +26,10 @@ from domain.events import (
     SessionHeartbeat,
     SessionStarted,
 )
+from medio import scratch
 from medio.migrate import upgrade
 from medio.settings import Settings
 from medio.tables import events
-
-PG_ADMIN_URL = os.environ.get(
-    "MEDIO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 T0 = datetime(2025, 7, 28, 8, 0, 0, 123456, tzinfo=UTC)  # a Monday
 
@@ -174,23 +167,10 @@ async def archive_contents(engine: AsyncEngine) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in result]
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @contextlib.contextmanager
 def archive_of_its_own(settings: Settings) -> Iterator[Settings]:
     """``settings`` on a fresh, migrated database (same Redis), dropped afterwards."""
-    database = f"medio_test_{secrets.token_hex(4)}_history"
-    asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
-    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{database}"
-    own = msgspec.structs.replace(settings, database_url=url)
-    try:
+    with scratch.throwaway_database("test_history") as url:
+        own = msgspec.structs.replace(settings, database_url=url)
         upgrade(own)
         yield own
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))

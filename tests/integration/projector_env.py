@@ -11,23 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import msgspec
-import redis
 
+from medio import scratch
 from medio.migrate import upgrade
 from medio.settings import Settings, load_settings
-
-PG_ADMIN_URL = os.environ.get(
-    "MEDIO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_BASE = os.environ.get("MEDIO_TEST_REDIS", "redis://127.0.0.1:6379")
-CLAIM_KEY = "medio:test-run"
 
 
 @dataclass(frozen=True)
@@ -38,34 +30,16 @@ class Stack:
     env: dict[str, str]
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _claim_redis_index(tag: str) -> int:
-    for index in range(1, 16):
-        client = redis.Redis.from_url(f"{REDIS_BASE}/{index}")
-        if client.dbsize() == 0 and client.set(CLAIM_KEY, tag, nx=True, ex=3600):
-            return index
-    raise RuntimeError("no empty Redis database index (1-15) to claim")
-
-
 @contextlib.contextmanager
 def isolated_stack(sqlite_dir: str | None = None, **settings: Any) -> Iterator[Stack]:
     """A fresh database (Postgres, or SQLite under ``sqlite_dir``) and Redis index, migrated."""
-    tag = secrets.token_hex(4)
-    database = f"medio_test_{tag}_projector"
+    database = scratch.new_name("test_projector")
+    index = scratch.claim_redis_index(database)
     if sqlite_dir:
-        database_url = f"sqlite:///{sqlite_dir}/medio-{tag}.db"
+        database_url = f"sqlite:///{sqlite_dir}/{database}.db"
     else:
-        asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
-        database_url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{database}"
-    index = _claim_redis_index(tag)
-    redis_url = f"{REDIS_BASE}/{index}"
+        database_url = asyncio.run(scratch.create_database(database))
+    redis_url = scratch.redis_index_url(index)
     base = load_settings(env_file=None)
     built = msgspec.structs.replace(
         base, database_url=database_url, redis_url=redis_url, **settings
@@ -82,6 +56,6 @@ def isolated_stack(sqlite_dir: str | None = None, **settings: Any) -> Iterator[S
         upgrade(built)
         yield Stack(built, env)
     finally:
-        redis.Redis.from_url(redis_url).flushdb()
+        scratch.release_redis_index(index)
         if not sqlite_dir:
-            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            asyncio.run(scratch.drop_database(database))

@@ -18,9 +18,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from history_samples import archive_of_its_own
-from projector_env import CLAIM_KEY, isolated_stack
+from projector_env import isolated_stack
 
 from bench.workload import append_all, realistic_events
+from medio import scratch
 from medio.bootstrap import Container, build_container
 from medio.cli import main
 from medio.eventlog import stream_name
@@ -59,9 +60,10 @@ async def _medio(settings: Settings, *args: str) -> Result:
 
 
 async def _empty_redis(container: Container) -> None:
-    claim = await container.redis.get(CLAIM_KEY)
+    claim = await container.redis.get(scratch.CLAIM_KEY)
     await container.redis.flushdb()
-    await container.redis.set(CLAIM_KEY, claim or "history", ex=3600)
+    await container.redis.set(scratch.CLAIM_KEY, claim or "history", ex=3600)
+    await container.redis.set(scratch.OWNER_KEY, "medio-tests")
 
 
 async def _snapshot(container: Container) -> dict[str, Any]:

@@ -7,12 +7,10 @@ false``), then allowed again. The Postgres server itself (shared with everyone) 
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import msgspec
 import pytest
 import sqlalchemy as sa
@@ -20,6 +18,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from medio import scratch
 from medio.bootstrap import Container
 from medio.embedded import free_port
 from medio.settings import Settings
@@ -28,9 +27,6 @@ from projections.runtime import project_pending
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]
-PG_ADMIN_URL = os.environ.get(
-    "MEDIO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 class Outage:
@@ -39,23 +35,15 @@ class Outage:
     def __init__(self, database: str) -> None:
         self.database = database
 
-    async def _admin(self, *statements: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            for statement in statements:
-                await conn.execute(statement)
-        finally:
-            await conn.close()
-
     async def start(self) -> None:
-        await self._admin(
+        await scratch.admin(
             f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS false',
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             f"WHERE datname = '{self.database}' AND pid <> pg_backend_pid()",
         )
 
     async def end(self) -> None:
-        await self._admin(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS true')
+        await scratch.admin(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS true')
 
 
 @pytest.fixture

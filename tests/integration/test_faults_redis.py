@@ -8,7 +8,6 @@ shutdown) and starts it again on the same port.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import shutil
 import subprocess
@@ -17,7 +16,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import msgspec
 import pytest
 import redis
@@ -25,6 +23,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from medio import scratch
 from medio.bootstrap import build_container
 from medio.embedded import free_port
 from medio.eventlog import stream_name
@@ -36,9 +35,6 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="ne
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]
-PG_ADMIN_URL = os.environ.get(
-    "MEDIO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 MAX_OUTAGE_ANSWER_SECONDS = 5.0
 
 
@@ -98,25 +94,12 @@ def private_redis(tmp_path: Path) -> Iterator[Callable[..., PrivateRedis]]:
             server.crash()
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 async def own_database(settings: Settings) -> AsyncIterator[str]:
     """A migrated database of this test's own (the archive must not mix two event logs)."""
-    name = f"medio_test_{secrets.token_hex(4)}_faults"
-    await _admin(f'CREATE DATABASE "{name}"')
-    url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    try:
+    async with scratch.throwaway_database_async("test_faults") as url:
         await asyncio.to_thread(upgrade, msgspec.structs.replace(settings, database_url=url))
         yield url
-    finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _timed(request: Any) -> tuple[Any, float]:
