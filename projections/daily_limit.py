@@ -14,9 +14,9 @@ Keys (``prefix`` is empty live, ``medio:rebuild:`` for a verify rebuild):
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 from redis.asyncio import Redis
@@ -25,6 +25,7 @@ from redis.asyncio.client import Pipeline
 from domain.events import DayShare, SessionEnded, SessionHeartbeat
 from domain.sessions import share_ms
 from projections.base import Envelope, RedisProjection
+from projections.redis_commands import queue, read_all
 
 PREFIX = "medio:daily-limit"
 KEEP_DAYS = 3  # today in any zone is within a day of UTC; keep a margin for late shares
@@ -57,32 +58,35 @@ class DailyLimitCounters(RedisProjection):
     async def prepare(self, redis: Redis, batch: Sequence[Envelope]) -> dict[int, set[str]]:
         """The dates each profile in the batch already has (to drop the ones now too old)."""
         profile_ids = sorted({pid for pid, _shares in _shares_of(batch)})
-        if not profile_ids:
-            return {}
-        async with redis.pipeline(transaction=False) as pipe:
-            for profile_id in profile_ids:
-                pipe.smembers(self._dates(profile_id))
-            found = await pipe.execute()
+        found = await read_all(redis, [("SMEMBERS", self._dates(pid)) for pid in profile_ids])
         return {
             pid: {_text(d) for d in dates} for pid, dates in zip(profile_ids, found, strict=True)
         }
 
     def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
+        """A batch summed per profile and date first: one ``INCRBY`` per counter, one ``SADD``
+        per profile's dates and one for the profile list."""
         known: dict[int, set[str]] = prepared or {}
-        added: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        added: dict[int, dict[str, int]] = {}
         for profile_id, shares in _shares_of(batch):
+            by_date = added.get(profile_id)
+            if by_date is None:
+                by_date = added[profile_id] = {}
             for share in shares:
-                added[profile_id][share.local_date] += share_ms(share)
+                by_date[share.local_date] = by_date.get(share.local_date, 0) + share_ms(share)
+        if not added:
+            return
+        queue(pipe, "SADD", self._profiles(), *[str(p) for p in added])
         for profile_id, by_date in added.items():
-            pipe.sadd(self._profiles(), str(profile_id))
             for local_date, ms in by_date.items():
-                pipe.incrby(self._counter(profile_id, local_date), ms)
-                pipe.sadd(self._dates(profile_id), local_date)
+                queue(pipe, "INCRBY", self._counter(profile_id, local_date), ms)
+            queue(pipe, "SADD", self._dates(profile_id), *by_date)
             dates = known.get(profile_id, set()) | set(by_date)
-            cutoff = (date.fromisoformat(max(dates)) - timedelta(days=KEEP_DAYS)).isoformat()
-            for old in sorted(d for d in dates if d < cutoff):
-                pipe.delete(self._counter(profile_id, old))
-                pipe.srem(self._dates(profile_id), old)
+            cutoff = _cutoff(max(dates))
+            old = sorted(d for d in dates if d < cutoff)
+            if old:
+                queue(pipe, "DEL", *[self._counter(profile_id, d) for d in old])
+                queue(pipe, "SREM", self._dates(profile_id), *old)
 
     async def dump(self, redis: Redis) -> dict[str, Any]:
         counters: dict[str, Any] = {}
@@ -101,6 +105,12 @@ class DailyLimitCounters(RedisProjection):
             keys = [self._counter(profile_id, d) for d in dates] + [self._dates(profile_id)]
             await redis.delete(*keys)
         await redis.delete(self._profiles())
+
+
+@lru_cache(maxsize=64)
+def _cutoff(latest: str) -> str:
+    """The oldest local date kept when ``latest`` is a profile's newest."""
+    return (date.fromisoformat(latest) - timedelta(days=KEEP_DAYS)).isoformat()
 
 
 def _shares_of(batch: Sequence[Envelope]) -> list[tuple[int, tuple[DayShare, ...]]]:

@@ -30,6 +30,7 @@ from domain.events import ProgressDeleted, ProgressSaved
 from domain.progress import RESUME_TTL_MS, epoch_ms, resume_value
 from domain.timestamps import iso_ms
 from projections.base import Envelope, RedisProjection
+from projections.redis_commands import queue, read_all
 
 USERS_KEY = "resume-users"
 CHUNK = 500
@@ -68,6 +69,11 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _score(value: bytes | str | float | None) -> float | None:
+    """A score as a script returns it (text, or ``None`` for a missing member)."""
+    return None if value is None else float(value)
+
+
 class ResumeProjection(RedisProjection):
     """Resume positions per user and title, with the per-user index that lists them."""
 
@@ -85,51 +91,68 @@ class ResumeProjection(RedisProjection):
         if not titles:
             return known
         users = list(titles)
-        async with redis.pipeline(transaction=False) as pipe:
-            for clerk_id in users:
-                pipe.zmscore(self.key(index_key(clerk_id)), titles[clerk_id])
-            pipe.zmscore(self.key(USERS_KEY), users)
-            *per_user, newest = await pipe.execute()
+        commands: list[tuple[str, ...]] = [
+            ("ZMSCORE", self.key(index_key(clerk_id)), *titles[clerk_id]) for clerk_id in users
+        ]
+        commands.append(("ZMSCORE", self.key(USERS_KEY), *users))
+        *per_user, newest = await read_all(redis, commands)
         for clerk_id, scores in zip(users, per_user, strict=True):
             for tmdb_id, score in zip(titles[clerk_id], scores, strict=True):
-                known.scores[(clerk_id, tmdb_id)] = score
-        known.newest = dict(zip(users, newest, strict=True))
+                known.scores[(clerk_id, tmdb_id)] = _score(score)
+        known.newest = {u: _score(s) for u, s in zip(users, newest, strict=True)}
         return known
 
     def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
-        """Queue the batch's key writes, index moves and pruning on ``pipe``."""
+        """Queue the batch's key writes, index moves and pruning on ``pipe``.
+
+        Only the last applied event of a title in the batch is written (it overwrites the
+        others' key and index score anyway), and each user's index moves in one ``ZADD``.
+        """
         known: Known = prepared if isinstance(prepared, Known) else Known()
         scores = dict(known.scores)
         newest: dict[str, float] = {}
+        last: dict[Title, tuple[ProgressSaved | ProgressDeleted, int]] = {}
         for event in _progress_events(batch):
             title = (event.clerk_id, event.tmdb_id)
             at_ms = epoch_ms(event.occurred_at)
             stored = scores.get(title)
             if stored is not None and at_ms < abs(stored):
                 continue  # a newer save or delete of this title is already applied
-            scores[title] = self._write(pipe, event, at_ms)
+            saved = isinstance(event, ProgressSaved) and not event.finished
+            scores[title] = at_ms if saved else -at_ms
+            last[title] = (event, at_ms)
             previous = newest.get(event.clerk_id) or known.newest.get(event.clerk_id) or 0.0
             newest[event.clerk_id] = max(previous, at_ms)
+        moves: dict[str, list[Any]] = {}
+        for (clerk_id, tmdb_id), (event, at_ms) in last.items():
+            score = self._write(pipe, event, at_ms)
+            moves.setdefault(clerk_id, []).extend((score, tmdb_id))
+        for clerk_id, members in moves.items():
+            queue(pipe, "ZADD", self.key(index_key(clerk_id)), *members)
         for clerk_id, newest_ms in newest.items():
             index = self.key(index_key(clerk_id))
             cutoff = newest_ms - RESUME_TTL_MS
-            pipe.zremrangebyscore(index, -cutoff, cutoff)
-            pipe.pexpireat(index, int(newest_ms + RESUME_TTL_MS))
-            pipe.zadd(self.key(USERS_KEY), {clerk_id: newest_ms}, gt=True)
+            queue(pipe, "ZREMRANGEBYSCORE", index, -cutoff, cutoff)
+            queue(pipe, "PEXPIREAT", index, int(newest_ms + RESUME_TTL_MS))
         if newest:
-            pipe.zremrangebyscore(self.key(USERS_KEY), "-inf", max(newest.values()) - RESUME_TTL_MS)
+            users = [part for clerk_id, ms in newest.items() for part in (ms, clerk_id)]
+            queue(pipe, "ZADD", self.key(USERS_KEY), "GT", *users)
+            queue(
+                pipe,
+                "ZREMRANGEBYSCORE",
+                self.key(USERS_KEY),
+                "-inf",
+                max(newest.values()) - RESUME_TTL_MS,
+            )
 
     def _write(self, pipe: Pipeline, event: ProgressSaved | ProgressDeleted, at_ms: int) -> int:
-        """Queue one event's effect; returns the title's new index score."""
+        """Queue the title's key write; returns its new index score."""
         key = self.key(resume_key(event.clerk_id, event.tmdb_id))
-        index = self.key(index_key(event.clerk_id))
         if isinstance(event, ProgressSaved) and not event.finished:
             value = resume_value(event.current_time, iso_ms(event.occurred_at))
-            pipe.set(key, value, pxat=at_ms + RESUME_TTL_MS)
-            pipe.zadd(index, {event.tmdb_id: at_ms})
+            queue(pipe, "SET", key, value, "PXAT", at_ms + RESUME_TTL_MS)
             return at_ms
-        pipe.delete(key)
-        pipe.zadd(index, {event.tmdb_id: -at_ms})
+        queue(pipe, "DEL", key)
         return -at_ms
 
     async def _indexes(self, redis: Redis) -> list[tuple[str, list[tuple[str, float]]]]:
