@@ -18,6 +18,13 @@ from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import MS_PER_SECOND
 from medio.tables import watch_sessions
 from projections.base import Envelope, SqlProjection
+from projections.bulk_sql import (
+    as_columns,
+    coalescing_update_sql,
+    execute,
+    insert_sql,
+    raw_connection,
+)
 
 # Columns a later event may change; ``None`` in an update row means "leave as it is".
 CHANGING = ("last_heartbeat_at", "ended_at", "end_reason", "watched_ms", "position")
@@ -80,6 +87,10 @@ class SessionsProjection(SqlProjection):
                     target = changed.setdefault(event.session_id, {})
                 target.update(changes)
         table = self.tables[watch_sessions.name]
+        raw = await raw_connection(conn)
+        if raw is not None:
+            await _apply_arrays(raw, table, new, changed)
+            return
         if new:
             await conn.execute(table.insert(), list(new.values()))
         if changed:
@@ -99,3 +110,22 @@ class SessionsProjection(SqlProjection):
                     for sid, values in changed.items()
                 ],
             )
+
+
+async def _apply_arrays(
+    raw: Any, table: sa.Table, new: dict[int, dict[str, Any]], changed: dict[int, dict[str, Any]]
+) -> None:
+    """The same inserts and updates as one statement each, on asyncpg (see ``bulk_sql``)."""
+    if new:
+        columns = tuple(next(iter(new.values())))  # every row has _started_row's keys
+        rows = [tuple(row[c] for c in columns) for row in new.values()]
+        await execute(raw, insert_sql(table, columns), *as_columns(rows, len(columns)))
+    if changed:
+        rows = [
+            (sid, *(values.get(n) for n in CHANGING)) for sid, values in sorted(changed.items())
+        ]
+        await execute(
+            raw,
+            coalescing_update_sql(table, "session_id", CHANGING),
+            *as_columns(rows, len(CHANGING) + 1),
+        )

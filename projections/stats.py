@@ -26,17 +26,28 @@ from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import MS_PER_SECOND, share_ms
 from medio.tables import stats_daily, stats_totals, stats_videos
 from projections.base import Envelope, SqlProjection
+from projections.bulk_sql import as_columns, execute, insert_sql, raw_connection
 
 
 async def add_to_rows(
     conn: AsyncConnection, table: sa.Table, keys: Sequence[str], rows: list[dict[str, Any]]
 ) -> None:
-    """Insert ``rows``, or add their non-key columns to the rows already there."""
+    """Insert ``rows``, or add their non-key columns to the rows already there.
+
+    In key order, so concurrent batches of different shards lock shared rows in one order.
+    """
     if not rows:
+        return
+    columns = tuple(rows[0])
+    rows.sort(key=lambda row: tuple(row[k] for k in keys))
+    raw = await raw_connection(conn)
+    if raw is not None:
+        values = as_columns([tuple(row.values()) for row in rows], len(columns))
+        await execute(raw, insert_sql(table, columns, tuple(keys)), *values)
         return
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     insert = dialect.insert(table)
-    counters = [c for c in rows[0] if c not in keys]
+    counters = [c for c in columns if c not in keys]
     statement = insert.on_conflict_do_update(
         index_elements=[table.c[k] for k in keys],
         set_={c: table.c[c] + insert.excluded[c] for c in counters},

@@ -1,0 +1,95 @@
+"""A batch of rows in one Postgres statement: columns sent as arrays and ``unnest``-ed.
+
+``executemany`` costs asyncpg a bind and an execute per row and Postgres a statement execution
+per row; a multi-row ``VALUES`` list is a new statement text (to compile and plan) for every
+row count. An ``unnest`` of one array per column is one statement whose text depends only on
+the table, so asyncpg prepares it once per connection and each batch is one round trip.
+
+Only on asyncpg (``raw_connection`` is None elsewhere); the projections keep their SQLAlchemy
+statements for other drivers, which have the same effect row for row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+_quote = _DIALECT.identifier_preparer.quote
+
+
+async def raw_connection(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under ``conn`` (same transaction), else None."""
+    if conn.dialect.driver != "asyncpg":
+        return None
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+async def execute(raw: Any, sql: str, *args: Any) -> None:
+    """Run ``sql`` on the raw connection, its errors raised as SQLAlchemy's would be, so the
+    projector tells a bad row (integrity, data) from the database being unavailable."""
+    try:
+        await raw.execute(sql, *args)
+    except asyncpg.PostgresError as exc:
+        state = str(getattr(exc, "sqlstate", "") or "")
+        if state.startswith("23"):
+            raise sa.exc.IntegrityError(sql, None, exc) from exc
+        if state.startswith("22"):
+            raise sa.exc.DataError(sql, None, exc) from exc
+        raise sa.exc.OperationalError(sql, None, exc) from exc
+    except asyncpg.InterfaceError as exc:
+        raise sa.exc.OperationalError(sql, None, exc) from exc
+
+
+def _arrays(table: sa.Table, columns: Sequence[str]) -> str:
+    """``unnest($1::bigint[], $2::date[], ...)`` for ``columns`` of ``table``."""
+    casts = [
+        f"${i}::{table.c[name].type.compile(dialect=_DIALECT)}[]"
+        for i, name in enumerate(columns, start=1)
+    ]
+    return f"unnest({', '.join(casts)})"
+
+
+@lru_cache(maxsize=64)
+def insert_sql(
+    table: sa.Table, columns: tuple[str, ...], add_on_conflict: tuple[str, ...] = ()
+) -> str:
+    """Insert the unnested rows; with ``add_on_conflict`` (the key columns), add every other
+    column to the row already there instead."""
+    name = _quote(table.name)
+    listed = ", ".join(_quote(c) for c in columns)
+    sql = f"INSERT INTO {name} ({listed}) SELECT * FROM {_arrays(table, columns)}"
+    if add_on_conflict:
+        keys = ", ".join(_quote(c) for c in add_on_conflict)
+        sets = ", ".join(
+            f"{_quote(c)} = {name}.{_quote(c)} + EXCLUDED.{_quote(c)}"
+            for c in columns
+            if c not in add_on_conflict
+        )
+        sql += f" ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+    return sql
+
+
+@lru_cache(maxsize=64)
+def coalescing_update_sql(table: sa.Table, key: str, columns: tuple[str, ...]) -> str:
+    """Set ``columns`` of the row whose ``key`` matches, where the new value is not NULL."""
+    name = _quote(table.name)
+    every = (key, *columns)
+    aliases = ", ".join(_quote(c) for c in every)
+    sets = ", ".join(f"{_quote(c)} = COALESCE(v.{_quote(c)}, {name}.{_quote(c)})" for c in columns)
+    return (
+        f"UPDATE {name} SET {sets} FROM {_arrays(table, every)} AS v({aliases}) "
+        f"WHERE {name}.{_quote(key)} = v.{_quote(key)}"
+    )
+
+
+def as_columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Row tuples turned into one list per column (what the arrays are made of)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
