@@ -211,52 +211,68 @@ class UserDirectory:
 
     Ids are remembered per process; concurrent first requests of one ``sub`` share one
     upsert. ``note`` makes sure the row exists without waiting, for routes that need only
-    the ``sub`` (ingest), so a new user costs them no database round trip.
+    the ``sub`` (ingest): new subjects are collected and registered together, one multi-row
+    upsert per round, so a burst of new users costs the database a few statements, not one
+    transaction each.
     """
+
+    RETRY_SECONDS = 1.0
+    BATCH = 1000
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._ids: dict[str, int] = {}
-        self._pending: dict[str, asyncio.Task[int]] = {}
+        self._pending: dict[str, asyncio.Task[dict[str, int]]] = {}
+        self._noted: set[str] = set()
+        self._registrar: asyncio.Task[None] | None = None
+        self._retry_at = 0.0
 
     async def user_id(self, sub: str) -> int:
         known = self._ids.get(sub)
         if known is not None:
             return known
-        return await asyncio.shield(self._upsert_once(sub))
-
-    def note(self, sub: str) -> None:
-        """Create the user row in the background if this process has not seen ``sub``."""
-        if sub not in self._ids:
-            self._upsert_once(sub)
-
-    def _upsert_once(self, sub: str) -> asyncio.Task[int]:
         task = self._pending.get(sub)
         if task is None:
-            task = asyncio.ensure_future(self._upsert(sub))
+            task = asyncio.ensure_future(self._upsert([sub]))
             self._pending[sub] = task
-            task.add_done_callback(lambda done: self._settled(sub, done))
-        return task
+            task.add_done_callback(lambda _: self._pending.pop(sub, None))
+        return (await asyncio.shield(task))[sub]
 
-    def _settled(self, sub: str, task: asyncio.Task[int]) -> None:
-        self._pending.pop(sub, None)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("user row for a new subject not created yet: %s", task.exception())
+    def note(self, sub: str) -> None:
+        """Register ``sub`` in the background if this process has not seen it."""
+        if sub in self._ids:
+            return
+        self._noted.add(sub)
+        idle = self._registrar is None or self._registrar.done()
+        if idle and time.monotonic() >= self._retry_at:
+            self._registrar = asyncio.ensure_future(self._register_noted())
 
-    async def _upsert(self, sub: str) -> int:
+    async def _register_noted(self) -> None:
+        while self._noted:
+            batch = [self._noted.pop() for _ in range(min(self.BATCH, len(self._noted)))]
+            try:
+                await self._upsert(batch)
+            except Exception as exc:  # the database is down: keep them for a later round
+                self._noted.update(batch)
+                self._retry_at = time.monotonic() + self.RETRY_SECONDS
+                log.warning("user rows for %d new subjects not created yet: %s", len(batch), exc)
+                return
+
+    async def _upsert(self, subs: list[str]) -> dict[str, int]:
         insert = (sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert)(users)
+        now = datetime.now(UTC)
         statement = (
-            insert.values(external_id=sub, created_at=datetime.now(UTC))
+            insert.values([{"external_id": sub, "created_at": now} for sub in subs])
             .on_conflict_do_update(
                 index_elements=[users.c.external_id],
                 set_={"external_id": insert.excluded.external_id},
             )
-            .returning(users.c.id)
+            .returning(users.c.external_id, users.c.id)
         )
         async with self.engine.begin() as conn:
-            user_id = int((await conn.execute(statement)).scalar_one())
-        self._ids[sub] = user_id
-        return user_id
+            ids = {sub: int(user_id) for sub, user_id in await conn.execute(statement)}
+        self._ids.update(ids)
+        return ids
 
 
 def bearer_token(authorization: str | None) -> str | None:
