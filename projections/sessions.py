@@ -19,7 +19,6 @@ from domain.sessions import MS_PER_SECOND
 from medio.tables import watch_sessions
 from projections.base import Envelope, SqlProjection
 from projections.bulk_sql import (
-    as_columns,
     coalescing_update_sql,
     execute,
     insert_sql,
@@ -89,7 +88,7 @@ class SessionsProjection(SqlProjection):
         table = self.tables[watch_sessions.name]
         raw = await raw_connection(conn)
         if raw is not None:
-            await _apply_arrays(raw, table, new, changed)
+            await _apply_rows(raw, table, new, changed)
             return
         if new:
             await conn.execute(table.insert(), list(new.values()))
@@ -112,20 +111,15 @@ class SessionsProjection(SqlProjection):
             )
 
 
-async def _apply_arrays(
+async def _apply_rows(
     raw: Any, table: sa.Table, new: dict[int, dict[str, Any]], changed: dict[int, dict[str, Any]]
 ) -> None:
     """The same inserts and updates as one statement each, on asyncpg (see ``bulk_sql``)."""
     if new:
         columns = tuple(next(iter(new.values())))  # every row has _started_row's keys
-        rows = [tuple(row[c] for c in columns) for row in new.values()]
-        await execute(raw, insert_sql(table, columns), *as_columns(rows, len(columns)))
+        await execute(raw, insert_sql(table, columns), [list(row.values()) for row in new.values()])
     if changed:
         rows = [
             (sid, *(values.get(n) for n in CHANGING)) for sid, values in sorted(changed.items())
         ]
-        await execute(
-            raw,
-            coalescing_update_sql(table, "session_id", CHANGING),
-            *as_columns(rows, len(CHANGING) + 1),
-        )
+        await execute(raw, coalescing_update_sql(table, "session_id", CHANGING), rows)

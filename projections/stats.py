@@ -26,33 +26,36 @@ from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import MS_PER_SECOND, share_ms
 from medio.tables import stats_daily, stats_totals, stats_videos
 from projections.base import Envelope, SqlProjection
-from projections.bulk_sql import as_columns, execute, insert_sql, raw_connection
+from projections.bulk_sql import execute, insert_sql, raw_connection
 
 
 async def add_to_rows(
-    conn: AsyncConnection, table: sa.Table, keys: Sequence[str], rows: list[dict[str, Any]]
+    conn: AsyncConnection,
+    table: sa.Table,
+    keys: tuple[str, ...],
+    counters: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
 ) -> None:
-    """Insert ``rows``, or add their non-key columns to the rows already there.
+    """Insert ``rows`` (key values, then counter values), or add their counters to the rows
+    already there.
 
     In key order, so concurrent batches of different shards lock shared rows in one order.
     """
     if not rows:
         return
-    columns = tuple(rows[0])
-    rows.sort(key=lambda row: tuple(row[k] for k in keys))
+    rows.sort()  # keys are unique and come first: ordered by key
+    columns = keys + counters
     raw = await raw_connection(conn)
     if raw is not None:
-        values = as_columns([tuple(row.values()) for row in rows], len(columns))
-        await execute(raw, insert_sql(table, columns, tuple(keys)), *values)
+        await execute(raw, insert_sql(table, columns, keys), rows)
         return
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     insert = dialect.insert(table)
-    counters = [c for c in columns if c not in keys]
     statement = insert.on_conflict_do_update(
         index_elements=[table.c[k] for k in keys],
         set_={c: table.c[c] + insert.excluded[c] for c in counters},
     )
-    await conn.execute(statement, rows)
+    await conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 @dataclass
@@ -112,29 +115,22 @@ class StatsProjection(SqlProjection):
             conn,
             self.tables[stats_daily.name],
             ("profile_id", "local_date"),
-            [
-                {"profile_id": p, "local_date": d, "watched_ms": ms}
-                for (p, d), ms in sums.daily.items()
-                if ms
-            ],
+            ("watched_ms",),
+            [(p, d, ms) for (p, d), ms in sums.daily.items() if ms],
         )
         await add_to_rows(
             conn,
             self.tables[stats_videos.name],
             ("profile_id", "video_id"),
-            [
-                {"profile_id": p, "video_id": v, "watch_count": n, "watched_ms": ms}
-                for (p, v), (n, ms) in sums.videos.items()
-            ],
+            ("watch_count", "watched_ms"),
+            [(p, v, n, ms) for (p, v), (n, ms) in sums.videos.items()],
         )
         await add_to_rows(
             conn,
             self.tables[stats_totals.name],
             ("profile_id",),
-            [
-                {"profile_id": p, "watched_ms": ms, "sessions": n, "watched_sessions": w}
-                for p, (ms, n, w) in sums.totals.items()
-            ],
+            ("watched_ms", "sessions", "watched_sessions"),
+            [(p, ms, n, w) for p, (ms, n, w) in sums.totals.items()],
         )
 
     async def totals(
