@@ -25,7 +25,7 @@ from redis.asyncio.client import Pipeline
 from domain.events import DayShare, SessionEnded, SessionHeartbeat
 from domain.sessions import share_ms
 from projections.base import Envelope, RedisProjection
-from projections.redis_commands import queue, read_all
+from projections.redis_commands import queue, read_all, read_chunked
 
 PREFIX = "medio:daily-limit"
 KEEP_DAYS = 3  # today in any zone is within a day of UTC; keep a margin for late shares
@@ -90,13 +90,16 @@ class DailyLimitCounters(RedisProjection):
 
     async def dump(self, redis: Redis) -> dict[str, Any]:
         counters: dict[str, Any] = {}
-        for profile_id in sorted(int(p) for p in await redis.smembers(self._profiles())):
-            dates = sorted(_text(d) for d in await redis.smembers(self._dates(profile_id)))
-            if not dates:
-                continue
-            values = await redis.mget([self._counter(profile_id, d) for d in dates])
-            for local_date, value in zip(dates, values, strict=True):
-                counters[f"{profile_id}:{local_date}"] = int(value or 0)
+        profiles = sorted(int(p) for p in await redis.smembers(self._profiles()))
+        found = await read_chunked(redis, [("SMEMBERS", self._dates(p)) for p in profiles])
+        keys = [
+            (profile_id, local_date)
+            for profile_id, dates in zip(profiles, found, strict=True)
+            for local_date in sorted(_text(d) for d in dates)
+        ]
+        values = await read_chunked(redis, [("GET", self._counter(p, d)) for p, d in keys])
+        for (profile_id, local_date), value in zip(keys, values, strict=True):
+            counters[f"{profile_id}:{local_date}"] = int(value or 0)
         return counters
 
     async def clear(self, redis: Redis) -> None:

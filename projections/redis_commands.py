@@ -46,6 +46,17 @@ async def read_all(redis: Redis, commands: Sequence[Sequence[Any]]) -> list[Any]
         return list(await redis.eval(_READ, 0, payload))
 
 
+async def read_chunked(
+    redis: Redis, commands: Sequence[Sequence[Any]], size: int = 1000
+) -> list[Any]:
+    """``read_all`` in scripts of ``size`` commands, so a whole-state read (``dump``) never
+    holds Redis for long."""
+    replies: list[Any] = []
+    for start in range(0, len(commands), size):
+        replies += await read_all(redis, commands[start : start + size])
+    return replies
+
+
 def queue(pipe: Pipeline, *args: Any) -> None:
     """Queue one command on ``pipe`` (not watching, so nothing runs immediately)."""
     pipe.command_stack.append((args, {}))

@@ -161,12 +161,10 @@ class ResumeProjection(RedisProjection):
         users = [_text(u) for u in stored]
         found: list[tuple[str, list[tuple[str, float]]]] = []
         for chunk in _chunks(users):
-            async with redis.pipeline(transaction=False) as pipe:
-                for clerk_id in chunk:
-                    pipe.zrange(self.key(index_key(clerk_id)), 0, -1, withscores=True)
-                results = await pipe.execute()
-            for clerk_id, members in zip(chunk, results, strict=True):
-                found.append((clerk_id, [(_text(m), float(s)) for m, s in members]))
+            commands = [("ZRANGE", self.key(index_key(u)), 0, -1, "WITHSCORES") for u in chunk]
+            for clerk_id, flat in zip(chunk, await read_all(redis, commands), strict=True):
+                pairs = [(_text(m), float(s)) for m, s in zip(flat[::2], flat[1::2], strict=True)]
+                found.append((clerk_id, pairs))
         return found
 
     async def dump(self, redis: Redis) -> dict[str, Any]:
@@ -178,12 +176,11 @@ class ResumeProjection(RedisProjection):
                 state[index_key(clerk_id)] = dict(members)
             titles.extend((clerk_id, tmdb_id) for tmdb_id, score in members if score > 0)
         for chunk in _chunks(titles):
-            async with redis.pipeline(transaction=False) as pipe:
-                for clerk_id, tmdb_id in chunk:
-                    key = self.key(resume_key(clerk_id, tmdb_id))
-                    pipe.get(key)
-                    pipe.pexpiretime(key)
-                results = await pipe.execute()
+            commands: list[tuple[str, str]] = []
+            for clerk_id, tmdb_id in chunk:
+                key = self.key(resume_key(clerk_id, tmdb_id))
+                commands += [("GET", key), ("PEXPIRETIME", key)]
+            results = await read_all(redis, commands)
             for (clerk_id, tmdb_id), value, expiry in zip(
                 chunk, results[::2], results[1::2], strict=True
             ):
