@@ -20,6 +20,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS: dict[str, str] = {
     "ingest": "bench.ingest:main",
     "projector": "bench.projector:main",
+    "lag": "bench.lag:main",
 }
 
 
