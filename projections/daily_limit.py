@@ -27,6 +27,8 @@ from domain.sessions import share_ms
 from projections.base import Envelope, RedisProjection
 from projections.redis_commands import queue, read_all, read_chunked
 
+_WATCHED = (SessionHeartbeat, SessionEnded)  # a tuple: isinstance is faster than on a union
+
 PREFIX = "medio:daily-limit"
 KEEP_DAYS = 3  # today in any zone is within a day of UTC; keep a margin for late shares
 
@@ -121,6 +123,6 @@ def _shares_of(batch: Sequence[Envelope]) -> list[tuple[int, tuple[DayShare, ...
     found = []
     for envelope in batch:
         event = envelope.event
-        if isinstance(event, SessionHeartbeat | SessionEnded) and event.shares:
+        if isinstance(event, _WATCHED) and event.shares:
             found.append((event.profile_id, event.shares))
     return found

@@ -32,6 +32,8 @@ from domain.timestamps import iso_ms
 from projections.base import Envelope, RedisProjection
 from projections.redis_commands import queue, read_all
 
+_PROGRESS = (ProgressSaved, ProgressDeleted)  # a tuple: isinstance is faster than on a union
+
 USERS_KEY = "resume-users"
 CHUNK = 500
 
@@ -57,7 +59,7 @@ class Known:
 
 
 def _progress_events(batch: Iterable[Envelope]) -> list[ProgressSaved | ProgressDeleted]:
-    return [e.event for e in batch if isinstance(e.event, ProgressSaved | ProgressDeleted)]
+    return [e.event for e in batch if isinstance(e.event, _PROGRESS)]
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:

@@ -25,6 +25,8 @@ from projections.bulk_sql import (
     raw_connection,
 )
 
+_LATER = (SessionHeartbeat, SessionEnded)  # a tuple: isinstance is faster than on a union
+
 # Columns a later event may change; ``None`` in an update row means "leave as it is".
 CHANGING = ("last_heartbeat_at", "ended_at", "end_reason", "watched_ms", "position")
 
@@ -79,7 +81,7 @@ class SessionsProjection(SqlProjection):
             event = envelope.event
             if isinstance(event, SessionStarted):
                 new[event.session_id] = _started_row(event)
-            elif isinstance(event, SessionHeartbeat | SessionEnded):
+            elif isinstance(event, _LATER):
                 changes = {k: v for k, v in _changes(event).items() if v is not None}
                 target = new.get(event.session_id)
                 if target is None:

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +28,8 @@ from domain.sessions import MS_PER_SECOND, share_ms
 from medio.tables import stats_daily, stats_totals, stats_videos
 from projections.base import Envelope, SqlProjection
 from projections.bulk_sql import execute, insert_sql, raw_connection
+
+_WATCHED = (SessionHeartbeat, SessionEnded)  # a tuple: isinstance is faster than on a union
 
 
 async def add_to_rows(
@@ -58,6 +61,12 @@ async def add_to_rows(
     await conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
 
 
+@lru_cache(maxsize=256)
+def _local_date(text: str) -> date:
+    """A share's local date (a batch has a handful of distinct ones: parsed once each)."""
+    return date.fromisoformat(text)
+
+
 @dataclass
 class _Sums:
     daily: dict[tuple[int, date], int]
@@ -76,12 +85,12 @@ def _sum(batch: Sequence[Envelope]) -> _Sums:
         if isinstance(event, SessionStarted):
             sums.videos[(event.profile_id, event.video_id)][0] += 1
             sums.totals[event.profile_id][1] += 1
-        elif isinstance(event, SessionHeartbeat | SessionEnded):
+        elif isinstance(event, _WATCHED):
             added = 0
             for share in event.shares:
                 ms = share_ms(share)
                 added += ms
-                sums.daily[(event.profile_id, date.fromisoformat(share.local_date))] += ms
+                sums.daily[(event.profile_id, _local_date(share.local_date))] += ms
             sums.videos[(event.profile_id, event.video_id)][1] += added
             totals = sums.totals[event.profile_id]
             totals[0] += added
