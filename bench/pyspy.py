@@ -3,7 +3,8 @@
 ``recording`` samples running processes (and their children: uvicorn workers, RQ work
 horses) for a number of seconds into py-spy's raw (collapsed stack) files; ``summary`` ranks
 functions by the share of samples in which they were on top of the stack (self) and anywhere
-on it (inclusive). Idle threads are not sampled, so the shares are of busy time.
+on it (inclusive, Medio's own modules only: the framework frames above them say little).
+Idle threads are not sampled, so the shares are of busy time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+OWN_MODULES = ("api/", "medio/", "domain/", "projections/", "workers/", "bench/")
 
 
 def executable() -> str | None:
@@ -89,7 +92,8 @@ def summary(path: Path, top: int = 12) -> dict[str, Any]:
         total += count
         own[frames[-1]] += count
         for name in set(frames):
-            inclusive[name] += count
+            if name.partition(" (")[2].startswith(OWN_MODULES):
+                inclusive[name] += count
 
     def ranked(counter: collections.Counter[str]) -> list[list[Any]]:
         return [[name, round(100 * n / total, 1)] for name, n in counter.most_common(top)]
