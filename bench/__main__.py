@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, str] = {
     "ingest": "bench.ingest:main",
     "projector": "bench.projector:main",
     "lag": "bench.lag:main",
+    "media": "bench.media:main",
 }
 
 
