@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -60,6 +61,10 @@ def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is the store being unavailable (retry later), not a bad event."""
     if isinstance(exc, sa.exc.DBAPIError):
         return not isinstance(exc, (sa.exc.IntegrityError, sa.exc.DataError))
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        # Raised by the archive's raw COPY: a dropped or refused connection mid-batch is the
+        # store being away (retry), only bad data is the events' fault.
+        return not isinstance(exc, asyncpg.DataError | asyncpg.IntegrityConstraintViolationError)
     return isinstance(
         exc,
         (
