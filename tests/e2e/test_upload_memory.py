@@ -134,17 +134,24 @@ def _chunk(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
 
-def _complete(response: bytes) -> bool:
-    head, _, body = response.partition(b"\r\n\r\n")
+def _content_length(head: bytes) -> int | None:
     for line in head.split(b"\r\n"):
         if line.lower().startswith(b"content-length:"):
-            return len(body) >= int(line.split(b":")[1])
-    return False
+            return int(line.split(b":")[1])
+    return None
+
+
+def _complete(response: bytes) -> bool:
+    head, _, body = response.partition(b"\r\n\r\n")
+    length = _content_length(head)
+    return length is not None and len(body) >= length
 
 
 def status_and_body(response: bytes) -> tuple[int, bytes]:
+    """The first response's status and body (a read may hold bytes past it)."""
     head, _, body = response.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body
+    length = _content_length(head)
+    return int(head.split(b" ")[1]), body if length is None else body[:length]
 
 
 class PeakRss:
