@@ -1,7 +1,8 @@
 """``GET /api/videos/:id/stream``: an uploaded video, whole or by byte range, in chunks.
 
 Litestar's ``File`` response is not used because it has no ``Range`` support; a ``Stream``
-over ``medio.media.read_span`` sends exactly the requested span with constant memory. A video
+over ``medio.file_span`` sends exactly the requested span with constant memory, reading cached
+pages in the event loop and only the rest in a thread. A video
 that only has an external ``url`` is a redirect to it. Because a ``<video>`` element cannot set
 headers, this route (and only this one) also takes the token as ``?access_token=`` (RFC 6750).
 """
@@ -20,7 +21,8 @@ from api.deps import ContainerDep, authenticate
 from api.errors import ApiError
 from domain.media import ByteRange, Unsatisfiable, parse_range
 from medio import catalog
-from medio.media import MediaStore, read_span
+from medio.file_span import file_span
+from medio.media import MediaStore
 
 
 class StreamController(Controller):
@@ -63,7 +65,7 @@ class StreamController(Controller):
         if status == 206:
             headers["Content-Range"] = span.content_range
         return Stream(
-            read_span(path, span.start, span.length),
+            file_span(path, span.start, span.length),
             status_code=status,
             headers=headers,
             media_type=mime_type,

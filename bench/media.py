@@ -240,7 +240,11 @@ def measure(api: Api, source: Path, size: int, runs: int, profile: Path | None) 
 
     cats = [cat_seconds(stored) for _ in range(2)]  # into the page cache
     cats = [cat_seconds(stored) for _ in range(runs)]
+    server = psutil.Process(api.pid)
+    cpu_before = server.cpu_times()
     streams = [stream_seconds(api, video["id"]) for _ in range(runs)]
+    cpu_after = server.cpu_times()
+    gigabytes = runs * size / 1e9
     with sendfile_server(stored) as port:
         ceilings = [fetch(port, "/") for _ in range(runs)]
     assert all(n == size for _, n in streams + ceilings), "a response was short"
@@ -264,6 +268,10 @@ def measure(api: Api, source: Path, size: int, runs: int, profile: Path | None) 
             "ratio": round(stream_mb_s / cat_mb_s, 3),
             "loopback_sendfile_mb_per_s": round(ceiling_mb_s),
             "ratio_to_sendfile": round(stream_mb_s / ceiling_mb_s, 3),
+            # CPU the API spent per GB streamed: steadier than MB/s on a shared machine;
+            # system time is the kernel's socket path, user time Python's
+            "api_cpu_user_s_per_gb": round((cpu_after.user - cpu_before.user) / gigabytes, 3),
+            "api_cpu_system_s_per_gb": round((cpu_after.system - cpu_before.system) / gigabytes, 3),
             "stream_seconds": [round(s, 3) for s, _ in streams],
             "cat_seconds": [round(s, 3) for s in cats],
             "sendfile_seconds": [round(s, 3) for s, _ in ceilings],
@@ -318,6 +326,10 @@ def _print(result: dict[str, Any]) -> None:
         f"{st['ratio']:.0%} (target >= {TARGET_STREAM_RATIO:.0%}: {ratio_ok}); the ceiling, "
         f"sendfile over loopback: {st['loopback_sendfile_mb_per_s']} MB/s, stream is "
         f"{st['ratio_to_sendfile']:.0%} of it"
+    )
+    print(
+        f"  stream: API CPU per GB {st['api_cpu_user_s_per_gb']} s user (Python) + "
+        f"{st['api_cpu_system_s_per_gb']} s system (kernel)"
     )
     if "profile" in st:
         pyspy.print_summary("stream", st["profile"])
