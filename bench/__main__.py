@@ -57,6 +57,10 @@ def main(args: list[str]) -> None:
     for name in names:
         _save(name, _run(name, rest))
     print(f"results: {RESULTS / 'latest.json'}")
+    from bench.report import write_report  # the markdown table (README "Benchmarks")
+
+    print(write_report())
+    print(f"table: {RESULTS / 'latest.md'}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,260 @@
+"""``python -m bench.report``: ``bench/results/latest.json`` as a markdown table, with the machine.
+
+Writes ``bench/results/latest.md`` (what the README's "Benchmarks" section shows) and prints
+it. One row per figure that has a target in DESIGN.md "Performance", plus the context needed
+to read it (the baselines, the ceiling a target is bounded by). A benchmark missing from
+``latest.json`` is left out rather than shown empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from medio.scratch import ADMIN_URL
+
+RESULTS = Path(__file__).resolve().parent / "results"
+Row = tuple[str, str, str, str]  # what, measured, target, verdict
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def _command_version(command: list[str]) -> str:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "absent"
+    return out.strip() or "absent"
+
+
+async def _postgres_version() -> str:
+    try:
+        conn = await asyncpg.connect(ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError):
+        return "unreachable"
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float:
+    pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    return pages * page_size / 2**30
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on (read now: run the report on the benchmark machine)."""
+    redis = _command_version(["redis-server", "--version"]).split()
+    return {
+        "cpu": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "memory": f"{_memory_gib():.1f} GiB",
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "redis": next((p[2:] for p in redis if p.startswith("v=")), "absent"),
+        "postgres": asyncio.run(_postgres_version()),
+        "uvicorn": metadata.version("uvicorn"),
+        "litestar": metadata.version("litestar"),
+        "node": _command_version(["node", "--version"]),
+    }
+
+
+def _ingest(result: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    connections = result.get("connections", 64)
+    for route, label in (("progress", "`POST /api/progress`"), ("heartbeat", "heartbeat")):
+        servers, ratios = result.get(route, {}), result.get("ratios", {}).get(route, {})
+        if "medio" not in servers:
+            continue
+        medio = servers["medio"]
+        rows.append(
+            (
+                f"{label} ingest, {connections} connections: Medio",
+                f"{_n(medio['rps_median'])} req/s, p50 {medio['p50_ms_median']} ms, "
+                f"p99 {medio['p99_ms_median']} ms",
+                "p99 ≤ 20 ms",
+                _verdict(medio["p99_ms_median"] <= 20),
+            )
+        )
+        for peer, name in (("bare", "bare Litestar endpoint"), ("express", "Express peer")):
+            if peer in servers:
+                other = servers[peer]
+                rows.append(
+                    (
+                        f"{label}: {name}",
+                        f"{_n(other['rps_median'])} req/s, p99 {other['p99_ms_median']} ms",
+                        "baseline",
+                        "",
+                    )
+                )
+        if "medio_vs_express" in ratios:
+            ratio = ratios["medio_vs_express"]
+            rows.append(
+                (f"{label}: Medio / Express", f"{ratio} times", "≥ 3 times", _verdict(ratio >= 3))
+            )
+        if "medio_vs_bare" in ratios:
+            ratio = ratios["medio_vs_bare"]
+            rows.append(
+                (f"{label}: Medio / bare", f"{ratio:.0%}", "≥ 40 %", _verdict(ratio >= 0.4))
+            )
+    return rows
+
+
+def _projector(result: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    targets = result.get("targets", {})
+    for key, label, target_key in (
+        ("projector", "projector, all projections, 1 process", "projector_events_per_s"),
+        ("replay", "replay from the archive", "replay_events_per_s"),
+    ):
+        if key not in result:
+            continue
+        figures, target = result[key], targets.get(target_key, 0)
+        uncontended = figures.get("uncontended_events_per_s")
+        extra = f" (from CPU time: {_n(uncontended)})" if uncontended else ""
+        rows.append(
+            (
+                f"{label}, {_n(result.get('events', 0))} events",
+                f"{_n(figures['events_per_s'])} events/s{extra}",
+                f"≥ {_n(target)} events/s",
+                _verdict(figures["events_per_s"] >= target),
+            )
+        )
+    if "projector_archive_only" in result:
+        figures = result["projector_archive_only"]
+        rows.append(
+            ("projector, archive only", f"{_n(figures['events_per_s'])} events/s", "context", "")
+        )
+    return rows
+
+
+def _lag(result: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    target = result.get("targets", {}).get("lag_p99_ms", 250)
+    rate = result.get("rate", 0)
+    for phase, how in (
+        ("direct", "append → visible, progress events appended (XADD) at"),
+        ("api", "2xx → visible, `POST /api/progress` offered at"),
+    ):
+        if phase not in result:
+            continue
+        load, lag, projector = (result[phase][k] for k in ("load", "lag", "projector"))
+        reached = load["sent_rate"] >= 0.95 * rate
+        met = reached and not lag["lost"] and lag["p99_ms"] <= target
+        sent = "" if reached else f"; only {_n(load['sent_rate'])}/s accepted"
+        rows.append(
+            (
+                f"lag {how} {_n(rate)}/s",
+                f"p50 {lag['p50_ms']} ms, p99 {lag['p99_ms']} ms, max {lag['max_ms']} ms "
+                f"({lag['samples']} samples{sent}); projector archived "
+                f"{_n(projector.get('events_per_s', 0))} events/s",
+                f"p99 ≤ {target} ms at {_n(rate)}/s",
+                _verdict(met),
+            )
+        )
+    return rows
+
+
+def _media(result: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    targets = result.get("targets", {})
+    if "upload" in result:
+        up, limit = result["upload"], targets.get("upload_growth_mb", 50)
+        rows.append(
+            (
+                f"upload of {result.get('megabytes', 500):g} MB: API memory growth",
+                f"{up['rss_peak_growth_mb']} MB over {up['rss_baseline_mb']} MB "
+                f"({up['mb_per_s']} MB/s)",
+                f"< {limit} MB",
+                _verdict(up["rss_peak_growth_mb"] < limit),
+            )
+        )
+    if "stream" in result:
+        st, ratio = result["stream"], targets.get("stream_vs_cat", 0.5)
+        rows.append(
+            (
+                "stream of a cached file vs `cat file > /dev/null`",
+                f"{_n(st['stream_mb_per_s'])} vs {_n(st['cat_mb_per_s'])} MB/s = {st['ratio']:.0%}",
+                f"≥ {ratio:.0%}",
+                _verdict(st["ratio"] >= ratio),
+            )
+        )
+        if "loopback_sendfile_mb_per_s" in st:
+            rows.append(
+                (
+                    "stream vs the ceiling: `sendfile` to the same client",
+                    f"{_n(st['loopback_sendfile_mb_per_s'])} MB/s: stream is "
+                    f"{st['ratio_to_sendfile']:.0%} of it",
+                    "context",
+                    "",
+                )
+            )
+    return rows
+
+
+SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "ingest": _ingest,
+    "projector": _projector,
+    "lag": _lag,
+    "media": _media,
+}
+
+
+def render(latest: dict[str, Any], host: dict[str, str]) -> str:
+    """The markdown: machine and versions, then one table row per figure."""
+    lines = [
+        f"Measured on {host['cpu']}, {host['cores']} cores, {host['memory']} RAM, {host['os']}; "
+        f"Python {host['python']}, Redis {host['redis']}, PostgreSQL {host['postgres']}, "
+        f"uvicorn {host['uvicorn']}, Litestar {host['litestar']}, Node {host['node']}. "
+        "Everything (servers, workers, Redis, Postgres, load generator) shares those cores.",
+        "",
+        "| benchmark | measured | target | |",
+        "|---|---|---|---|",
+    ]
+    runs = []
+    for name, section in SECTIONS.items():
+        if name not in latest:
+            continue
+        runs.append(f"{name} {str(latest[name].get('at', '?'))[:16].replace('T', ' ')}")
+        for what, measured, target, verdict in section(latest[name]):
+            lines.append(f"| {what} | {measured} | {target} | {verdict} |")
+    lines += ["", f"Runs: {', '.join(runs)}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(results: Path = RESULTS) -> str:
+    """Render ``latest.json`` into ``latest.md``; returns the markdown."""
+    latest = json.loads((results / "latest.json").read_text())
+    text = render(latest, machine())
+    (results / "latest.md").write_text(text)
+    return text
+
+
+if __name__ == "__main__":
+    print(write_report())
