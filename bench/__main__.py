@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.report import write_report
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # name -> "module:function"; the function takes the remaining command-line arguments.
@@ -57,9 +59,7 @@ def main(args: list[str]) -> None:
     for name in names:
         _save(name, _run(name, rest))
     print(f"results: {RESULTS / 'latest.json'}")
-    from bench.report import write_report  # the markdown table (README "Benchmarks")
-
-    print(write_report())
+    print(write_report())  # the markdown table the README's "Benchmarks" section shows
     print(f"table: {RESULTS / 'latest.md'}")
 
 
