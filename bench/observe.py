@@ -29,6 +29,7 @@ class LagProbe:
         self.redis = redis
         self.pending: dict[str, float] = {}  # resume key -> loop time of its acknowledgement
         self.lags: list[float] = []
+        self.seen: list[tuple[float, float]] = []  # (acknowledged at, lag)
         self.lost = 0
         self.polls = 0
 
@@ -45,7 +46,9 @@ class LagProbe:
                 self.polls += 1
                 for key, value in zip(keys, values, strict=True):
                     if value is not None:
-                        self.lags.append(now - self.pending.pop(key))
+                        acknowledged = self.pending.pop(key)
+                        self.lags.append(now - acknowledged)
+                        self.seen.append((acknowledged, now - acknowledged))
                     elif now - self.pending[key] > GIVE_UP_SECONDS:
                         del self.pending[key]
                         self.lost += 1
@@ -61,7 +64,16 @@ class LagProbe:
             "p99_ms": round(percentile(ordered, 0.99) * 1000, 1),
             "max_ms": round(ordered[-1] * 1000, 1) if ordered else None,
             "poll_interval_ms": POLL_SECONDS * 1000,
+            "worst": self.worst(),
         }
+
+    def worst(self, count: int = 8) -> list[list[float]]:
+        """The slowest saves as ``[seconds into the run, lag ms]``: do they cluster in time?"""
+        if not self.seen:
+            return []
+        start = min(at for at, _ in self.seen)
+        slowest = sorted(self.seen, key=lambda seen: seen[1], reverse=True)[:count]
+        return [[round(at - start, 2), round(lag * 1000, 1)] for at, lag in sorted(slowest)]
 
 
 class ArchiveRate:
