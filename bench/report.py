@@ -120,9 +120,7 @@ def _ingest(result: dict[str, Any]) -> list[Row]:
             )
         if "medio_vs_bare" in ratios:
             ratio = ratios["medio_vs_bare"]
-            rows.append(
-                (f"{label}: Medio / bare", f"{ratio:.0%}", "≥ 40%", _verdict(ratio >= 0.4))
-            )
+            rows.append((f"{label}: Medio / bare", f"{ratio:.0%}", "≥ 40%", _verdict(ratio >= 0.4)))
     return rows
 
 
