@@ -7,9 +7,9 @@ an MP4 ``ftyp`` box (sparse: it costs no disk), and measures:
 * upload: ``curl -F video=@file`` (streamed from disk, no ``Expect``) while the API process's
   resident memory is sampled every 50 ms; baseline (after a small warm-up upload), peak growth
   and throughput. Target: growth < 50 MB.
-* stream: ``GET /api/videos/{id}/stream`` of that uploaded (now cached) file, received by a
-  plain socket into a 4 MB buffer, against ``cat file > /dev/null`` after two ``cat`` runs to
-  cache it; medians of ``--runs``. Target: stream >= 50 % of ``cat``. Next to them, the ceiling
+* stream: ``GET /api/videos/{id}/stream`` of that uploaded (now cached) file by ``curl -o
+  /dev/null``, against ``cat file > /dev/null`` after two ``cat`` runs to cache it; medians of
+  ``--runs``. Target: stream >= 50 % of ``cat``. Next to them, the ceiling
   of any server on this machine: the same file by ``sendfile`` (zero copy) to the same client.
 
 With ``--profile DIR`` the API is sampled by py-spy while it streams for a few more seconds.
@@ -146,42 +146,22 @@ def upload(api: Api, path: Path) -> tuple[dict[str, Any], float]:
 
 
 def fetch(port: int, path: str, token: str | None = None) -> tuple[float, int]:
-    """Seconds to receive a whole response body, and its length.
-
-    A plain socket reading into one 4 MB buffer and discarding it: a receiver that costs as
-    little as possible (curl reads 16 KB at a time and is slower than the sender here).
-    """
-    buffer = memoryview(bytearray(4 * 1024 * 1024))
-    auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    started = time.perf_counter()
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}\r\n".encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            received = sock.recv(65536)
-            if not received:
-                raise RuntimeError(f"GET {path}: connection closed before the response head")
-            head += received
-        head, _, body = head.partition(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1])
-        length = _content_length(head)
-        if status != 200 or length is None:
-            raise RuntimeError(f"GET {path}: {head.decode(errors='replace')}")
-        got = len(body)
-        while got < length:
-            count = sock.recv_into(buffer)
-            if not count:
-                break
-            got += count
-    return time.perf_counter() - started, got
-
-
-def _content_length(head: bytes) -> int | None:
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return int(value)
-    return None
+    """Seconds to receive a whole ``200`` response body with curl into /dev/null, its length."""
+    auth = ["-H", f"Authorization: Bearer {token}"] if token else []
+    completed = subprocess.run(
+        [
+            "curl", "--silent", "--show-error", "--fail", "-o", os.devnull,
+            "-w", "%{http_code} %{time_total} %{size_download}",
+            *auth, f"http://127.0.0.1:{port}{path}",
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+    )  # fmt: skip
+    status, seconds, size = completed.stdout.split()
+    if status != "200":
+        raise RuntimeError(f"GET {path}: {status}")
+    return float(seconds), int(size)
 
 
 @contextlib.contextmanager
