@@ -205,6 +205,21 @@ def stored_file(api: Api, video: dict[str, Any]) -> Path:
 
 
 def measure(api: Api, source: Path, size: int, runs: int, profile: Path | None) -> dict[str, Any]:
+    video, upload_figures = measure_upload(api, source, size)
+    stored = stored_file(api, video)
+    assert stored.stat().st_size == size, "the stored file is not the uploaded size"
+    figures: dict[str, Any] = {
+        "megabytes": size / MB,
+        "upload": upload_figures,
+        "stream": measure_stream(api, video["id"], stored, runs),
+    }
+    if profile is not None:
+        figures["stream"]["profile"] = profile_stream(api, video["id"], profile)
+    return figures
+
+
+def measure_upload(api: Api, source: Path, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The created video, and the API's memory and throughput while it was uploaded."""
     warm_path = source.with_name("warm.mp4")
     make_video(warm_path, 2 * MB)
     upload(api, warm_path)  # code paths loaded, buffers allocated: the baseline is steady
@@ -215,51 +230,47 @@ def measure(api: Api, source: Path, size: int, runs: int, profile: Path | None) 
         video, seconds = upload(api, source)
     after = sampler.rss()
     peak = max(sampler.samples, default=baseline)
-    stored = stored_file(api, video)
-    assert stored.stat().st_size == size, "the stored file is not the uploaded size"
+    return video, {
+        "seconds": round(seconds, 2),
+        "mb_per_s": round(size / MB / seconds, 1),
+        "rss_baseline_mb": round(baseline / MB, 1),
+        "rss_peak_growth_mb": round((peak - baseline) / MB, 1),
+        "rss_after_mb": round(after / MB, 1),
+        "samples": len(sampler.samples),
+    }
 
+
+def measure_stream(api: Api, video_id: int, stored: Path, runs: int) -> dict[str, Any]:
+    """Stream, ``cat`` and ``sendfile`` of the cached ``stored`` file: medians of ``runs``."""
+    size = stored.stat().st_size
     cats = [cat_seconds(stored) for _ in range(2)]  # into the page cache
     cats = [cat_seconds(stored) for _ in range(runs)]
     server = psutil.Process(api.pid)
     cpu_before = server.cpu_times()
-    streams = [stream_seconds(api, video["id"]) for _ in range(runs)]
+    streams = [stream_seconds(api, video_id) for _ in range(runs)]
     cpu_after = server.cpu_times()
-    gigabytes = runs * size / 1e9
     with sendfile_server(stored) as port:
         ceilings = [fetch(port, "/") for _ in range(runs)]
     assert all(n == size for _, n in streams + ceilings), "a response was short"
     stream_mb_s = size / MB / statistics.median(s for s, _ in streams)
     cat_mb_s = size / MB / statistics.median(cats)
     ceiling_mb_s = size / MB / statistics.median(s for s, _ in ceilings)
-    figures: dict[str, Any] = {
-        "megabytes": size / MB,
-        "upload": {
-            "seconds": round(seconds, 2),
-            "mb_per_s": round(size / MB / seconds, 1),
-            "rss_baseline_mb": round(baseline / MB, 1),
-            "rss_peak_growth_mb": round((peak - baseline) / MB, 1),
-            "rss_after_mb": round(after / MB, 1),
-            "samples": len(sampler.samples),
-        },
-        "stream": {
-            "runs": runs,
-            "stream_mb_per_s": round(stream_mb_s),
-            "cat_mb_per_s": round(cat_mb_s),
-            "ratio": round(stream_mb_s / cat_mb_s, 3),
-            "loopback_sendfile_mb_per_s": round(ceiling_mb_s),
-            "ratio_to_sendfile": round(stream_mb_s / ceiling_mb_s, 3),
-            # CPU the API spent per GB streamed: steadier than MB/s on a shared machine;
-            # system time is the kernel's socket path, user time Python's
-            "api_cpu_user_s_per_gb": round((cpu_after.user - cpu_before.user) / gigabytes, 3),
-            "api_cpu_system_s_per_gb": round((cpu_after.system - cpu_before.system) / gigabytes, 3),
-            "stream_seconds": [round(s, 3) for s, _ in streams],
-            "cat_seconds": [round(s, 3) for s in cats],
-            "sendfile_seconds": [round(s, 3) for s, _ in ceilings],
-        },
+    gigabytes = runs * size / 1e9
+    return {
+        "runs": runs,
+        "stream_mb_per_s": round(stream_mb_s),
+        "cat_mb_per_s": round(cat_mb_s),
+        "ratio": round(stream_mb_s / cat_mb_s, 3),
+        "loopback_sendfile_mb_per_s": round(ceiling_mb_s),
+        "ratio_to_sendfile": round(stream_mb_s / ceiling_mb_s, 3),
+        # CPU the API spent per GB streamed: steadier than MB/s on a shared machine;
+        # system time is the kernel's socket path, user time Python's
+        "api_cpu_user_s_per_gb": round((cpu_after.user - cpu_before.user) / gigabytes, 3),
+        "api_cpu_system_s_per_gb": round((cpu_after.system - cpu_before.system) / gigabytes, 3),
+        "stream_seconds": [round(s, 3) for s, _ in streams],
+        "cat_seconds": [round(s, 3) for s in cats],
+        "sendfile_seconds": [round(s, 3) for s, _ in ceilings],
     }
-    if profile is not None:
-        figures["stream"]["profile"] = profile_stream(api, video["id"], profile)
-    return figures
 
 
 def profile_stream(api: Api, video_id: int, directory: Path, seconds: float = 8) -> dict[str, Any]:
