@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 from redis.asyncio import Redis
 
 TICKS = os.sysconf("SC_CLK_TCK")

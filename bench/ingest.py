@@ -196,7 +196,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     options = {"rounds": 3, "seconds": 10, "users": 2000}
     for flag, value in zip(argv[::2], argv[1::2], strict=False):
         options[flag.lstrip("-")] = int(value)
-    result = run(**options)
+    result = run(rounds=options["rounds"], seconds=options["seconds"], users=options["users"])
     for route in ("progress", "heartbeat"):
         for name, figures in result[route].items():
             print(

@@ -12,10 +12,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import anyio
 
 from domain.media import MediaKind, MediaType
 
@@ -27,7 +24,6 @@ FOLDERS: dict[MediaKind, tuple[str, str]] = {
 STORED_NAME = re.compile(
     r"^/uploads/(?P<folder>videos|thumbnails)/(?P<name>(?:video|thumb)-\d{1,12}-[a-f0-9]{12}\.[a-z0-9]{2,5})$"
 )
-READ_CHUNK = 1024 * 1024
 
 
 class MediaStore:
@@ -62,16 +58,3 @@ class MediaStore:
             path = self.locate(public_path)
             if path is not None:
                 path.unlink(missing_ok=True)
-
-
-async def read_span(path: Path, start: int, length: int) -> AsyncIterator[bytes]:
-    """``length`` bytes of ``path`` from ``start``, in chunks (constant memory)."""
-    async with await anyio.open_file(path, "rb") as file:
-        await file.seek(start)
-        remaining = length
-        while remaining > 0:
-            chunk = await file.read(min(READ_CHUNK, remaining))
-            if not chunk:
-                return
-            remaining -= len(chunk)
-            yield chunk
