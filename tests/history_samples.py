@@ -8,14 +8,17 @@ These tests write archive rows directly, so they run on a database of their own
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+import pytest
 import sqlalchemy as sa
+from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from api.app import create_app
 from domain.codec import encode
 from domain.events import (
     AnyEvent,
@@ -27,6 +30,7 @@ from domain.events import (
     SessionStarted,
 )
 from medio import scratch
+from medio.bootstrap import Container, build_container
 from medio.migrate import upgrade
 from medio.settings import Settings
 from medio.tables import events
@@ -174,3 +178,34 @@ def archive_of_its_own(settings: Settings) -> Iterator[Settings]:
         own = msgspec.structs.replace(settings, database_url=url)
         upgrade(own)
         yield own
+
+
+# Fixtures for modules that write archive rows directly: import them into the module
+# (``from history_samples import app, container, empty_archive, history_settings``) and its
+# tests run on a database of their own, with an empty archive around each test.
+
+
+@pytest.fixture(scope="module")
+def history_settings(settings: Settings) -> Iterator[Settings]:
+    """This module's own database: its archive rows never meet other tests' projections."""
+    with archive_of_its_own(settings) as own:
+        yield own
+
+
+@pytest.fixture
+async def container(history_settings: Settings) -> AsyncIterator[Container]:
+    built = build_container(history_settings)
+    yield built
+    await built.close()
+
+
+@pytest.fixture
+def app(history_settings: Settings) -> Litestar:
+    return create_app(history_settings)
+
+
+@pytest.fixture(autouse=True)
+async def empty_archive(container: Container) -> AsyncIterator[None]:
+    await clear_archive(container.engine)
+    yield
+    await clear_archive(container.engine)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import history_samples
 import pytest
 from history_samples import (
     T0,
     archive,
-    archive_of_its_own,
-    clear_archive,
     insert_rows,
     mixed_events,
     progress_saved_v1_row,
@@ -19,38 +18,17 @@ from history_samples import (
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from api.app import create_app
-from medio.bootstrap import Container, build_container
-from medio.settings import Settings
+from medio.bootstrap import Container
 
 Auth = Callable[..., dict[str, str]]
 Client = AsyncTestClient[Litestar]
 
 
-@pytest.fixture(scope="module")
-def history_settings(settings: Settings) -> Iterator[Settings]:
-    """This module's own database: its archive rows never meet other tests' projections."""
-    with archive_of_its_own(settings) as own:
-        yield own
-
-
-@pytest.fixture
-async def container(history_settings: Settings) -> AsyncIterator[Container]:
-    built = build_container(history_settings)
-    yield built
-    await built.close()
-
-
-@pytest.fixture
-def app(history_settings: Settings) -> Litestar:
-    return create_app(history_settings)
-
-
-@pytest.fixture(autouse=True)
-async def empty_archive(container: Container) -> AsyncIterator[None]:
-    await clear_archive(container.engine)
-    yield
-    await clear_archive(container.engine)
+# This module's own database and an empty archive around each test (history_samples).
+history_settings = history_samples.history_settings
+container = history_samples.container
+app = history_samples.app
+empty_archive = history_samples.empty_archive
 
 
 async def _feed(client: Client, auth: Auth, query: str = "", role: str = "analyst") -> Any:

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-import pytest
+import history_samples
 import sqlalchemy as sa
-from history_samples import T0, archive_of_its_own, clear_archive, mixed_events
+from history_samples import T0, mixed_events
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.app import create_app
 from domain.codec import encode
-from medio.bootstrap import Container, build_container
+from medio.bootstrap import Container
 from medio.db import create_engine
 from medio.settings import Settings
 from medio.tables import events
@@ -31,30 +30,11 @@ POLL_SECONDS = 0.002
 ARCHIVE = Archive()
 
 
-@pytest.fixture(scope="module")
-def history_settings(settings: Settings) -> Iterator[Settings]:
-    """This module's own database: its archive rows never meet other tests' projections."""
-    with archive_of_its_own(settings) as own:
-        yield own
-
-
-@pytest.fixture
-async def container(history_settings: Settings) -> AsyncIterator[Container]:
-    built = build_container(history_settings)
-    yield built
-    await built.close()
-
-
-@pytest.fixture
-def app(history_settings: Settings) -> Litestar:
-    return create_app(history_settings)
-
-
-@pytest.fixture(autouse=True)
-async def empty_archive(container: Container) -> AsyncIterator[None]:
-    await clear_archive(container.engine)
-    yield
-    await clear_archive(container.engine)
+# This module's own database and an empty archive around each test (history_samples).
+history_settings = history_samples.history_settings
+container = history_samples.container
+app = history_samples.app
+empty_archive = history_samples.empty_archive
 
 
 async def _archive_batch(engine: AsyncEngine, writer: int, commit: int, size: int) -> None:

@@ -6,10 +6,11 @@ import asyncio
 import csv
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
+import history_samples
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
@@ -17,7 +18,6 @@ from history_samples import (
     T0,
     archive,
     archive_contents,
-    archive_of_its_own,
     clear_archive,
     insert_rows,
     mixed_events,
@@ -27,7 +27,7 @@ from history_samples import (
 from domain.history import ArchiveFilter
 from medio.archive_import import ImportRefused, import_events
 from medio.archive_reader import archive_head, iter_archive
-from medio.bootstrap import Container, build_container
+from medio.bootstrap import Container
 from medio.cli import main
 from medio.export import COLUMNS, ExportError, export_events
 from medio.settings import Settings
@@ -36,25 +36,10 @@ COUNT = 40
 Medio = Callable[..., Awaitable[Result]]
 
 
-@pytest.fixture(scope="module")
-def history_settings(settings: Settings) -> Iterator[Settings]:
-    """This module's own database: its archive rows never meet other tests' projections."""
-    with archive_of_its_own(settings) as own:
-        yield own
-
-
-@pytest.fixture
-async def container(history_settings: Settings) -> AsyncIterator[Container]:
-    built = build_container(history_settings)
-    yield built
-    await built.close()
-
-
-@pytest.fixture(autouse=True)
-async def empty_archive(container: Container) -> AsyncIterator[None]:
-    await clear_archive(container.engine)
-    yield
-    await clear_archive(container.engine)
+# This module's own database and an empty archive around each test (history_samples).
+history_settings = history_samples.history_settings
+container = history_samples.container
+empty_archive = history_samples.empty_archive
 
 
 @pytest.fixture
