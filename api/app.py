@@ -26,6 +26,7 @@ from api.stats import ProfileStatsController
 from api.streaming import StreamController
 from api.uploads import UploadController
 from api.videos import VideosController
+from medio import heap
 from medio.bootstrap import Container, build_container
 from medio.logs import configure_logging
 from medio.settings import Settings, get_settings
@@ -44,8 +45,15 @@ ROUTE_HANDLERS: list[type] = [
 ]
 
 
-def create_app(settings: Settings | None = None, container: Container | None = None) -> Litestar:
-    """Build the API for ``settings`` (or the environment's); connects only when serving."""
+def create_app(
+    settings: Settings | None = None,
+    container: Container | None = None,
+    settle_heap: bool = False,
+) -> Litestar:
+    """Build the API for ``settings`` (or the environment's); connects only when serving.
+
+    ``settle_heap``: a serving process (not a test) freezes its start-up heap (medio.heap).
+    """
     settings = settings or get_settings()
     configure_logging(settings.log_level)
 
@@ -54,6 +62,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         owned = container is None
         built = container or build_container(settings)
         app.state.services = Services(built)
+        if settle_heap:
+            heap.settle()  # start-up is over: its objects need no more collecting
         try:
             yield
         finally:
@@ -88,4 +98,4 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
 def app_from_env() -> Litestar:
     """Uvicorn factory entry point (``medio api`` uses it for multi-worker serving)."""
-    return create_app()
+    return create_app(settle_heap=True)
