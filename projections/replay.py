@@ -41,7 +41,6 @@ from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.runtime import drain_shard
 
 ARCHIVE = "archive"
-CHUNK = 10_000
 HANDOVER_SECONDS = 30.0
 
 Progress = Callable[[int, int], None]  # (events read, events in the archive)
@@ -191,9 +190,10 @@ async def _replay(
     if progress:
         progress(0, total)
     together = not container.settings.is_sqlite  # SQLite has one writer at a time anyway
+    bounded = any(t.bound is not None for t in targets)
     async for batch, read in archived_envelopes(container.engine):
-        keyed = [(stream_id_key(e.stream_id), e) for e in batch]
-        work = [(t.projection, todo) for t in targets if (todo := _selected(keyed, t))]
+        keys = [stream_id_key(e.stream_id) for e in batch] if bounded else None
+        work = [(t.projection, todo) for t in targets if (todo := _selected(batch, keys, t))]
         if together:
             refusals = await asyncio.gather(*(_apply_isolating(container, *w) for w in work))
         else:
@@ -207,13 +207,18 @@ async def _replay(
             progress(report.events, total)
 
 
-def _selected(keyed: list[tuple[tuple[int, int], Envelope]], target: _Target) -> list[Envelope]:
+def _selected(
+    batch: list[Envelope], keys: list[tuple[int, int]] | None, target: _Target
+) -> list[Envelope]:
+    """The events of ``batch`` that ``target`` handles, up to its bound (``keys``: their ids)."""
     handles = target.projection.handles
     bound = target.bound
+    if bound is None or keys is None:
+        return [e for e in batch if e.type in handles] if handles else batch
     return [
         e
-        for key, e in keyed
-        if (not handles or e.type in handles) and (bound is None or key <= bound[e.shard])
+        for key, e in zip(keys, batch, strict=True)
+        if (not handles or e.type in handles) and key <= bound[e.shard]
     ]
 
 
