@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
@@ -43,6 +44,7 @@ from projections.runtime import drain_shard
 ARCHIVE = "archive"
 HANDOVER_SECONDS = 30.0
 
+T = TypeVar("T")
 Progress = Callable[[int, int], None]  # (events read, events in the archive)
 Bound = dict[int, tuple[int, int]]  # shard -> last stream id (as a key) to replay
 
@@ -103,8 +105,7 @@ async def rebuild(
             archived = await read_sql_checkpoints(conn)
         reached = {s: archived.get((ARCHIVE, s), ZERO) for s in range(settings.stream_shards)}
         await _create_scratch(container.engine, sql)
-        for projection in redis_live:
-            await projection.clear(container.redis)
+        await _each(container, [partial(p.clear, container.redis) for p in redis_live])
         targets = [_Target(p) for p in sql] + [_Target(p) for p in redis_live]
         await _replay(container, targets, report, progress)
         await _swap_sql(container.engine, sql, reached)
@@ -151,26 +152,21 @@ async def verify(
                 pairs.append((rcls(), rscratch))
         sql_scratch = [t.projection for t in targets if isinstance(t.projection, SqlProjection)]
         await _create_scratch(container.engine, sql_scratch)
-        for target in targets:
-            if isinstance(target.projection, RedisProjection):
-                await target.projection.clear(container.redis)
+        redis_scratch = [t.projection for t in targets if isinstance(t.projection, RedisProjection)]
+        await _each(container, [partial(p.clear, container.redis) for p in redis_scratch])
         try:
             await _replay(container, targets, report, progress)
             for live, scratch in pairs:
-                live_state, scratch_state = (
+                found = differences(
                     await _dump(container, live),
                     await _dump(container, scratch),
-                )
-                found = differences(
-                    live_state, scratch_state, tables=isinstance(live, SqlProjection)
+                    tables=isinstance(live, SqlProjection),
                 )
                 if found:
                     report.differences[live.name] = found
         finally:
             await _drop_scratch(container.engine, sql_scratch)
-            for target in targets:
-                if isinstance(target.projection, RedisProjection):
-                    await target.projection.clear(container.redis)
+            await _each(container, [partial(p.clear, container.redis) for p in redis_scratch])
     return report
 
 
@@ -181,6 +177,24 @@ async def _dump(container: Container, projection: Any) -> dict[str, Any]:
     return dict(await projection.dump(container.redis))
 
 
+async def _each(
+    container: Container, work: Sequence[Callable[[], Coroutine[Any, Any, T]]]
+) -> list[T]:
+    """Run ``work`` concurrently; one after another on SQLite (one writer at a time anyway).
+
+    A failure cancels the rest and waits for them, so no scratch work outlives the pause.
+    """
+    if container.settings.is_sqlite:
+        return [await step() for step in work]
+    tasks = [asyncio.create_task(step()) for step in work]
+    try:
+        return await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()  # those still running after a failure
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def _replay(
     container: Container, targets: list[_Target], report: ReplayReport, progress: Progress | None
 ) -> None:
@@ -189,15 +203,11 @@ async def _replay(
         total = (await conn.execute(sa.select(sa.func.max(events.c.position)))).scalar() or 0
     if progress:
         progress(0, total)
-    together = not container.settings.is_sqlite  # SQLite has one writer at a time anyway
     bounded = any(t.bound is not None for t in targets)
     async for batch, read in archived_envelopes(container.engine):
         keys = [stream_id_key(e.stream_id) for e in batch] if bounded else None
         work = [(t.projection, todo) for t in targets if (todo := _selected(batch, keys, t))]
-        if together:
-            refusals = await asyncio.gather(*(_apply_isolating(container, *w) for w in work))
-        else:
-            refusals = [await _apply_isolating(container, *w) for w in work]
+        refusals = await _each(container, [partial(_apply_isolating, container, *w) for w in work])
         for (projection, _), refused in zip(work, refusals, strict=True):
             if refused:
                 report.refused[projection.name] = report.refused.get(projection.name, 0) + refused
