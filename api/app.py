@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
@@ -14,12 +14,13 @@ from api.csrf import CsrfController, CsrfMiddleware
 from api.deps import Services, dependencies
 from api.errors import exception_handlers
 from api.events import EventsController
+from api.guards import Guards
 from api.health import HealthController
 from api.limits import BodyLimits
 from api.openapi import document_api
 from api.profiles import ProfilesController
 from api.progress import ProgressController
-from api.ratelimit import RateLimitMiddleware
+from api.ratelimit import RateLimiter
 from api.request_id import RequestIdMiddleware
 from api.sessions import SessionsController
 from api.stats import ProfileStatsController
@@ -70,13 +71,16 @@ def create_app(
             if owned:
                 await built.close()
 
-    middleware: list[Any] = [CsrfMiddleware(settings), BodyLimits(settings)]
-    if settings.rate_limit_enabled:
-        middleware.insert(0, RateLimitMiddleware(settings))
+    guards = Guards(
+        rate_limit=RateLimiter(settings) if settings.rate_limit_enabled else None,
+        csrf=CsrfMiddleware(settings),
+        body=BodyLimits(settings),
+    )
 
     app = Litestar(
         route_handlers=ROUTE_HANDLERS,
-        middleware=middleware,
+        middleware=guards.middleware(),
+        state=State({"guards": guards}),  # the ingest routes run them inline (api/guards.py)
         dependencies=dependencies,
         exception_handlers=exception_handlers,
         lifespan=[lifespan],

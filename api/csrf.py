@@ -17,6 +17,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from api.csrf_tokens import CsrfTokens
 from api.deps import services_of
 from api.errors import ApiError
+from api.guards import INLINE_GUARDS
 from medio.settings import Settings
 
 COOKIE = "csrf_token"
@@ -42,11 +43,13 @@ class CsrfMiddleware(ASGIMiddleware):
     """Refuse unsafe requests without a bearer token unless ``X-CSRF-Token`` matches the cookie."""
 
     scopes = (ScopeType.HTTP,)
+    exclude_opt_key = INLINE_GUARDS
 
     def __init__(self, settings: Settings) -> None:
         self.tokens = CsrfTokens(settings)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+    def check(self, scope: Scope) -> None:
+        """403 for an unsafe ``/api`` request with neither a bearer token nor a valid token."""
         if scope.get("method") in UNSAFE_METHODS and scope["path"].startswith("/api/"):
             headers = dict(scope["headers"])
             if b"authorization" not in headers:
@@ -54,6 +57,9 @@ class CsrfMiddleware(ASGIMiddleware):
                 token = header.decode("latin-1") if header else None
                 if not self.tokens.valid(token, _cookie_value(scope)):
                     raise ApiError(403, "Invalid CSRF token")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        self.check(scope)
         await next_app(scope, receive, send)
 
 

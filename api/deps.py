@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.types import Scope
 
 from api.auth import Claims, Principal, TokenVerifier, UserDirectory, bearer_token, unauthorized
 from api.csrf_tokens import CsrfTokens
@@ -42,13 +43,20 @@ async def authenticate(request: Request[Any, Any, Any], token: str | None) -> Pr
     return Principal(user_id=user_id, sub=claims.sub, role=claims.role)
 
 
-async def authenticate_subject(request: Request[Any, Any, Any]) -> Claims:
-    """The caller's verified claims, or 401, for routes that need only the ``sub`` (ingest):
-    the user row is made sure of in the background instead of awaited."""
-    token = bearer_token(request.headers.get("authorization"))
+def header_value(scope: Scope, name: bytes) -> str | None:
+    """A request header's value (``name`` in lower case), for raw ASGI handlers."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def authenticate_subject(services: Services, authorization: str | None) -> Claims:
+    """The verified claims of an ``Authorization`` header, or 401, for routes that need only the
+    ``sub`` (ingest): the user row is made sure of in the background instead of awaited."""
+    token = bearer_token(authorization)
     if token is None:
         raise unauthorized()
-    services = services_of(request.app.state)
     claims = await services.verifier.verify_async(token)
     services.users.note(claims.sub)
     return claims

@@ -29,7 +29,9 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPRequestEvent, Receive, ReceiveMessage, Scope, Send
 
+from api.deps import header_value
 from api.errors import ApiError
+from api.guards import INLINE_GUARDS
 from medio.settings import Settings
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -84,13 +86,6 @@ def json_problem(body: bytes) -> str | None:
         return MSG_TOO_DEEP
     if b"\x00" in body or _ESCAPED_NUL.search(body):
         return MSG_NUL
-    return None
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
     return None
 
 
@@ -158,29 +153,36 @@ class BodyLimits(ASGIMiddleware):
     """Size, type, hostile-JSON and slow-client checks on request bodies (see module doc)."""
 
     scopes = (ScopeType.HTTP,)
+    exclude_opt_key = INLINE_GUARDS
 
     def __init__(self, settings: Settings) -> None:
         self.idle_seconds = settings.body_idle_timeout_seconds
+        self.max_json_bytes = settings.max_json_bytes  # for raw ASGI routes (no framework limit)
         self.json_seconds = settings.json_body_timeout_seconds
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         if scope.get("method") not in BODY_METHODS or not scope["path"].startswith("/api/"):
             await next_app(scope, receive, send)
             return
-        limit = _body_limit(scope)
-        if limit is None:  # the handler streams and limits its own body
+        if _body_limit(scope) is None:  # the handler streams and limits its own body
             await next_app(scope, idle_limited(receive, self.idle_seconds), send)
             return
-        declared = _header(scope, b"content-length") or ""
+        body = await self.read(scope, receive)
+        await next_app(scope, replay(body, receive), send)
+
+    async def read(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body of a JSON route, once it passed every check above."""
+        limit = _body_limit(scope) or self.max_json_bytes
+        declared = header_value(scope, b"content-length") or ""
         if declared.isdigit() and int(declared) > limit:
             raise ApiError(413, MSG_TOO_LARGE, {"Connection": "close"})
         body = await read_body(receive, limit, self.json_seconds, self.idle_seconds)
         if body:
-            if not is_json_media_type(_header(scope, b"content-type")):
+            if not is_json_media_type(header_value(scope, b"content-type")):
                 raise ApiError(415, MSG_MEDIA_TYPE)
             if problem := json_problem(body):
                 raise ApiError(400, problem)
-        await next_app(scope, replay(body, receive), send)
+        return body
 
 
 def _body_limit(scope: Scope) -> int | None:

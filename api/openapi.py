@@ -18,6 +18,7 @@ rewrites the generated document once, at start-up, from a few rules in this one 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from litestar import Litestar
@@ -29,6 +30,7 @@ from litestar.openapi.spec import (
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    PathItem,
     Reference,
     RequestBody,
     Schema,
@@ -336,8 +338,32 @@ def _document_operation(method: str, path: str, operation: Operation) -> None:
         operation.security = _security(key)
 
 
+# Operations served by raw ASGI handlers, which Litestar does not document (api/progress.py
+# says why the ingest route is one): (method, path) -> the operation's own parts; the rest
+# (body, errors, headers, security) is added below like for every other operation.
+ASGI_OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("post", "/api/progress"): Operation(
+        operation_id="ProgressSave",
+        summary="Save a resume position (appends progress.saved)",
+        tags=["progress"],
+        responses={"204": OpenAPIResponse(description="Saved")},
+    ),
+}
+
+
+def _add_asgi_operations(openapi: OpenAPI) -> None:
+    paths = openapi.paths if openapi.paths is not None else {}
+    for (method, path), operation in ASGI_OPERATIONS.items():
+        item = paths.get(path) or PathItem()
+        if getattr(item, method) is None:
+            setattr(item, method, copy.deepcopy(operation))
+        paths[path] = item
+    openapi.paths = paths
+
+
 def document_openapi(openapi: OpenAPI) -> None:
     """Add error responses, headers, security and hidden bodies to ``openapi`` (idempotent)."""
+    _add_asgi_operations(openapi)
     components = openapi.components or Components()
     components.schemas = {**components.schemas, **ERROR_SCHEMAS}
     components.security_schemes = {**(components.security_schemes or {}), **SECURITY_SCHEMES}

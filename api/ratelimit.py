@@ -18,12 +18,14 @@ from typing import Any, Literal
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.exceptions import RedisError
 
 from api.auth import bearer_token
-from api.deps import services_of
-from api.errors import ApiError, SpecialError
+from api.deps import header_value, services_of
+from api.errors import SpecialError
+from api.guards import INLINE_GUARDS
+from api.request_id import add_response_headers
 from medio.settings import RateLimit, Settings
 
 log = logging.getLogger("medio.ratelimit")
@@ -81,23 +83,15 @@ class ClientAddress:
         return peer
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
-class RateLimitMiddleware(ASGIMiddleware):
-    """Count the request against its route's policy; 429 with ``Retry-After`` when over."""
-
-    scopes = (ScopeType.HTTP,)
+class RateLimiter:
+    """Counts requests against their route's policy; 429 with ``Retry-After`` when over."""
 
     def __init__(self, settings: Settings) -> None:
         self.limits: dict[Policy, RateLimit] = {p: settings.rate_limit(p) for p in POLICIES}
         self.addresses = ClientAddress(settings.trusted_proxies)
 
-    def _policy(self, scope: Scope) -> Policy | None:
+    def policy_of(self, scope: Scope) -> Policy | None:
+        """The route's policy (``None``: not limited)."""
         handler = scope.get("route_handler")
         policy = handler.opt.get("rate_limit") if handler is not None else None
         if policy in POLICIES:
@@ -109,7 +103,7 @@ class RateLimitMiddleware(ASGIMiddleware):
 
     def _client(self, scope: Scope, policy: Policy) -> str:
         if policy != "public":
-            token = bearer_token(_header(scope, b"authorization"))
+            token = bearer_token(header_value(scope, b"authorization"))
             if token is not None and token.count(".") == 2:
                 try:
                     return "sub:" + services_of(scope["app"].state).verifier.verify(token).sub
@@ -117,11 +111,8 @@ class RateLimitMiddleware(ASGIMiddleware):
                     pass
         return "ip:" + self.addresses.of(scope)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        policy = self._policy(scope)
-        if policy is None:
-            await next_app(scope, receive, send)
-            return
+    async def admit(self, scope: Scope, policy: Policy) -> None:
+        """Count the request; raise the 429 when over, else have its headers on the response."""
         limit = self.limits[policy]
         now = time.time()
         window = math.floor(now / limit.seconds)
@@ -133,27 +124,25 @@ class RateLimitMiddleware(ASGIMiddleware):
             # Failing open: a Redis outage must not turn every request into an error here;
             # the routes that need Redis answer 503 themselves.
             log.warning("rate limit store unavailable; request not counted")
-            await next_app(scope, receive, send)
             return
-        headers = {
-            "X-RateLimit-Limit": str(limit.requests),
-            "X-RateLimit-Remaining": str(max(0, limit.requests - count)),
-            "X-RateLimit-Reset": str(reset),
-        }
+        remaining = max(0, limit.requests - count)
         if count > limit.requests:
             retry_after = max(1, math.ceil(reset - now))
-            raise SpecialError(
-                429,
-                {"message": TOO_MANY, "retryAfter": retry_after},
-                {**headers, "Retry-After": str(retry_after)},
-            )
-        try:
-            await next_app(scope, receive, _with_headers(send, headers))
-        except (ApiError, SpecialError) as exc:
-            # Raised by a middleware inside this one (CSRF, body limits): the app's outer
-            # exception handler answers it without the send wrapper, so it carries the headers.
-            exc.headers = {**headers, **exc.headers}
-            raise
+            headers = {
+                "X-RateLimit-Limit": str(limit.requests),
+                "X-RateLimit-Remaining": str(remaining),
+                "X-RateLimit-Reset": str(reset),
+                "Retry-After": str(retry_after),
+            }
+            raise SpecialError(429, {"message": TOO_MANY, "retryAfter": retry_after}, headers)
+        add_response_headers(
+            scope,
+            [
+                (b"x-ratelimit-limit", str(limit.requests).encode()),
+                (b"x-ratelimit-remaining", str(remaining).encode()),
+                (b"x-ratelimit-reset", str(reset).encode()),
+            ],
+        )
 
     async def _count(self, scope: Scope, key: str, seconds: int) -> int:
         # Through the shared autopipeline: concurrent requests' counts share a round trip.
@@ -161,15 +150,20 @@ class RateLimitMiddleware(ASGIMiddleware):
         return int(await pipeline.execute("EVAL", COUNT_SCRIPT, 1, key, seconds + 1))
 
 
-def _with_headers(send: Send, headers: dict[str, str]) -> Send:
-    encoded = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+class RateLimitMiddleware(ASGIMiddleware):
+    """``RateLimiter`` in front of every route that does not run it inline (``INLINE_GUARDS``)."""
 
-    async def send_with_headers(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), *encoded]
-        await send(message)
+    scopes = (ScopeType.HTTP,)
+    exclude_opt_key = INLINE_GUARDS
 
-    return send_with_headers
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        policy = self.limiter.policy_of(scope)
+        if policy is not None:
+            await self.limiter.admit(scope, policy)
+        await next_app(scope, receive, send)
 
 
 def route_policy(policy: Policy) -> dict[str, Any]:

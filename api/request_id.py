@@ -1,5 +1,9 @@
 """``X-Request-ID`` on every response and JSON access logs, as one pure ASGI middleware.
 
+It is also the one place that adds headers decided before the handler ran (the rate limit's
+``X-RateLimit-*``, see ``add_response_headers``) to whatever response the request ends with,
+success or error, so no inner layer needs a send wrapper of its own.
+
 Written as raw ASGI rather than Litestar's ``LoggingMiddleware`` because the id must exist
 before routing (404/405 bodies carry it) and the access line must carry the same id; this is
 also the cheapest place on the ingest hot path.
@@ -33,6 +37,11 @@ def request_id_of(scope: Scope | dict[str, Any]) -> str:
     return str(value) if value else new_request_id()
 
 
+def add_response_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:
+    """Have ``headers`` (lower-case names, encoded) added to this request's response."""
+    scope["state"]["response_headers"] = headers
+
+
 def _client_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == _HEADER:
@@ -53,7 +62,8 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _client_id(scope) or new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         started = time.perf_counter()
         status = 500
         header = (_HEADER, request_id.encode())
@@ -64,6 +74,7 @@ class RequestIdMiddleware:
                 status = message["status"]
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER]
                 headers.append(header)
+                headers.extend(state.get("response_headers", ()))
                 message["headers"] = headers
             await send(message)
 

@@ -316,10 +316,14 @@ async def test_hostile_bodies_get_a_4xx_never_a_500(client: Client, auth: Auth, 
         assert set(response.json()) <= {"error", "details"}, raw[:40]
 
 
-async def test_wrong_method_is_405_in_the_progress_shape(client: Client, auth: Auth) -> None:
-    response = await client.put("/api/progress", json={}, headers=auth())
+@pytest.mark.parametrize("method", ["PUT", "GET", "DELETE", "PATCH"])
+async def test_wrong_method_is_405_in_the_progress_shape(
+    client: Client, auth: Auth, method: str
+) -> None:
+    response = await client.request(method, "/api/progress", json={}, headers=auth())
     assert response.status_code == 405
     assert set(response.json()) == {"error"}
+    assert response.headers["allow"] == "POST"
 
 
 # --- authentication (401) and ownership (403) --------------------------------------------

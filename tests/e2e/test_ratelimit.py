@@ -106,3 +106,28 @@ async def test_health_is_not_rate_limited() -> None:
         responses = [await client.get("/health") for _ in range(3)]
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert "x-ratelimit-limit" not in responses[-1].headers
+
+
+async def test_the_progress_save_counts_inline_with_one_set_of_headers_per_response(
+    auth: Callable[..., dict[str, str]],
+) -> None:
+    """``POST /api/progress`` runs the guards itself (api/guards.py): same policy, headers on
+    successes and errors alike, exactly once each, and the 429 of every other route."""
+    headers = auth("user_inline_guards")
+    body = {"clerkId": "user_inline_guards", "tmdbId": "7", "currentTime": 1}
+    app = _limited_app(rate_limit_general="1/60", rate_limit_telemetry="3/60")
+    async with AsyncTestClient(app=app) as client:
+        saved = [await client.post("/api/progress", json=body, headers=headers) for _ in range(2)]
+        invalid = await client.post("/api/progress", json={}, headers=headers)
+        limited = await client.post("/api/progress", json=body, headers=headers)
+    assert [r.status_code for r in [*saved, invalid, limited]] == [204, 204, 400, 429]
+    for response, remaining in zip([*saved, invalid], ["2", "1", "0"], strict=True):
+        assert response.headers.get_list("x-ratelimit-remaining") == [remaining]
+        assert response.headers.get_list("x-ratelimit-limit") == ["3"]
+        assert len(response.headers.get_list("x-ratelimit-reset")) == 1
+        assert len(response.headers.get_list("x-request-id")) == 1
+    assert limited.json() == {
+        "message": "Too many requests. Please try again later.",
+        "retryAfter": int(limited.headers["retry-after"]),
+    }
+    assert limited.headers.get_list("x-ratelimit-remaining") == ["0"]
