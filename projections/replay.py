@@ -3,7 +3,8 @@
 Both run with the live projectors paused (every shard lock held), so nothing moves underneath:
 
 * rebuild: SQL projections are replayed into ``<table>__rebuild`` tables, then one
-  transaction replaces the live rows with them and sets the checkpoints to the archive's;
+  transaction drops the live tables, renames the rebuilt ones into their place and sets the
+  checkpoints to the archive's;
   Redis projections (whose keys cannot be renamed as a set) are cleared and replayed in place.
   Then the stream tail the archive has not reached yet is projected, and the pause ends.
 * verify: every projection is replayed into scratch storage up to its own live checkpoint
@@ -27,7 +28,13 @@ from medio.bootstrap import Container
 from medio.tables import events
 from projections.apply import is_transient
 from projections.archive_reader import archived_envelopes
-from projections.base import Envelope, RedisProjection, SqlProjection, stream_id_key
+from projections.base import (
+    SCRATCH_SUFFIX,
+    Envelope,
+    RedisProjection,
+    SqlProjection,
+    stream_id_key,
+)
 from projections.checkpoints import (
     ZERO,
     read_redis_checkpoints,
@@ -282,23 +289,43 @@ async def _drop_scratch(engine: AsyncEngine, projections: Sequence[SqlProjection
 async def _swap_sql(
     engine: AsyncEngine, projections: Sequence[SqlProjection], reached: dict[int, str]
 ) -> None:
-    """Replace the live rows with the rebuilt ones and move the checkpoints, in one transaction."""
+    """Put the rebuilt tables in place of the live ones and move the checkpoints, in one
+    transaction: renaming costs the same for any number of rows, where copying them back
+    would write every row a second time."""
     if not projections:
         return
     async with engine.begin() as conn:
-        pairs = [(live, p.tables[live.name]) for p in projections for live in p.live_tables]
-        for live, _ in reversed(pairs):
-            await conn.execute(live.delete())
-        for live, scratch in pairs:
-            names = [c.name for c in live.columns]
-            await conn.execute(
-                live.insert().from_select(names, sa.select(*[scratch.c[n] for n in names]))
-            )
+        for projection in projections:
+            for live in projection.live_tables:
+                await _replace(conn, live, projection.tables[live.name])
         for shard, position in reached.items():
             await set_sql_checkpoints(conn, {p.name: position for p in projections}, shard)
-        await _drop_in(conn, projections)
 
 
-async def _drop_in(conn: AsyncConnection, projections: Sequence[SqlProjection]) -> None:
-    for table in reversed(_ordered(projections)):
-        await conn.run_sync(table.drop, checkfirst=True)
+async def _replace(conn: AsyncConnection, live: sa.Table, rebuilt: sa.Table) -> None:
+    """Drop ``live`` and give ``rebuilt`` its name, and its indexes their live names.
+
+    The result must be the table the migrations create (a test compares the two). Postgres
+    renames indexes (a primary key's or unique constraint's with it), so nothing is rebuilt;
+    SQLite cannot rename an index, so there the rebuilt table's are recreated under the live
+    names (a development database is small).
+    """
+    quote = conn.dialect.identifier_preparer.quote
+    await conn.run_sync(live.drop)
+    await conn.execute(sa.text(f"ALTER TABLE {quote(rebuilt.name)} RENAME TO {quote(live.name)}"))
+    if conn.dialect.name == "postgresql":
+        query = sa.text(
+            "SELECT indexname FROM pg_indexes "
+            "WHERE schemaname = current_schema() AND tablename = :table"
+        )
+        for (index,) in await conn.execute(query, {"table": live.name}):
+            if SCRATCH_SUFFIX in index:
+                live_name = index.replace(SCRATCH_SUFFIX, "")
+                await conn.execute(
+                    sa.text(f"ALTER INDEX {quote(index)} RENAME TO {quote(live_name)}")
+                )
+        return
+    for index in rebuilt.indexes:
+        await conn.run_sync(index.drop)
+    for index in live.indexes:
+        await conn.run_sync(index.create)
