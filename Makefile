@@ -36,6 +36,7 @@ format: install ## format with ruff
 	$(BIN)/ruff check --fix .
 
 bench: install ## benchmarks: prints a table and writes bench/results/latest.json
+	@command -v wrk >/dev/null || apt-get install -y -q wrk || sudo apt-get install -y -q wrk
 	$(BIN)/python -m bench
 
 clean: ## remove the virtual environment and local data

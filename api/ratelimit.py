@@ -10,6 +10,7 @@ in a fixed window shared by every process.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import math
@@ -19,7 +20,7 @@ from typing import Any, Literal
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from api.auth import bearer_token
 from api.deps import header_value, services_of
@@ -49,6 +50,7 @@ local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
 """
+COUNT_SHA = hashlib.sha1(COUNT_SCRIPT.encode()).hexdigest()  # EVALSHA: the body is not resent
 
 
 class ClientAddress:
@@ -147,7 +149,10 @@ class RateLimiter:
     async def _count(self, scope: Scope, key: str, seconds: int) -> int:
         # Through the shared autopipeline: concurrent requests' counts share a round trip.
         pipeline = services_of(scope["app"].state).container.pipeline
-        return int(await pipeline.execute("EVAL", COUNT_SCRIPT, 1, key, seconds + 1))
+        try:
+            return int(await pipeline.execute("EVALSHA", COUNT_SHA, 1, key, seconds + 1))
+        except NoScriptError:  # first use on this server, or after SCRIPT FLUSH: load it
+            return int(await pipeline.execute("EVAL", COUNT_SCRIPT, 1, key, seconds + 1))
 
 
 class RateLimitMiddleware(ASGIMiddleware):

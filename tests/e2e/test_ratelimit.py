@@ -131,3 +131,18 @@ async def test_the_progress_save_counts_inline_with_one_set_of_headers_per_respo
         "retryAfter": int(limited.headers["retry-after"]),
     }
     assert limited.headers.get_list("x-ratelimit-remaining") == ["0"]
+
+
+async def test_counting_survives_a_script_flush(
+    auth: Callable[..., dict[str, str]], container: Container
+) -> None:
+    """The count runs by EVALSHA; a server without the script loaded gets it sent again."""
+    headers = auth()
+    async with AsyncTestClient(app=_limited_app(rate_limit_general="5/60")) as client:
+        first = await client.get("/api/csrf-token", headers=headers)
+        await container.redis.script_flush()
+        second = await client.get("/api/csrf-token", headers=headers)
+    assert [first.headers["x-ratelimit-remaining"], second.headers["x-ratelimit-remaining"]] == [
+        "4",
+        "3",
+    ]
