@@ -7,10 +7,13 @@ For a run of consecutive entries of one shard:
 2. one Redis ``MULTI``, with the Redis checkpoint keys watched, queues every Redis
    projection's commands and moves their checkpoint keys;
 
-and the caller acks only after both. Each side first checks a fence: no entry between its
-checkpoint and the end of the batch is pending at another consumer. A projector that lost its
-lock (or two that race) can therefore never move a checkpoint past entries it does not hold,
-and a redelivered entry at or below a checkpoint is skipped.
+and the entries are acked only after both (the ``XACK`` rides in the Redis side's script).
+``commit`` does both; a pipelined projector calls ``commit_sql`` and ``commit_redis`` itself,
+running one batch's SQL side while the previous batch's Redis side runs. Each side first
+checks a fence: no entry between its checkpoint and the end of the batch is pending at another
+consumer. A projector that lost its lock (or two that race) can therefore never move a
+checkpoint past entries it does not hold, and a redelivered entry at or below a checkpoint is
+skipped.
 """
 
 from __future__ import annotations
@@ -80,6 +83,11 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
+def _batch(entries: Sequence[Entry]) -> list[tuple[tuple[int, int], Envelope]]:
+    """The entries that carry an event, with their stream-order keys."""
+    return [(e.key, e.envelope) for e in entries if e.envelope is not None]
+
+
 def _todo(
     batch: Sequence[tuple[tuple[int, int], Envelope]],
     checkpoint: str,
@@ -110,33 +118,66 @@ class ProjectionSet:
     ) -> bool:
         """Apply ``entries`` (consecutive, in stream order) to every projection, exactly once.
 
-        Entries without an envelope (dead-lettered or deleted) only move the checkpoints.
-        Returns whether the entries were also acked: when Redis projections moved, the
-        ``XACK`` rides in their script, after the SQL commit and atomically with their effects.
+        ``commit_sql`` then ``commit_redis``, with the Redis side's reads overlapping the SQL
+        transaction. Returns whether the entries were also acked (see ``commit_redis``).
         """
         if not entries:
             return False
-        upto = entries[-1].stream_id
-        batch = [(e.key, e.envelope) for e in entries if e.envelope is not None]
-        stream = stream_name(shard)
-        # The Redis side's reads overlap the SQL transaction; its writes wait for the commit.
-        planning = asyncio.create_task(self._plan_redis(redis, shard, batch, upto))
+        batch = _batch(entries)
+        planning = asyncio.create_task(self._plan_redis(redis, shard, batch, entries[-1].stream_id))
         try:
-            if self.sql:
-                fence = _Fence(redis, stream, upto, consumer)
-                if isinstance(sql, AsyncConnection):
-                    async with sql.begin():
-                        await self._commit_sql(sql, shard, batch, upto, fence)
-                else:
-                    async with sql.begin() as conn:
-                        await self._commit_sql(conn, shard, batch, upto, fence)
+            await self.commit_sql(sql, redis, shard, entries, consumer)
         except BaseException:
             planning.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await planning
             raise
-        plan = await planning
-        ack = ("XACK", stream, GROUP, *(e.stream_id for e in entries))
+        return await self.commit_redis(redis, shard, entries, consumer, await planning)
+
+    async def commit_sql(
+        self,
+        sql: AsyncEngine | AsyncConnection,
+        redis: Redis,
+        shard: int,
+        entries: Sequence[Entry],
+        consumer: str,
+    ) -> None:
+        """The SQL side of ``entries``: one transaction for every SQL projection.
+
+        Entries without an envelope (dead-lettered or deleted) only move the checkpoints.
+        """
+        if not entries or not self.sql:
+            return
+        upto = entries[-1].stream_id
+        fence = _Fence(redis, stream_name(shard), upto, consumer)
+        if isinstance(sql, AsyncConnection):
+            async with sql.begin():
+                await self._commit_sql(sql, shard, _batch(entries), upto, fence)
+        else:
+            async with sql.begin() as conn:
+                await self._commit_sql(conn, shard, _batch(entries), upto, fence)
+
+    async def commit_redis(
+        self,
+        redis: Redis,
+        shard: int,
+        entries: Sequence[Entry],
+        consumer: str,
+        plan: _RedisPlan | None = None,
+    ) -> bool:
+        """The Redis side of ``entries``, after their SQL side committed; whether they were acked.
+
+        When Redis projections moved, the ``XACK`` rides in their script, atomically with their
+        effects; otherwise the caller acks. A batch's Redis side must not start before the
+        previous batch's finished (``prepare`` reads what that one wrote).
+        """
+        if not entries:
+            return False
+        upto = entries[-1].stream_id
+        batch = _batch(entries)
+        if plan is None:
+            plan = await self._plan_redis(redis, shard, batch, upto)
+        ack = ("XACK", stream_name(shard), GROUP, *(e.stream_id for e in entries))
         return await self._commit_redis(redis, shard, batch, upto, consumer, ack, plan)
 
     async def _commit_sql(

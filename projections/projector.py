@@ -5,11 +5,19 @@ with a blocking read. A batch that fails for a reason a retry will not fix is sp
 until the one bad entry is found; that entry goes to the dead-letter stream and the shard
 moves on. A store that is down (connection refused, timeout) stops nothing: the batch stays
 pending and is retried with a growing pause.
+
+A pipelined projector (``ahead=True``, what the runtime uses) overlaps the three parties a
+batch waits on: while batch N's SQL transaction runs, batch N-1's Redis side (and ack) runs
+and batch N+1 is read and decoded. Each side still commits its batches in stream order, a
+batch's Redis side starts only after its SQL side committed, and entries are acked only by
+the Redis side, so nothing changes for exactly-once: an error just leaves the batches in
+flight pending, to be read again from the group's pending list.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -49,6 +57,7 @@ class ShardProjector:
         projections: ProjectionSet,
         consumer: str,
         batch_size: int = 500,
+        ahead: bool = False,
     ) -> None:
         self.redis = redis
         self.engine = engine
@@ -57,7 +66,11 @@ class ShardProjector:
         self.projections = projections
         self.consumer = consumer
         self.batch_size = batch_size
+        self.ahead = ahead
         self.backlog = True  # our pending entries come before new ones
+        self._cursor = "0"  # the last pending entry read in this pass over the backlog
+        self._next: asyncio.Task[list[Entry]] | None = None  # the batch read ahead
+        self._redis_side: tuple[Sequence[Entry], asyncio.Task[None]] | None = None
         self.applied = 0
         self.dead_lettered = 0
         self._last_trim = 0.0
@@ -78,20 +91,33 @@ class ShardProjector:
             claimed += count
             if cursor == "0-0":
                 break
-        self.backlog = True
+        self._rewind()
         return claimed
 
-    async def step(self, block_ms: int | None) -> int:
-        """Read one batch and project it; returns the entries handled (0 when none came).
+    def _rewind(self) -> None:
+        """Read our pending entries again from the first."""
+        self.backlog = True
+        self._cursor = "0"
 
-        A store being down is not an error here: the batch stays pending and the next step
-        retries it after a pause that grows to ``MAX_RETRY_PAUSE_SECONDS``.
+    async def step(self, block_ms: int | None) -> int:
+        """Read one batch and project it; returns the entries taken (0 when none came).
+
+        Without ``ahead`` the batch is committed and acked on return. With it, its Redis side
+        is still running and the next batch is being read; ``settle`` (or a step that finds
+        nothing new) finishes them. A store being down is not an error here: the batches in
+        flight stay pending and the next step retries them after a pause that grows to
+        ``MAX_RETRY_PAUSE_SECONDS``.
         """
         try:
-            entries = await self.read(block_ms)
+            entries = await self._take(block_ms)
             if entries:
+                if self.ahead:
+                    self._next = asyncio.create_task(self.read(block_ms))
                 await self.handle(entries)
+            if not entries or not self.ahead:
+                await self.settle()
         except Exception as exc:
+            await self._drop_in_flight()
             if not is_transient(exc):
                 raise
             await self._pause_after(exc)
@@ -101,13 +127,51 @@ class ShardProjector:
             await self._maybe_trim()
         return len(entries)
 
+    async def _take(self, block_ms: int | None) -> list[Entry]:
+        """The batch read ahead, else one read now."""
+        ahead, self._next = self._next, None
+        return await (ahead if ahead is not None else self.read(block_ms))
+
+    async def settle(self) -> None:
+        """Wait for the Redis side (and ack) of the batch still in flight, if any."""
+        if self._redis_side is None:
+            return
+        entries, task = self._redis_side
+        self._redis_side = None
+        try:
+            await task
+        except ProjectionFailed:  # its SQL side is in: only the Redis side is retried
+            if not await self._commit_isolating(entries):
+                await self._ack(entries)
+        self.applied += sum(1 for e in entries if e.envelope is not None)
+
+    async def _drop_in_flight(self) -> None:
+        """Forget the batches in flight after an error: they stay pending in the group."""
+        reading, self._next = self._next, None
+        if reading is not None:
+            reading.cancel()
+        side, self._redis_side = self._redis_side, None
+        for task in (reading, side[1] if side else None):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
     async def _sql(self) -> AsyncConnection:
         if self._conn is None:
             self._conn = await self.engine.connect()
         return self._conn
 
     async def close(self) -> None:
-        """Give the database connection back (or drop it, if it broke)."""
+        """Finish the batch in flight, drop the one read ahead (it stays pending, for the next
+        holder to claim), give the database connection back (or drop it, if it broke)."""
+        try:
+            await self.settle()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("shard %s: the last batch stays pending: %r", self.shard, exc)
+        finally:
+            await self._drop_in_flight()
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -118,7 +182,7 @@ class ShardProjector:
 
     async def _pause_after(self, exc: BaseException) -> None:
         log.warning("shard %s: will retry pending entries: %r", self.shard, exc)
-        self.backlog = True
+        self._rewind()
         await self.close()
         await asyncio.sleep(self._retry_pause)
         self._retry_pause = min(self._retry_pause * 2, MAX_RETRY_PAUSE_SECONDS)
@@ -133,10 +197,11 @@ class ShardProjector:
         """Our pending entries while there are any, else new ones (waiting up to ``block_ms``)."""
         if self.backlog:
             reply = await self.redis.xreadgroup(
-                GROUP, self.consumer, {self.stream: "0"}, count=self.batch_size
+                GROUP, self.consumer, {self.stream: self._cursor}, count=self.batch_size
             )
             entries = entries_of(self.shard, reply)
             if entries:
+                self._cursor = entries[-1].stream_id
                 return entries
             self.backlog = False
         reply = await self.redis.xreadgroup(
@@ -145,13 +210,27 @@ class ShardProjector:
         return entries_of(self.shard, reply)
 
     async def handle(self, entries: Sequence[Entry]) -> None:
-        """Dead-letter undecodable entries, commit the rest exactly once, then ack all."""
+        """Dead-letter undecodable entries, commit the SQL side of the rest exactly once, then
+        start their Redis side (and ack) once the previous batch's is done."""
         for entry in entries:
             if entry.problem is not None:
                 await self._dead_letter(entry, entry.problem)
-        if not await self._commit_isolating(entries):
+        try:
+            await self.projections.commit_sql(
+                await self._sql(), self.redis, self.shard, entries, self.consumer
+            )
+        except ProjectionFailed:
+            await self.settle()
+            if not await self._commit_isolating(entries):
+                await self._ack(entries)
+            self.applied += sum(1 for e in entries if e.envelope is not None)
+            return
+        await self.settle()
+        self._redis_side = (entries, asyncio.create_task(self._commit_redis(entries)))
+
+    async def _commit_redis(self, entries: Sequence[Entry]) -> None:
+        if not await self.projections.commit_redis(self.redis, self.shard, entries, self.consumer):
             await self._ack(entries)
-        self.applied += sum(1 for e in entries if e.envelope is not None)
 
     async def _ack(self, entries: Sequence[Entry]) -> None:
         await self.redis.xack(self.stream, GROUP, *stream_ids(entries))
