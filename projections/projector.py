@@ -116,8 +116,7 @@ class ShardProjector:
                 await self.handle(entries)
             if not entries or not self.ahead:
                 await self.settle()
-        except Exception as exc:
-            await self._drop_in_flight()
+        except Exception as exc:  # what is in flight stays pending: close() drops it
             if not is_transient(exc):
                 raise
             await self._pause_after(exc)

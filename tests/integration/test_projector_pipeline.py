@@ -1,0 +1,141 @@
+"""The pipelined projector (the runtime's): batches overlap, effects stay exactly once, in order.
+
+While one batch's SQL side commits, the previous batch's Redis side runs and the next batch is
+read. A Redis side that fails, for good (one bad event) or for now (Redis away), must leave
+every event applied once, in stream order, on both sides, and nothing pending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pytest
+import sqlalchemy as sa
+from projector_env import Stack, isolated_stack
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from domain.events import ProgressSaved
+from medio.bootstrap import Container, build_container
+from medio.eventlog import stream_name
+from medio.settings import Settings
+from medio.tables import events, projection_checkpoints
+from projections import apply as apply_module
+from projections.apply import ProjectionSet
+from projections.archive import Archive
+from projections.base import Envelope, RedisProjection
+from projections.redis_commands import queue
+from projections.runtime import project_pending
+from projections.streams import DEAD_LETTER_STREAM, GROUP
+
+BATCH = 8
+TITLES_KEY = "test:titles"
+
+
+@pytest.fixture(scope="module")
+def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment is set
+    with isolated_stack(projector_batch_size=BATCH) as built:
+        yield built
+
+
+@pytest.fixture
+async def iso(stack: Stack) -> AsyncIterator[Container]:
+    container = build_container(msgspec.structs.replace(stack.settings))
+    claim = await container.redis.get("medio:test-run")
+    await container.redis.flushdb()
+    await container.redis.set("medio:test-run", claim or "projector", ex=3600)
+    async with container.engine.begin() as conn:
+        await conn.execute(events.delete())
+        await conn.execute(projection_checkpoints.delete())
+    yield container
+    await container.close()
+
+
+class _TitleLog(RedisProjection):
+    """Appends each saved title to a list; refuses titles named "poison" like a bug would."""
+
+    name = "title_log"
+    handles = frozenset({"progress.saved"})
+
+    def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
+        titles = []
+        for envelope in batch:
+            assert isinstance(envelope.event, ProgressSaved)
+            if envelope.event.tmdb_id == "poison":
+                raise ValueError("cannot project a poison title")
+            titles.append(envelope.event.tmdb_id)
+        queue(pipe, "RPUSH", self.key(TITLES_KEY), *titles)
+
+    async def dump(self, redis: Redis) -> dict[str, Any]:
+        return {"titles": await redis.lrange(self.key(TITLES_KEY), 0, -1)}
+
+    async def clear(self, redis: Redis) -> None:
+        await redis.delete(self.key(TITLES_KEY))
+
+
+async def _append(container: Container, titles: list[str]) -> list[str]:
+    ids = []
+    for title in titles:
+        event = ProgressSaved(
+            occurred_at=datetime.now(UTC), actor="u", clerk_id="u", tmdb_id=title, current_time=1.0
+        )
+        ids.append(await container.events.append("u", event))
+    return ids
+
+
+async def _archived(container: Container) -> list[str]:
+    async with container.engine.connect() as conn:
+        rows = await conn.execute(sa.select(events.c.stream_id).order_by(events.c.position))
+        return [row.stream_id for row in rows]
+
+
+async def _logged(container: Container) -> list[str]:
+    return [t.decode() for t in await container.redis.lrange(TITLES_KEY, 0, -1)]
+
+
+async def _pending(redis: Redis) -> int:
+    return int((await redis.xpending(stream_name(0), GROUP))["pending"])
+
+
+async def test_event_failing_on_the_redis_side_is_isolated_while_later_batches_go_on(
+    iso: Container,
+) -> None:
+    titles = [str(i) for i in range(5 * BATCH)]
+    titles[BATCH + 3] = "poison"  # in the second batch, while the third one's SQL side runs
+    ids = await _append(iso, titles)
+    projections = ProjectionSet(sql=[Archive()], redis=[_TitleLog()])
+    assert await project_pending(iso, projections=projections) == len(titles)
+    assert await _logged(iso) == [t for t in titles if t != "poison"]
+    assert await _archived(iso) == ids  # the SQL side had committed it before Redis refused
+    dead = await iso.redis.xrange(DEAD_LETTER_STREAM)
+    assert [f[b"stream_id"].decode() for _, f in dead] == [ids[BATCH + 3]]
+    assert b"title_log: ValueError" in dead[0][1][b"reason"]
+    assert await _pending(iso.redis) == 0
+
+
+async def test_redis_side_lost_in_flight_is_applied_once_after_the_later_sql_side_committed(
+    iso: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    titles = [str(i) for i in range(5 * BATCH)]
+    ids = await _append(iso, titles)
+    real_run_batch = apply_module.run_batch
+    calls = 0
+
+    async def second_fails(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RedisConnectionError("Redis went away during the second batch's script")
+        return await real_run_batch(*args, **kwargs)
+
+    monkeypatch.setattr(apply_module, "run_batch", second_fails)
+    projections = ProjectionSet(sql=[Archive()], redis=[_TitleLog()])
+    assert await project_pending(iso, projections=projections) == len(titles)
+    assert calls > 2
+    assert await _logged(iso) == titles
+    assert await _archived(iso) == ids
+    assert await _pending(iso.redis) == 0
