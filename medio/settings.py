@@ -66,7 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_public: str = "10/60"
     trusted_proxies: str = ""
     default_timezone: str = "UTC"
-    projector_batch_size: int = 500
+    projector_batch_size: int = 2000
     projector_run_seconds: float = 10.0
     projector_lock_ttl_seconds: float = 5.0
     log_level: str = "INFO"
