@@ -9,10 +9,9 @@ sleeping.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
+from medio import heap
 from medio.bootstrap import Container
 from projections.apply import ProjectionSet
 from projections.locks import ShardLock, consumer_name
@@ -29,22 +28,6 @@ def registered_projections(scratch: bool = False) -> ProjectionSet:
         sql=[cls(scratch=scratch) for cls in SQL_PROJECTIONS],
         redis=[cls(scratch=scratch) for cls in REDIS_PROJECTIONS],
     )
-
-
-@contextlib.contextmanager
-def _young_heap_only() -> Iterator[None]:
-    """Exempt what exists before projecting from the garbage collector's full passes.
-
-    A batch's objects live across many allocations, so they reach the oldest generation and
-    trigger full collections every few batches; each walked the whole heap (modules, pools,
-    caches), a sixth of the projector's CPU. Frozen objects are only skipped, not lost:
-    ``unfreeze`` hands them back at the end.
-    """
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _projector(
@@ -88,7 +71,7 @@ async def run_projector(
         projector = _projector(container, shard, consumer, projections)
         try:
             await projector.start()
-            with _young_heap_only():
+            with heap.frozen():
                 await _project_until(projector, lock, deadline, block_seconds, successor)
         finally:
             await projector.close()
@@ -149,7 +132,7 @@ async def drain_shard(
     projector = _projector(container, shard, consumer, projections)
     try:
         await projector.start()
-        with _young_heap_only():
+        with heap.frozen():
             while True:
                 handled = await projector.step(block_ms=None)
                 if not handled and not projector.backlog:

@@ -28,3 +28,11 @@ def test_settle_freezes_what_exists_and_raises_the_young_threshold() -> None:
 
     assert gc.get_freeze_count() >= len(survivor)
     assert gc.get_threshold()[0] == heap.YOUNG_THRESHOLD
+
+
+@pytest.mark.usefixtures("restored_gc")
+def test_frozen_exempts_the_heap_only_inside_the_block() -> None:
+    gc.unfreeze()
+    with heap.frozen():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
