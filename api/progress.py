@@ -26,6 +26,7 @@ from litestar.types import Receive, Scope, Send
 from api.deps import ContainerDep, PrincipalDep, authenticate_subject, header_value, services_of
 from api.errors import ApiError, FieldError, InvalidFields
 from api.guards import admit, inline_guards
+from api.limits import MSG_MEDIA_TYPE, is_json_media_type
 from domain.progress import (
     InvalidProgress,
     MalformedBody,
@@ -76,6 +77,9 @@ class ProgressController(Controller):
         if scope.get("method") != "POST":
             raise MethodNotAllowedException(headers={"Allow": "POST"})
         body = await admit(scope, receive, "telemetry")
+        # The guards check the type of non-empty bodies only; a save must have one.
+        if not is_json_media_type(header_value(scope, b"content-type")):
+            raise ApiError(415, MSG_MEDIA_TYPE)
         services = services_of(scope["app"].state)
         claims = await authenticate_subject(services, header_value(scope, b"authorization"))
         save = _save_body(body)

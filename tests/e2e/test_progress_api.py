@@ -281,9 +281,10 @@ async def test_sendbeacon_text_plain_body_is_accepted(
     assert (await client.post("/api/progress", content=raw, headers=headers)).status_code == 204
 
 
-async def test_form_body_is_415(client: Client, auth: Auth, clerk: str) -> None:
+@pytest.mark.parametrize("content", [b"clerkId=x", b""])
+async def test_form_body_is_415(client: Client, auth: Auth, clerk: str, content: bytes) -> None:
     headers = {**auth(clerk), "Content-Type": "application/x-www-form-urlencoded"}
-    response = await client.post("/api/progress", content=b"clerkId=x", headers=headers)
+    response = await client.post("/api/progress", content=content, headers=headers)
     assert response.status_code == 415
     assert set(response.json()) == {"error"}
 
