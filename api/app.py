@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -31,6 +32,8 @@ from medio import heap
 from medio.bootstrap import Container, build_container
 from medio.logs import configure_logging
 from medio.settings import Settings, get_settings
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 ROUTE_HANDLERS: list[type] = [
     HealthController,
@@ -95,9 +98,26 @@ def create_app(
         ),
         debug=False,
     )
+    _route_asgi_path_parameters(app.asgi_router.root_route_map_node)
     # Outside the router, so unknown routes (404) and wrong methods (405) get the id too.
     app.asgi_handler = RequestIdMiddleware(app.asgi_handler, settings.access_log)
     return app
+
+
+def _route_asgi_path_parameters(node: Any) -> None:
+    """Let raw ASGI handlers take path parameters (the session heartbeat does).
+
+    Litestar 2.25 files an ASGI route's path parameters under the key ``"asgi"`` in its routing
+    trie but looks them up under the request's method, so every request to such a route fails
+    with a ``KeyError`` (a 500). Filing them under each HTTP method too is the whole fix; the
+    router's own code then parses them as for any route (``tests/e2e`` covers it).
+    """
+    parameters = node.path_parameters.get("asgi") if node.is_asgi else None
+    if parameters:
+        for method in HTTP_METHODS:
+            node.path_parameters.setdefault(method, parameters)
+    for child in node.children.values():
+        _route_asgi_path_parameters(child)
 
 
 def app_from_env() -> Litestar:

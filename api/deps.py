@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.types import Scope
+from litestar.types import Scope, Send
 
 from api.auth import Claims, Principal, TokenVerifier, UserDirectory, bearer_token, unauthorized
 from api.csrf_tokens import CsrfTokens
@@ -37,7 +37,11 @@ async def authenticate(request: Request[Any, Any, Any], token: str | None) -> Pr
     """The caller of a bearer token, or 401."""
     if token is None:
         raise unauthorized()
-    services = services_of(request.app.state)
+    return await principal_of(services_of(request.app.state), token)
+
+
+async def principal_of(services: Services, token: str) -> Principal:
+    """The caller of a bearer token (its user row made sure of), or 401."""
     claims = await services.verifier.verify_async(token)
     user_id = await services.users.user_id(claims.sub)
     return Principal(user_id=user_id, sub=claims.sub, role=claims.role)
@@ -49,6 +53,16 @@ def header_value(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+async def send_json(send: Send, status: int, body: bytes) -> None:
+    """A JSON response from a raw ASGI handler (fresh messages: outer layers add headers)."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def authenticate_subject(services: Services, authorization: str | None) -> Claims:

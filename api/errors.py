@@ -188,6 +188,8 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     return _respond(request, 500, error_body(path, 500, "Internal server error", request_id))
 
 
+MSG_MALFORMED_JSON = "Malformed JSON body"
+
 _DEFAULT_MESSAGES = {
     400: "Bad request",
     401: "Authentication required",
@@ -207,7 +209,7 @@ def _client_message(status: int, detail: str) -> str:
         return "Internal server error"
     if status == 400 and detail.lower().startswith(("validation failed", "malformed", "json")):
         return (
-            "Malformed JSON body"
+            MSG_MALFORMED_JSON
             if "json" in detail.lower() or "malformed" in detail.lower()
             else detail
         )

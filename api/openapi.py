@@ -19,9 +19,11 @@ rewrites the generated document once, at start-up, from a few rules in this one 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from litestar import Litestar
+from litestar.enums import ParamType
 from litestar.openapi.spec import (
     Components,
     OpenAPI,
@@ -30,6 +32,7 @@ from litestar.openapi.spec import (
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Parameter,
     PathItem,
     Reference,
     RequestBody,
@@ -339,14 +342,37 @@ def _document_operation(method: str, path: str, operation: Operation) -> None:
 
 
 # Operations served by raw ASGI handlers, which Litestar does not document (api/progress.py
-# says why the ingest route is one): (method, path) -> the operation's own parts; the rest
-# (body, errors, headers, security) is added below like for every other operation.
+# says why the ingest routes are ones): (method, path) -> the operation's own parts; the rest
+# (body, errors, headers, security) is added below like for every other operation. The schemas
+# of their responses go into the components beside the error schemas.
+ASGI_SCHEMAS: dict[str, Schema] = {
+    "HeartbeatOut": dataclasses.replace(
+        _object(
+            status=STRING, session_id=INTEGER, last_heartbeat=STRING, remaining_minutes=INTEGER
+        ),
+        title="HeartbeatOut",
+    ),
+}
 ASGI_OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/api/progress"): Operation(
         operation_id="ProgressSave",
         summary="Save a resume position (appends progress.saved)",
         tags=["progress"],
         responses={"204": OpenAPIResponse(description="Saved")},
+    ),
+    ("post", "/api/sessions/{session_id}/heartbeat"): Operation(
+        operation_id="ApiSessionsSessionIdHeartbeatHeartbeat",  # as when Litestar wrote it
+        summary="Keep a session alive",
+        tags=["sessions"],
+        parameters=[
+            Parameter(name="session_id", param_in=ParamType.PATH, schema=INTEGER, required=True)
+        ],
+        responses={
+            "200": OpenAPIResponse(
+                description="Request fulfilled, document follows",
+                content={"application/json": OpenAPIMediaType(schema=_ref("HeartbeatOut"))},
+            )
+        },
     ),
 }
 
@@ -365,7 +391,7 @@ def document_openapi(openapi: OpenAPI) -> None:
     """Add error responses, headers, security and hidden bodies to ``openapi`` (idempotent)."""
     _add_asgi_operations(openapi)
     components = openapi.components or Components()
-    components.schemas = {**components.schemas, **ERROR_SCHEMAS}
+    components.schemas = {**components.schemas, **ERROR_SCHEMAS, **ASGI_SCHEMAS}
     components.security_schemes = {**(components.security_schemes or {}), **SECURITY_SCHEMES}
     openapi.components = components
     for path, item in (openapi.paths or {}).items():

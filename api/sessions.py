@@ -11,12 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, asgi, get, post
+from litestar.exceptions import MethodNotAllowedException
 from litestar.params import FromPath, JSONBody
+from litestar.types import Receive, Scope, Send
 
 from api.auth import bearer_token, unauthorized
-from api.deps import ContainerDep, PrincipalDep, authenticate
-from api.errors import ApiError, FieldError, InvalidFields, SpecialError
+from api.deps import (
+    ContainerDep,
+    PrincipalDep,
+    Services,
+    header_value,
+    principal_of,
+    send_json,
+    services_of,
+)
+from api.errors import MSG_MALFORMED_JSON, ApiError, FieldError, InvalidFields, SpecialError
+from api.guards import admit, inline_guards
 from domain import sessions
 from domain.catalog import Profile
 from domain.sessions import SessionState
@@ -28,6 +39,9 @@ from medio.session_store import Caller
 SESSION_TOKEN_HEADER = "x-session-token"
 MSG_ID = "{} must be a positive integer"
 MAX_ID = 2**63 - 1
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
 
 
 class StartOut(msgspec.Struct, frozen=True):
@@ -103,18 +117,38 @@ def _position(data: Any) -> float | None:
     return None if position is None else float(position)
 
 
-async def _caller(request: Request[Any, Any, Any], session_id: int) -> Caller:
+async def _caller(
+    services: Services, session_id: int, session_token: str | None, authorization: str | None
+) -> Caller:
     """The session's own token (either header), else the parent's bearer JWT, else 401."""
-    token = request.headers.get(SESSION_TOKEN_HEADER) or bearer_token(
-        request.headers.get("authorization")
-    )
+    token = session_token or bearer_token(authorization)
     if token is None:
         raise unauthorized()
     if session_store.is_session_token(token):
         hashed = session_store.hash_token(token)
         return Caller(token_hash=hashed, actor=f"session:{session_id}")
-    principal = await authenticate(request, token)
+    principal = await principal_of(services, token)
     return Caller(user_id=principal.user_id, actor=principal.sub)
+
+
+async def _request_caller(request: Request[Any, Any, Any], session_id: int) -> Caller:
+    headers = request.headers
+    return await _caller(
+        services_of(request.app.state),
+        session_id,
+        headers.get(SESSION_TOKEN_HEADER),
+        headers.get("authorization"),
+    )
+
+
+def _json_body(body: bytes) -> Any:
+    """The decoded body (``None`` when empty); the guards have checked type, size and depth."""
+    if not body:
+        return None
+    try:
+        return _decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        raise ApiError(400, MSG_MALFORMED_JSON) from None
 
 
 def _not_found() -> ApiError:
@@ -213,35 +247,46 @@ class SessionsController(Controller):
             session_token=started.session_token,
         )
 
-    @post("/{session_id:int}/heartbeat", status_code=200, summary="Keep a session alive")
-    async def heartbeat(
-        self,
-        request: Request[Any, Any, Any],
-        container: ContainerDep,
-        session_id: FromPath[int],
-        data: JSONBody[Any] = None,
-    ) -> HeartbeatOut:
-        caller = await _caller(request, session_id)
+    @asgi("/{session_id:int}/heartbeat", opt=inline_guards("telemetry"), copy_scope=False)
+    async def heartbeat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST``: keep a session alive (appends ``session.heartbeat``), 200.
+
+        An ingest route, so a raw ASGI handler like the progress save (``api/progress.py``
+        says why); its OpenAPI operation is written out in ``api/openapi.py``.
+        """
+        if scope.get("method") != "POST":
+            raise MethodNotAllowedException(headers={"Allow": "POST"})
+        body = await admit(scope, receive, "telemetry")
+        data = _json_body(body)
+        session_id = int(scope["path_params"]["session_id"])  # parsed by the router
+        services = services_of(scope["app"].state)
+        caller = await _caller(
+            services,
+            session_id,
+            header_value(scope, SESSION_TOKEN_HEADER.encode()),
+            header_value(scope, b"authorization"),
+        )
         position = _position(data)
         try:
-            beat = await session_store.heartbeat(container, session_id, caller, position)
+            beat = await session_store.heartbeat(services.container, session_id, caller, position)
         except session_store.SessionNotFound:
             raise _not_found() from None
         except session_store.SessionOver:
             raise _ended() from None
         last = beat.state.last_heartbeat or beat.state.started_at
-        return HeartbeatOut(
+        out = HeartbeatOut(
             status=beat.status,
             session_id=session_id,
             last_heartbeat=iso_ms(last),
             remaining_minutes=beat.remaining_minutes,
         )
+        await send_json(send, 200, _encoder.encode(out))
 
     @post("/{session_id:int}/end", status_code=200, summary="End a session")
     async def end(
         self, request: Request[Any, Any, Any], container: ContainerDep, session_id: FromPath[int]
     ) -> EndOut:
-        caller = await _caller(request, session_id)
+        caller = await _request_caller(request, session_id)
         try:
             state = await session_store.end_session(container, session_id, caller)
         except session_store.SessionNotFound:
@@ -259,7 +304,7 @@ class SessionsController(Controller):
     async def read(
         self, request: Request[Any, Any, Any], container: ContainerDep, session_id: FromPath[int]
     ) -> SessionOut:
-        caller = await _caller(request, session_id)
+        caller = await _request_caller(request, session_id)
         try:
             state = await session_store.get_session(container, session_id, caller)
         except session_store.SessionNotFound:

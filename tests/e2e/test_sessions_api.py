@@ -113,6 +113,50 @@ async def test_heartbeat_without_body_is_fine(client: Client, auth: Auth, clock:
     assert response.status_code == 200 and response.json()["status"] == "active"
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+async def test_heartbeat_wrong_method_is_405_in_the_envelope(
+    client: Client, auth: Auth, method: str
+) -> None:
+    headers = auth()
+    sid = (await _start(client, headers))["session_id"]
+    response = await client.request(method, f"/api/sessions/{sid}/heartbeat", headers=headers)
+    assert response.status_code == 405
+    assert response.json()["error"]["status"] == 405
+    assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("path_id", ["abc", "1.5", "-"])
+async def test_heartbeat_on_a_non_integer_id_is_404(
+    client: Client, auth: Auth, path_id: str
+) -> None:
+    response = await client.post(f"/api/sessions/{path_id}/heartbeat", headers=auth())
+    assert response.status_code == 404
+    assert response.json()["error"]["status"] == 404
+
+
+async def test_heartbeat_answers_json_with_its_length_and_request_id(
+    client: Client, auth: Auth, clock: FakeClock
+) -> None:
+    headers = auth()
+    sid = (await _start(client, headers, daily_limit_minutes=45))["session_id"]
+    clock.advance(90)
+    response = await client.post(
+        f"/api/sessions/{sid}/heartbeat",
+        json={"position": 12},
+        headers={**headers, "X-Request-ID": "beat-1"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.headers["x-request-id"] == "beat-1"
+    assert response.json() == {
+        "status": "active",
+        "session_id": sid,
+        "last_heartbeat": "2026-05-06T03:01:30.000Z",
+        "remaining_minutes": 44,
+    }
+
+
 async def test_heartbeat_or_end_after_end_is_409(client: Client, auth: Auth) -> None:
     headers = auth()
     sid = (await _start(client, headers))["session_id"]
