@@ -10,7 +10,6 @@ in a fixed window shared by every process.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import math
@@ -20,13 +19,14 @@ from typing import Any, Literal
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from api.auth import bearer_token
 from api.deps import header_value, services_of
 from api.errors import SpecialError
 from api.guards import INLINE_GUARDS
 from api.request_id import add_response_headers
+from medio.autopipeline import Script
 from medio.settings import RateLimit, Settings
 
 log = logging.getLogger("medio.ratelimit")
@@ -45,12 +45,11 @@ ROUTE_POLICIES: dict[tuple[str, str], Policy] = {
 TOO_MANY = "Too many requests. Please try again later."
 # Count a request and start its window's expiry on the first hit: atomic, one round trip
 # (a MULTI pipeline of INCR + EXPIRE costs four commands and measurably more CPU per request).
-COUNT_SCRIPT = """
+COUNT_SCRIPT = Script("""
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
-"""
-COUNT_SHA = hashlib.sha1(COUNT_SCRIPT.encode()).hexdigest()  # EVALSHA: the body is not resent
+""")
 
 
 class ClientAddress:
@@ -149,10 +148,7 @@ class RateLimiter:
     async def _count(self, scope: Scope, key: str, seconds: int) -> int:
         # Through the shared autopipeline: concurrent requests' counts share a round trip.
         pipeline = services_of(scope["app"].state).container.pipeline
-        try:
-            return int(await pipeline.execute("EVALSHA", COUNT_SHA, 1, key, seconds + 1))
-        except NoScriptError:  # first use on this server, or after SCRIPT FLUSH: load it
-            return int(await pipeline.execute("EVAL", COUNT_SCRIPT, 1, key, seconds + 1))
+        return int(await pipeline.run(COUNT_SCRIPT, [key], seconds + 1))
 
 
 class RateLimitMiddleware(ASGIMiddleware):

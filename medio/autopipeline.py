@@ -10,11 +10,26 @@ atomic on its own, which is all these callers need.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 Command = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script run by its SHA1 (``EVALSHA``): its body travels only when Redis lacks it."""
+
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
 class AutoPipeline:
@@ -33,6 +48,13 @@ class AutoPipeline:
         if len(self._pending) == 1:
             loop.call_soon(self._flush)
         return await future
+
+    async def run(self, script: Script, keys: Sequence[Any], *args: Any) -> Any:
+        """Run ``script`` on ``keys`` and ``args`` in the next batch; its reply."""
+        try:
+            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:  # first use on this server, or after SCRIPT FLUSH: load it
+            return await self.execute("EVAL", script.source, len(keys), *keys, *args)
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []

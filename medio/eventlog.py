@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from domain.codec import encode
 from domain.events import AnyEvent
-from medio.autopipeline import AutoPipeline
+from medio.autopipeline import AutoPipeline, Script
 from medio.msgpack import pack_commands
 
 R = TypeVar("R")
@@ -104,13 +104,8 @@ class EventLog:
             decision = decide(current)
             expected = [b"" if value is None else b"=" + value for value in current]
             commands = _commands(stream, decision)
-            committed = await self.pipeline.execute(
-                "EVAL",
-                COMPARE_AND_APPEND,
-                len(state_keys),
-                *state_keys,
-                *expected,
-                pack_commands(commands),
+            committed = await self.pipeline.run(
+                COMPARE_AND_APPEND, state_keys, *expected, pack_commands(commands)
             )
             if committed:
                 return decision.result
@@ -120,7 +115,7 @@ class EventLog:
 # Atomic compare-and-append. KEYS: the state keys read; ARGV[i]: "=" .. the value read, or ""
 # for a missing key; ARGV[#KEYS + 1]: the writes and XADDs, MessagePack-packed. The decision
 # itself was made in Python; this only refuses to apply it on state that has changed since.
-COMPARE_AND_APPEND = """
+COMPARE_AND_APPEND = Script("""
 for i = 1, #KEYS do
   local value = redis.call('GET', KEYS[i])
   if (value and ('=' .. value) or '') ~= ARGV[i] then return 0 end
@@ -129,7 +124,7 @@ for _, command in ipairs(cmsgpack.unpack(ARGV[#KEYS + 1])) do
   redis.call(unpack(command))
 end
 return 1
-"""
+""")
 
 
 def _commands(stream: str, decision: Decision[Any]) -> list[tuple[Any, ...]]:

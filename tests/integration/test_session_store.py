@@ -125,6 +125,19 @@ async def test_heartbeat_and_end_after_end_are_refused(store: Container, clock: 
     assert kinds == [SessionStarted, SessionEnded]
 
 
+async def test_commands_survive_a_script_flush(store: Container, clock: FakeClock) -> None:
+    """Commands run their compare-and-append by EVALSHA; a server that lost the script (a
+    restart, ``SCRIPT FLUSH``) gets its body again, and nothing is decided twice."""
+    started, caller = await _started(store)
+    session_id = started.state.session_id
+    await store.redis.script_flush()
+    clock.advance(30)
+    beat = await session_store.heartbeat(store, session_id, caller, 12.0)
+    assert (beat.status, beat.state.watched_ms, beat.state.position) == ("active", 30_000, 12.0)
+    kinds = [type(e) for e in await session_events(store.redis, session_id)]
+    assert kinds == [SessionStarted, SessionHeartbeat]
+
+
 async def test_someone_elses_session_is_not_found(store: Container) -> None:
     started, _caller = await _started(store)
     session_id = started.state.session_id
