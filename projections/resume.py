@@ -191,11 +191,18 @@ class ResumeProjection(RedisProjection):
         return state
 
     async def clear(self, redis: Redis) -> None:
-        """Delete every indexed resume key, every index and the user list."""
+        """Delete every indexed resume key, every index and the user list.
+
+        A replay clears before it rebuilds, with the projectors paused, so the keys are
+        unlinked in chunks on one pipeline rather than a round trip per chunk; the user list
+        goes last, so a clear that fails part way is finished by the next one.
+        """
         keys: list[str] = []
         for clerk_id, members in await self._indexes(redis):
             keys.append(self.key(index_key(clerk_id)))
             keys.extend(self.key(resume_key(clerk_id, tmdb_id)) for tmdb_id, _ in members)
-        for chunk in _chunks(keys):
-            await redis.delete(*chunk)
-        await redis.delete(self.key(USERS_KEY))
+        async with redis.pipeline(transaction=False) as pipe:
+            for chunk in _chunks(keys):
+                pipe.unlink(*chunk)
+            await pipe.execute()
+        await redis.unlink(self.key(USERS_KEY))
