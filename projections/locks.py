@@ -4,6 +4,11 @@ The lock is a Redis key with a TTL, renewed in the background while held. It kee
 from competing for a shard (and lets ``medio replay`` pause them); correctness does not rest on
 it: the checkpoint fence in ``projections.apply`` refuses a commit that would skip entries
 another consumer still holds.
+
+A run's successor is queued before the run ends and waits for the lock. Releasing pushes a
+signal onto a list the waiter blocks on (``BLPOP``), so the shard changes hands in a round
+trip rather than at the waiter's next poll; a holder that dies sends none, and its lock is
+taken once the TTL runs out, found by a recheck every ``RECHECK_SECONDS``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 LOCK_PREFIX = "medio:projector:lock:"
+RELEASED_PREFIX = "medio:projector:released:"
 PAUSE_KEY = "medio:projector:pause"
 
 _RENEW = """
@@ -32,14 +38,24 @@ return 0
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  return 1
 end
 return 0
 """
+RECHECK_SECONDS = 0.1  # how soon a waiter sees a lock that expired (its holder died)
+SIGNAL_TTL_MS = 2000  # a release signal nobody waited for is gone after this
 
 
 def lock_key(shard: int) -> str:
     return f"{LOCK_PREFIX}{{{shard}}}"
+
+
+def released_key(shard: int) -> str:
+    """The list a release of ``shard``'s lock pushes to, waking the one waiting for it."""
+    return f"{RELEASED_PREFIX}{{{shard}}}"
 
 
 def consumer_name() -> str:
@@ -73,16 +89,22 @@ class ShardLock:
         while True:
             if (ignore_pause or not await self.redis.exists(PAUSE_KEY)) and await self.acquire():
                 return True
-            if loop.time() >= deadline:
+            left = deadline - loop.time()
+            if left <= 0:
                 return False
-            await asyncio.sleep(0.05)
+            # at least 10 ms: BLPOP rounds its timeout to milliseconds, and 0 blocks for ever
+            wait = max(min(left, RECHECK_SECONDS), 0.01)
+            await self.redis.blpop([released_key(self.shard)], wait)
 
     async def renew(self) -> bool:
         result = await self.redis.eval(_RENEW, 1, self.key, self.token, str(self.ttl_ms))
         return bool(result)
 
     async def release(self) -> None:
-        await self.redis.eval(_RELEASE, 1, self.key, self.token)
+        """Give the lock up (if still ours) and wake whoever waits for it."""
+        await self.redis.eval(
+            _RELEASE, 2, self.key, released_key(self.shard), self.token, str(SIGNAL_TTL_MS)
+        )
 
     async def _keep(self, watch_pause: bool) -> None:
         interval = self.ttl_ms / 3000

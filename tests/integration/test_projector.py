@@ -27,12 +27,13 @@ from medio.eventlog import entry_fields, stream_name
 from medio.settings import Settings
 from medio.tables import events, projection_checkpoints
 from projections import apply as apply_module
+from projections import locks
 from projections.apply import ProjectionSet
 from projections.archive import Archive
 from projections.base import Envelope, SqlProjection, stream_id_key
 from projections.checkpoints import redis_checkpoint_key
 from projections.lag import projection_lag
-from projections.locks import ShardLock
+from projections.locks import ShardLock, lock_key
 from projections.projector import ShardProjector
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.replay import rebuild, verify
@@ -218,6 +219,29 @@ async def test_dead_consumers_lock_expires_and_a_new_projector_claims_its_pendin
     consumers = await iso.redis.xinfo_consumers(stream_name(0), GROUP)
     assert all(c["pending"] == 0 for c in consumers)
     assert sorted(s for _, _, s in await _archived(iso)) == sorted(ids)
+
+
+async def test_a_waiting_successor_takes_the_shard_as_soon_as_it_is_released(
+    iso: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(locks, "RECHECK_SECONDS", 30.0)  # only the release can wake it in time
+    holder = ShardLock(iso.redis, 0, ttl_seconds=10.0, owner="holder")
+    assert await holder.acquire()
+    successor = ShardLock(iso.redis, 0, ttl_seconds=10.0, owner="successor")
+    waiting = asyncio.create_task(successor.wait_acquire(timeout=20.0))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await holder.release()
+    assert await asyncio.wait_for(waiting, 2.0)
+    assert await iso.redis.get(lock_key(0)) == b"successor"
+
+
+async def test_a_waiting_successor_takes_the_shard_of_a_holder_that_died(iso: Container) -> None:
+    dead = ShardLock(iso.redis, 0, ttl_seconds=0.3, owner="dead-worker")  # never released
+    assert await dead.acquire()
+    successor = ShardLock(iso.redis, 0, ttl_seconds=1.0, owner="successor")
+    assert await successor.wait_acquire(timeout=2.0)
+    assert await iso.redis.get(lock_key(0)) == b"successor"
 
 
 async def test_stream_is_trimmed_only_below_what_every_projection_has_passed(
