@@ -1,4 +1,4 @@
-"""RQ job functions. Each builds its own container (a job runs in a forked work horse)."""
+"""RQ job functions. They run in the worker process, on its long-lived ``JobLoop``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import logging
 
 from redis import Redis
 
-from medio.bootstrap import build_container
-from medio.settings import Settings, load_settings
+from medio.bootstrap import Container
+from medio.settings import load_settings
 from projections.locks import PAUSE_KEY
 from projections.runtime import HANDOVER_LEAD, run_projector
+from workers.job_loop import job_loop
 from workers.queues import enqueue_projector, queued_key, rq_connection
 
 log = logging.getLogger(__name__)
@@ -25,26 +26,23 @@ def project_shard(shard: int) -> int:
     lock within the lock's TTL leaves the shard to its holder (or to the supervisor).
     """
     settings = load_settings()
-    connection = rq_connection(settings)
-    connection.delete(queued_key(shard))
-    applied = asyncio.run(_project(settings, connection, shard))
+    with rq_connection(settings) as connection:
+        connection.delete(queued_key(shard))
+        applied = job_loop(settings).run(lambda c: _project(c, connection, shard))
     log.info("projector of shard %s applied %s events", shard, applied or 0)
     return applied or 0
 
 
-async def _project(settings: Settings, connection: Redis, shard: int) -> int | None:
-    container = build_container(settings, pool_size=2)
+async def _project(container: Container, connection: Redis, shard: int) -> int | None:
+    settings = container.settings
 
     async def queue_successor() -> None:
         if not await container.redis.exists(PAUSE_KEY):
             await asyncio.to_thread(enqueue_projector, settings, connection, shard)
 
-    try:
-        return await run_projector(
-            container,
-            shard,
-            wait_seconds=HANDOVER_LEAD + settings.projector_lock_ttl_seconds + 1,
-            successor=queue_successor,
-        )
-    finally:
-        await container.close()
+    return await run_projector(
+        container,
+        shard,
+        wait_seconds=HANDOVER_LEAD + settings.projector_lock_ttl_seconds + 1,
+        successor=queue_successor,
+    )

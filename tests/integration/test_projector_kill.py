@@ -1,6 +1,6 @@
 """``kill -9`` at random points: nothing lost, nothing applied twice, order kept.
 
-Real ``medio worker`` processes (RQ, forked projector jobs, the supervisor) project 20,000
+Real ``medio worker`` processes (RQ, projector jobs, the supervisor) project 20,000
 events of the realistic mix on two shards while appends continue; a worker and its job are
 SIGKILLed at random moments just after they made progress, and restarted. Then the archive
 must hold every appended event once, each key's events in append order, and every projection
@@ -67,7 +67,7 @@ def _start_worker(stack: Stack) -> subprocess.Popen[bytes]:
 
 
 def _kill_9(worker: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the worker and its work horse (RQ puts the horse in a process group of its own)."""
+    """SIGKILL the worker (its projector job runs in it) and its children (RQ's scheduler)."""
     with contextlib.suppress(psutil.NoSuchProcess):
         parent = psutil.Process(worker.pid)
         for process in [parent, *parent.children(recursive=True)]:
