@@ -24,10 +24,11 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from medio import heap
 from medio.bootstrap import Container
 from medio.tables import events
 from projections.apply import is_transient
-from projections.archive_reader import archived_envelopes
+from projections.archive_reader import ArchiveChunks
 from projections.base import (
     SCRATCH_SUFFIX,
     Envelope,
@@ -111,14 +112,17 @@ async def rebuild(
         async with container.engine.connect() as conn:
             archived = await read_sql_checkpoints(conn)
         reached = {s: archived.get((ARCHIVE, s), ZERO) for s in range(settings.stream_shards)}
-        await _create_scratch(container.engine, sql)
-        await _each(container, [partial(p.clear, container.redis) for p in redis_live])
         targets = [_Target(p) for p in sql] + [_Target(p) for p in redis_live]
         await _replay(container, targets, report, progress)
         await _swap_sql(container.engine, sql, reached)
-        for projection in redis_live:
-            for shard, position in reached.items():
-                await container.redis.set(redis_checkpoint_key(projection.name, shard), position)
+        if redis_live:
+            await container.redis.mset(
+                {
+                    redis_checkpoint_key(p.name, shard): position
+                    for p in redis_live
+                    for shard, position in reached.items()
+                }
+            )
         for shard in range(settings.stream_shards):  # the tail beyond the archive
             await drain_shard(container, shard, owner)
     return report
@@ -158,22 +162,26 @@ async def verify(
                 targets.append(_Target(rscratch, bound))
                 pairs.append((rcls(), rscratch))
         sql_scratch = [t.projection for t in targets if isinstance(t.projection, SqlProjection)]
-        await _create_scratch(container.engine, sql_scratch)
         redis_scratch = [t.projection for t in targets if isinstance(t.projection, RedisProjection)]
-        await _each(container, [partial(p.clear, container.redis) for p in redis_scratch])
         try:
             await _replay(container, targets, report, progress)
-            for live, scratch in pairs:
-                found = differences(
-                    await _dump(container, live),
-                    await _dump(container, scratch),
-                    tables=isinstance(live, SqlProjection),
-                )
+            dumps = await _each(
+                container, [partial(_dump, container, p) for pair in pairs for p in pair]
+            )
+            for (live, _), live_dump, scratch_dump in zip(
+                pairs, dumps[::2], dumps[1::2], strict=True
+            ):
+                found = differences(live_dump, scratch_dump, tables=isinstance(live, SqlProjection))
                 if found:
                     report.differences[live.name] = found
         finally:
-            await _drop_scratch(container.engine, sql_scratch)
-            await _each(container, [partial(p.clear, container.redis) for p in redis_scratch])
+            await _each(
+                container,
+                [
+                    partial(_drop_scratch, container.engine, sql_scratch),
+                    *[partial(p.clear, container.redis) for p in redis_scratch],
+                ],
+            )
     return report
 
 
@@ -205,13 +213,38 @@ async def _each(
 async def _replay(
     container: Container, targets: list[_Target], report: ReplayReport, progress: Progress | None
 ) -> None:
+    """Create the SQL targets' scratch tables, clear the Redis targets, and apply the archive
+    to them all, counting refusals in ``report``.
+
+    The archive is read from the start, so its first chunk arrives while storage is readied.
+    The tables come before the clear: if they cannot be made, live Redis state is intact.
+    What exists before is exempt from garbage collection meanwhile: the chunks' many
+    long-lived objects otherwise set off full collections that walk it all again and again.
+    """
     started = time.perf_counter()
+    sql = [t.projection for t in targets if isinstance(t.projection, SqlProjection)]
+    redis = [t.projection for t in targets if isinstance(t.projection, RedisProjection)]
+    with heap.frozen():
+        async with ArchiveChunks(container.engine) as chunks:
+            await _create_scratch(container.engine, sql)
+            await _each(container, [partial(p.clear, container.redis) for p in redis])
+            await _apply_chunks(container, targets, chunks, report, progress, started)
+
+
+async def _apply_chunks(
+    container: Container,
+    targets: list[_Target],
+    chunks: ArchiveChunks,
+    report: ReplayReport,
+    progress: Progress | None,
+    started: float,
+) -> None:
     async with container.engine.connect() as conn:
         total = (await conn.execute(sa.select(sa.func.max(events.c.position)))).scalar() or 0
     if progress:
         progress(0, total)
     bounded = any(t.bound is not None for t in targets)
-    async for batch, read in archived_envelopes(container.engine):
+    async for batch, read in chunks:
         keys = [stream_id_key(e.stream_id) for e in batch] if bounded else None
         work = [(t.projection, todo) for t in targets if (todo := _selected(batch, keys, t))]
         refusals = await _each(container, [partial(_apply_isolating, container, *w) for w in work])

@@ -14,6 +14,7 @@ from bench.workload import append_all, realistic_events
 from medio.bootstrap import Container, build_container
 from medio.settings import Settings
 from medio.tables import events, projection_checkpoints, stats_daily
+from projections import replay
 from projections.replay import rebuild, replayable, verify
 from projections.resume import ResumeProjection
 from projections.runtime import project_pending
@@ -108,3 +109,21 @@ def test_unknown_or_archive_projection_is_refused() -> None:
         replayable(["nope"])
     with pytest.raises(ValueError, match="archive is what replay reads"):
         replayable(["archive"])
+
+
+async def test_rebuild_that_cannot_make_its_tables_leaves_live_redis_state_alone(
+    iso: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await append_all(iso.redis, 1, realistic_events(500, seed=44))
+    await project_pending(iso)
+    live = await ResumeProjection().dump(iso.redis)
+    assert live
+
+    async def refused(*_args: object) -> None:
+        raise RuntimeError("no room for scratch tables")
+
+    monkeypatch.setattr(replay, "_create_scratch", refused)
+    with pytest.raises(RuntimeError, match="no room"):
+        await rebuild(iso)
+
+    assert await ResumeProjection().dump(iso.redis) == live
