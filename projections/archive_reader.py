@@ -59,8 +59,8 @@ class ArchiveChunks:
     Reading starts as soon as this is made, so the first chunk arrives while the caller gets
     its storage ready, and each next chunk is read and decoded in a task while the caller
     applies the current one: decoding is a quarter of a replay's client work, and done there
-    it fills the time the caller waits for its stores. Use it as an async context manager, so the read
-    ahead is cancelled when the caller stops early.
+    it fills the time the caller waits for its stores. Use it as an async context manager, so
+    the read ahead is cancelled when the caller stops early.
     """
 
     def __init__(self, engine: AsyncEngine, chunk: int = CHUNK) -> None:
