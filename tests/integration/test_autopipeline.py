@@ -1,0 +1,79 @@
+"""The shared ingest pipeline on real Redis: one round trip for concurrent commands, each
+caller gets its own reply or error, and a lost connection is not the next batch's problem."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+
+from medio.autopipeline import AutoPipeline, Script
+from medio.bootstrap import Container
+from medio.embedded import free_port
+
+ECHO = Script("return ARGV[1]")
+
+
+async def test_concurrent_commands_share_a_batch_and_keep_their_order(
+    container: Container,
+) -> None:
+    pipeline = AutoPipeline(container.redis)
+    key = "medio:test:autopipeline:list"
+    await container.redis.delete(key)
+    replies = await asyncio.gather(*(pipeline.execute("RPUSH", key, i) for i in range(200)))
+    assert sorted(replies) == list(range(1, 201))
+    assert await container.redis.lrange(key, 0, -1) == [str(i).encode() for i in range(200)]
+    await container.redis.delete(key)
+
+
+async def test_an_error_reply_fails_only_its_own_caller(container: Container) -> None:
+    pipeline = AutoPipeline(container.redis)
+    key = "medio:test:autopipeline:text"
+    await container.redis.set(key, "not a number")
+    results = await asyncio.gather(
+        pipeline.execute("SET", "medio:test:autopipeline:a", "1"),
+        pipeline.execute("INCR", key),
+        pipeline.execute("EVALSHA", "0" * 40, 0),
+        pipeline.execute("MGET", "medio:test:autopipeline:a", "medio:test:autopipeline:none"),
+        return_exceptions=True,
+    )
+    assert results[0] is True or results[0] == b"OK"
+    assert isinstance(results[1], ResponseError)
+    assert isinstance(results[2], NoScriptError)
+    assert results[3] == [b"1", None]
+    await container.redis.delete(key, "medio:test:autopipeline:a")
+
+
+async def test_scripts_run_by_sha_and_are_loaded_when_missing(container: Container) -> None:
+    pipeline = AutoPipeline(container.redis)
+    await container.redis.script_flush()
+    assert await pipeline.run(ECHO, [], "first") == b"first"  # sent whole: Redis lacked it
+    assert await container.redis.script_exists(ECHO.sha) == [True]
+    assert await pipeline.run(ECHO, [], "second") == b"second"
+
+
+async def test_a_connection_killed_between_batches_is_replaced(container: Container) -> None:
+    """The batch that finds its connection dead fails (as redis-py's own pipelines do with
+    the client's retry policy, here none); the next one runs on a new connection."""
+    own = Redis.from_url(container.settings.redis_url)
+    pipeline = AutoPipeline(own)
+    client_id = await pipeline.execute("CLIENT", "ID")
+    await container.redis.execute_command("CLIENT", "KILL", "ID", client_id)
+    with pytest.raises(RedisConnectionError):
+        await pipeline.execute("ECHO", "lost")
+    assert await pipeline.execute("ECHO", "back") == b"back"
+    assert await pipeline.execute("CLIENT", "ID") != client_id
+    await own.aclose()
+
+
+async def test_callers_learn_that_redis_is_away() -> None:
+    nowhere = Redis(port=free_port(), retry=Retry(NoBackoff(), 1))
+    pipeline = AutoPipeline(nowhere)
+    with pytest.raises(RedisConnectionError):
+        await asyncio.gather(pipeline.execute("PING"), pipeline.execute("PING"))
+    await nowhere.aclose()
