@@ -19,6 +19,7 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = tuple[Any, ...]
 
@@ -37,8 +38,13 @@ class Script:
 class AutoPipeline:
     """Queue ``execute(*args)`` calls; flush them together on the next loop iteration."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, timeout: float | None = None) -> None:
+        """``timeout``: the deadline of a whole round trip. A client built without a socket
+        timeout and given one here saves two timers per command (redis-py's own deadlines
+        are per reply and, on a send, a task each): measured, a fifth of a heartbeat's
+        store work."""
         self.redis = redis
+        self.timeout = timeout
         self._pending: list[tuple[Command, asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -82,16 +88,26 @@ class AutoPipeline:
 
     async def _round_trip(self, commands: list[Command]) -> list[Any]:
         pool = self.redis.connection_pool
-        connection: AbstractConnection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        connection: AbstractConnection | None = None
         try:
-            # Retried on a lost connection as redis-py retries its own pipelines.
-            replies: list[Any] = await connection.retry.call_with_retry(
-                lambda: _exchange(connection, commands),
-                lambda _error: connection.disconnect(),
-            )
+            async with asyncio.timeout(self.timeout):
+                connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+                # Retried on a lost connection as redis-py retries its own pipelines.
+                replies: list[Any] = await connection.retry.call_with_retry(
+                    lambda: _exchange(connection, commands),
+                    lambda _error: connection.disconnect(),
+                )
             return replies
+        except TimeoutError:  # replies may still come: the connection is no use any more
+            if connection is not None:
+                await connection.disconnect(nowait=True)
+            raise RedisTimeoutError(f"Redis did not answer within {self.timeout} s") from None
         finally:
-            await pool.release(connection)
+            if connection is not None:
+                await pool.release(connection)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
 
 
 async def _exchange(connection: AbstractConnection, commands: list[Command]) -> list[Any]:

@@ -22,6 +22,8 @@ from medio.db import create_engine
 from medio.eventlog import EventLog
 from medio.settings import Settings, SettingsError
 
+REDIS_TIMEOUT_SECONDS = 10.0
+
 
 def redis_url(settings: Settings) -> str:
     """The configured Redis; ``medio dev`` sets ``MEDIO_REDIS_URL`` after starting its own."""
@@ -42,24 +44,30 @@ class Container:
     clock: Clock = field(default_factory=SystemClock)
 
     async def close(self) -> None:
+        await self.pipeline.close()
         await self.redis.aclose()
         await self.engine.dispose()
+
+
+def _redis(settings: Settings, socket_timeout: float | None) -> Redis:
+    return Redis.from_url(
+        redis_url(settings),
+        health_check_interval=10,
+        socket_connect_timeout=2,
+        socket_timeout=socket_timeout,
+        # A restarted Redis is reconnected to transparently: a few quick retries, then 503.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
 
 
 def build_container(
     settings: Settings, clock: Clock | None = None, pool_size: int = 10
 ) -> Container:
     """Wire the adapters for ``settings``."""
-    redis = Redis.from_url(
-        redis_url(settings),
-        health_check_interval=10,
-        socket_connect_timeout=2,
-        socket_timeout=10,
-        # A restarted Redis is reconnected to transparently: a few quick retries, then 503.
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-    )
-    pipeline = AutoPipeline(redis)
+    redis = _redis(settings, REDIS_TIMEOUT_SECONDS)
+    # Its own connections, timed per round trip rather than per reply (medio.autopipeline).
+    pipeline = AutoPipeline(_redis(settings, None), timeout=REDIS_TIMEOUT_SECONDS)
     return Container(
         settings=settings,
         redis=redis,

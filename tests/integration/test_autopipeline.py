@@ -11,6 +11,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from medio.autopipeline import AutoPipeline, Script
 from medio.bootstrap import Container
@@ -77,3 +78,26 @@ async def test_callers_learn_that_redis_is_away() -> None:
     with pytest.raises(RedisConnectionError):
         await asyncio.gather(pipeline.execute("PING"), pipeline.execute("PING"))
     await nowhere.aclose()
+
+
+async def test_a_silent_server_fails_the_batch_at_the_deadline() -> None:
+    """A Redis that takes the connection but never answers: the callers get Redis's timeout
+    error (the API answers 503 to it) after the pipeline's deadline, not a hang."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    silent = Redis(port=port, socket_timeout=None, retry=Retry(NoBackoff(), 0))
+    pipeline = AutoPipeline(silent, timeout=0.3)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(RedisTimeoutError):
+        await asyncio.gather(pipeline.execute("PING"), pipeline.execute("PING"))
+    assert asyncio.get_running_loop().time() - started < 2
+    await pipeline.close()
+    for writer in accepted:
+        writer.close()
+    server.close()
+    await server.wait_closed()
