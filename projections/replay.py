@@ -165,15 +165,17 @@ async def verify(
         redis_scratch = [t.projection for t in targets if isinstance(t.projection, RedisProjection)]
         try:
             await _replay(container, targets, report, progress)
-            dumps = await _each(
-                container, [partial(_dump, container, p) for pair in pairs for p in pair]
-            )
-            for (live, _), live_dump, scratch_dump in zip(
-                pairs, dumps[::2], dumps[1::2], strict=True
-            ):
-                found = differences(live_dump, scratch_dump, tables=isinstance(live, SqlProjection))
-                if found:
-                    report.differences[live.name] = found
+            with heap.frozen():  # as in the replay: the dumps are many long-lived objects
+                dumps = await _each(
+                    container, [partial(_dump, container, p) for pair in pairs for p in pair]
+                )
+                for (live, _), live_dump, scratch_dump in zip(
+                    pairs, dumps[::2], dumps[1::2], strict=True
+                ):
+                    tables = isinstance(live, SqlProjection)
+                    found = differences(live_dump, scratch_dump, tables=tables)
+                    if found:
+                        report.differences[live.name] = found
         finally:
             await _each(
                 container,
