@@ -79,7 +79,7 @@ def parse_save(raw: bytes) -> SaveProgress:
     except msgspec.ValidationError as exc:
         raise InvalidProgress(_field_errors(raw, exc)) from None
     except msgspec.DecodeError:
-        raise MalformedBody("Malformed JSON body") from None
+        raise _malformed(raw) from None
     details = _range_errors(body)
     if details:
         raise InvalidProgress(details)
@@ -93,6 +93,8 @@ def _field_errors(raw: bytes, error: msgspec.ValidationError) -> dict[str, str]:
     try:
         body = _any_decoder.decode(raw)
     except msgspec.DecodeError:  # e.g. a number beyond a double: only the typed error names it
+        if not _is_utf8(raw):  # in a field the typed decoder skipped (msgspec >= 0.23)
+            raise MalformedBody(NOT_UTF8_MESSAGE) from None
         return _blamed_field(error)
     except RecursionError:
         raise MalformedBody("JSON body is nested too deeply") from None
@@ -112,6 +114,19 @@ def _field_errors(raw: bytes, error: msgspec.ValidationError) -> dict[str, str]:
     if duration is not None and not _is_number(duration):
         details["duration"] = DURATION_MESSAGE
     return details or _blamed_field(error)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _malformed(raw: bytes) -> MalformedBody:
+    """Malformed JSON, or (msgspec >= 0.23 says only "invalid UTF-8") text that is not UTF-8."""
+    return MalformedBody(NOT_UTF8_MESSAGE if not _is_utf8(raw) else "Malformed JSON body")
 
 
 def _blamed_field(error: msgspec.ValidationError) -> dict[str, str]:

@@ -187,5 +187,5 @@ def test_deeply_nested_json_is_malformed_not_a_crash(raw: bytes) -> None:
     ],
 )
 def test_invalid_utf8_is_malformed_not_a_crash(raw: bytes) -> None:
-    with pytest.raises(MalformedBody):
+    with pytest.raises(MalformedBody, match="must be UTF-8 encoded JSON"):
         parse_save(raw)
