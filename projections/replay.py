@@ -326,40 +326,59 @@ async def _swap_sql(
 ) -> None:
     """Put the rebuilt tables in place of the live ones and move the checkpoints, in one
     transaction: renaming costs the same for any number of rows, where copying them back
-    would write every row a second time."""
+    would write every row a second time. The projectors stay paused until this commits, so
+    on Postgres it is a handful of round trips, not one per statement."""
     if not projections:
         return
+    pairs = [(live, p.tables[live.name]) for p in projections for live in p.live_tables]
     async with engine.begin() as conn:
-        for projection in projections:
-            for live in projection.live_tables:
-                await _replace(conn, live, projection.tables[live.name])
+        if conn.dialect.driver == "asyncpg":
+            await _rename_into_place(conn, pairs)
+        else:
+            for live, rebuilt in pairs:
+                await _replace(conn, live, rebuilt)
         for shard, position in reached.items():
             await set_sql_checkpoints(conn, {p.name: position for p in projections}, shard)
 
 
-async def _replace(conn: AsyncConnection, live: sa.Table, rebuilt: sa.Table) -> None:
-    """Drop ``live`` and give ``rebuilt`` its name, and its indexes their live names.
+async def _rename_into_place(
+    conn: AsyncConnection, pairs: Sequence[tuple[sa.Table, sa.Table]]
+) -> None:
+    """Drop each live table and give the rebuilt one its name, and its indexes their live
+    names (a primary key's or unique constraint's is renamed with its index), so nothing is
+    rebuilt and the result is the table the migrations create (a test compares the two).
+    """
+    quote = conn.dialect.identifier_preparer.quote
+    query = sa.text(
+        "SELECT tablename, indexname FROM pg_indexes "
+        "WHERE schemaname = current_schema() AND tablename IN :tables"
+    ).bindparams(sa.bindparam("tables", expanding=True))
+    found = await conn.execute(query, {"tables": [rebuilt.name for _, rebuilt in pairs]})
+    indexes: dict[str, list[str]] = {}
+    for table, index in found:
+        indexes.setdefault(table, []).append(index)
+    statements: list[str] = []
+    for live, rebuilt in pairs:
+        statements.append(f"DROP TABLE {quote(live.name)}")
+        statements.append(f"ALTER TABLE {quote(rebuilt.name)} RENAME TO {quote(live.name)}")
+        for index in sorted(indexes.get(rebuilt.name, [])):
+            if SCRATCH_SUFFIX in index:
+                renamed = index.replace(SCRATCH_SUFFIX, "")
+                statements.append(f"ALTER INDEX {quote(index)} RENAME TO {quote(renamed)}")
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    await raw.execute(";\n".join(statements))  # one round trip, inside this transaction
 
-    The result must be the table the migrations create (a test compares the two). Postgres
-    renames indexes (a primary key's or unique constraint's with it), so nothing is rebuilt;
-    SQLite cannot rename an index, so there the rebuilt table's are recreated under the live
-    names (a development database is small).
+
+async def _replace(conn: AsyncConnection, live: sa.Table, rebuilt: sa.Table) -> None:
+    """Drop ``live`` and give ``rebuilt`` its name; the indexes are recreated under the live
+    names, as SQLite cannot rename an index (a development database is small).
+
+    The result must be the table the migrations create (a test compares the two).
     """
     quote = conn.dialect.identifier_preparer.quote
     await conn.run_sync(live.drop)
     await conn.execute(sa.text(f"ALTER TABLE {quote(rebuilt.name)} RENAME TO {quote(live.name)}"))
-    if conn.dialect.name == "postgresql":
-        query = sa.text(
-            "SELECT indexname FROM pg_indexes "
-            "WHERE schemaname = current_schema() AND tablename = :table"
-        )
-        for (index,) in await conn.execute(query, {"table": live.name}):
-            if SCRATCH_SUFFIX in index:
-                live_name = index.replace(SCRATCH_SUFFIX, "")
-                await conn.execute(
-                    sa.text(f"ALTER INDEX {quote(index)} RENAME TO {quote(live_name)}")
-                )
-        return
     for index in rebuilt.indexes:
         await conn.run_sync(index.drop)
     for index in live.indexes:
