@@ -32,8 +32,7 @@ from medio.tables import events
 from projections.replay import verify
 
 EVENTS = 20_000
-CHUNKS = 5
-KILLS = 8
+KILLS = 8  # one chunk of events appended before each kill, so every kill finds work to do
 SHARDS = 2
 DEADLINE_SECONDS = 50
 
@@ -102,11 +101,10 @@ async def test_sigkilled_workers_lose_nothing_double_nothing_and_keep_per_key_or
     archived = 0
     try:
         for round_ in range(KILLS):
-            if round_ < CHUNKS:
-                chunk = items[round_ * EVENTS // CHUNKS : (round_ + 1) * EVENTS // CHUNKS]
-                ids = await append_all(iso.redis, SHARDS, chunk)
-                for stream_id, (key, _) in zip(ids, chunk, strict=True):
-                    keys[(shard_for(key, SHARDS), stream_id)] = key
+            chunk = items[round_ * EVENTS // KILLS : (round_ + 1) * EVENTS // KILLS]
+            ids = await append_all(iso.redis, SHARDS, chunk)
+            for stream_id, (key, _) in zip(ids, chunk, strict=True):
+                keys[(shard_for(key, SHARDS), stream_id)] = key
             archived = await _wait_for_progress(iso, archived)
             await asyncio.sleep(rng.uniform(0, 0.4))
             victim = rng.randrange(len(workers))
