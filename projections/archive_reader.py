@@ -6,7 +6,8 @@ rows come straight from asyncpg: reading and decoding must not be what bounds a 
 Chunks are large because replay writes into empty storage: a projection folds a bigger batch
 into fewer rows and commands (a session's heartbeats become one row write per batch), and
 each call's fixed cost is paid less often. 50,000 events (about 80 MB decoded, two chunks in
-memory at once) replayed 40,000 events/s against 27,000 with 10,000 (200,000 archived events).
+memory at once) rebuilt 200,000 archived events at 68,000 events/s against 50,000 with 10,000;
+100,000 gained only 3 % more for twice the memory.
 """
 
 from __future__ import annotations
