@@ -49,7 +49,9 @@ async def test_chunks_hold_every_archived_event_once_in_position_order(
     assert sum(sizes) == len(archived) and max(sizes) == 7
 
 
-async def test_leaving_early_cancels_the_read_ahead(container: Container, drain: Drain) -> None:
+async def test_leaving_early_leaves_no_read_ahead_running(
+    container: Container, drain: Drain
+) -> None:
     await _archive_some(container, drain, 3)
     before = asyncio.all_tasks()
     async with ArchiveChunks(container.engine, chunk=1) as chunks:
