@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from medio.msgpack import pack_commands as pack
+from medio.msgpack import pack_raw
 from projections.base import stream_id_key
 from projections.checkpoints import ZERO, newer
 from projections.compare import MAX_REPORTED, differences
@@ -33,6 +34,17 @@ def test_packed_commands_read_back_byte_for_byte_with_numbers_as_redis_text() ->
     assert decoded[1] == [b"ZADD", b"k" * 40, b"1.5", b"x" * 300]
     assert decoded[2] == [b"INCRBY", b"c", b"-30000"]
     assert len(decoded) == 70_003 and decoded[-1] == [b"DEL", b"k69999"]
+
+
+def test_text_is_packed_as_the_byte_for_byte_packer_does() -> None:
+    commands = [
+        ("SET", "medio:session:1", b'{"a":"\xc3\xa9"}', "EX", 2592000),
+        ("ZADD", "medio:sessions:active", 1764558000.123, "1"),
+        ("XADD", "s", "*", "t", "é" * 40, "v", 1, "d", b"x" * 70_000),
+        ("INCRBY", "c", -30000),
+    ]
+    assert pack(commands) == pack_raw(commands)
+    assert _unpack(pack(commands))[0][2] == '{"a":"é"}'.encode()
 
 
 def _unpack(data: bytes) -> list[list[bytes]]:
