@@ -7,5 +7,5 @@ from datetime import UTC, datetime
 
 def iso_ms(moment: datetime) -> str:
     """``2025-07-30T09:23:45.678Z`` for any aware datetime."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat ends in "+00:00" in UTC; it costs half of strftime (hot in ingest and replay)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
