@@ -81,7 +81,7 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if self.log_enabled:
+            if self.log_enabled and access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     "request",
                     extra={

@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import msgspec
+import pytest
 from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from medio.settings import Settings
 
 
 async def test_health_is_ok(client: AsyncTestClient[Litestar]) -> None:
@@ -71,3 +77,30 @@ async def test_unexpected_error_is_500_without_internals(app: Litestar) -> None:
     text = response.text
     assert "secret" not in text and "Traceback" not in text
     assert response.json()["error"]["message"] == "Internal server error"
+
+
+def _access_lines(out: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("logger") == "medio.access"]
+
+
+async def test_access_log_line_carries_the_request_id(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(msgspec.structs.replace(settings, access_log=True, log_level="INFO"))
+    async with AsyncTestClient(app=app) as client:
+        response = await client.get("/api/nope", headers={"X-Request-ID": "log-1"})
+    lines = _access_lines(capsys.readouterr().out)
+    assert [(x["request_id"], x["status"], x["path"]) for x in lines] == [
+        ("log-1", 404, "/api/nope")
+    ]
+    assert response.json()["error"]["requestId"] == "log-1"
+
+
+async def test_no_access_log_line_above_info(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(msgspec.structs.replace(settings, access_log=True, log_level="WARNING"))
+    async with AsyncTestClient(app=app) as client:
+        assert (await client.get("/health")).status_code == 200
+    assert _access_lines(capsys.readouterr().out) == []
