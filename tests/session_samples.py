@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -17,14 +17,24 @@ from api.app import create_app
 from api.auth import UserDirectory
 from domain.catalog import Profile, Video
 from domain.clock import FakeClock
-from domain.codec import decode
+from domain.codec import decode, encode
 from domain.events import AnyEvent
 from medio import catalog
 from medio.bootstrap import Container, build_container
 from medio.eventlog import stream_name
 from medio.settings import Settings
+from projections.base import Envelope
 
 NOW = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
+
+
+def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
+    """``events`` as a projector reads them from shard 0, with ids ``1-0``, ``2-0``, ..."""
+    out = []
+    for i, event in enumerate(events, start=1):
+        name, version, data = encode(event)
+        out.append(Envelope(0, f"{i}-0", name, version, data, event))
+    return out
 
 
 async def new_owner(container: Container) -> int:

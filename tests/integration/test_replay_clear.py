@@ -10,12 +10,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
+from session_samples import envelopes
 
-from domain.codec import encode
 from domain.events import AnyEvent, DayShare, ProgressSaved, SessionHeartbeat
 from medio.bootstrap import Container
 from projections import daily_limit, resume
-from projections.base import Envelope, RedisProjection
+from projections.base import RedisProjection
 from projections.daily_limit import DailyLimitCounters, counter_key
 from projections.resume import ResumeProjection, resume_key
 
@@ -23,16 +23,8 @@ PROFILES = 40
 DAYS = 3  # within KEEP_DAYS: every date stays, so each profile has DAYS counters
 
 
-def _envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
-    batch = []
-    for i, event in enumerate(events, start=1):
-        name, version, data = encode(event)
-        batch.append(Envelope(0, f"{i}-0", name, version, data, event))
-    return batch
-
-
 async def _project(redis: Redis, projection: RedisProjection, events: Sequence[AnyEvent]) -> None:
-    batch = _envelopes(events)
+    batch = envelopes(events)
     prepared = await projection.prepare(redis, batch)
     async with redis.pipeline(transaction=True) as pipe:
         projection.apply(pipe, batch, prepared)

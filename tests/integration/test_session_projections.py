@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from session_samples import envelopes
 
-from domain.codec import encode
 from domain.events import AnyEvent, DayShare, SessionEnded, SessionHeartbeat, SessionStarted
 from medio.bootstrap import Container
 from projections.base import Envelope, SqlProjection
@@ -24,14 +24,6 @@ from projections.sessions import SessionsProjection
 from projections.stats import StatsProjection
 
 T0 = datetime(2026, 3, 3, 14, 50, tzinfo=UTC)  # 23:50 in Tokyo
-
-
-def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
-    out = []
-    for i, event in enumerate(events, start=1):
-        name, version, data = encode(event)
-        out.append(Envelope(0, f"{i}-0", name, version, data, event))
-    return out
 
 
 def script(profile_id: int, first_session: int) -> list[AnyEvent]:
