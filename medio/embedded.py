@@ -75,6 +75,9 @@ class EmbeddedRedis:
             )
         else:
             server = TcpFakeServer(("127.0.0.1", self.port), server_type="redis")
+            # Its connection threads may sit in a blocking command (a projector waiting for
+            # a shard); as daemons they do not keep ``medio dev`` alive after Ctrl-C.
+            server.daemon_threads = True
             threading.Thread(target=server.serve_forever, daemon=True, name="redis").start()
             self._server = server
         _wait_until_up(self.url)

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from domain.codec import encode
 from domain.events import AnyEvent
 from medio.autopipeline import AutoPipeline, Script
-from medio.msgpack import pack_commands
+from medio.msgpack import UNPACK_COMMANDS_LUA, pack_commands
 
 R = TypeVar("R")
 
@@ -115,16 +115,19 @@ class EventLog:
 # Atomic compare-and-append. KEYS: the state keys read; ARGV[i]: "=" .. the value read, or ""
 # for a missing key; ARGV[#KEYS + 1]: the writes and XADDs, MessagePack-packed. The decision
 # itself was made in Python; this only refuses to apply it on state that has changed since.
-COMPARE_AND_APPEND = Script("""
+COMPARE_AND_APPEND = Script(
+    UNPACK_COMMANDS_LUA
+    + """
 for i = 1, #KEYS do
   local value = redis.call('GET', KEYS[i])
   if (value and ('=' .. value) or '') ~= ARGV[i] then return 0 end
 end
-for _, command in ipairs(cmsgpack.unpack(ARGV[#KEYS + 1])) do
+for _, command in ipairs(unpack_commands(ARGV[#KEYS + 1])) do
   redis.call(unpack(command))
 end
 return 1
-""")
+"""
+)
 
 
 def _commands(stream: str, decision: Decision[Any]) -> list[tuple[Any, ...]]:

@@ -23,9 +23,11 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
-from medio.msgpack import pack_commands
+from medio.msgpack import UNPACK_COMMANDS_LUA, pack_commands
 
-_COMMIT = """
+_COMMIT = (
+    UNPACK_COMMANDS_LUA
+    + """
 local n = #KEYS
 for i = 1, n do
   if (redis.call('GET', KEYS[i]) or '0-0') ~= ARGV[5 + i] then return {0, 'moved'} end
@@ -37,13 +39,14 @@ if ARGV[3] ~= '' then
   end
 end
 local errors = {}
-for _, command in ipairs(cmsgpack.unpack(ARGV[6 + n])) do
+for _, command in ipairs(unpack_commands(ARGV[6 + n])) do
   local reply = redis.pcall(unpack(command))
   if type(reply) == 'table' and reply.err then errors[#errors + 1] = reply.err end
 end
 for i = 1, n do redis.call('SET', KEYS[i], ARGV[4]) end
 return {1, errors}
 """
+)
 _SHA = hashlib.sha1(_COMMIT.encode()).hexdigest()
 
 

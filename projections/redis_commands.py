@@ -23,15 +23,18 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
-from medio.msgpack import pack_commands
+from medio.msgpack import UNPACK_COMMANDS_LUA, pack_commands
 
-_READ = """
+_READ = (
+    UNPACK_COMMANDS_LUA
+    + """
 local replies = {}
-for i, command in ipairs(cmsgpack.unpack(ARGV[1])) do
+for i, command in ipairs(unpack_commands(ARGV[1])) do
   replies[i] = redis.call(unpack(command))
 end
 return replies
 """
+)
 _READ_SHA = hashlib.sha1(_READ.encode()).hexdigest()
 
 

@@ -1,0 +1,72 @@
+"""``medio dev`` on a machine without redis-server: the in-process Redis runs Medio whole.
+
+That server (fakeredis over TCP) has no ``cmsgpack`` in its Lua, which every script that
+applies packed commands reads them with; the scripts fall back to their own reader there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pytest
+from projector_env import isolated_stack
+from session_samples import new_owner, new_profile, new_video
+
+from domain.clock import FakeClock
+from domain.progress import SaveProgress
+from domain.sessions import local_date
+from medio import session_store
+from medio.bootstrap import build_container
+from medio.embedded import EmbeddedRedis
+from medio.progress import save_progress
+from medio.resume_store import read_position
+from medio.session_store import Caller
+from medio.settings import Settings
+from projections.daily_limit import counter_key
+from projections.runtime import project_pending
+
+
+@pytest.fixture
+def in_process(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """A SQLite database and the in-process Redis, as ``medio dev`` sets them up."""
+    embedded = EmbeddedRedis(tmp_path)
+    embedded.kind = "in-process"  # whatever this machine has on PATH
+    url = embedded.start()
+    try:
+        with isolated_stack(sqlite_dir=str(tmp_path)) as stack:
+            yield msgspec.structs.replace(stack.settings, redis_url=url)
+    finally:
+        embedded.stop()
+
+
+async def test_saves_sessions_and_projections_work_on_the_in_process_redis(
+    in_process: Settings,
+) -> None:
+    clock = FakeClock(datetime.now(UTC))  # resume keys expire 30 days after the save
+    container = build_container(in_process, clock=clock)
+    try:
+        await save_progress(container, "kid_1", SaveProgress("kid_1", "42", 61.5))
+        owner = await new_owner(container)
+        profile = await new_profile(container, owner, daily_limit_minutes=60)
+        video = await new_video(container, owner)
+        started = await session_store.start_session(
+            container, profile, video.id, public=False, actor="parent"
+        )
+        clock.advance(30)
+        caller = Caller(user_id=owner, actor="parent")
+        beat = await session_store.heartbeat(
+            container, started.state.session_id, caller, position=30.0
+        )
+        assert (beat.status, beat.state.watched_ms) == ("active", 30_000)
+
+        assert await project_pending(container) == 3  # saved, started, heartbeat
+        position = await read_position(container.redis, "kid_1", "42")
+        assert position is not None and position.current_time == 61.5
+        day = local_date(started.state.started_at, profile.timezone).isoformat()
+        today = counter_key(profile.id, day)
+        assert int(await container.redis.get(today) or 0) == 30_000
+    finally:
+        await container.close()
