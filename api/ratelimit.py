@@ -26,7 +26,7 @@ from api.deps import header_value, services_of
 from api.errors import SpecialError
 from api.guards import INLINE_GUARDS
 from api.request_id import add_response_headers
-from medio.autopipeline import Script
+from medio.scripts import Script
 from medio.settings import RateLimit, Settings
 
 log = logging.getLogger("medio.ratelimit")

@@ -20,8 +20,9 @@ from redis.asyncio import Redis
 
 from domain.codec import encode
 from domain.events import AnyEvent
-from medio.autopipeline import AutoPipeline, Script
+from medio.autopipeline import AutoPipeline
 from medio.msgpack import UNPACK_COMMANDS_LUA, pack_commands
+from medio.scripts import Script
 
 R = TypeVar("R")
 

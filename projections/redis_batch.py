@@ -14,18 +14,17 @@ the failures are returned so the caller can report them.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
 
 from medio.msgpack import UNPACK_COMMANDS_LUA, pack_commands
+from medio.scripts import Script
 
-_COMMIT = (
+_COMMIT = Script(
     UNPACK_COMMANDS_LUA
     + """
 local n = #KEYS
@@ -47,7 +46,6 @@ for i = 1, n do redis.call('SET', KEYS[i], ARGV[4]) end
 return {1, errors}
 """
 )
-_SHA = hashlib.sha1(_COMMIT.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -96,10 +94,7 @@ async def run_batch(
     argv: list[bytes | str] = [stream, group, consumer, upto, fence_after, *checkpoints.values()]
     argv.append(payload)
     keys = list(checkpoints)
-    try:
-        reply = await redis.evalsha(_SHA, len(keys), *keys, *argv)
-    except NoScriptError:
-        reply = await redis.eval(_COMMIT, len(keys), *keys, *argv)
+    reply = await _COMMIT.run(redis, keys, *argv)
     status, detail = reply
     if not status:
         text = detail.decode() if isinstance(detail, bytes) else str(detail)

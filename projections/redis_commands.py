@@ -15,17 +15,16 @@ projector's CPU. So:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
 
 from medio.msgpack import UNPACK_COMMANDS_LUA, pack_commands
+from medio.scripts import Script
 
-_READ = (
+_READ = Script(
     UNPACK_COMMANDS_LUA
     + """
 local replies = {}
@@ -35,7 +34,6 @@ end
 return replies
 """
 )
-_READ_SHA = hashlib.sha1(_READ.encode()).hexdigest()
 
 
 async def read_all(redis: Redis, commands: Sequence[Sequence[Any]]) -> list[Any]:
@@ -43,10 +41,7 @@ async def read_all(redis: Redis, commands: Sequence[Sequence[Any]]) -> list[Any]
     if not commands:
         return []
     payload = pack_commands(commands)
-    try:
-        return list(await redis.evalsha(_READ_SHA, 0, payload))
-    except NoScriptError:
-        return list(await redis.eval(_READ, 0, payload))
+    return list(await _READ.run(redis, [], payload))
 
 
 async def read_chunked(

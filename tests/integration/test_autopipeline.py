@@ -13,9 +13,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from medio.autopipeline import AutoPipeline, Script
+from medio.autopipeline import AutoPipeline
 from medio.bootstrap import Container
 from medio.embedded import free_port
+from medio.scripts import Script
 
 ECHO = Script("return ARGV[1]")
 
@@ -56,6 +57,15 @@ async def test_scripts_run_by_sha_and_are_loaded_when_missing(container: Contain
     assert await pipeline.run(ECHO, [], "first") == b"first"  # sent whole: Redis lacked it
     assert await container.redis.script_exists(ECHO.sha) == [True]
     assert await pipeline.run(ECHO, [], "second") == b"second"
+
+
+async def test_a_script_on_its_own_round_trip_is_loaded_when_missing(
+    container: Container,
+) -> None:
+    await container.redis.script_flush()
+    assert await ECHO.run(container.redis, [], "first") == b"first"
+    assert await container.redis.script_exists(ECHO.sha) == [True]
+    assert await ECHO.run(container.redis, [], "second") == b"second"
 
 
 async def test_a_connection_killed_between_batches_is_replaced(container: Container) -> None:
