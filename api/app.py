@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from api.cors import CorsMiddleware, cors_config
 from api.csrf import CsrfController, CsrfMiddleware
 from api.deps import Services, dependencies
 from api.errors import exception_handlers
@@ -99,8 +100,12 @@ def create_app(
         debug=False,
     )
     _route_asgi_path_parameters(app.asgi_router.root_route_map_node)
-    # Outside the router, so unknown routes (404) and wrong methods (405) get the id too.
-    app.asgi_handler = RequestIdMiddleware(app.asgi_handler, settings.access_log)
+    # Outside the router, so unknown routes (404) and wrong methods (405) get the id and the
+    # CORS headers too, and preflights are answered before any guard counts them.
+    handler = app.asgi_handler
+    if (cors := cors_config(settings)) is not None:
+        handler = CorsMiddleware(handler, cors)
+    app.asgi_handler = RequestIdMiddleware(handler, settings.access_log)
     return app
 
 

@@ -1,8 +1,15 @@
-"""CSRF protection per CONTRACT §9: double-submit cookie, bearer-authenticated requests exempt.
+"""CSRF protection per CONTRACT §9: a double-submit cookie for requests without credentials.
 
-Litestar's ``CSRFConfig`` is not used because the contract exempts every request that carries
-an ``Authorization`` header (not CSRF-able: browsers never attach it on their own), which
-Litestar can only do by path, and it needs its own token route and message.
+CSRF protects ambient credentials, which a browser attaches by itself. A request that carries a
+credential header (``Authorization``, ``X-Session-Token``) cannot be forged cross-site (a page
+cannot set headers there), so it is exempt. An unsafe request with no credential header at all
+is either for a public route (``opt`` ``public``: the kids-mode start), which must then pass
+the double-submit check, or for a route that needs a credential, which answers 401 in its
+family first (§3): a player that forgot its token learns that, not "Invalid CSRF token".
+
+Litestar's ``CSRFConfig`` is not used because it can exempt requests only by path, not by the
+headers they carry, and it knows nothing of 401 before CSRF; the contract also fixes the token
+route and the message.
 """
 
 from __future__ import annotations
@@ -14,15 +21,17 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from api.auth import unauthorized
 from api.csrf_tokens import CsrfTokens
 from api.deps import services_of
 from api.errors import ApiError
-from api.guards import INLINE_GUARDS
+from api.guards import INLINE_GUARDS, PUBLIC
 from medio.settings import Settings
 
 COOKIE = "csrf_token"
 HEADER = b"x-csrf-token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-session-token"})
 
 
 class CsrfToken(msgspec.Struct):
@@ -49,14 +58,20 @@ class CsrfMiddleware(ASGIMiddleware):
         self.tokens = CsrfTokens(settings)
 
     def check(self, scope: Scope) -> None:
-        """403 for an unsafe ``/api`` request with neither a bearer token nor a valid token."""
-        if scope.get("method") in UNSAFE_METHODS and scope["path"].startswith("/api/"):
-            headers = dict(scope["headers"])
-            if b"authorization" not in headers:
-                header = headers.get(HEADER)
-                token = header.decode("latin-1") if header else None
-                if not self.tokens.valid(token, _cookie_value(scope)):
-                    raise ApiError(403, "Invalid CSRF token")
+        """For an unsafe ``/api`` request without any credential header: 401 unless the route
+        is public, then 403 unless ``X-CSRF-Token`` matches the cookie."""
+        if scope.get("method") not in UNSAFE_METHODS or not scope["path"].startswith("/api/"):
+            return
+        headers = scope["headers"]
+        if any(name in CREDENTIAL_HEADERS for name, _ in headers):
+            return  # not CSRF-able; the route checks the credential itself
+        handler = scope.get("route_handler")
+        if handler is None or not handler.opt.get(PUBLIC):
+            raise unauthorized()
+        header = next((value for name, value in headers if name == HEADER), None)
+        token = header.decode("latin-1") if header else None
+        if not self.tokens.valid(token, _cookie_value(scope)):
+            raise ApiError(403, "Invalid CSRF token")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         self.check(scope)
@@ -71,13 +86,15 @@ class CsrfController(Controller):
     @get(summary="Get a CSRF token and its cookie")
     async def issue(self, state: State) -> Response[CsrfToken]:
         services = services_of(state)
+        settings = services.container.settings
         token = services.csrf.issue()
         cookie = Cookie(
             key=COOKIE,
             value=token,
             path="/",
-            httponly=True,
-            samesite="strict",
-            secure=services.container.settings.env == "production",
+            httponly=False,  # CONTRACT §9: the page reads it
+            samesite=settings.csrf_cookie_samesite,
+            # Browsers drop a ``SameSite=None`` cookie that is not ``Secure``.
+            secure=settings.env == "production" or settings.csrf_cookie_samesite == "none",
         )
         return Response(CsrfToken(csrfToken=token), cookies=[cookie])

@@ -9,16 +9,22 @@ same three checks, in the same order, as plain calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from litestar.types import Receive, Scope
 
 if TYPE_CHECKING:
     from api.csrf import CsrfMiddleware
     from api.limits import BodyLimits
-    from api.ratelimit import Policy, RateLimiter
+    from api.ratelimit import RateLimiter
 
-INLINE_GUARDS = "inline_guards"  # a route's opt key: it calls ``admit`` itself
+# Facts about a route, declared on it (``opt``) and read by the guards and the OpenAPI document.
+INLINE_GUARDS = "inline_guards"  # the route calls ``admit`` itself
+RATE_LIMIT = "rate_limit"  # its rate-limit policy (CONTRACT §8); default ``general``
+PUBLIC = "public"  # it needs no credential: unsafe calls without one pass CSRF instead of 401
+
+Policy = Literal["general", "telemetry", "public"]
+POLICIES: tuple[Policy, ...] = ("general", "telemetry", "public")
 
 
 @dataclass(frozen=True)
@@ -39,9 +45,14 @@ class Guards:
         return stack
 
 
+def route_policy(policy: Policy, *, public: bool = False) -> dict[str, Any]:
+    """``opt`` for a route handler: ``@post(..., opt=route_policy("telemetry"))``."""
+    return {RATE_LIMIT: policy, PUBLIC: public}
+
+
 def inline_guards(policy: Policy) -> dict[str, Any]:
     """``opt`` of a route that runs the guards itself, counted under ``policy``."""
-    return {INLINE_GUARDS: True, "rate_limit": policy}
+    return {INLINE_GUARDS: True, **route_policy(policy)}
 
 
 async def admit(scope: Scope, receive: Receive, policy: Policy) -> bytes:

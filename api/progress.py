@@ -25,7 +25,7 @@ from litestar.types import Receive, Scope, Send
 
 from api.deps import ContainerDep, PrincipalDep, authenticate_subject, header_value, services_of
 from api.errors import ApiError, FieldError, InvalidFields
-from api.guards import admit, inline_guards
+from api.guards import admit, inline_guards, route_policy
 from api.limits import MSG_MEDIA_TYPE, is_json_media_type
 from domain.progress import (
     InvalidProgress,
@@ -89,7 +89,11 @@ class ProgressController(Controller):
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    @get("/{clerk_id:str}/{tmdb_id:str}", summary="The resume position of one title")
+    @get(
+        "/{clerk_id:str}/{tmdb_id:str}",
+        summary="The resume position of one title",
+        opt=route_policy("telemetry"),
+    )
     async def read(
         self,
         clerk_id: FromPath[str],
@@ -103,7 +107,11 @@ class ProgressController(Controller):
             raise ApiError(404, "Progress not found")
         return position
 
-    @get("/{clerk_id:str}", summary="The caller's resume positions, newest first")
+    @get(
+        "/{clerk_id:str}",
+        summary="The caller's resume positions, newest first",
+        opt=route_policy("telemetry"),
+    )
     async def list_titles(
         self,
         clerk_id: FromPath[str],
@@ -118,7 +126,12 @@ class ProgressController(Controller):
             raise _invalid(exc, "query") from None
         return await list_positions(container.redis, clerk_id, count, container.clock.now())
 
-    @delete("/{clerk_id:str}/{tmdb_id:str}", status_code=204, summary="Forget a resume position")
+    @delete(
+        "/{clerk_id:str}/{tmdb_id:str}",
+        status_code=204,
+        summary="Forget a resume position",
+        opt=route_policy("telemetry"),
+    )
     async def forget(
         self,
         clerk_id: FromPath[str],

@@ -3,9 +3,9 @@
 Litestar's ``RateLimitMiddleware`` is not used because it cannot meet the contract: its windows
 are fixed units (second/minute/hour/day, not ``100/900``), its store read-modify-write is not
 atomic across API processes, and it knows one policy per app. Here each route names its
-policy in ``ROUTE_POLICIES`` below (or ``opt={"rate_limit": ...}`` on a handler; default
-``general`` for ``/api`` routes) and one ``MULTI`` (``INCR`` + ``EXPIRE NX``) counts the request
-in a fixed window shared by every process.
+policy on itself (``opt=route_policy(...)`` from ``api.guards``; default ``general`` for ``/api``
+routes) and one script (``INCR`` + ``EXPIRE`` on the first hit) counts the request in a fixed
+window shared by every process. Preflights never get here (``api.cors`` answers them).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import ipaddress
 import logging
 import math
 import time
-from typing import Any, Literal
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -24,23 +23,14 @@ from redis.exceptions import RedisError
 from api.auth import bearer_token
 from api.deps import header_value, services_of
 from api.errors import SpecialError
-from api.guards import INLINE_GUARDS
+from api.guards import INLINE_GUARDS, POLICIES, RATE_LIMIT, Policy, route_policy
 from api.request_id import add_response_headers
 from medio.scripts import Script
 from medio.settings import RateLimit, Settings
 
 log = logging.getLogger("medio.ratelimit")
 
-Policy = Literal["general", "telemetry", "public"]
-POLICIES: tuple[Policy, ...] = ("general", "telemetry", "public")
-
-# The one list of routes that are not "general" (CONTRACT §8), by method and path template.
-ROUTE_POLICIES: dict[tuple[str, str], Policy] = {
-    ("POST", "/api/progress"): "telemetry",
-    ("POST", "/api/sessions/{session_id}/heartbeat"): "telemetry",
-    ("POST", "/api/sessions/{session_id}/end"): "telemetry",
-    ("POST", "/api/sessions/start/public"): "public",
-}
+__all__ = ["POLICIES", "Policy", "RateLimitMiddleware", "RateLimiter", "route_policy"]
 
 TOO_MANY = "Too many requests. Please try again later."
 # Count a request and start its window's expiry on the first hit: atomic, one round trip
@@ -94,12 +84,9 @@ class RateLimiter:
     def policy_of(self, scope: Scope) -> Policy | None:
         """The route's policy (``None``: not limited)."""
         handler = scope.get("route_handler")
-        policy = handler.opt.get("rate_limit") if handler is not None else None
+        policy = handler.opt.get(RATE_LIMIT) if handler is not None else None
         if policy in POLICIES:
             return policy  # type: ignore[no-any-return]
-        listed = ROUTE_POLICIES.get((str(scope.get("method")), scope.get("path_template", "")))
-        if listed is not None:
-            return listed
         return "general" if scope["path"].startswith("/api/") else None
 
     def _client(self, scope: Scope, policy: Policy) -> str:
@@ -165,8 +152,3 @@ class RateLimitMiddleware(ASGIMiddleware):
         if policy is not None:
             await self.limiter.admit(scope, policy)
         await next_app(scope, receive, send)
-
-
-def route_policy(policy: Policy) -> dict[str, Any]:
-    """``opt`` for a route handler: ``@post(..., opt=route_policy("telemetry"))``."""
-    return {"rate_limit": policy}

@@ -39,7 +39,7 @@ def request_id_of(scope: Scope | dict[str, Any]) -> str:
 
 def add_response_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:
     """Have ``headers`` (lower-case names, encoded) added to this request's response."""
-    scope["state"]["response_headers"] = headers
+    scope["state"].setdefault("response_headers", []).extend(headers)
 
 
 def _client_id(scope: Scope) -> str | None:

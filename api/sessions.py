@@ -27,7 +27,7 @@ from api.deps import (
     services_of,
 )
 from api.errors import MSG_MALFORMED_JSON, ApiError, FieldError, InvalidFields, SpecialError
-from api.guards import admit, inline_guards
+from api.guards import admit, inline_guards, route_policy
 from domain import sessions
 from domain.catalog import Profile
 from domain.sessions import SessionState
@@ -226,7 +226,12 @@ class SessionsController(Controller):
             session_token=started.session_token,
         )
 
-    @post("/start/public", status_code=201, summary="Start a session in kids mode (no login)")
+    @post(
+        "/start/public",
+        status_code=201,
+        summary="Start a session in kids mode (no login)",
+        opt=route_policy("public", public=True),
+    )
     async def start_public(
         self, container: ContainerDep, data: JSONBody[Any] = None
     ) -> PublicStartOut:
@@ -282,7 +287,12 @@ class SessionsController(Controller):
         )
         await send_json(send, 200, _encoder.encode(out))
 
-    @post("/{session_id:int}/end", status_code=200, summary="End a session")
+    @post(
+        "/{session_id:int}/end",
+        status_code=200,
+        summary="End a session",
+        opt=route_policy("telemetry"),
+    )
     async def end(
         self, request: Request[Any, Any, Any], container: ContainerDep, session_id: FromPath[int]
     ) -> EndOut:

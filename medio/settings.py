@@ -65,6 +65,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_telemetry: str = "1200/900"
     rate_limit_public: str = "10/60"
     trusted_proxies: str = ""
+    cors_origins: str | None = None  # None: localhost origins in development, none otherwise
+    cors_credentials: bool = False
+    csrf_cookie_samesite: Literal["strict", "lax", "none"] = "strict"
+    read_your_writes_timeout_ms: int = 1000
     default_timezone: str = "UTC"
     projector_batch_size: int = 2000
     projector_run_seconds: float = 10.0
@@ -75,6 +79,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise SettingsError(f"MEDIO_PORT must be 1-65535, got {self.port}")
+        if self.read_your_writes_timeout_ms < 0:
+            raise SettingsError("MEDIO_READ_YOUR_WRITES_TIMEOUT_MS must be 0 or more")
         if self.stream_shards < 1:
             raise SettingsError("MEDIO_STREAM_SHARDS must be at least 1")
         for name in ("general", "telemetry", "public"):

@@ -373,15 +373,14 @@ async def test_reads_without_authorization_are_401(client: Client, clerk: str) -
         )
 
 
-async def test_writes_without_authorization_fail_the_csrf_check_first(
+async def test_requests_without_a_token_are_401_not_a_csrf_failure(
     client: Client, clerk: str
 ) -> None:
-    # CONTRACT §9: a state-changing request without an Authorization header needs a CSRF token.
+    # CONTRACT §3, §9: no credential is 401 before any CSRF or body check.
     for method, path, body in routes(clerk):
-        if method in ("POST", "DELETE"):
-            response = await call(client, method, path, body, {})
-            assert response.status_code == 403, (method, path)
-            assert set(response.json()) == {"error"}
+        response = await call(client, method, path, body, {})
+        assert response.status_code == 401, (method, path)
+        assert response.json() == {"error": "Authentication required"}
 
 
 async def test_expired_token_is_401(
