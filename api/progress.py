@@ -36,7 +36,11 @@ from domain.progress import (
     parse_save,
 )
 from medio.progress import delete_progress, save_progress
+from medio.read_your_writes import read_own
 from medio.resume_store import ResumeEntry, ResumePosition, list_positions, read_position
+from projections.resume import ResumeProjection
+
+RESUME = ResumeProjection.name
 
 
 def _owner(sub: str, clerk_id: str) -> None:
@@ -102,7 +106,10 @@ class ProgressController(Controller):
         principal: PrincipalDep,
     ) -> ResumePosition:
         _owner(principal.sub, clerk_id)
-        position = await read_position(container.redis, clerk_id, _tmdb_id(tmdb_id))
+        title = _tmdb_id(tmdb_id)
+        position = await read_own(
+            container, clerk_id, RESUME, lambda: read_position(container.redis, clerk_id, title)
+        )
         if position is None:
             raise ApiError(404, "Progress not found")
         return position
@@ -124,7 +131,13 @@ class ProgressController(Controller):
             count = parse_limit(limit)
         except InvalidProgress as exc:
             raise _invalid(exc, "query") from None
-        return await list_positions(container.redis, clerk_id, count, container.clock.now())
+        now = container.clock.now()
+        return await read_own(
+            container,
+            clerk_id,
+            RESUME,
+            lambda: list_positions(container.redis, clerk_id, count, now),
+        )
 
     @delete(
         "/{clerk_id:str}/{tmdb_id:str}",

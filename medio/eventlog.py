@@ -27,12 +27,19 @@ from medio.scripts import Script
 R = TypeVar("R")
 
 STREAM_PREFIX = "medio:events"
+WRITTEN_PREFIX = "medio:written"
+WRITTEN_TTL_MS = 60_000  # longer than any read waits for a projection (medio.read_your_writes)
 MAX_DECIDE_ATTEMPTS = 50
 
 
 def stream_name(shard: int) -> str:
     """The stream of one shard; the hash tag keeps each shard on one Redis Cluster slot."""
     return f"{STREAM_PREFIX}:{{{shard}}}"
+
+
+def written_key(key: str, shard: int) -> str:
+    """Where the last entry appended for ``key`` by a marked append is noted (same slot)."""
+    return f"{WRITTEN_PREFIX}:{{{shard}}}:{key}"
 
 
 def shard_for(key: str, shards: int) -> int:
@@ -74,15 +81,25 @@ class EventLog:
     def stream_for(self, key: str) -> str:
         return stream_name(shard_for(key, self.shards))
 
-    async def append(self, key: str, event: AnyEvent) -> str:
+    async def append(self, key: str, event: AnyEvent, *, note_written: bool = False) -> str:
         """Append one state-free event in the stream of ``key``; returns its entry id.
 
-        Appends from concurrent requests share one round trip (see ``medio.autopipeline``).
+        ``note_written``: also note the entry id as ``key``'s last write, in the same atomic
+        step, so that ``key``'s reads can wait for the projections to pass it
+        (``medio.read_your_writes``). Appends from concurrent requests share one round trip
+        (see ``medio.autopipeline``).
         """
         name, version, data = encode(event)
-        entry_id = await self.pipeline.execute(
-            "XADD", self.stream_for(key), "*", "t", name, "v", version, "d", data
-        )
+        shard = shard_for(key, self.shards)
+        if note_written:
+            keys = [stream_name(shard), written_key(key, shard)]
+            entry_id = await self.pipeline.run(
+                APPEND_NOTED, keys, name, version, data, WRITTEN_TTL_MS
+            )
+        else:
+            entry_id = await self.pipeline.execute(
+                "XADD", stream_name(shard), "*", "t", name, "v", version, "d", data
+            )
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     async def decide(
@@ -112,6 +129,13 @@ class EventLog:
                 return decision.result
         raise ConcurrentUpdate(f"state of {key} changed {MAX_DECIDE_ATTEMPTS} times in a row")
 
+
+# XADD, and the new entry's id noted as the key's last write (KEYS: stream, note).
+APPEND_NOTED = Script("""
+local id = redis.call('XADD', KEYS[1], '*', 't', ARGV[1], 'v', ARGV[2], 'd', ARGV[3])
+redis.call('SET', KEYS[2], id, 'PX', ARGV[4])
+return id
+""")
 
 # Atomic compare-and-append. KEYS: the state keys read; ARGV[i]: "=" .. the value read, or ""
 # for a missing key; ARGV[#KEYS + 1]: the writes and XADDs, MessagePack-packed. The decision

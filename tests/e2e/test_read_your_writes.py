@@ -1,0 +1,98 @@
+"""Read your own writes (CONTRACT §4): a read after an answered save or delete reflects it.
+
+A projector runs in the background as a worker would; the player saves and reads back at once,
+with no client change and no sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from medio.bootstrap import build_container
+from medio.settings import Settings
+from projections.runtime import run_projector
+
+Auth = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def projector(settings: Settings) -> Iterator[None]:
+    """The shard's projector on a thread and event loop of its own, as a worker process would
+    run it (the test client may hold the test's loop while a request waits)."""
+    stop = threading.Event()
+
+    async def project() -> None:
+        container = build_container(settings)
+        try:
+            while not stop.is_set():
+                await run_projector(container, 0, seconds=0.5, wait_seconds=5)
+        finally:
+            await container.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(project(),), daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=10)
+
+
+async def test_save_then_read_at_once_never_misses(
+    client: AsyncTestClient, auth: Auth, projector: None
+) -> None:
+    clerk = "ryw_titles"
+    headers = auth(clerk)
+    misses = 0
+    for i in range(200):
+        body = {"clerkId": clerk, "tmdbId": str(i % 7), "currentTime": i}
+        assert (await client.post("/api/progress", json=body, headers=headers)).status_code == 204
+        one = await client.get(f"/api/progress/{clerk}/{i % 7}", headers=headers)
+        listed = await client.get(f"/api/progress/{clerk}", headers=headers)
+        if one.status_code != 200 or one.json()["currentTime"] != i:
+            misses += 1
+        elif listed.json()[0] != {"tmdbId": str(i % 7), **one.json()}:
+            misses += 1
+    assert misses == 0
+
+
+async def test_delete_right_after_a_save_is_204(
+    client: AsyncTestClient, auth: Auth, projector: None
+) -> None:
+    clerk = "ryw_delete"
+    headers = auth(clerk)
+    for i in range(20):
+        body = {"clerkId": clerk, "tmdbId": f"t{i}", "currentTime": 5}
+        assert (await client.post("/api/progress", json=body, headers=headers)).status_code == 204
+        deleted = await client.delete(f"/api/progress/{clerk}/t{i}", headers=headers)
+        assert deleted.status_code == 204
+        gone = await client.get(f"/api/progress/{clerk}/t{i}", headers=headers)
+        assert gone.status_code == 404
+
+
+async def test_only_the_writer_waits_and_only_until_the_timeout(
+    settings: Settings, auth: Auth
+) -> None:
+    """No projector: the writer's read waits out the timeout; another user's does not wait."""
+    app = create_app(msgspec.structs.replace(settings, read_your_writes_timeout_ms=600))
+    async with AsyncTestClient(app=app) as client:
+        writer, other = auth("ryw_writer"), auth("ryw_other")
+        body = {"clerkId": "ryw_writer", "tmdbId": "1", "currentTime": 3}
+        assert (await client.post("/api/progress", json=body, headers=writer)).status_code == 204
+
+        started = time.monotonic()
+        assert (await client.get("/api/progress/ryw_other", headers=other)).json() == []
+        others_wait = time.monotonic() - started
+
+        started = time.monotonic()
+        stale = await client.get("/api/progress/ryw_writer/1", headers=writer)
+        writers_wait = time.monotonic() - started
+    assert stale.status_code == 404  # not projected: answers what there is, after the wait
+    assert writers_wait >= 0.6
+    assert others_wait < 0.3
