@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import sys
+import time
+from typing import Any
 
-from litestar import Litestar, post
+from litestar import Litestar, get, post
 
 from medio.server import serve
+
+# What ``GET /api/progress/:clerkId`` answers for each user the reads benchmark seeds.
+TITLES = 20
+SEEDED_AT = time.strftime("%Y-%m-%dT00:00:00.000Z", time.gmtime())  # today: far from expiring
+
+
+def seeded_list() -> list[dict[str, Any]]:
+    """20 titles, newest first, as Medio lists them (the reads benchmark stores the same)."""
+    return [
+        {"tmdbId": str(100000 + n), "currentTime": 1000 + n * 37.5, "updatedAt": _at(n)}
+        for n in range(TITLES)
+    ]
+
+
+def _at(n: int) -> str:
+    return SEEDED_AT[:-4] + f"{999 - n:03d}Z"
+
+
+SEEDED = seeded_list()
 
 
 @post("/api/progress", status_code=204)
@@ -19,8 +40,16 @@ async def heartbeat(session_id: int) -> dict[str, object]:
     return {"status": "active", "session_id": session_id}
 
 
+@get("/api/progress/{clerk_id:str}")
+async def list_progress(clerk_id: str) -> list[dict[str, Any]]:
+    """The same JSON Medio answers for a seeded user, with no store behind it."""
+    return SEEDED
+
+
 def create() -> Litestar:
-    return Litestar([save_progress, heartbeat], logging_config=None, openapi_config=None)
+    return Litestar(
+        [save_progress, heartbeat, list_progress], logging_config=None, openapi_config=None
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ request = function()
   local headers = {["Content-Type"] = "application/json",
                    ["Authorization"] = "Bearer " .. tokens[k]}
   local body = %(body)s
-  return wrk.format("POST", %(path)s, headers, body)
+  return wrk.format(%(method)s, %(path)s, headers, body)
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -40,6 +40,8 @@ PROGRESS_BODY = (
 PROGRESS_PATH = '"/api/progress"'
 HEARTBEAT_BODY = "'{\"position\":' .. (counter % 7200) .. '}'"
 HEARTBEAT_PATH = '"/api/sessions/" .. targets[k] .. "/heartbeat"'
+NO_BODY = "nil"
+PROGRESS_LIST_PATH = '"/api/progress/" .. users[k]'
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,15 @@ def _lua_list(items: list[str]) -> str:
 
 
 def write_script(
-    tokens: list[str], users: list[str], body: str, path: str, targets: list[str] | None = None
+    tokens: list[str],
+    users: list[str],
+    body: str,
+    path: str,
+    targets: list[str] | None = None,
+    method: str = "POST",
 ) -> Path:
     text = _SCRIPT % {
+        "method": json.dumps(method),
         "tokens": _lua_list(tokens),
         "users": _lua_list(users),
         "targets": _lua_list(targets or users),

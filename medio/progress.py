@@ -27,7 +27,7 @@ async def delete_progress(container: Container, actor: str, clerk_id: str, tmdb_
     The user's own earlier saves count: a delete right after a save finds it.
     """
     await await_own_writes(container, clerk_id, ResumeProjection.name)
-    if not await has_position(container.redis, clerk_id, tmdb_id):
+    if not await has_position(container.pipeline, clerk_id, tmdb_id):
         return False
     event = progress_deleted(clerk_id, tmdb_id, actor, container.clock.now())
     await container.events.append(clerk_id, event, note_written=True)

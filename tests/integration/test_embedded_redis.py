@@ -63,7 +63,7 @@ async def test_saves_sessions_and_projections_work_on_the_in_process_redis(
         assert (beat.status, beat.state.watched_ms) == ("active", 30_000)
 
         assert await project_pending(container) == 3  # saved, started, heartbeat
-        position = await read_position(container.redis, "kid_1", "42")
+        position = await read_position(container.pipeline, "kid_1", "42")
         assert position is not None and position.current_time == 61.5
         day = local_date(started.state.started_at, profile.timezone).isoformat()
         today = counter_key(profile.id, day)

@@ -47,14 +47,14 @@ async def test_imported_keys_are_listed_newest_first_with_values_unchanged(
     redis = container.redis
     key_a, value_a = await express_save(redis, clerk, "550", 3600, age=timedelta(days=2))
     key_b, value_b = await express_save(redis, clerk, "1399", 120.5)
-    assert await list_positions(redis, clerk, 100, datetime.now(UTC)) == []
+    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
     expiry_a = await redis.pexpiretime(key_a)
 
     report = await import_express_keys(container)
     assert report.imported >= 2
     await drain()
 
-    listed = await list_positions(redis, clerk, 100, datetime.now(UTC))
+    listed = await list_positions(container.pipeline, clerk, 100, datetime.now(UTC))
     assert [(e.tmdb_id, e.current_time) for e in listed] == [("1399", 120.5), ("550", 3600)]
     assert await redis.get(key_a) == value_a and await redis.get(key_b) == value_b
     updated_a = json.loads(value_a)["updatedAt"]
@@ -93,7 +93,7 @@ async def test_dry_run_appends_nothing(container: Container, drain: Drain, clerk
     report = await import_express_keys(container, dry_run=True)
     assert report.imported >= 1
     assert await drain() == 0
-    assert await list_positions(container.redis, clerk, 100, datetime.now(UTC)) == []
+    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
 
 
 async def test_unreadable_and_lapsed_keys_are_counted_and_left_alone(
@@ -109,7 +109,7 @@ async def test_unreadable_and_lapsed_keys_are_counted_and_left_alone(
     await drain()
     assert await redis.get(f"resume:{clerk}:bad") == b"not json"
     assert await redis.exists(f"resume:{clerk}:old") == 1
-    assert await list_positions(redis, clerk, 100, datetime.now(UTC)) == []
+    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
     await redis.delete(f"resume:{clerk}:bad", f"resume:{clerk}:old")
 
 

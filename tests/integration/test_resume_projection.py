@@ -117,7 +117,7 @@ async def test_newer_save_overwrites_and_older_late_save_is_ignored(
     await project(container.redis, live, saved(clerk, "1", at, current_time=10))
     await project(container.redis, live, saved(clerk, "1", at + timedelta(seconds=5), 20))
     await project(container.redis, live, saved(clerk, "1", at + timedelta(seconds=2), 15))
-    position = await read_position(container.redis, clerk, "1")
+    position = await read_position(container.pipeline, clerk, "1")
     assert position is not None and position.current_time == 20
 
 
@@ -127,7 +127,7 @@ async def test_older_save_later_in_the_same_batch_is_ignored(
     at = recent()
     newer, older = saved(clerk, "1", at, 50), saved(clerk, "1", at - timedelta(seconds=1), 40)
     await project(container.redis, live, newer, older)
-    position = await read_position(container.redis, clerk, "1")
+    position = await read_position(container.pipeline, clerk, "1")
     assert position is not None and position.current_time == 50
 
 
@@ -139,10 +139,10 @@ async def test_finished_save_removes_the_title_and_an_older_save_cannot_bring_it
     await project(
         container.redis, live, saved(clerk, "1", at + DAY / 24, 95, duration=100, finished=True)
     )
-    assert await read_position(container.redis, clerk, "1") is None
+    assert await read_position(container.pipeline, clerk, "1") is None
     await project(container.redis, live, saved(clerk, "1", at + DAY / 48, 50))
-    assert await read_position(container.redis, clerk, "1") is None
-    assert await list_positions(container.redis, clerk, 100, datetime.now(UTC)) == []
+    assert await read_position(container.pipeline, clerk, "1") is None
+    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
 
 
 async def test_delete_removes_the_key_and_a_later_save_restores_it(
@@ -152,7 +152,7 @@ async def test_delete_removes_the_key_and_a_later_save_restores_it(
     await project(container.redis, live, saved(clerk, "1", at), deleted(clerk, "1", at))
     assert await container.redis.exists(resume_key(clerk, "1")) == 0
     await project(container.redis, live, saved(clerk, "1", at + timedelta(seconds=1), 7))
-    position = await read_position(container.redis, clerk, "1")
+    position = await read_position(container.pipeline, clerk, "1")
     assert position is not None and position.current_time == 7
 
 
@@ -161,7 +161,7 @@ async def test_event_whose_expiry_has_passed_creates_no_key(
 ) -> None:
     await project(container.redis, live, saved(clerk, "old", recent() - 31 * DAY))
     assert await container.redis.exists(resume_key(clerk, "old")) == 0
-    assert await list_positions(container.redis, clerk, 100, datetime.now(UTC)) == []
+    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
 
 
 async def test_list_is_newest_first_limited_and_skips_lapsed_entries(
@@ -175,14 +175,14 @@ async def test_list_is_newest_first_limited_and_skips_lapsed_entries(
         saved(clerk, "b", at - 1 * DAY, 2),
         saved(clerk, "c", at - 2 * DAY, 3),
     )
-    listed = await list_positions(container.redis, clerk, 100, datetime.now(UTC))
+    listed = await list_positions(container.pipeline, clerk, 100, datetime.now(UTC))
     assert [e.tmdb_id for e in listed] == ["b", "c", "a"]
     assert listed[0] == ResumeEntry("b", 2, iso(at - 1 * DAY))
-    limited = await list_positions(container.redis, clerk, 2, datetime.now(UTC))
+    limited = await list_positions(container.pipeline, clerk, 2, datetime.now(UTC))
     assert [e.tmdb_id for e in limited] == ["b", "c"]
     # 27.5 days on, "a" (saved 3 days ago) has lapsed; "b" and "c" have not.
     later = datetime.now(UTC) + timedelta(days=27, hours=12)
-    assert [e.tmdb_id for e in await list_positions(container.redis, clerk, 100, later)] == [
+    assert [e.tmdb_id for e in await list_positions(container.pipeline, clerk, 100, later)] == [
         "b",
         "c",
     ]
@@ -195,13 +195,13 @@ async def test_list_reads_only_the_users_index_and_keys(
     calls: list[str] = []
 
     class Recorder:
-        def __getattr__(self, name: str) -> Any:
-            calls.append(name)
-            return getattr(container.redis, name)
+        async def execute(self, *args: Any) -> Any:
+            calls.append(args[0])
+            return await container.pipeline.execute(*args)
 
     listed = await list_positions(Recorder(), clerk, 100, datetime.now(UTC))  # type: ignore[arg-type]
     assert [e.tmdb_id for e in listed] == ["a"]
-    assert calls == ["zrevrangebyscore", "mget"]
+    assert calls == ["ZREVRANGEBYSCORE", "MGET"]
 
 
 async def test_entries_30_days_older_than_the_users_newest_event_are_pruned(
