@@ -218,8 +218,33 @@ def _media(result: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _reads(result: dict[str, Any]) -> list[Row]:
+    servers = result.get("progress_list", {})
+    if "medio" not in servers or "bare" not in servers:
+        return []
+    medio, bare = servers["medio"], servers["bare"]
+    ratio = result.get("ratios", {}).get("progress_list", {}).get("medio_vs_bare", 0)
+    label = f"`GET /api/progress/:clerkId` (20 titles, {result.get('answer_bytes')} bytes)"
+    return [
+        (
+            f"{label}: Medio",
+            f"{_n(medio['rps_median'])} req/s, p99 {medio['p99_ms_median']} ms",
+            "all 2xx",
+            _verdict(not medio.get("non2xx")),
+        ),
+        (
+            f"{label}: bare Litestar GET, same JSON",
+            f"{_n(bare['rps_median'])} req/s",
+            "baseline",
+            "",
+        ),
+        (f"{label}: Medio / bare", f"{ratio:.0%}", "≥ 50%", _verdict(ratio >= 0.5)),
+    ]
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "ingest": _ingest,
+    "reads": _reads,
     "projector": _projector,
     "lag": _lag,
     "media": _media,
