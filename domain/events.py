@@ -54,6 +54,9 @@ class SessionStarted(Event, frozen=True, kw_only=True, tag="session.started"):
     timezone: str
     local_date: str
     public: bool = False
+    # The profile's limit at the start (what a read of the session shows once its Redis state
+    # has expired); ``None`` in events recorded before it was added.
+    daily_limit_minutes: int | None = None
 
 
 class SessionHeartbeat(Event, frozen=True, kw_only=True, tag="session.heartbeat"):

@@ -207,6 +207,7 @@ def start(
         timezone=timezone,
         local_date=local_date(now, timezone).isoformat(),
         public=public,
+        daily_limit_minutes=daily_limit_minutes,
     )
     return state, event
 

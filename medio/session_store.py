@@ -35,6 +35,7 @@ from domain.sessions import Rules, SessionState, Transition
 from medio.bootstrap import Container
 from medio.eventlog import Decision
 from projections.daily_limit import counter_key
+from projections.sessions import SessionsProjection
 
 SESSION_PREFIX = "medio:session:"
 ACTIVE_INDEX = "medio:sessions:active"
@@ -301,8 +302,15 @@ async def end_session(container: Container, session_id: int, caller: Caller) -> 
 
 
 async def get_session(container: Container, session_id: int, caller: Caller) -> SessionState:
-    """The session as it stands now (a silent one shows as timed out before it is reaped)."""
+    """The session as it stands now (a silent one shows as timed out before it is reaped).
+
+    Once its state has expired from Redis (``STATE_TTL_SECONDS`` after its last command) the
+    sessions projection answers instead, for the parent only: it keeps no token hash.
+    """
     state = _decode(await container.redis.get(session_key(session_id)))
+    if state is None and caller.user_id is not None:
+        async with container.engine.connect() as conn:
+            state = await SessionsProjection().session_state(conn, session_id, caller.user_id)
     if state is None or not sessions.may_access(state, caller.user_id, caller.token_hash):
         raise SessionNotFound(session_id)
     return sessions.view(state, container.clock.now(), rules_of(container))

@@ -109,6 +109,7 @@ watch_sessions = sa.Table(
     sa.Column("end_reason", sa.String(16), nullable=True),
     sa.Column("watched_ms", sa.BigInteger, nullable=False),
     sa.Column("position", sa.Float, nullable=True),
+    sa.Column("daily_limit_minutes", sa.Integer, nullable=True),  # null: event predates it
     sa.Index("ix_watch_sessions_profile_started", "profile_id", "started_at"),
 )
 

@@ -3,20 +3,23 @@
 ``session.started`` inserts the row; heartbeats move ``last_heartbeat_at``, the watched time and
 the position; ``session.ended`` records how and when it ended. A batch is folded per session
 first, so a busy session costs one row write per batch, not one per beat.
+
+The row is also what ``GET /api/sessions/:id`` answers once the session's working state in Redis
+has expired (``session_state`` below): the same fields, read back as a ``SessionState``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
-from domain.sessions import MS_PER_SECOND
-from medio.tables import watch_sessions
+from domain.sessions import MS_PER_SECOND, SessionState
+from medio.tables import profiles, watch_sessions
 from projections.base import Envelope, SqlProjection
 from projections.bulk_sql import (
     coalescing_update_sql,
@@ -39,7 +42,9 @@ def _changes(event: SessionHeartbeat | SessionEnded) -> dict[str, Any]:
             "watched_ms": watched_ms,
             "position": event.position,
         }
-    beat = {"last_heartbeat_at": event.ended_at} if event.reason == "daily_limit" else {}
+    # As on the command side (``domain.sessions``): an end decided at a request (the player's,
+    # or a heartbeat's at the limit) is the last beat; a timeout ends at the last real one.
+    beat = {} if event.reason == "timeout" else {"last_heartbeat_at": event.ended_at}
     return {
         **beat,
         "ended_at": event.ended_at,
@@ -64,6 +69,7 @@ def _started_row(event: SessionStarted) -> dict[str, Any]:
         "end_reason": None,
         "watched_ms": 0,
         "position": None,
+        "daily_limit_minutes": event.daily_limit_minutes,
     }
 
 
@@ -111,6 +117,58 @@ class SessionsProjection(SqlProjection):
                     for sid, values in changed.items()
                 ],
             )
+
+    async def session_state(
+        self, conn: AsyncConnection, session_id: int, user_id: int
+    ) -> SessionState | None:
+        """The parent ``user_id``'s session as projected, or ``None`` (missing or not theirs).
+
+        The row holds no session token hash (the archive keeps no credentials), so only the
+        parent can read it. A row from an event that predates ``daily_limit_minutes`` shows the
+        profile's current limit (0 once the profile is gone).
+        """
+        table = self.tables[watch_sessions.name]
+        current_limit = (
+            sa.select(profiles.c.daily_limit_minutes)
+            .where(profiles.c.id == table.c.profile_id)
+            .scalar_subquery()
+        )
+        limit = sa.func.coalesce(table.c.daily_limit_minutes, current_limit, 0)
+        row = (
+            await conn.execute(
+                sa.select(table, limit.label("limit_minutes")).where(
+                    table.c.session_id == session_id, table.c.user_id == user_id
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        last_heartbeat = _utc(row.last_heartbeat_at)
+        started_at = _utc(row.started_at)
+        assert started_at is not None  # a NOT NULL column
+        return SessionState(
+            session_id=int(row.session_id),
+            profile_id=int(row.profile_id),
+            video_id=int(row.video_id),
+            user_id=int(row.user_id),
+            timezone=row.timezone,
+            daily_limit_minutes=int(row.limit_minutes),
+            started_at=started_at,
+            last_active_at=last_heartbeat or started_at,
+            last_heartbeat=last_heartbeat,
+            watched_ms=int(row.watched_ms),
+            position=row.position,
+            ended_at=_utc(row.ended_at),
+            end_reason=row.end_reason,
+            public=bool(row.public),
+        )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """SQLite gives naive datetimes back; every stored instant is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 async def _apply_rows(

@@ -115,7 +115,8 @@ async def test_sessions_rows_follow_their_events(
     assert crossing.last_heartbeat_at == T0 + timedelta(minutes=10, seconds=30)
     assert (crossing.end_reason, crossing.ended_at) == ("timeout", crossing.last_heartbeat_at)
     assert (empty.public, empty.watched_ms, empty.end_reason) == (True, 0, "ended")
-    assert empty.last_heartbeat_at is None
+    # Ended by the player: its end is its last beat, as the session's own state says.
+    assert empty.last_heartbeat_at == empty.ended_at == T0 + timedelta(minutes=11)
 
 
 async def test_stats_sum_days_videos_and_sessions_that_watched(
