@@ -27,6 +27,7 @@ from api.request_id import RequestIdMiddleware
 from api.sessions import SessionsController
 from api.stats import ProfileStatsController
 from api.streaming import StreamController
+from api.thumbnails import ThumbnailController
 from api.uploads import UploadController
 from api.videos import VideosController
 from medio import heap
@@ -44,6 +45,7 @@ ROUTE_HANDLERS: list[type] = [
     VideosController,
     UploadController,
     StreamController,
+    ThumbnailController,
     ProgressController,
     SessionsController,
     ProfileStatsController,

@@ -47,7 +47,11 @@ class ProfileList(msgspec.Struct, frozen=True):
 
 
 class VideoOut(msgspec.Struct, frozen=True):
-    """A video: the seed's fields (list, create and upload responses) plus ``stream_url``."""
+    """A video: the seed's fields (list, create and upload responses) plus ``stream_url``.
+
+    ``thumbnail_url`` is the parent's own URL when they gave one, else the route serving an
+    uploaded thumbnail (``api.thumbnails``), else ``null``.
+    """
 
     id: int
     title: str
@@ -91,7 +95,8 @@ def video_out(video: Video) -> VideoOut:
         title=video.title,
         description=video.description,
         url=video.url,
-        thumbnail_url=video.thumbnail_url,
+        thumbnail_url=video.thumbnail_url
+        or (f"/api/videos/{video.id}/thumbnail" if video.thumbnail_path else None),
         duration=video.duration,
         user_id=video.user_id,
         created_at=iso_ms(video.created_at),

@@ -13,7 +13,8 @@ rewrites the generated document once, at start-up, from a few rules in this one 
 * headers every response carries (``X-Request-ID``, ``X-RateLimit-*``, ``Retry-After``);
 * the bearer/session-token security schemes;
 * the request bodies Litestar cannot see (handlers read them as raw bytes or ``JSONBody[Any]``
-  to answer with the seed's messages) and the stream route's media types, 206, 302 and 416.
+  to answer with the seed's messages), the stream route's media types, 206, 302 and 416, and
+  the thumbnail route's image, caching headers and 304.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ SESSION_STATE = {
 SESSION_TOKEN_ROUTES = SESSION_STATE | {("get", "/api/sessions/{session_id}")}
 UPLOAD = ("post", "/api/videos/upload")
 STREAM = ("get", "/api/videos/{video_id}/stream")
+THUMBNAIL = ("get", "/api/videos/{video_id}/thumbnail")
 
 DESCRIPTIONS = {
     400: "Invalid input",
@@ -312,6 +314,24 @@ def _stream_responses(operation: Operation) -> None:
     operation.responses = responses
 
 
+def _thumbnail_responses(operation: Operation) -> None:
+    """The stored image (its own type), cacheable by the caller only, or 304 when unchanged."""
+    headers: dict[str, OpenAPIHeader | Reference] = {
+        "Cache-Control": _header(STRING, "private, max-age=86400", True),
+        "ETag": _header(STRING, "The stored image's tag (send it as If-None-Match)", True),
+        "X-Content-Type-Options": _header(STRING, "nosniff", True),
+    }
+    images = {"image/*": OpenAPIMediaType(schema=BINARY)}
+    responses = operation.responses or {}
+    responses["200"] = OpenAPIResponse(description="The image", content=images, headers=headers)
+    responses["304"] = OpenAPIResponse(description="Unchanged since If-None-Match", headers=headers)
+    operation.parameters = [
+        *(operation.parameters or []),
+        Parameter(name="If-None-Match", param_in=ParamType.HEADER, schema=STRING, required=False),
+    ]
+    operation.responses = responses
+
+
 def _document_operation(method: str, path: str, operation: Operation) -> None:
     key = (method, path)
     if key in JSON_BODIES:
@@ -323,6 +343,8 @@ def _document_operation(method: str, path: str, operation: Operation) -> None:
         operation.request_body = RequestBody(content=content, required=True)
     elif key == STREAM:
         _stream_responses(operation)
+    elif key == THUMBNAIL:
+        _thumbnail_responses(operation)
     responses = operation.responses or {}
     responses.pop("400", None)  # Litestar's own validation shape; never sent
     for status in sorted(error_statuses(method, path, operation)):

@@ -51,6 +51,11 @@ def sniff_image(head: bytes) -> MediaType | None:
     return None
 
 
+def stored_image_type(extension: str) -> MediaType | None:
+    """The type of a stored thumbnail from the extension Medio gave it (after sniffing)."""
+    return next((t for t in (JPEG, PNG, WEBP) if t.extension == extension), None)
+
+
 def sniff(kind: MediaKind, head: bytes) -> MediaType | None:
     """The type of an upload of ``kind`` from its first bytes."""
     return sniff_video(head) if kind == "video" else sniff_image(head)

@@ -30,6 +30,8 @@ from projections.bulk_sql import (
 
 _LATER = (SessionHeartbeat, SessionEnded)  # a tuple: isinstance is faster than on a union
 
+MAX_SESSION_ID = 2**63 - 1  # BIGINT; ids come from a Redis counter
+
 # Columns a later event may change; ``None`` in an update row means "leave as it is".
 CHANGING = ("last_heartbeat_at", "ended_at", "end_reason", "watched_ms", "position")
 
@@ -127,6 +129,8 @@ class SessionsProjection(SqlProjection):
         parent can read it. A row from an event that predates ``daily_limit_minutes`` shows the
         profile's current limit (0 once the profile is gone).
         """
+        if not 0 < session_id <= MAX_SESSION_ID:  # no such row, and no BIGINT to bind it to
+            return None
         table = self.tables[watch_sessions.name]
         current_limit = (
             sa.select(profiles.c.daily_limit_minutes)

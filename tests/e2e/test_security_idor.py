@@ -24,6 +24,7 @@ from medio.settings import Settings
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00" + bytes(range(256)) * 64
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x04" * 64
 
 # Every route with an id in its path or body, as (method, path template, body template).
 MATRIX: list[tuple[str, str, dict[str, Any] | None]] = [
@@ -39,6 +40,7 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None]] = [
     ("PATCH", "/api/videos/{upload_id}", {"title": "Stolen"}),
     ("DELETE", "/api/videos/{upload_id}", None),
     ("GET", "/api/videos/{upload_id}/stream", None),
+    ("GET", "/api/videos/{upload_id}/thumbnail", None),
     ("GET", "/api/progress/{clerk_id}", None),
     ("GET", "/api/progress/{clerk_id}/{tmdb_id}", None),
     ("DELETE", "/api/progress/{clerk_id}/{tmdb_id}", None),
@@ -69,7 +71,8 @@ async def _created(response: Any) -> Any:
 
 
 async def _parent(client: Client, auth: Auth, secret: str) -> dict[str, Any]:
-    """A parent with a profile, a URL video, an uploaded video, a session and a resume position."""
+    """A parent with a profile, a URL video, an upload with a thumbnail, a session and a resume
+    position."""
     sub = f"user_{secret}"
     headers = auth(sub)
     profile = await _created(
@@ -89,7 +92,10 @@ async def _parent(client: Client, auth: Auth, secret: str) -> dict[str, Any]:
     upload = await _created(
         await client.post(
             "/api/videos/upload",
-            files={"video": ("home.mp4", MP4, "video/mp4")},
+            files={
+                "video": ("home.mp4", MP4, "video/mp4"),
+                "thumbnail": ("t.png", PNG, "image/png"),
+            },
             data={"title": f"Upload {secret}"},
             headers=headers,
         )
@@ -141,6 +147,8 @@ async def _snapshot(client: Client, drain: Any, owner: dict[str, Any]) -> dict[s
     state = {path: (await client.get(path, headers=headers)).json() for path in paths}
     stream = await client.get(f"/api/videos/{owner['upload_id']}/stream", headers=headers)
     state["stream"] = stream.content
+    thumbnail = await client.get(f"/api/videos/{owner['upload_id']}/thumbnail", headers=headers)
+    state["thumbnail"] = thumbnail.content
     return state
 
 

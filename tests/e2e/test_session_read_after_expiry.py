@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -80,8 +81,11 @@ async def test_another_parent_gets_404_after_expiry(
     assert response.json()["error"]["message"] == "Session not found"
 
 
-async def test_unknown_session_is_404_from_both_stores(client: Client, auth: Auth) -> None:
-    response = await client.get("/api/sessions/999999999999", headers=auth())
+@pytest.mark.parametrize("session_id", [999_999_999_999, 2**64 + 1])
+async def test_unknown_session_is_404_from_both_stores(
+    client: Client, auth: Auth, session_id: int
+) -> None:
+    response = await client.get(f"/api/sessions/{session_id}", headers=auth())
     assert response.status_code == 404
     assert response.json()["error"]["message"] == "Session not found"
 
