@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from test_readme_tour import TOUR_TOOLS, check_tour_output, run_tour, wait_until_serving
 
 from medio.embedded import free_port
 
@@ -82,3 +83,14 @@ def test_medio_dev_serves_health_and_stops_cleanly(
     assert b"get a token with: medio token create" in output
     _gone, alive = psutil.wait_procs(descendants, timeout=10)
     assert not alive, f"orphaned processes: {alive}"
+
+
+@pytest.mark.skipif(not TOUR_TOOLS, reason="the README's tour needs bash, curl and jq")
+def test_the_readme_tour_runs_as_pasted(
+    medio_dev: tuple[subprocess.Popen[bytes], int], tmp_path: Path
+) -> None:
+    _process, port = medio_dev
+    wait_until_serving(port)  # not timed here: the tour is the point, not the start-up time
+    workdir = tmp_path / "reader"
+    workdir.mkdir()
+    check_tour_output(run_tour(port, tmp_path / "var", workdir), workdir)

@@ -1,8 +1,9 @@
 """The README's quick tour (its ``<!-- tour -->`` bash blocks) works when pasted.
 
-One test reads the blocks only: every JSON body a command sends parses and is sent as JSON.
-The other pastes them, in order, into bash against a fresh ``medio dev`` (as a reader would,
-from a second shell), with ``curl`` made to fail on any error status.
+These tests read the blocks only: every JSON body a command sends parses and is sent as JSON.
+``run_tour`` pastes them, in order, into bash against a fresh ``medio dev`` (as a reader would,
+from a second shell), with ``curl`` made to fail on any error status; that test lives beside
+the other ``medio dev`` one in ``test_medio_dev.py``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
 from pathlib import Path
 
-import pytest
-from test_medio_dev import _stop_tree, _wait_for_health
-
-from medio.embedded import free_port
+import httpx
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 TOUR_BLOCK = re.compile(r"<!-- tour -->\n```bash\n(.*?)```", re.S)
@@ -58,49 +56,47 @@ def test_every_json_body_of_the_tour_parses_and_is_sent_as_json() -> None:
     assert sent >= 5
 
 
-@pytest.fixture
-def medio_dev_port(tmp_path: Path) -> Iterator[int]:
-    """``medio dev`` on embedded defaults under ``tmp_path/var``, as ``make dev`` runs it."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIO_")}
-    env.update({"MEDIO_DATA_DIR": str(tmp_path / "var"), "MEDIO_PORT": str(port)})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "medio.cli", "dev"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_health(port)
-        yield port
-    finally:
-        _stop_tree(process)
+def run_tour(port: int, data_dir: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """Paste the tour into bash in ``workdir`` against ``medio dev`` on ``port``.
 
-
-@pytest.mark.skipif(
-    not all(shutil.which(tool) for tool in ("bash", "curl", "jq")), reason="needs bash, curl, jq"
-)
-def test_the_tour_runs_as_pasted_against_medio_dev(medio_dev_port: int, tmp_path: Path) -> None:
-    workdir = tmp_path / "reader"
-    workdir.mkdir()
+    ``tests/e2e/test_medio_dev.py`` calls this with its running ``medio dev`` (one file, so the
+    two never start a server at the same time on a busy machine).
+    """
     (workdir / ".venv").symlink_to(Path(sys.prefix))  # the README's .venv/bin/medio
     script = "\n".join(
         [
             "set -euo pipefail",
             'curl() { command curl --fail-with-body -sS "$@"; echo; }',
-            *(
-                b.replace(DOCUMENTED_BASE, f"http://127.0.0.1:{medio_dev_port}")
-                for b in tour_blocks()
-            ),
+            *(b.replace(DOCUMENTED_BASE, f"http://127.0.0.1:{port}") for b in tour_blocks()),
         ]
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIO_")}
-    env["MEDIO_DATA_DIR"] = str(tmp_path / "var")  # where medio dev keeps the signing secret
-    done = subprocess.run(
+    env["MEDIO_DATA_DIR"] = str(data_dir)  # where medio dev keeps the signing secret
+    return subprocess.run(
         ["bash", "-c", script], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
     )
+
+
+def check_tour_output(done: subprocess.CompletedProcess[str], workdir: Path) -> None:
+    """Every command succeeded, and the files and answers are the ones the tour describes."""
     assert done.returncode == 0, done.stdout + done.stderr
     assert (workdir / "part.mp4").read_bytes() == (workdir / "clip.mp4").read_bytes()
     assert (workdir / "thumbnail.png").read_bytes() == (workdir / "thumb.png").read_bytes()
     assert '"status":"active"' in done.stdout  # the heartbeat
     assert '"end_reason":"ended"' in done.stdout  # the session read back
+
+
+def wait_until_serving(port: int, timeout: float = 120) -> None:
+    """``medio dev`` answers ``/ready`` (slowly when other tests share the machine's cores)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"medio dev not ready on port {port}"
+        time.sleep(0.2)
+
+
+TOUR_TOOLS = all(shutil.which(tool) for tool in ("bash", "curl", "jq"))
