@@ -10,14 +10,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from session_samples import parent_setup
 
+from domain.events import SessionStarted
 from medio.bootstrap import Container
-from medio.session_store import session_key
-from medio.tables import watch_sessions
+from medio.session_store import SEQUENCE_KEY, session_key
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]
@@ -101,18 +100,25 @@ async def test_session_token_reads_only_while_the_state_lives(
     assert (await client.get(f"/api/sessions/{sid}", headers=device)).status_code == 404
 
 
-async def test_a_row_from_before_the_limit_field_shows_the_profiles_limit(
+async def test_a_session_recorded_before_the_limit_field_shows_the_profiles_limit(
     client: Client, auth: Auth, container: Container, drain: Drain
 ) -> None:
     parent = auth()
-    sid = (await _played_session(client, parent))["session_id"]
-    await _expire(container, drain, sid)
-    async with container.engine.begin() as conn:
-        await conn.execute(
-            sa.update(watch_sessions)
-            .where(watch_sessions.c.session_id == sid)
-            .values(daily_limit_minutes=None)
-        )
-    response = await client.get(f"/api/sessions/{sid}", headers=parent)
-    assert response.status_code == 200
-    assert response.json()["daily_limit_minutes"] == 45
+    profile, videos = await parent_setup(client, parent, daily_limit_minutes=45)
+    session_id = int(await container.redis.incr(SEQUENCE_KEY))  # an id no start will reuse
+    now = container.clock.now()
+    old_event = SessionStarted(  # as appended before session.started had daily_limit_minutes
+        occurred_at=now,
+        actor="parent",
+        session_id=session_id,
+        profile_id=profile["id"],
+        video_id=videos[0],
+        user_id=profile["user_id"],
+        timezone="UTC",
+        local_date=now.date().isoformat(),
+    )
+    await container.events.append(str(profile["id"]), old_event)
+    await drain()  # projected; it never had working state in Redis
+    response = await client.get(f"/api/sessions/{session_id}", headers=parent)
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["daily_limit_minutes"]) == ("active", 45)
