@@ -39,6 +39,7 @@ def test_the_readme_has_a_tour_of_every_part() -> None:
     for route in ("/ready", "/api/progress", "/api/videos/upload", "/thumbnail", "/heartbeat"):
         assert route in tour, route
     assert "/api/events?" in tour
+    assert "-X OPTIONS" in tour  # a browser's preflight
 
 
 def test_every_json_body_of_the_tour_parses_and_is_sent_as_json() -> None:
