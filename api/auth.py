@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import anyio.to_thread
 import jwt
 import msgspec
+from jwt import PyJWK
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import ApiError
+from api.jwks import JwksKeys, KeysUnavailable
 from medio.settings import Settings
 from medio.tables import users
 
@@ -61,6 +63,9 @@ JWKS_ALGORITHMS = ("RS256", "ES256")
 JWKS_CACHE_SECONDS = 300
 JWKS_REFRESH_COOLDOWN_SECONDS = 10
 JWKS_TIMEOUT_SECONDS = 5
+# A token without ``exp`` is valid (CONTRACT §3: enforced when present), but its verdict is
+# kept only this long, so a revoked signing key or secret stops it soon.
+NO_EXP_CACHE_SECONDS = 60.0
 
 
 class TokenVerifier:
@@ -68,6 +73,8 @@ class TokenVerifier:
 
     With a JWKS URL configured, HS256 tokens are still accepted when ``MEDIO_JWT_SECRET`` is set
     explicitly (``medio token create`` keeps working for operators); otherwise only JWKS keys.
+    Keys are fetched only by ``verify`` (off the event loop, see ``api.jwks``);
+    ``verify_offline`` never touches the network, for callers that must not wait on it.
     """
 
     def __init__(
@@ -78,60 +85,81 @@ class TokenVerifier:
             settings.jwt_secret if settings.jwt_jwks_url else settings.signing_secret()
         ) or None
         self._jwks = (
-            jwt.PyJWKClient(
+            JwksKeys(
                 settings.jwt_jwks_url,
-                cache_jwk_set=True,
                 lifespan=JWKS_CACHE_SECONDS,
+                cooldown=jwks_refresh_cooldown,
                 timeout=JWKS_TIMEOUT_SECONDS,
-                cooldown_duration=jwks_refresh_cooldown,
             )
             if settings.jwt_jwks_url
             else None
         )
-        self._cache: OrderedDict[str, Claims] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[Claims, float]] = OrderedDict()
 
     def cached(self, token: str) -> Claims | None:
-        """The claims of a token verified before and not yet expired."""
-        claims = self._cache.get(token)
-        if claims is None:
+        """The claims of a token verified before, while its verdict may be kept."""
+        entry = self._cache.get(token)
+        if entry is None:
             return None
-        if claims.expires_at > time.time():
-            return claims
+        if entry[1] > time.time():
+            return entry[0]
         del self._cache[token]
         return None
 
-    def verify(self, token: str) -> Claims:
-        """Verify ``token`` (may fetch the JWKS over the network: prefer ``verify_async``)."""
+    def verify_offline(self, token: str) -> Claims | None:
+        """Verify ``token`` if that needs no key fetch; ``None`` if it would (raises 401 if bad)."""
         cached = self.cached(token)
         if cached is not None:
             return cached
-        return self._remember(token, self._decode(token))
+        algorithm = _header_alg(token)
+        if algorithm in JWKS_ALGORITHMS and self._jwks is not None:
+            jwk = self._jwks.held(_header_kid(token))
+            if jwk is None:
+                return None
+            return self._remember(token, self._decode(token, self._jwk_key(jwk, algorithm)))
+        return self._remember(token, self._decode(token, self._secret_for(algorithm)))
 
-    async def verify_async(self, token: str) -> Claims:
-        """Verify ``token`` without blocking the event loop on a JWKS fetch."""
+    async def verify(self, token: str) -> Claims:
+        """Verify ``token``, fetching the key set (off the event loop) when it must."""
         cached = self.cached(token)
         if cached is not None:
             return cached
-        if self._needs_jwks(token):
-            claims = await anyio.to_thread.run_sync(self._decode, token)
+        algorithm = _header_alg(token)
+        if algorithm in JWKS_ALGORITHMS and self._jwks is not None:
+            try:
+                jwk = await self._jwks.key(_header_kid(token))
+            except KeysUnavailable:
+                raise ApiError(503, "Identity provider keys unavailable") from None
+            if jwk is None:
+                raise unauthorized("Invalid token")
+            key = self._jwk_key(jwk, algorithm)
         else:
-            claims = self._decode(token)
-        return self._remember(token, claims)
+            key = self._secret_for(algorithm)
+        return self._remember(token, self._decode(token, key))
 
     def _remember(self, token: str, claims: Claims) -> Claims:
-        self._cache[token] = claims
+        if claims.expires_at == math.inf:
+            self._cache[token] = (claims, time.time() + NO_EXP_CACHE_SECONDS)
+        else:
+            self._cache[token] = (claims, claims.expires_at)
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return claims
 
-    def _needs_jwks(self, token: str) -> bool:
-        try:
-            return self._jwks is not None and _header_alg(token) in JWKS_ALGORITHMS
-        except ApiError:
-            return False
+    def _secret_for(self, algorithm: str) -> tuple[Any, str]:
+        if algorithm in HS_ALGORITHMS and self._secret:
+            return self._secret, algorithm
+        raise unauthorized("Invalid token")
 
-    def _decode(self, token: str) -> Claims:
-        key, algorithm = self._key_for(token)
+    @staticmethod
+    def _jwk_key(jwk: PyJWK, algorithm: str) -> tuple[Any, str]:
+        """A JWKS key verifies only the algorithm of its own type (no confusion)."""
+        if jwk.algorithm_name != algorithm:  # e.g. an EC key asked to verify RS256
+            raise unauthorized("Invalid token")
+        return jwk.key, algorithm
+
+    def _decode(self, token: str, key_and_algorithm: tuple[Any, str]) -> Claims:
+        key, algorithm = key_and_algorithm
         options: jwt.types.Options = {
             "require": ["sub"],
             "verify_aud": bool(self.settings.jwt_audience),
@@ -153,44 +181,54 @@ class TokenVerifier:
             raise unauthorized("Invalid token") from None
         return _claims(payload)
 
-    def _key_for(self, token: str) -> tuple[Any, str]:
-        """The key and the one algorithm it may verify, from the source ``alg`` names."""
-        algorithm = _header_alg(token)
-        if algorithm in HS_ALGORITHMS and self._secret:
-            return self._secret, algorithm
-        if algorithm in JWKS_ALGORITHMS and self._jwks is not None:
-            try:
-                jwk = self._jwks.get_signing_key_from_jwt(token)
-            except jwt.PyJWKClientConnectionError:
-                raise ApiError(503, "Identity provider keys unavailable") from None
-            except jwt.PyJWTError:
-                raise unauthorized("Invalid token") from None
-            if jwk.algorithm_name != algorithm:  # e.g. an EC key asked to verify RS256
-                raise unauthorized("Invalid token")
-            return jwk.key, algorithm
-        raise unauthorized("Invalid token")
+
+def _header(token: str) -> dict[str, Any]:
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise unauthorized("Invalid token") from None
 
 
 def _header_alg(token: str) -> str:
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise unauthorized("Invalid token") from None
-    algorithm = header.get("alg")
+    algorithm = _header(token).get("alg")
     if not isinstance(algorithm, str):
         raise unauthorized("Invalid token")
     return algorithm
 
 
+def _header_kid(token: str) -> str | None:
+    kid = _header(token).get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise unauthorized("Invalid token")
+    return kid
+
+
 def _claims(payload: dict[str, Any]) -> Claims:
     sub = payload.get("sub")
     role = payload.get("role", "parent")
-    if not isinstance(sub, str) or not 1 <= len(sub) <= 255:
+    if not isinstance(sub, str) or not valid_sub(sub):
         raise unauthorized("Invalid token")
     if role not in ROLES:
         raise unauthorized("Invalid token role")
-    exp = payload.get("exp")
-    return Claims(sub=sub, role=role, expires_at=float(exp) if exp is not None else float("inf"))
+    return Claims(sub=sub, role=role, expires_at=_expiry(payload.get("exp", math.inf)))
+
+
+def valid_sub(sub: str) -> bool:
+    """1-255 characters, none of them a control character or a lone surrogate.
+
+    Such a ``sub`` cannot be stored (Postgres refuses NUL and unencodable text) and is no
+    identity provider's user id: refused as an invalid token rather than failing later.
+    """
+    return 1 <= len(sub) <= 255 and sub.isprintable()  # Cc and Cs (surrogates) are not
+
+
+def _expiry(exp: object) -> float:
+    """``exp`` as epoch seconds: a JSON number (RFC 7519 NumericDate), not a numeric string."""
+    if exp == math.inf:
+        return math.inf
+    if isinstance(exp, bool) or not isinstance(exp, int | float) or not math.isfinite(exp):
+        raise unauthorized("Invalid token")
+    return float(exp)
 
 
 def create_token(

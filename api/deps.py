@@ -42,7 +42,7 @@ async def authenticate(request: Request[Any, Any, Any], token: str | None) -> Pr
 
 async def principal_of(services: Services, token: str) -> Principal:
     """The caller of a bearer token (its user row made sure of), or 401."""
-    claims = await services.verifier.verify_async(token)
+    claims = await services.verifier.verify(token)
     user_id = await services.users.user_id(claims.sub)
     return Principal(user_id=user_id, sub=claims.sub, role=claims.role)
 
@@ -71,7 +71,7 @@ async def authenticate_subject(services: Services, authorization: str | None) ->
     token = bearer_token(authorization)
     if token is None:
         raise unauthorized()
-    claims = await services.verifier.verify_async(token)
+    claims = await services.verifier.verify(token)
     services.users.note(claims.sub)
     return claims
 

@@ -90,13 +90,22 @@ class RateLimiter:
         return "general" if scope["path"].startswith("/api/") else None
 
     def _client(self, scope: Scope, policy: Policy) -> str:
+        """The token's ``sub`` when it verifies without a key fetch, else the address.
+
+        Never fetches keys: the limiter runs before authentication, on every request, and a
+        token naming an unknown ``kid`` must not make it wait on the identity provider (a
+        token whose key is not held yet is counted by address; authentication fetches it).
+        """
         if policy != "public":
             token = bearer_token(header_value(scope, b"authorization"))
             if token is not None and token.count(".") == 2:
+                verifier = services_of(scope["app"].state).verifier
                 try:
-                    return "sub:" + services_of(scope["app"].state).verifier.verify(token).sub
+                    claims = verifier.verify_offline(token)
                 except Exception:  # an invalid token is counted by address; auth answers 401
-                    pass
+                    claims = None
+                if claims is not None:
+                    return "sub:" + claims.sub
         return "ip:" + self.addresses.of(scope)
 
     async def admit(self, scope: Scope, policy: Policy) -> None:

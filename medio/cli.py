@@ -108,7 +108,8 @@ def dev(host: str | None, port: int | None, worker_count: int | None) -> None:
 
 
 def _serve_api(settings: Settings, workers: int | None = None) -> None:
-    serve("api.app:app_from_env", settings.host, settings.port, workers or settings.api_workers)
+    workers = workers or settings.api_workers
+    serve("api.app:app_from_env", settings.host, settings.port, workers, settings.trusted_proxies)
 
 
 def _stop(children: list[subprocess.Popen[bytes]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -12,18 +13,25 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 
 class KeyServer:
-    """Serves ``{"keys": keys}`` at ``url`` and counts how often it was fetched."""
+    """Serves ``{"keys": keys}`` at ``url`` and counts how often it was fetched.
+
+    ``delay`` seconds pass before each answer: a slow (or, longer than the client's timeout,
+    a hung) identity provider; a ``status`` other than 200 answers that, without keys.
+    """
 
     def __init__(self) -> None:
         self.keys: list[dict[str, Any]] = []
         self.fetches = 0
+        self.delay = 0.0
+        self.status = 200
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.fetches += 1
-                body = json.dumps({"keys": server.keys}).encode()
-                self.send_response(200)
+                time.sleep(server.delay)
+                body = json.dumps({"keys": server.keys} if server.status == 200 else {}).encode()
+                self.send_response(server.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -33,6 +41,7 @@ class KeyServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True  # a delayed answer does not hold up close()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/.well-known/jwks.json"
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
