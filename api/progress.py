@@ -31,6 +31,7 @@ from domain.progress import (
     InvalidProgress,
     MalformedBody,
     SaveProgress,
+    check_clerk_id,
     check_tmdb_id,
     parse_limit,
     parse_save,
@@ -44,8 +45,12 @@ from projections.resume import ResumeProjection
 RESUME = ResumeProjection.name
 
 
-def _owner(sub: str, clerk_id: str) -> None:
-    """Only the user a token belongs to may touch that user's progress."""
+def _owner(sub: str, clerk_id: str, location: Any = "params") -> None:
+    """Only the user a token belongs to may touch that user's progress (a valid ``clerkId``)."""
+    try:
+        check_clerk_id(clerk_id)
+    except InvalidProgress as exc:
+        raise _invalid(exc, location) from None
     if clerk_id != sub:
         raise ApiError(403, "clerkId does not match the authenticated user")
 
@@ -101,7 +106,7 @@ class ProgressController(Controller):
         services = services_of(scope["app"].state)
         claims = await authenticate_subject(services, header_value(scope, b"authorization"))
         save = _save_body(body)
-        _owner(claims.sub, save.clerk_id)
+        _owner(claims.sub, save.clerk_id, "body")
         await save_progress(services.container, claims.sub, save)
         # Fresh messages each time: outer layers add their headers to the message they get.
         await send({"type": "http.response.start", "status": 204, "headers": []})

@@ -48,7 +48,12 @@ class SaveProgress(msgspec.Struct, frozen=True, rename="camel"):
 _save_decoder = msgspec.json.Decoder(SaveProgress)
 _any_decoder = msgspec.json.Decoder()
 
-CLERK_ID_MESSAGE = "clerkId is required and must be a non-empty string"
+KEY_SEPARATOR = ":"  # of the resume keys' segments (CONTRACT §4); see valid_key_segment
+CLERK_ID_MESSAGE = "clerkId is required and must be a non-empty string without ':'"
+SERIES_ID_MESSAGE = (
+    f"seriesId is required: a string of 1-{MAX_TMDB_ID_LENGTH} characters (no '/' or ':') "
+    "or a non-negative integer"
+)
 TMDB_ID_MESSAGE = (
     f"tmdbId is required: a string of 1-{MAX_TMDB_ID_LENGTH} characters (no '/') "
     "or a non-negative integer"
@@ -104,7 +109,7 @@ def _field_errors(raw: bytes, error: msgspec.ValidationError) -> dict[str, str]:
         raise MalformedBody("Request body must be a JSON object")
     details: dict[str, str] = {}
     clerk_id = body.get("clerkId")
-    if not isinstance(clerk_id, str) or not clerk_id:
+    if not isinstance(clerk_id, str) or not valid_clerk_id(clerk_id):
         details["clerkId"] = CLERK_ID_MESSAGE
     if not _is_integer(body.get("tmdbId")) and not isinstance(body.get("tmdbId"), str):
         details["tmdbId"] = TMDB_ID_MESSAGE
@@ -145,7 +150,7 @@ def _is_number(value: object) -> bool:
 
 def _range_errors(body: SaveProgress) -> dict[str, str]:
     details: dict[str, str] = {}
-    if not body.clerk_id:
+    if not valid_clerk_id(body.clerk_id):
         details["clerkId"] = CLERK_ID_MESSAGE
     if not valid_tmdb_id(body.tmdb_id):
         details["tmdbId"] = TMDB_ID_MESSAGE
@@ -155,6 +160,38 @@ def _range_errors(body: SaveProgress) -> dict[str, str]:
     if duration is not None and not (math.isfinite(duration) and 0 < duration <= MAX_SECONDS):
         details["duration"] = DURATION_MESSAGE
     return details
+
+
+def valid_key_segment(value: str) -> bool:
+    """Whether ``value`` may stand before another segment of a resume key: no ``:``.
+
+    The key layout is fixed by CONTRACT §4 (``resume:{clerkId}:{tmdbId}``,
+    ``series_resume:{clerkId}:{seriesId}:{tmdbId}``). If ``clerkId`` could hold a colon, user
+    ``kid:y`` with title ``z`` and user ``kid`` with title ``y:z`` would share one key (one
+    reads, overwrites and deletes the other's position). With every segment but the last
+    colon-free, a key's first colons separate its segments again: one key, one owner, one
+    title. The last segment (``tmdbId``) may keep its colons (``tv:12``), as data written by
+    the Express service may have them; ``clerkId`` is a user id of the identity provider
+    (Clerk's are ``user_…``), and ``seriesId`` is new.
+    """
+    return KEY_SEPARATOR not in value
+
+
+def valid_clerk_id(clerk_id: str) -> bool:
+    """A ``clerkId`` (the token's ``sub``) that can own resume keys: non-empty, no ``:``."""
+    return bool(clerk_id) and valid_key_segment(clerk_id)
+
+
+def check_clerk_id(clerk_id: str) -> str:
+    """A ``clerkId`` taken from a path, or ``InvalidProgress``."""
+    if not valid_clerk_id(clerk_id):
+        raise InvalidProgress({"clerkId": CLERK_ID_MESSAGE})
+    return clerk_id
+
+
+def valid_series_id(series_id: str | int) -> bool:
+    """A ``seriesId``: a ``tmdbId`` (``valid_tmdb_id``) that is also a key segment (no ``:``)."""
+    return valid_tmdb_id(series_id) and valid_key_segment(str(series_id))
 
 
 def valid_tmdb_id(tmdb_id: str | int) -> bool:

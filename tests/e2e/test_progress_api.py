@@ -425,3 +425,22 @@ async def test_second_user_can_neither_read_write_list_nor_delete_the_first_user
     theirs = await client.get(f"/api/progress/{other}", headers=as_other)
     assert theirs.json() == []
     assert (await client.get(f"/api/progress/{other}/42", headers=as_other)).status_code == 404
+
+
+async def test_two_users_cannot_share_a_resume_key_through_a_colon(
+    client: Client, auth: Auth, drain: Drain
+) -> None:
+    """``kid:y`` + ``z`` and ``kid`` + ``y:z`` would both be ``resume:kid:y:z`` (issue 15, M3)."""
+    kid = f"kid_{secrets.token_hex(4)}"
+    assert (await save(client, auth, kid, tmdbId="y:z", currentTime=5)).status_code == 204
+    other = await save(client, auth, f"{kid}:y", tmdbId="z", currentTime=100)
+    assert other.status_code == 400
+    details = other.json()["details"]
+    assert other.json() == {"error": "Validation failed", "details": details}
+    assert list(details) == ["clerkId"] and "':'" in details["clerkId"]
+    for request in (client.get, client.delete):
+        refused = await request(f"/api/progress/{kid}:y/z", headers=auth(f"{kid}:y"))
+        assert refused.status_code == 400 and list(refused.json()["details"]) == ["clerkId"]
+    await drain()
+    kept = await client.get(f"/api/progress/{kid}/y:z", headers=auth(kid))
+    assert kept.json()["currentTime"] == 5

@@ -10,6 +10,7 @@ from domain.progress import (
     InvalidProgress,
     MalformedBody,
     SaveProgress,
+    check_clerk_id,
     check_tmdb_id,
     epoch_ms,
     expires_at,
@@ -19,6 +20,9 @@ from domain.progress import (
     progress_deleted,
     progress_saved,
     resume_value,
+    valid_clerk_id,
+    valid_key_segment,
+    valid_series_id,
 )
 
 NOW = datetime(2025, 7, 30, 9, 23, 45, 678_901, tzinfo=UTC)
@@ -189,3 +193,20 @@ def test_deeply_nested_json_is_malformed_not_a_crash(raw: bytes) -> None:
 def test_invalid_utf8_is_malformed_not_a_crash(raw: bytes) -> None:
     with pytest.raises(MalformedBody, match="must be UTF-8 encoded JSON"):
         parse_save(raw)
+
+
+@pytest.mark.parametrize("clerk_id", ["kid42:y", ":", "user_1:"])
+def test_a_colon_in_clerk_id_is_invalid(clerk_id: str) -> None:
+    """``resume:{clerkId}:{tmdbId}``: a colon would let two users' titles share one key."""
+    with pytest.raises(InvalidProgress) as caught:
+        parse_save(body(clerkId=clerk_id))
+    assert set(caught.value.details) == {"clerkId"}
+    with pytest.raises(InvalidProgress):
+        check_clerk_id(clerk_id)
+
+
+def test_key_segments_before_the_last_hold_no_colon() -> None:
+    assert valid_clerk_id("user_2abc") and valid_series_id("1399") and valid_series_id(1399)
+    assert not valid_clerk_id("kid:y") and not valid_series_id("s:1")
+    assert not valid_series_id("a/b") and not valid_series_id("x" * 65)
+    assert not valid_key_segment("a:b") and valid_key_segment("a|b")
