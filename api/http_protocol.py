@@ -7,6 +7,14 @@ keep-alive timer only after a response), so a few thousand such sockets exhaust
 apply to httptools, so a 1 MB header line is buffered and accepted. ASGI middleware cannot help:
 the app is not called before the head is complete.
 
+A third gap: ``limit_concurrency`` caps the connections of a process, not of a client, and an
+idle connection counts against it until its timeout; one client that kept reopening 4,500 idle
+connections made 41 of 54 other clients' requests fail with 503. So each peer address may hold
+at most ``max_connections_per_ip`` connections to a process (``MEDIO_MAX_CONNECTIONS_PER_IP``,
+default 64); the next is answered 429 and closed at once. Trusted proxies
+(``MEDIO_TRUSTED_PROXIES``) are exempt: all their clients share their address, and the proxy is
+where per-client connection limits belong then.
+
 This protocol gives each request head ``HEAD_TIMEOUT_SECONDS`` to arrive (from the connection
 being made, or from the first byte of the next request on a kept-alive connection), then answers
 408 and closes; and refuses a head over ``MAX_HEAD_BYTES`` with 431 and closes. Bodies are the
@@ -16,19 +24,42 @@ app's business (``api.limits``). Used by ``medio.server.serve`` (``http=GuardedH
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections import Counter
 from typing import Any
 
 import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.errors import error_body
+from api.ratelimit import ClientAddress
 from api.request_id import new_request_id
+from medio.settings import get_settings
 
 HEAD_TIMEOUT_SECONDS = 10.0
 MAX_HEAD_BYTES = 16 * 1024
 
-REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
-MESSAGES = {408: "Request headers were not received in time", 431: "Request headers too large"}
+REASONS = {
+    408: b"Request Timeout",
+    429: b"Too Many Requests",
+    431: b"Request Header Fields Too Large",
+}
+MESSAGES = {
+    408: "Request headers were not received in time",
+    429: "Too many connections from this address",
+    431: "Request headers too large",
+}
+
+
+@functools.cache
+def _configured() -> tuple[int, ClientAddress]:
+    """This process's per-address cap and trusted proxies, from its settings (read once).
+
+    Read here rather than passed in: with ``--workers`` uvicorn starts each process from its
+    config by pickling, and the protocol is named there by its class.
+    """
+    settings = get_settings()
+    return settings.max_connections_per_ip, ClientAddress(settings.trusted_proxies)
 
 
 def refusal(status: int) -> bytes:
@@ -47,19 +78,53 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     head_timeout = HEAD_TIMEOUT_SECONDS
     max_head_bytes = MAX_HEAD_BYTES
+    max_connections_per_ip: int | None = None  # None: from the settings (tests set it)
+    trusted_proxies: str | None = None  # likewise
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
+        self._counted_as: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._expect_head()
+        if self.client and not self._admit(self.client[0]):
+            self._refuse(429)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        if self._counted_as is not None:
+            per_ip = self._per_ip()
+            per_ip[self._counted_as] -= 1
+            if per_ip[self._counted_as] <= 0:
+                del per_ip[self._counted_as]
         super().connection_lost(exc)
+
+    def _per_ip(self) -> Counter[str]:
+        """Open connections by peer address, for this server (its state is per process)."""
+        state = self.server_state
+        counts: Counter[str] | None = getattr(state, "medio_connections_per_ip", None)
+        if counts is None:
+            counts = Counter()
+            state.medio_connections_per_ip = counts  # type: ignore[attr-defined]
+        return counts
+
+    def _admit(self, address: str) -> bool:
+        cap, proxies = _configured()
+        if self.max_connections_per_ip is not None:
+            cap = self.max_connections_per_ip
+        if self.trusted_proxies is not None:
+            proxies = ClientAddress(self.trusted_proxies)
+        if proxies.is_trusted(address):
+            return True
+        per_ip = self._per_ip()
+        if per_ip[address] >= cap:
+            return False
+        per_ip[address] += 1
+        self._counted_as = address
+        return True
 
     def data_received(self, data: bytes) -> None:
         between_requests = self.cycle is None or self.cycle.response_complete

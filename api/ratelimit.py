@@ -52,7 +52,7 @@ class ClientAddress:
             if item.strip()
         ]
 
-    def _is_trusted(self, address: str) -> bool:
+    def is_trusted(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
@@ -62,14 +62,14 @@ class ClientAddress:
     def of(self, scope: Scope) -> str:
         client = scope.get("client")
         peer = client[0] if client else "unknown"
-        if not self.trusted or not self._is_trusted(peer):
+        if not self.trusted or not self.is_trusted(peer):
             return peer
         for name, value in scope["headers"]:
             if name == b"x-forwarded-for":
                 hops = [hop.strip() for hop in value.decode("latin-1").split(",") if hop.strip()]
                 # The rightmost address not added by one of our proxies is the client.
                 for hop in reversed(hops):
-                    if not self._is_trusted(hop):
+                    if not self.is_trusted(hop):
                         return hop
         return peer
 

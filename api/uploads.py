@@ -10,6 +10,7 @@ client that goes away, the temporary files are deleted and no row is written.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from litestar.exceptions import InternalServerException
 from api.catalog_schema import VideoOut, invalid, video_out
 from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError, FieldError, InvalidFields, SpecialError
+from api.limits import timed_out
 from api.multipart_stream import PartData, PartStarted, boundary_of, form_events
 from domain.catalog import MSG_DURATION, Problem, Video, check_video_details
 from domain.media import SNIFF_BYTES, MediaKind, MediaType, file_too_large, sniff
@@ -222,7 +224,13 @@ class UploadController(Controller):
             raise SpecialError(413, file_too_large("video", settings.max_video_bytes))
         form = UploadForm(MediaStore(settings.media_path), limits, body_limit)
         try:
-            await form.receive(request.stream(), boundary)
+            # An overall deadline: a body trickled a byte at a time never trips the idle
+            # timeout (api.limits), and would otherwise hold its connection for hours.
+            try:
+                async with asyncio.timeout(settings.upload_timeout_seconds):
+                    await form.receive(request.stream(), boundary)
+            except TimeoutError:
+                raise timed_out() from None
             video = await save_upload(container, principal.user_id, form)
         except InternalServerException:  # the client went away mid-body
             raise ApiError(400, "Upload was interrupted") from None

@@ -60,6 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_json_bytes: int = 64 * 1024
     body_idle_timeout_seconds: float = 10.0  # no body bytes for this long: 408
     json_body_timeout_seconds: float = 30.0  # a JSON body not complete after this long: 408
+    upload_timeout_seconds: float = 3600.0  # an upload body not complete after this long: 408
     rate_limit_enabled: bool = True
     rate_limit_general: str = "100/900"
     rate_limit_telemetry: str = "1200/900"
@@ -69,6 +70,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cors_credentials: bool = False
     csrf_cookie_samesite: Literal["strict", "lax", "none"] = "strict"
     read_your_writes_timeout_ms: int = 1000
+    max_connections_per_ip: int = 64  # open connections one address may hold per API process
     default_timezone: str = "UTC"
     projector_batch_size: int = 2000
     projector_run_seconds: float = 10.0
