@@ -20,6 +20,9 @@ from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.streams import behind
 
 LAG_COUNT_CAP = 10_000
+# /ready is public and polled: it counts at most this many entries per checkpoint (then
+# ``capped``), so one measurement costs a few small XRANGEs per shard, whatever the backlog.
+READY_COUNT_CAP = 100
 
 
 class ShardLag(msgspec.Struct):
@@ -37,9 +40,9 @@ async def _server_ms(redis: Redis) -> int:
 
 
 async def projection_lag(
-    redis: Redis, engine: AsyncEngine, shards: int
+    redis: Redis, engine: AsyncEngine, shards: int, cap: int = LAG_COUNT_CAP
 ) -> dict[str, dict[str, ShardLag]]:
-    """``{projection: {shard: lag}}`` for every registered projection."""
+    """``{projection: {shard: lag}}`` for every registered projection (``cap``: see above)."""
     async with engine.connect() as conn:
         sql_checkpoints = await read_sql_checkpoints(conn)
     now_ms = await _server_ms(redis)
@@ -54,11 +57,9 @@ async def projection_lag(
         measured: dict[str, ShardLag] = {}
         for name, checkpoint in positions.items():
             if checkpoint not in measured:
-                count, first = await behind(redis, stream_name(shard), checkpoint, LAG_COUNT_CAP)
+                count, first = await behind(redis, stream_name(shard), checkpoint, cap)
                 age = now_ms - stream_id_key(first)[0] if first else 0
-                measured[checkpoint] = ShardLag(
-                    checkpoint, count, count >= LAG_COUNT_CAP, max(age, 0)
-                )
+                measured[checkpoint] = ShardLag(checkpoint, count, count >= cap, max(age, 0))
             result.setdefault(name, {})[str(shard)] = measured[checkpoint]
     return result
 

@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from api.app import create_app
 from medio.settings import Settings
+from projections import lag
 
 
 async def test_health_is_ok(client: AsyncTestClient[Litestar]) -> None:
@@ -104,3 +105,25 @@ async def test_no_access_log_line_above_info(
     async with AsyncTestClient(app=app) as client:
         assert (await client.get("/health")).status_code == 200
     assert _access_lines(capsys.readouterr().out) == []
+
+
+async def test_ready_is_not_a_load_amplifier(
+    client: AsyncTestClient[Litestar], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """24 req/s of /ready with a backlog pushed save p50 from 4 to 162 ms (issue 15, L8):
+    each ran XRANGE ... COUNT 10000 per checkpoint. Now at most one measurement per second
+    per process, each reading a bounded number of entries."""
+    calls: list[int] = []
+
+    async def counted(redis: Any, stream: str, after: str, cap: int) -> tuple[int, str | None]:
+        calls.append(cap)
+        return 0, None
+
+    monkeypatch.setattr(lag, "behind", counted)
+    first = await client.get("/ready")
+    one_measurement = len(calls)
+    answers = [first] + [await client.get("/ready") for _ in range(19)]
+    assert {answer.status_code for answer in answers} == {200}
+    assert all("archive" in answer.json()["projections"] for answer in answers)
+    assert 0 < len(calls) <= 2 * one_measurement  # 20 answers, one or two measurements
+    assert max(calls) <= 100  # entries read per checkpoint
