@@ -117,14 +117,26 @@ def _route_asgi_path_parameters(node: Any) -> None:
     Litestar 2.25 files an ASGI route's path parameters under the key ``"asgi"`` in its routing
     trie but looks them up under the request's method, so every request to such a route fails
     with a ``KeyError`` (a 500). Filing them under each HTTP method too is the whole fix; the
-    router's own code then parses them as for any route (``tests/e2e`` covers it).
+    router's own code then parses them as for any route (``tests/e2e`` covers it). Methods
+    outside that list (``QUERY``, ``PROPFIND``) find them too, so they reach the handler and
+    get its 405 rather than a ``KeyError``.
     """
     parameters = node.path_parameters.get("asgi") if node.is_asgi else None
     if parameters:
         for method in HTTP_METHODS:
             node.path_parameters.setdefault(method, parameters)
+        node.path_parameters = _AnyMethod(node.path_parameters)
     for child in node.children.values():
         _route_asgi_path_parameters(child)
+
+
+class _AnyMethod(dict[str, Any]):
+    """An ASGI route's path parameters, under whatever method a request names."""
+
+    def __missing__(self, method: str) -> Any:
+        if method == "asgi" or "asgi" not in self:
+            raise KeyError(method)
+        return self["asgi"]
 
 
 def app_from_env() -> Litestar:

@@ -127,3 +127,23 @@ async def test_ready_is_not_a_load_amplifier(
     assert all("archive" in answer.json()["projections"] for answer in answers)
     assert 0 < len(calls) <= 2 * one_measurement  # 20 answers, one or two measurements
     assert max(calls) <= 100  # entries read per checkpoint
+
+
+@pytest.mark.parametrize("method", ["QUERY", "PROPFIND", "BREW"])
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/api/sessions/1/heartbeat", {"POST"}),
+        ("/api/progress", {"POST"}),
+        ("/api/videos", {"GET", "POST"}),
+    ],
+)
+async def test_unknown_methods_are_405_with_allow(
+    client: AsyncTestClient[Litestar], method: str, path: str, allowed: set[str]
+) -> None:
+    """Raw ASGI routes answered a method outside HTTP's usual set with a 500 (issue 15, L9)."""
+    response = await client.request(method, path, headers={"Authorization": "Bearer x.y.z"})
+    assert response.status_code == 405
+    error = response.json()["error"]  # the progress family's is a string
+    assert error["status"] == 405 if isinstance(error, dict) else bool(error)
+    assert {m.strip() for m in response.headers["allow"].split(",")} - {"OPTIONS"} == allowed
