@@ -32,6 +32,7 @@ from litestar.types import ASGIApp, HTTPRequestEvent, Receive, ReceiveMessage, S
 from api.deps import header_value
 from api.errors import ApiError
 from api.guards import INLINE_GUARDS
+from domain.catalog import is_ascii_digits
 from medio.settings import Settings
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -174,7 +175,7 @@ class BodyLimits(ASGIMiddleware):
         """The whole body of a JSON route, once it passed every check above."""
         limit = _body_limit(scope) or self.max_json_bytes
         declared = header_value(scope, b"content-length") or ""
-        if declared.isdigit() and int(declared) > limit:
+        if is_ascii_digits(declared) and int(declared) > limit:
             raise ApiError(413, MSG_TOO_LARGE, {"Connection": "close"})
         body = await read_body(receive, limit, self.json_seconds, self.idle_seconds)
         if body:

@@ -25,7 +25,7 @@ from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError, FieldError, InvalidFields, SpecialError
 from api.limits import timed_out
 from api.multipart_stream import PartData, PartStarted, boundary_of, form_events
-from domain.catalog import MSG_DURATION, Problem, Video, check_video_details
+from domain.catalog import MSG_DURATION, Problem, Video, check_video_details, is_ascii_digits
 from domain.media import SNIFF_BYTES, MediaKind, MediaType, file_too_large, sniff
 from medio import catalog
 from medio.bootstrap import Container
@@ -220,7 +220,7 @@ class UploadController(Controller):
         }
         body_limit = settings.max_video_bytes + settings.max_thumbnail_bytes + FORM_OVERHEAD
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > body_limit:
+        if is_ascii_digits(declared) and int(declared) > body_limit:
             raise SpecialError(413, file_too_large("video", settings.max_video_bytes))
         form = UploadForm(MediaStore(settings.media_path), limits, body_limit)
         try:

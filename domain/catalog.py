@@ -121,10 +121,16 @@ def _positive_int(text: str | None, default: int) -> int | None:
     if text is None:
         return default
     stripped = text.strip()
-    if not stripped.isdigit() or len(stripped) > 9:
+    if not is_ascii_digits(stripped) or len(stripped) > 9:
         return None
     value = int(stripped)
     return value if value >= 1 else None
+
+
+def is_ascii_digits(text: str) -> bool:
+    """``0``-``9`` only: ``str.isdigit`` also takes ``²``, ``①`` and other scripts' digits,
+    some of which ``int`` refuses (a 500) and some it reads (``١٢`` is 12)."""
+    return text.isascii() and text.isdigit()
 
 
 def is_http_url(value: object) -> bool:

@@ -218,12 +218,12 @@ def test_page_defaults() -> None:
     assert parse_page(None, None, 20) == (Page(1, 20), [])
 
 
-@pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", "", "9999999999"])
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", "", "9999999999", "²", "①", "\u0661"])
 def test_bad_page_is_a_problem(page: str) -> None:
     assert parse_page(page, None, 10) == (None, [Problem("page", MSG_PAGE)])
 
 
-@pytest.mark.parametrize("limit", ["0", "101", "x", "-5", ""])
+@pytest.mark.parametrize("limit", ["0", "101", "x", "-5", "", "²", "①"])
 def test_bad_limit_is_a_problem(limit: str) -> None:
     assert parse_page(None, limit, 10) == (None, [Problem("limit", MSG_LIMIT)])
 
