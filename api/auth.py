@@ -26,6 +26,7 @@ import msgspec
 from jwt import PyJWK
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.errors import ApiError
@@ -290,11 +291,32 @@ class UserDirectory:
             batch = [self._noted.pop() for _ in range(min(self.BATCH, len(self._noted)))]
             try:
                 await self._upsert(batch)
-            except Exception as exc:  # the database is down: keep them for a later round
-                self._noted.update(batch)
-                self._retry_at = time.monotonic() + self.RETRY_SECONDS
-                log.warning("user rows for %d new subjects not created yet: %s", len(batch), exc)
-                return
+            except Exception as exc:
+                if _is_outage(exc):
+                    self._later(batch, exc)  # the database is down: keep them for later
+                    return
+                if not await self._register_one_by_one(batch):
+                    return
+
+    async def _register_one_by_one(self, batch: list[str]) -> bool:
+        """After a batch failed for its data: each subject alone, so one row the database
+        refuses cannot keep every other user of its batch from being created. A subject
+        refused alone is dropped (its next request notes it again). ``False``: the database
+        went away meanwhile (the rest is kept for a later round)."""
+        for index, sub in enumerate(batch):
+            try:
+                await self._upsert([sub])
+            except Exception as exc:
+                if _is_outage(exc):
+                    self._later(batch[index:], exc)
+                    return False
+                log.warning("user row not created for a subject the database refuses: %s", exc)
+        return True
+
+    def _later(self, subs: list[str], exc: Exception) -> None:
+        self._noted.update(subs)
+        self._retry_at = time.monotonic() + self.RETRY_SECONDS
+        log.warning("user rows for %d new subjects not created yet: %s", len(subs), exc)
 
     async def _upsert(self, subs: list[str]) -> dict[str, int]:
         insert = (sqlite_insert if self.engine.dialect.name == "sqlite" else pg_insert)(users)
@@ -311,6 +333,13 @@ class UserDirectory:
             ids = {sub: int(user_id) for sub, user_id in await conn.execute(statement)}
         self._ids.update(ids)
         return ids
+
+
+def _is_outage(exc: Exception) -> bool:
+    """The database is unreachable (as opposed to refusing this data)."""
+    return isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )
 
 
 def bearer_token(authorization: str | None) -> str | None:

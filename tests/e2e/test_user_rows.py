@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable
 
+import pytest
 import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from api.auth import UserDirectory, create_token
 from medio.bootstrap import Container
+from medio.settings import Settings
 from medio.tables import users
 
 
@@ -44,3 +48,36 @@ async def test_concurrent_first_requests_create_one_user_row(
     )
     assert {r.status_code for r in responses} == {200}
     assert await _user_rows(container, sub) == 1
+
+
+BAD_SUBS = ["user\x00nul", "user\ud800surrogate", "user\x1bescape"]
+
+
+@pytest.mark.parametrize("sub", BAD_SUBS, ids=["nul", "lone-surrogate", "control"])
+async def test_a_sub_that_cannot_be_stored_is_an_invalid_token(
+    client: AsyncTestClient[Litestar], settings: Settings, sub: str
+) -> None:
+    """NUL or a lone surrogate in ``sub`` was a 500 on every database route (issue 15, L11)."""
+    headers = {"Authorization": f"Bearer {create_token(settings, sub)}"}
+    for response in (
+        await client.get("/api/profiles", headers=headers),
+        await client.post(
+            "/api/progress", json={"clerkId": "x", "tmdbId": "1", "currentTime": 1}, headers=headers
+        ),
+    ):
+        assert response.status_code == 401
+
+
+async def test_one_bad_subject_does_not_stop_other_users_rows(container: Container) -> None:
+    """The background registration upserts new users in batches; one row the database
+    refuses used to fail every batch it was in, for good (0 of 60 new users got a row)."""
+    directory = UserDirectory(container.engine)
+    good = [f"user_batch_{n}_{secrets.token_hex(3)}" for n in range(20)]
+    directory.note("user\x00poison")
+    for sub in good:
+        directory.note(sub)
+    for _ in range(200):
+        if all([await _user_rows(container, sub) for sub in good]):
+            break
+        await asyncio.sleep(0.02)
+    assert [await _user_rows(container, sub) for sub in good] == [1] * 20
