@@ -68,7 +68,9 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         owned = container is None
         built = container or build_container(settings)
-        app.state.services = Services(built)
+        app.state.services = services = Services(built)
+        await guards.csrf.tokens.load_key(built.redis)
+        services.csrf = guards.csrf.tokens  # one signer for the middleware and the token route
         if settle_heap:
             heap.settle()  # start-up is over: its objects need no more collecting
         try:

@@ -1,21 +1,59 @@
-"""Signed CSRF tokens (``random.signature``): a cookie Medio never issued is refused too."""
+"""Signed CSRF tokens (``random.signature``): a cookie Medio never issued is refused too.
+
+The signing key is derived from ``MEDIO_JWT_SECRET`` (or the development secret). A production
+deployment that verifies tokens only through a JWKS URL has no such secret, and should not need
+one (setting it would also make Medio accept HS256 tokens): there the key is a random value made
+once and kept in Redis (``medio:csrf-key``), read by every API process at start, so a token
+issued by one process is good at all. Should Redis lose it, a new one is made and outstanding
+CSRF tokens are refused once (the page fetches a new one).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 
+from redis.asyncio import Redis
+
 from medio.settings import Settings
+
+log = logging.getLogger("medio.csrf")
+SHARED_KEY = "medio:csrf-key"
+LOAD_TIMEOUT_SECONDS = 5.0
+
+
+def _derived(secret: str) -> bytes:
+    return hashlib.sha256(b"medio-csrf:" + secret.encode()).digest()
 
 
 class CsrfTokens:
     """Issue and check signed tokens."""
 
     def __init__(self, settings: Settings) -> None:
-        self._key = hashlib.sha256(b"medio-csrf:" + settings.signing_secret().encode()).digest()
+        secret = settings.jwt_secret
+        if not secret and settings.env != "production":
+            secret = settings.signing_secret()
+        self._key: bytes | None = _derived(secret) if secret else None
+
+    async def load_key(self, redis: Redis) -> None:
+        """Without a secret (production, JWKS only): the key shared through Redis."""
+        if self._key is not None:
+            return
+        try:
+            async with asyncio.timeout(LOAD_TIMEOUT_SECONDS):
+                await redis.set(SHARED_KEY, secrets.token_hex(32), nx=True)
+                shared = await redis.get(SHARED_KEY)
+        except Exception as exc:  # Redis down at start: this process's own key, for now
+            log.warning("CSRF key not read from Redis (%s): tokens valid in this process", exc)
+            shared = secrets.token_hex(32).encode()
+        self._key = _derived(shared.decode() if isinstance(shared, bytes) else str(shared))
 
     def _sign(self, value: str) -> str:
+        if self._key is None:
+            raise RuntimeError("CSRF key not loaded (CsrfTokens.load_key at start-up)")
         return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
 
     def issue(self) -> str:

@@ -127,3 +127,30 @@ async def test_public_start_without_csrf_token_is_403(app: Litestar) -> None:
 async def test_safe_methods_need_no_token(app: Litestar) -> None:
     async with AsyncTestClient(app=app) as client:
         assert (await client.get("/health")).status_code == 200
+
+
+def _production_with_jwks_only(settings: Settings) -> Settings:
+    return msgspec.structs.replace(
+        settings,
+        env="production",
+        jwt_secret=None,
+        jwt_jwks_url="https://idp.example.test/.well-known/jwks.json",
+    )
+
+
+async def test_production_with_jwks_and_no_secret_starts_and_shares_its_csrf_key(
+    settings: Settings,
+) -> None:
+    """A hosted identity provider needs no MEDIO_JWT_SECRET, but the CSRF signer needed one:
+    such a deployment did not start (issue 15, L12). Its key is made once and kept in Redis,
+    so a token from one API process is good at every other."""
+    own = _production_with_jwks_only(settings)
+    async with AsyncTestClient(app=_app(create_app(own))) as first:
+        token = (await first.get("/api/csrf-token")).json()["csrfToken"]
+    async with AsyncTestClient(app=_app(create_app(own))) as second:
+        second.cookies.set("csrf_token", token)
+        accepted = await second.post("/api/test-csrf", headers={"X-CSRF-Token": token})
+        forged = "attacker-chosen.0123456789abcdef0123456789abcdef"
+        second.cookies.set("csrf_token", forged)
+        refused = await second.post("/api/test-csrf", headers={"X-CSRF-Token": forged})
+    assert (accepted.status_code, refused.status_code) == (204, 403)
