@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwks_server import KeyServer, ec_jwk, rsa_jwk
 
-from api.auth import TokenVerifier, create_token
+from api.auth import NO_EXP_CACHE_SECONDS, TokenVerifier, create_token
 from api.errors import ApiError
 from medio.settings import Settings
 
@@ -312,3 +312,39 @@ async def test_verify_offline_uses_keys_already_held(
     verified = verifier.verify_offline(other)
     assert verified is not None and verified.sub == "u2"
     assert key_server.fetches == 1
+
+
+# exp (issue 15, L13) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("exp", ["9999999999", "tomorrow", True, None, [1]])
+async def test_exp_that_is_not_a_number_is_401(exp: object) -> None:
+    """RFC 7519 NumericDate: a JSON number. A numeric string is not one (pyjwt reads it)."""
+    settings = Settings(env="test", jwt_secret=SECRET)
+    token = hand_made({"alg": "HS256", "typ": "JWT"}, {"sub": "u", "exp": exp}, SECRET.encode())
+    await assert_401(TokenVerifier(settings), token)
+
+
+async def test_token_without_exp_is_accepted_but_kept_only_briefly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(env="test", jwt_secret=SECRET)
+    verifier = TokenVerifier(settings)
+    token = jwt.encode({"sub": "no-exp"}, SECRET, algorithm="HS256")
+    assert (await verifier.verify(token)).sub == "no-exp"
+    assert verifier.cached(token) is not None
+    later = time.time() + NO_EXP_CACHE_SECONDS + 1
+    monkeypatch.setattr("api.auth.time.time", lambda: later)
+    assert verifier.cached(token) is None  # verified again (and checked again) from now on
+
+
+async def test_no_token_is_kept_past_its_exp(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(env="test", jwt_secret=SECRET)
+    verifier = TokenVerifier(settings)
+    exp = int(time.time()) + 30
+    token = jwt.encode({"sub": "u", "exp": exp}, SECRET, algorithm="HS256")
+    await verifier.verify(token)
+    monkeypatch.setattr("api.auth.time.time", lambda: exp - 0.5)
+    assert verifier.cached(token) is not None
+    monkeypatch.setattr("api.auth.time.time", lambda: exp + 0.001)
+    assert verifier.cached(token) is None
