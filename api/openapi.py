@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import zoneinfo
 from typing import Any
 
 from litestar import Litestar
@@ -43,6 +44,7 @@ from litestar.openapi.spec import (
 from litestar.openapi.spec.enums import OpenAPIFormat
 
 from api.errors import is_progress_route
+from domain.catalog import MAX_DURATION
 
 STRING = Schema(type=OpenAPIType.STRING)
 INTEGER = Schema(type=OpenAPIType.INTEGER)
@@ -131,13 +133,32 @@ SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
     "accessToken": SecurityScheme(type="apiKey", name="access_token", security_scheme_in="query"),
 }
 
+NO_NUL = "^[^\\x00]*$"
+# Unknown fields are ignored, but every string in a JSON body, names included, is refused with
+# NUL in it (api.limits: Postgres text cannot hold it): what an extra field may be.
+JSON_WITHOUT_NUL = Schema(
+    any_of=[
+        Schema(type=OpenAPIType.STRING, pattern=NO_NUL),
+        Schema(type=[OpenAPIType.NUMBER, OpenAPIType.BOOLEAN, OpenAPIType.NULL]),
+        Schema(type=OpenAPIType.ARRAY, items=_ref("JsonWithoutNul")),
+        Schema(
+            type=OpenAPIType.OBJECT,
+            property_names=Schema(type=OpenAPIType.STRING, pattern=NO_NUL),
+            additional_properties=_ref("JsonWithoutNul"),
+        ),
+    ],
+    title="JsonWithoutNul",
+)
+
 PROGRESS_SAVE_BODY = Schema(
     type=OpenAPIType.OBJECT,
     properties={
-        "clerkId": Schema(type=OpenAPIType.STRING, min_length=1),
+        "clerkId": Schema(type=OpenAPIType.STRING, min_length=1, pattern="^[^:\\x00]+$"),
         "tmdbId": Schema(
             one_of=[
-                Schema(type=OpenAPIType.STRING, min_length=1, max_length=64),
+                Schema(
+                    type=OpenAPIType.STRING, min_length=1, max_length=64, pattern="^[^/\\x00]+$"
+                ),
                 Schema(type=OpenAPIType.INTEGER, minimum=0),
             ]
         ),
@@ -145,6 +166,8 @@ PROGRESS_SAVE_BODY = Schema(
         "duration": Schema(type=OpenAPIType.NUMBER, exclusive_minimum=0, maximum=604_800),
     },
     required=["clerkId", "currentTime", "tmdbId"],
+    property_names=Schema(type=OpenAPIType.STRING, pattern=NO_NUL),
+    additional_properties=_ref("JsonWithoutNul"),
 )
 UPLOAD_BODY = Schema(
     type=OpenAPIType.OBJECT,
@@ -168,27 +191,50 @@ def _whole(minimum: int, maximum: int | None = None) -> Schema:
 
 
 def _body(required: list[str], **properties: Schema) -> Schema:
-    return Schema(type=OpenAPIType.OBJECT, properties=dict(properties), required=required)
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        properties=dict(properties),
+        required=required,
+        property_names=Schema(type=OpenAPIType.STRING, pattern=NO_NUL),
+        additional_properties=_ref("JsonWithoutNul"),
+    )
 
 
 HTTP_URL = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.URI, pattern="^https?://")
 NULLABLE_URL = Schema(one_of=[HTTP_URL, Schema(type=OpenAPIType.NULL)])
+# Text is checked after stripping whitespace, and a JSON body may hold no NUL anywhere
+# (api.limits): at least one (two for a name) other character, and no NUL.
+NAME = dataclasses.replace(
+    _text(2, 50), pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*[^\\s\\x00][^\\x00]*$"
+)
+TITLE = dataclasses.replace(_text(1, 200), pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*$")
+TIMEZONE = Schema(
+    type=OpenAPIType.STRING,
+    enum=sorted(zoneinfo.available_timezones()),
+    description="IANA time zone, e.g. Europe/Paris",
+)
 PROFILE_FIELDS: dict[str, Schema] = {
-    "name": _text(2, 50),
+    "name": NAME,
     "age": _whole(1, 17),
     "avatar_url": NULLABLE_URL,
     "daily_limit_minutes": _whole(0, 1440),
-    "timezone": Schema(type=OpenAPIType.STRING, description="IANA time zone, e.g. Europe/Paris"),
+    "timezone": TIMEZONE,
     "kids_mode": Schema(type=OpenAPIType.BOOLEAN),
 }
 VIDEO_FIELDS: dict[str, Schema] = {
-    "title": _text(1, 200),
+    "title": TITLE,
     "url": HTTP_URL,
     "thumbnail_url": NULLABLE_URL,
-    "description": Schema(type=[OpenAPIType.STRING, OpenAPIType.NULL], max_length=5000),
-    "duration": Schema(type=[OpenAPIType.INTEGER, OpenAPIType.NULL], minimum=0),
+    "description": Schema(
+        type=[OpenAPIType.STRING, OpenAPIType.NULL], max_length=5000, pattern=NO_NUL
+    ),
+    "duration": Schema(
+        type=[OpenAPIType.INTEGER, OpenAPIType.NULL], minimum=0, maximum=MAX_DURATION
+    ),
 }
-SESSION_START = _body(["profile_id", "video_id"], profile_id=_whole(1), video_id=_whole(1))
+SESSION_START = _body(
+    ["profile_id", "video_id"], profile_id=_whole(1, 2**63 - 1), video_id=_whole(1, 2**63 - 1)
+)
 # Bodies the handlers take as ``JSONBody[Any]`` (to answer with the seed's own messages), so
 # Litestar documents them as "anything"; what they accept is described here.
 JSON_BODIES: dict[tuple[str, str], tuple[Schema, bool]] = {
@@ -200,10 +246,30 @@ JSON_BODIES: dict[tuple[str, str], tuple[Schema, bool]] = {
     ("post", "/api/sessions/start"): (SESSION_START, True),
     ("post", "/api/sessions/start/public"): (SESSION_START, True),
     ("post", "/api/sessions/{session_id}/heartbeat"): (
-        _body([], position=Schema(type=OpenAPIType.NUMBER, minimum=0)),
+        _body([], position=Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=604_800)),
         False,
     ),
 }
+
+
+# Query numbers the handlers read as text (to answer with the seed's messages): what they take.
+QUERY_NUMBERS: dict[tuple[str, str], Schema] = {
+    ("/api/videos", "page"): _whole(1, 999_999_999),
+    ("/api/videos", "limit"): _whole(1, 100),
+    ("/api/profiles", "page"): _whole(1, 999_999_999),
+    ("/api/profiles", "limit"): _whole(1, 100),
+    ("/api/progress/{clerk_id}", "limit"): _whole(1, 500),
+    ("/api/events", "limit"): _whole(1, 1000),
+    ("/api/events", "after"): _whole(0),
+}
+
+
+def _query_numbers(path: str, operation: Operation) -> None:
+    for parameter in operation.parameters or []:
+        if isinstance(parameter, Parameter) and parameter.param_in == ParamType.QUERY:
+            schema = QUERY_NUMBERS.get((path, parameter.name))
+            if schema is not None:
+                parameter.schema = schema
 
 
 def _header(schema: Schema, description: str, required: bool = False) -> OpenAPIHeader:
@@ -345,6 +411,7 @@ def _document_operation(method: str, path: str, operation: Operation) -> None:
         _stream_responses(operation)
     elif key == THUMBNAIL:
         _thumbnail_responses(operation)
+    _query_numbers(path, operation)
     responses = operation.responses or {}
     responses.pop("400", None)  # Litestar's own validation shape; never sent
     for status in sorted(error_statuses(method, path, operation)):
@@ -413,7 +480,12 @@ def document_openapi(openapi: OpenAPI) -> None:
     """Add error responses, headers, security and hidden bodies to ``openapi`` (idempotent)."""
     _add_asgi_operations(openapi)
     components = openapi.components or Components()
-    components.schemas = {**components.schemas, **ERROR_SCHEMAS, **ASGI_SCHEMAS}
+    components.schemas = {
+        **components.schemas,
+        **ERROR_SCHEMAS,
+        **ASGI_SCHEMAS,
+        "JsonWithoutNul": JSON_WITHOUT_NUL,
+    }
     components.security_schemes = {**(components.security_schemes or {}), **SECURITY_SCHEMES}
     openapi.components = components
     for path, item in (openapi.paths or {}).items():

@@ -29,7 +29,7 @@ from api.deps import (
 from api.errors import MSG_MALFORMED_JSON, ApiError, FieldError, InvalidFields, SpecialError
 from api.guards import admit, inline_guards, route_policy
 from domain import sessions
-from domain.catalog import Profile
+from domain.catalog import Profile, json_integer
 from domain.sessions import SessionState
 from domain.timestamps import iso_ms
 from medio import catalog, session_store
@@ -96,13 +96,15 @@ def _ids(data: Any) -> tuple[int, int]:
     if not isinstance(data, dict):
         raise ApiError(400, "Request body must be a JSON object")
     problems = []
+    ids = []
     for name in ("profile_id", "video_id"):
-        value = data.get(name)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        value = json_integer(data.get(name))
+        if value is None or not 1 <= value <= MAX_ID:
             problems.append(FieldError(name, MSG_ID.format(name)))
+        ids.append(value or 0)
     if problems:
         raise InvalidFields(problems)
-    return int(data["profile_id"]), int(data["video_id"])
+    return ids[0], ids[1]
 
 
 def _position(data: Any) -> float | None:

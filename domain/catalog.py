@@ -157,9 +157,31 @@ def is_timezone(value: object) -> bool:
     return True
 
 
+def json_integer(value: object) -> int | None:
+    """``value`` as a JSON integer, or ``None``: an int (not a bool), or a float with no
+    fraction, since JSON Schema's ``integer`` (the documented type) counts ``5.0`` as one and
+    clients that hold every number as a double send it so."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return None
+
+
 def _int_in(value: object, low: int, high: int) -> bool:
-    """A JSON integer (not a bool) within ``low..high``."""
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    """A JSON integer (``json_integer``) within ``low..high``."""
+    number = json_integer(value)
+    return number is not None and low <= number <= high
+
+
+def _whole_numbers(values: dict[str, Any], *names: str) -> dict[str, Any]:
+    """Valid integer fields as ints (``5.0`` stored as ``5``)."""
+    for name in names:
+        if values.get(name) is not None:
+            values[name] = json_integer(values[name])
+    return values
 
 
 Mode = Literal["create", "update"]
@@ -195,7 +217,9 @@ def check_profile(body: dict[str, Any], mode: Mode) -> list[Problem]:
 
 def profile_values(body: dict[str, Any], mode: Mode, default_timezone: str) -> dict[str, Any]:
     """The column values of a valid profile body (defaults filled in on create)."""
-    values = {k: body[k] for k in PROFILE_FIELDS if k in body}
+    values = _whole_numbers(
+        {k: body[k] for k in PROFILE_FIELDS if k in body}, "age", "daily_limit_minutes"
+    )
     if "name" in values:
         values["name"] = values["name"].strip()
     if mode == "create":
@@ -241,7 +265,7 @@ def check_video_details(body: dict[str, Any], mode: Mode) -> list[Problem]:
 
 def video_values(body: dict[str, Any], mode: Mode) -> dict[str, Any]:
     """The column values of a valid video body (optional fields default to null on create)."""
-    values = {k: body[k] for k in VIDEO_FIELDS if k in body}
+    values = _whole_numbers({k: body[k] for k in VIDEO_FIELDS if k in body}, "duration")
     if "title" in values:
         values["title"] = values["title"].strip()
     if mode == "create":

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from domain.catalog import json_integer
 from domain.events import ProgressDeleted, ProgressSaved
 
 RESUME_TTL = timedelta(days=30)
@@ -40,7 +41,7 @@ class SaveProgress(msgspec.Struct, frozen=True, rename="camel"):
     """A validated ``POST /api/progress`` body."""
 
     clerk_id: str
-    tmdb_id: str | int
+    tmdb_id: str | int | float  # a float only as decoded: 550.0 is the integer 550
     current_time: float
     duration: float | None = None
 
@@ -85,6 +86,9 @@ def parse_save(raw: bytes) -> SaveProgress:
         raise InvalidProgress(_field_errors(raw, exc)) from None
     except msgspec.DecodeError:
         raise _malformed(raw) from None
+    if isinstance(body.tmdb_id, float):
+        whole = json_integer(body.tmdb_id)
+        body = msgspec.structs.replace(body, tmdb_id=-1 if whole is None else whole)
     details = _range_errors(body)
     if details:
         raise InvalidProgress(details)
@@ -111,7 +115,7 @@ def _field_errors(raw: bytes, error: msgspec.ValidationError) -> dict[str, str]:
     clerk_id = body.get("clerkId")
     if not isinstance(clerk_id, str) or not valid_clerk_id(clerk_id):
         details["clerkId"] = CLERK_ID_MESSAGE
-    if not _is_integer(body.get("tmdbId")) and not isinstance(body.get("tmdbId"), str):
+    if json_integer(body.get("tmdbId")) is None and not isinstance(body.get("tmdbId"), str):
         details["tmdbId"] = TMDB_ID_MESSAGE
     if not _is_number(body.get("currentTime")):
         details["currentTime"] = CURRENT_TIME_MESSAGE
@@ -152,7 +156,7 @@ def _range_errors(body: SaveProgress) -> dict[str, str]:
     details: dict[str, str] = {}
     if not valid_clerk_id(body.clerk_id):
         details["clerkId"] = CLERK_ID_MESSAGE
-    if not valid_tmdb_id(body.tmdb_id):
+    if isinstance(body.tmdb_id, float) or not valid_tmdb_id(body.tmdb_id):
         details["tmdbId"] = TMDB_ID_MESSAGE
     if not (math.isfinite(body.current_time) and 0 <= body.current_time <= MAX_SECONDS):
         details["currentTime"] = CURRENT_TIME_MESSAGE

@@ -24,6 +24,7 @@ from domain.catalog import (
     check_profile,
     check_video,
     is_http_url,
+    json_integer,
     page_metadata,
     parse_page,
     profile_values,
@@ -261,3 +262,10 @@ def test_metadata_of_the_last_page() -> None:
 def test_metadata_of_a_page_past_the_end() -> None:
     meta = page_metadata(Page(5, 20), 45)
     assert (meta["totalPages"], meta["hasNextPage"], meta["hasPrevPage"]) == (3, False, True)
+
+
+def test_a_whole_float_is_a_json_integer() -> None:
+    """JSON Schema's integer counts 5.0 as one, and clients holding doubles send it so."""
+    assert json_integer(5.0) == 5 and json_integer(5) == 5
+    assert json_integer(5.5) is None and json_integer(True) is None and json_integer("5") is None
+    assert json_integer(float("inf")) is None and json_integer(1e300) is None
