@@ -248,26 +248,39 @@ def create_token(
 class UserDirectory:
     """Maps a token's ``sub`` to its user row, creating the row the first time.
 
-    Ids are remembered per process; concurrent first requests of one ``sub`` share one
-    upsert. ``note`` makes sure the row exists without waiting, for routes that need only
-    the ``sub`` (ingest): new subjects are collected and registered together, one multi-row
-    upsert per round, so a burst of new users costs the database a few statements, not one
+    Ids are remembered per process (the ``KNOWN_USERS`` most recently used: a process that
+    has seen millions of users keeps a bounded map); concurrent first requests of one ``sub``
+    share one upsert. ``note`` makes sure the row exists without waiting, for routes that need
+    only the ``sub`` (ingest): new subjects are collected and registered together, one
+    multi-row upsert per round, so a burst of new users costs the database a few statements, not one
     transaction each.
     """
 
     RETRY_SECONDS = 1.0
     BATCH = 1000
+    KNOWN_USERS = 100_000  # ids kept per process, the most recently used (about 15 MB)
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._ids: dict[str, int] = {}
+        self._ids: OrderedDict[str, int] = OrderedDict()  # an LRU: see _known, _learn
         self._pending: dict[str, asyncio.Task[dict[str, int]]] = {}
         self._noted: set[str] = set()
         self._registrar: asyncio.Task[None] | None = None
         self._retry_at = 0.0
 
-    async def user_id(self, sub: str) -> int:
+    def _known(self, sub: str) -> int | None:
         known = self._ids.get(sub)
+        if known is not None:
+            self._ids.move_to_end(sub)
+        return known
+
+    def _learn(self, ids: dict[str, int]) -> None:
+        self._ids.update(ids)
+        while len(self._ids) > self.KNOWN_USERS:
+            self._ids.popitem(last=False)
+
+    async def user_id(self, sub: str) -> int:
+        known = self._known(sub)
         if known is not None:
             return known
         task = self._pending.get(sub)
@@ -279,7 +292,7 @@ class UserDirectory:
 
     def note(self, sub: str) -> None:
         """Register ``sub`` in the background if this process has not seen it."""
-        if sub in self._ids:
+        if self._known(sub) is not None:
             return
         self._noted.add(sub)
         idle = self._registrar is None or self._registrar.done()
@@ -331,7 +344,7 @@ class UserDirectory:
         )
         async with self.engine.begin() as conn:
             ids = {sub: int(user_id) for sub, user_id in await conn.execute(statement)}
-        self._ids.update(ids)
+        self._learn(ids)
         return ids
 
 

@@ -68,7 +68,7 @@ def refusal(status: int) -> bytes:
     body = msgspec.json.encode(error_body("", status, MESSAGES[status], request_id))
     head = (
         b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-        b"x-request-id: %s\r\nconnection: close\r\n\r\n"
+        b"x-request-id: %s\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n"
     ) % (status, REASONS[status], len(body), request_id.encode())
     return head + body
 
@@ -85,6 +85,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
+        self._head_tail = b""
         self._counted_as: str | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -131,11 +132,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_timer is None and between_requests:
             self._expect_head()  # the next request on a kept-alive connection begins
         if self._head_timer is not None:
-            if self._head_bytes > self.max_head_bytes:  # checked before: a read may carry body
+            # Count only the head's part of this read (a read may carry body after it), and
+            # check it before parsing: a whole oversized head can come in one read.
+            self._head_bytes += self._head_part(data)
+            if self._head_bytes > self.max_head_bytes:
                 self._refuse(431)
                 return
-            self._head_bytes += len(data)
         super().data_received(data)
+
+    def _head_part(self, data: bytes) -> int:
+        """How many bytes of ``data`` belong to the head still being received."""
+        seen = self._head_tail + data
+        self._head_tail = seen[-3:]
+        end = seen.find(b"\r\n\r\n")
+        if end < 0:
+            return len(data)
+        return max(0, end + 4 - (len(seen) - len(data)))
 
     def on_headers_complete(self) -> None:
         self._stop_head_timer()
@@ -143,6 +155,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _expect_head(self) -> None:
         self._head_bytes = 0
+        self._head_tail = b""  # the last bytes read, for a blank line split across reads
         self._head_timer = self.loop.call_later(self.head_timeout, self._refuse, 408)
 
     def _stop_head_timer(self) -> None:

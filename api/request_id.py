@@ -24,6 +24,9 @@ access_log = logging.getLogger("medio.access")
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _HEADER = b"x-request-id"
+# On every response: a browser never guesses a type other than the declared one, so an upload
+# that is an MP4 by its head and HTML further on (a polyglot) is never run as a page.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 def new_request_id() -> str:
@@ -74,6 +77,7 @@ class RequestIdMiddleware:
                 status = message["status"]
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER]
                 headers.append(header)
+                headers.append(NOSNIFF)
                 headers.extend(state.get("response_headers", ()))
                 message["headers"] = headers
             await send(message)

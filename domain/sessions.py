@@ -106,8 +106,21 @@ def start_of_local_day(day: date, timezone: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone(timezone)).astimezone(UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _ms_between(start: datetime, end: datetime) -> int:
-    return (end - start) // timedelta(milliseconds=1)
+    """Whole milliseconds from ``start`` to ``end``, cut on the clock's millisecond grid.
+
+    Flooring each stretch on its own (``(end - start) // 1 ms``) lost its sub-millisecond rest
+    at every beat (about 0.5 ms each, -37 ms over 75 beats). Flooring both ends instead makes
+    consecutive stretches add up to the floored span of the whole: nothing is lost.
+    """
+    return _epoch_ms(end) - _epoch_ms(start)
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def split_by_local_day(start: datetime, end: datetime, timezone: str) -> tuple[DayShare, ...]:

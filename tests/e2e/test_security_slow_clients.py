@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 import uvicorn
+from live_server import live_server
 
 from api.app import create_app
 from api.http_protocol import GuardedHttpToolsProtocol
@@ -140,3 +141,37 @@ def test_medio_api_serves_with_the_guarded_protocol(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(medio_server.uvicorn, "run", lambda *a, **kw: seen.update(kw))
     medio_server.serve("api.app:app_from_env", "127.0.0.1", 8000)
     assert seen["http"] is GuardedHttpToolsProtocol
+
+
+@pytest.mark.parametrize("size", [17 * 1024, 100 * 1024])
+def test_a_head_over_16_kb_in_one_write_is_431(settings: Settings, size: int) -> None:
+    """The cap was checked only before each read was counted, so a whole oversized head in
+    one read (one send of 100 KB) got through (issue 15, L16). Production settings here."""
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\n\r\n"
+    with live_server(create_app(settings)) as production_port:
+        _seconds, response = _exchange(production_port, [head])
+        _seconds, fine = _exchange(
+            production_port,
+            [b"GET /health HTTP/1.1\r\nHost: x\r\nX-Fine: " + b"a" * 15000 + b"\r\n\r\n"],
+            cap=1.0,
+        )
+    assert _status(response) == 431
+    assert _status(fine) == 200
+
+
+def test_a_post_whose_body_arrives_with_its_head_is_not_counted_as_head(
+    settings: Settings, make_token: Callable[..., str]
+) -> None:
+    """Only head bytes count: a 60 KB JSON body sent in the same write as its head is fine."""
+    clerk = "user_head_and_body"
+    body = msgspec.json.encode(
+        {"clerkId": clerk, "tmdbId": "1", "currentTime": 5, "pad": "x" * 60_000}
+    )
+    head = (
+        f"POST /api/progress HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {make_token(clerk)}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    with live_server(create_app(settings)) as production_port:
+        _seconds, response = _exchange(production_port, [head + body])
+    assert _status(response) == 204

@@ -156,3 +156,16 @@ async def test_missing_file_on_disk_is_404(media_client: Client, uploaded: Uploa
     uploaded.file.unlink()
     response = await media_client.get(uploaded.url, headers=uploaded.headers)
     assert response.status_code == 404
+
+
+async def test_every_stream_answer_says_nosniff(media_client: Client, uploaded: Uploaded) -> None:
+    """A polyglot (an MP4 head, then HTML) must never be sniffed into a page (issue 15, L16)."""
+    answers = [
+        await media_client.get(uploaded.url, headers=uploaded.headers),
+        await media_client.get(uploaded.url, headers={**uploaded.headers, "Range": "bytes=0-9"}),
+        await media_client.get(uploaded.url, headers={**uploaded.headers, "Range": "bytes=9-0"}),
+        await media_client.get(uploaded.url),  # 401
+        await media_client.get("/api/videos/999999/stream", headers=uploaded.headers),
+        await media_client.get("/health"),
+    ]
+    assert [a.headers.get("x-content-type-options") for a in answers] == ["nosniff"] * 6

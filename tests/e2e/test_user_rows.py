@@ -81,3 +81,15 @@ async def test_one_bad_subject_does_not_stop_other_users_rows(container: Contain
             break
         await asyncio.sleep(0.02)
     assert [await _user_rows(container, sub) for sub in good] == [1] * 20
+
+
+async def test_the_known_users_of_a_process_are_bounded(container: Container) -> None:
+    """Every sub ever seen was kept in memory for good (issue 15, L16): now the most recent
+    ``KNOWN_USERS`` only, and one forgotten is looked up again, with the same id."""
+    directory = UserDirectory(container.engine)
+    directory.KNOWN_USERS = 5
+    subs = [f"user_lru_{n}_{secrets.token_hex(3)}" for n in range(12)]
+    ids = [await directory.user_id(sub) for sub in subs]
+    assert len(directory._ids) == 5
+    assert await directory.user_id(subs[0]) == ids[0]
+    assert len(directory._ids) == 5

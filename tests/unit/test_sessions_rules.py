@@ -213,3 +213,17 @@ def test_local_date_uses_the_profiles_zone() -> None:
     assert sessions.local_date(moment, TOKYO) == date(2026, 3, 2)
     assert sessions.local_date(moment, NEW_YORK) == date(2026, 3, 1)
     assert sessions.local_date(moment, "Not/AZone") == date(2026, 3, 1)
+
+
+def test_75_beats_lose_no_watch_time_to_rounding() -> None:
+    """Each beat floored its own stretch to whole milliseconds, so sub-millisecond remainders
+    were lost every time: about 0.5 ms a beat, -37 ms over 75 (issue 15, L16). Stretches are
+    now cut on the millisecond grid of the clock, so what they add up to is the whole time."""
+    start = at("2026-03-01T10:00:00.000400")
+    state = started(start)
+    now = start
+    for _ in range(75):
+        now += timedelta(seconds=30, microseconds=600)
+        state = beat(state, now).state
+    elapsed_ms = (now - start) / timedelta(milliseconds=1)  # 75 x 30000.6 = 2250045
+    assert abs(state.watched_ms - elapsed_ms) < 1
