@@ -27,6 +27,7 @@ _HEADER = b"x-request-id"
 # On every response: a browser never guesses a type other than the declared one, so an upload
 # that is an MP4 by its head and HTML further on (a polyglot) is never run as a page.
 NOSNIFF = (b"x-content-type-options", b"nosniff")
+_OURS = (_HEADER, NOSNIFF[0])  # set here once, whatever a handler set
 
 
 def new_request_id() -> str:
@@ -75,7 +76,7 @@ class RequestIdMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != _HEADER]
+                headers = [h for h in message.get("headers", ()) if h[0].lower() not in _OURS]
                 headers.append(header)
                 headers.append(NOSNIFF)
                 headers.extend(state.get("response_headers", ()))
