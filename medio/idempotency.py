@@ -1,0 +1,277 @@
+"""Safe retries (CONTRACT §12): the first answer to a request with an ``Idempotency-Key``.
+
+A record keeps, for 24 hours, what a repeat of the request must get again: the request's
+fingerprint (method, path, body) and the first answer (status and body). It is keyed by a digest
+of the caller and the key, so two callers never share a record.
+
+The record is written in the same atomic step as the request's effect, so that a crash between
+the effect and the answer cannot let a retry act twice:
+
+* Redis effects (events): ``decide_once`` adds the record to ``EventLog.decide``'s
+  compare-and-append, and compares the record's key like a state key, so of two racing twins
+  only the first appends; the other finds the record and gets its answer (``AlreadyAnswered``).
+* SQL effects (catalog rows): ``write_once`` inserts the record in the row's transaction; the
+  record's primary key lets only one twin commit, the other rolls back and gets the answer.
+
+Answers that changed nothing (errors) are stored after the fact, if no record exists yet
+(``AnswerStore.keep``). A short-lived marker (``claim_running``) lets the HTTP layer answer 409
+to a twin while the first request runs; it is a courtesy, the single effect does not rest on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from medio.bootstrap import Container
+from medio.eventlog import Decision, EventLog
+from medio.scripts import Script
+from medio.tables import idempotency_records
+
+R = TypeVar("R")
+
+RECORD_TTL_SECONDS = 24 * 3600
+RECORD_PREFIX = "medio:idem:"
+RUNNING_PREFIX = "medio:idem:running:"
+MAX_STORED_BODY = 64 * 1024  # larger answers are not kept (none of the routes sends one)
+
+
+class Answer(msgspec.Struct, frozen=True):
+    """The first answer to a request, and the fingerprint of that request."""
+
+    fingerprint: str
+    status: int
+    body: str  # the JSON text of the answer, "" when it had none (204)
+
+
+class AlreadyAnswered(Exception):  # noqa: N818 (not an error: the request was answered before)
+    """The key already has an answer: a twin of this request committed first."""
+
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer.status)
+        self.answer = answer
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Answer)
+
+
+def encode_answer(answer: Answer) -> bytes:
+    return _encoder.encode(answer)
+
+
+def decode_answer(value: bytes | str) -> Answer:
+    return _decoder.decode(value)
+
+
+def scope_digest(caller: str, key: str) -> str:
+    """One record per caller and key (``caller``: ``sub:…``, ``session:…`` or ``ip:…``)."""
+    return hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
+
+
+def record_key(digest: str) -> str:
+    return RECORD_PREFIX + digest
+
+
+@dataclass(frozen=True)
+class Receipt(Generic[R]):
+    """What a command stores with its effect: the record's digest and its answer's rendering.
+
+    ``render`` turns the command's result into the status and body the client is sent; it runs
+    inside the atomic step, so it must be pure.
+    """
+
+    digest: str
+    fingerprint: str
+    render: Callable[[R], tuple[int, bytes]]
+
+    def answer(self, result: R) -> Answer:
+        status, body = self.render(result)
+        return Answer(self.fingerprint, status, body.decode())
+
+
+# Redis: events and their record in one compare-and-append --------------------------------------
+
+
+@dataclass(frozen=True)
+class _Found:
+    value: bytes
+
+
+async def decide_once(
+    events: EventLog,
+    key: str,
+    state_keys: Sequence[str],
+    decide: Callable[[list[bytes | None]], Decision[R]],
+    receipt: Receipt[Any] | None,
+) -> R:
+    """``EventLog.decide``, with the receipt's record written with the events (if any).
+
+    The record's key is read and compared with the state: if it exists (a twin committed
+    first), nothing is decided and ``AlreadyAnswered`` carries the twin's answer.
+    """
+    if receipt is None:
+        return await events.decide(key, state_keys, decide)
+    record = record_key(receipt.digest)
+
+    def once(current: list[bytes | None]) -> Decision[R | _Found]:
+        found = current[-1]
+        if found is not None:
+            return Decision(result=_Found(found))
+        decision = decide(current[:-1])
+        records = dict(decision.records)
+        if decision.events:  # an answer that changed nothing is stored after the fact
+            answer = receipt.answer(decision.result)
+            records[record] = (encode_answer(answer), RECORD_TTL_SECONDS)
+        return Decision(
+            result=decision.result,
+            events=decision.events,
+            writes=decision.writes,
+            ttl_seconds=decision.ttl_seconds,
+            index_scores=decision.index_scores,
+            records=records,
+        )
+
+    outcome = await events.decide(key, [*state_keys, record], once)
+    if isinstance(outcome, _Found):
+        raise AlreadyAnswered(decode_answer(outcome.value))
+    return outcome
+
+
+# SQL: the row and its record in one transaction ------------------------------------------------
+
+
+def _expired(digest: str, now: datetime) -> sa.Delete:
+    return idempotency_records.delete().where(
+        idempotency_records.c.digest == digest, idempotency_records.c.expires_at <= now
+    )
+
+
+def _insert(digest: str, answer: Answer, now: datetime) -> sa.Insert:
+    return idempotency_records.insert().values(
+        digest=digest,
+        fingerprint=answer.fingerprint,
+        status=answer.status,
+        body=answer.body,
+        expires_at=now + timedelta(seconds=RECORD_TTL_SECONDS),
+    )
+
+
+async def sql_answer(db: AsyncEngine | AsyncConnection, digest: str, now: datetime) -> Answer | None:
+    """The stored answer under ``digest``, unless it has expired."""
+    query = sa.select(
+        idempotency_records.c.fingerprint, idempotency_records.c.status, idempotency_records.c.body
+    ).where(idempotency_records.c.digest == digest, idempotency_records.c.expires_at > now)
+    if isinstance(db, AsyncEngine):
+        async with db.connect() as conn:
+            row = (await conn.execute(query)).first()
+    else:
+        row = (await db.execute(query)).first()
+    return Answer(row.fingerprint, int(row.status), row.body) if row else None
+
+
+async def write_once(
+    db: AsyncEngine | AsyncConnection,
+    receipt: Receipt[R],
+    now: datetime,
+    effect: Callable[[AsyncConnection], Awaitable[R]],
+) -> R:
+    """Run ``effect`` and insert the receipt's record in one transaction (a savepoint when
+    ``db`` is already a connection); ``AlreadyAnswered`` if a twin's record won."""
+
+    async def both(conn: AsyncConnection) -> R:
+        result = await effect(conn)
+        await conn.execute(_expired(receipt.digest, now))
+        await conn.execute(_insert(receipt.digest, receipt.answer(result), now))
+        return result
+
+    try:
+        if isinstance(db, AsyncEngine):
+            async with db.begin() as conn:
+                return await both(conn)
+        async with db.begin_nested():
+            return await both(db)
+    except sa.exc.IntegrityError:
+        answer = await sql_answer(db, receipt.digest, now)
+        if answer is None:  # the effect's own constraint, not the record's
+            raise
+        raise AlreadyAnswered(answer) from None
+
+
+async def prune_expired(engine: AsyncEngine, now: datetime) -> int:
+    """Delete records past their 24 hours; how many (run by the reaper's schedule)."""
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            idempotency_records.delete().where(idempotency_records.c.expires_at <= now)
+        )
+    return int(result.rowcount or 0)
+
+
+# Where a route's answers are looked up and kept after the fact ---------------------------------
+
+
+class AnswerStore(Protocol):
+    """Redis for routes whose effect is an event, SQL for routes whose effect is a row."""
+
+    async def get(self, container: Container, digest: str) -> Answer | None: ...
+
+    async def keep(self, container: Container, digest: str, answer: Answer) -> None: ...
+
+
+class RedisAnswers:
+    async def get(self, container: Container, digest: str) -> Answer | None:
+        value = await container.redis.get(record_key(digest))
+        return decode_answer(value) if value else None
+
+    async def keep(self, container: Container, digest: str, answer: Answer) -> None:
+        """Unless the effect stored one already (then it is the same answer)."""
+        await container.redis.set(
+            record_key(digest), encode_answer(answer), ex=RECORD_TTL_SECONDS, nx=True
+        )
+
+
+class SqlAnswers:
+    async def get(self, container: Container, digest: str) -> Answer | None:
+        return await sql_answer(container.engine, digest, container.clock.now())
+
+    async def keep(self, container: Container, digest: str, answer: Answer) -> None:
+        """Unless the effect stored one already (then it is the same answer)."""
+        now = container.clock.now()
+        try:
+            async with container.engine.begin() as conn:
+                await conn.execute(_expired(digest, now))
+                await conn.execute(_insert(digest, answer, now))
+        except sa.exc.IntegrityError:
+            pass
+
+
+REDIS_ANSWERS = RedisAnswers()
+SQL_ANSWERS = SqlAnswers()
+
+
+# The running marker -----------------------------------------------------------------------------
+
+_RELEASE = Script("""
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+""")
+
+
+async def claim_running(container: Container, digest: str, seconds: int) -> str | None:
+    """Mark the key's request as running for up to ``seconds``; ``None`` if a twin holds it."""
+    token = secrets.token_hex(8)
+    claimed = await container.redis.set(RUNNING_PREFIX + digest, token, ex=seconds, nx=True)
+    return token if claimed else None
+
+
+async def release_running(container: Container, digest: str, token: str) -> None:
+    """Remove the marker if it is still this request's."""
+    await _RELEASE.run(container.redis, [RUNNING_PREFIX + digest], token)
