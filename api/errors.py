@@ -24,6 +24,7 @@ from litestar.types import ExceptionHandlersMap
 
 from api.request_id import request_id_of
 from domain.timestamps import iso_ms
+from medio.idempotency import AlreadyAnswered
 
 log = logging.getLogger("medio.api")
 
@@ -155,6 +156,17 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     )
 
 
+def handle_already_answered(request: Request[Any, Any, Any], exc: AlreadyAnswered) -> Response[Any]:
+    """A twin of this request committed first (``medio.idempotency``): its answer, replayed."""
+    answer = exc.answer
+    return _respond(
+        request,
+        answer.status,
+        answer.body.encode() or None,
+        {"Idempotent-Replayed": "true"},
+    )
+
+
 def handle_store_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A backing store refused or dropped the connection: 503, and the request can be retried."""
     request_id = request_id_of(request.scope)
@@ -223,6 +235,7 @@ def _client_message(status: int, detail: str) -> str:
 exception_handlers: ExceptionHandlersMap = {
     InvalidFields: handle_invalid_fields,
     SpecialError: handle_special,
+    AlreadyAnswered: handle_already_answered,
     ApiError: handle_api_error,
     HTTPException: handle_http_exception,
     redis.exceptions.ConnectionError: handle_store_down,

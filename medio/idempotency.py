@@ -52,7 +52,7 @@ class Answer(msgspec.Struct, frozen=True):
     body: str  # the JSON text of the answer, "" when it had none (204)
 
 
-class AlreadyAnswered(Exception):  # noqa: N818 (not an error: the request was answered before)
+class AlreadyAnswered(Exception):  # not an error: the request was answered before
     """The key already has an answer: a twin of this request committed first."""
 
     def __init__(self, answer: Answer) -> None:
@@ -165,7 +165,9 @@ def _insert(digest: str, answer: Answer, now: datetime) -> sa.Insert:
     )
 
 
-async def sql_answer(db: AsyncEngine | AsyncConnection, digest: str, now: datetime) -> Answer | None:
+async def sql_answer(
+    db: AsyncEngine | AsyncConnection, digest: str, now: datetime
+) -> Answer | None:
     """The stored answer under ``digest``, unless it has expired."""
     query = sa.select(
         idempotency_records.c.fingerprint, idempotency_records.c.status, idempotency_records.c.body

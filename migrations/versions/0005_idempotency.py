@@ -25,9 +25,7 @@ def upgrade() -> None:
         sa.Column("body", sa.Text, nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
-    op.create_index(
-        "ix_idempotency_records_expires_at", "idempotency_records", ["expires_at"]
-    )
+    op.create_index("ix_idempotency_records_expires_at", "idempotency_records", ["expires_at"])
 
 
 def downgrade() -> None:
