@@ -34,6 +34,7 @@ from api.auth import bearer_token
 from api.deps import header_value, services_of
 from api.errors import ApiError
 from api.guards import PUBLIC
+from api.multipart_stream import boundary_of
 from api.ratelimit import ClientAddress
 from medio.idempotency import (
     MAX_STORED_BODY,
@@ -66,7 +67,11 @@ def checked_key(value: str) -> str:
 
 
 class Fingerprint:
-    """SHA-256 of the method, path, query and body; the body is hashed as the route reads it."""
+    """SHA-256 of the method, path, query and body; the body is hashed as the route reads it.
+
+    A multipart body is hashed without its boundary, which a client picks anew for each
+    request it builds, also for a retry of the same form.
+    """
 
     def __init__(self, scope: Scope) -> None:
         self._hash = hashlib.sha256()
@@ -74,16 +79,27 @@ class Fingerprint:
         for part in (method, scope["path"], scope.get("query_string", b"").decode()):
             self._hash.update(part.encode() + b"\0")
         self.complete = False
+        self._boundary = _boundary(header_value(scope, b"content-type"))
+        self._carry = b""  # the end of the last chunk, which may hold part of a boundary
 
     def reading(self, receive: Receive) -> Receive:
         async def receive_hashed() -> ReceiveMessage:
             message = await receive()
             if message["type"] == "http.request" and not self.complete:
-                self._hash.update(message.get("body", b""))
-                self.complete = not message.get("more_body", False)
+                self._update(message.get("body", b""), not message.get("more_body", False))
             return message
 
         return receive_hashed
+
+    def _update(self, chunk: bytes, last: bool) -> None:
+        self.complete = last
+        if not self._boundary:
+            self._hash.update(chunk)
+            return
+        data = (self._carry + chunk).replace(self._boundary, b"")
+        cut = len(data) if last else max(0, len(data) - len(self._boundary) + 1)
+        self._hash.update(data[:cut])
+        self._carry = data[cut:]
 
     async def drain(self, receive: Receive) -> None:
         """Read (and hash) what is left of the body."""
@@ -93,6 +109,15 @@ class Fingerprint:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+
+def _boundary(content_type: str | None) -> bytes:
+    if not content_type or not content_type.lower().startswith("multipart/"):
+        return b""
+    try:
+        return boundary_of(content_type)
+    except ApiError:
+        return b""
 
 
 @dataclass(frozen=True)
