@@ -13,9 +13,12 @@ For a request with the header this layer, after the guards (rate limit, CSRF, bo
    credential runs as if it had no key (the route answers 401, which is not stored);
 2. checks the key (400), then looks up an answer: the same request gets it again with
    ``Idempotent-Replayed: true``, another request under the same key 422;
-3. claims the running marker (409 while a twin runs), runs the route while fingerprinting the
-   body as the route reads it, and keeps a non-5xx answer the route did not store itself (an
-   error, which changed nothing). An answer given before the whole body was read is not kept.
+3. claims the running marker (409 while a twin runs), runs the route, and keeps a non-5xx
+   answer the route did not store itself (an error, which changed nothing).
+
+The fingerprint covers the method, path, query and body. A JSON body is read whole first (by
+the body guard, which has its limits); a multipart upload is hashed as the route streams it,
+and an answer given before all of it was read is not kept.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from api.auth import bearer_token
 from api.deps import header_value, services_of
 from api.errors import ApiError
 from api.guards import PUBLIC
+from api.limits import replay
 from api.multipart_stream import boundary_of
 from api.ratelimit import ClientAddress
 from medio.idempotency import (
@@ -82,6 +86,11 @@ class Fingerprint:
         self._boundary = _boundary(header_value(scope, b"content-type"))
         self._carry = b""  # the end of the last chunk, which may hold part of a boundary
 
+    @property
+    def streams(self) -> bool:
+        """Whether the body is a (possibly large) form, hashed as the route reads it."""
+        return bool(self._boundary)
+
     def reading(self, receive: Receive) -> Receive:
         async def receive_hashed() -> ReceiveMessage:
             message = await receive()
@@ -90,6 +99,9 @@ class Fingerprint:
             return message
 
         return receive_hashed
+
+    def whole(self, body: bytes) -> None:
+        self._update(body, True)
 
     def _update(self, chunk: bytes, last: bool) -> None:
         self.complete = last
@@ -210,7 +222,12 @@ async def run_once(
         return
     digest = scope_digest(caller, checked_key(value))
     fingerprint = Fingerprint(scope)
-    receive = fingerprint.reading(receive)
+    if fingerprint.streams:
+        receive = fingerprint.reading(receive)
+    else:  # a JSON body, read whole (and checked) by the body guard: hashed before it runs
+        body = await scope["app"].state.guards.body.read(scope, receive)
+        fingerprint.whole(body)
+        receive = replay(body, receive)
     container = services_of(scope["app"].state).container
     answer = await store.get(container, digest)
     token = None if answer is not None else await claim_running(container, digest, RUNNING_SECONDS)
