@@ -8,6 +8,7 @@ in Redis, a primary key in SQL).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import timedelta
@@ -33,6 +34,7 @@ from medio.idempotency import (
 from medio.progress import save_progress
 from medio.settings import Settings
 from medio.tables import idempotency_records, profiles
+from workers.periodic import PERIODIC_JOBS
 
 TWINS = 6
 
@@ -154,3 +156,36 @@ async def test_records_past_24_hours_are_pruned_and_never_answer(container: Cont
             .where(idempotency_records.c.digest == receipt.digest)
         )
     assert left == 0
+
+
+def test_the_periodic_job_prunes_expired_records(settings: Settings) -> None:
+    """The job listed in ``PERIODIC_JOBS`` resolves and deletes records whose day is over."""
+    job = next(j for j in PERIODIC_JOBS if j.name == "prune-idempotency")
+    module, _, name = job.function.rpartition(".")
+    run = getattr(importlib.import_module(module), name)
+    digest = scope_digest("sub:test", secrets.token_hex(8))
+
+    async def insert_expired() -> None:
+        container = build_container(settings)
+        async with container.engine.begin() as conn:
+            await conn.execute(
+                idempotency_records.insert().values(
+                    digest=digest, fingerprint="f", status=201, body="{}", expires_at=NOW
+                )
+            )
+        await container.close()
+
+    async def left() -> int:
+        container = build_container(settings)
+        async with container.engine.connect() as conn:
+            found = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(idempotency_records)
+                .where(idempotency_records.c.digest == digest)
+            )
+        await container.close()
+        return int(found or 0)
+
+    asyncio.run(insert_expired())
+    assert run() >= 1
+    assert asyncio.run(left()) == 0
