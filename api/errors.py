@@ -20,7 +20,7 @@ import redis.exceptions
 import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.types import ExceptionHandlersMap
+from litestar.types import ExceptionHandlersMap, Receive, Scope, Send
 
 from api.request_id import request_id_of
 from domain.timestamps import iso_ms
@@ -230,6 +230,28 @@ def _client_message(status: int, detail: str) -> str:
     if status == 405:
         return "Method not allowed"
     return detail or _DEFAULT_MESSAGES.get(status, "Error")
+
+
+def client_error_status(exc: Exception) -> int | None:
+    """The status of an error meant for the client (below 500), else ``None``."""
+    if isinstance(exc, ApiError | SpecialError):
+        status = exc.status
+    elif isinstance(exc, InvalidFields):
+        status = 400
+    elif isinstance(exc, HTTPException):
+        status = exc.status_code
+    else:
+        return None
+    return status if status < 500 else None
+
+
+async def send_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer ``exc`` as the app's exception handling would, for a raw ASGI handler's layer
+    that needs to see the answer (``api.idempotency`` keeps it)."""
+    handler = next(exception_handlers[c] for c in type(exc).__mro__ if c in exception_handlers)
+    request: Request[Any, Any, Any] = Request(scope, receive, send)
+    response = handler(request, exc)
+    await response.to_asgi_response(app=None, request=request)(scope, receive, send)
 
 
 exception_handlers: ExceptionHandlersMap = {

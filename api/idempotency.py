@@ -35,7 +35,7 @@ from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Sen
 
 from api.auth import bearer_token
 from api.deps import header_value, services_of
-from api.errors import ApiError
+from api.errors import ApiError, client_error_status, send_error
 from api.guards import PUBLIC
 from api.limits import replay
 from api.multipart_stream import boundary_of
@@ -245,7 +245,12 @@ async def run_once(
     scope["state"][_PENDING] = Pending(digest, fingerprint)
     recorder = _Recorder(send)
     try:
-        await app(scope, receive, recorder.send)
+        try:
+            await app(scope, receive, recorder.send)
+        except Exception as exc:  # a raw ASGI handler's 4xx: answered here, so it can be kept
+            if client_error_status(exc) is None:
+                raise
+            await send_error(scope, receive, recorder.send, exc)
         if recorder.keepable() and fingerprint.complete:
             kept = Answer(fingerprint.hexdigest(), recorder.status, recorder.body.decode())
             await store.keep(container, digest, kept)

@@ -436,3 +436,18 @@ async def test_sql_records_expire_after_24_hours(
     later = await client.post("/api/profiles", json=body, headers=keyed)
     assert later.status_code == 201 and "idempotent-replayed" not in later.headers
     assert later.json()["id"] != first.json()["id"]
+
+
+async def test_a_progress_error_is_replayed_and_binds_its_key(
+    client: httpx.AsyncClient, served: Container, auth: Auth
+) -> None:
+    sub = f"user_{secrets.token_hex(6)}"
+    keyed = {**auth(sub), "Idempotency-Key": _key()}
+    foreign = {"clerkId": "someone_else", "tmdbId": "1", "currentTime": 3}
+    first = await client.post("/api/progress", json=foreign, headers=keyed)
+    assert first.status_code == 403
+    _assert_replay_of(first, await client.post("/api/progress", json=foreign, headers=keyed))
+    own = {"clerkId": sub, "tmdbId": "1", "currentTime": 3}
+    reused = await client.post("/api/progress", json=own, headers=keyed)
+    assert (reused.status_code, reused.json()) == (422, {"error": MSG_REUSED})
+    assert await _events(served, "progress.saved", clerk_id=sub) == []
