@@ -221,41 +221,56 @@ async def run_once(
         await app(scope, receive, send)
         return
     digest = scope_digest(caller, checked_key(value))
-    fingerprint = Fingerprint(scope)
-    if fingerprint.streams:
-        receive = fingerprint.reading(receive)
-    else:  # a JSON body, read whole (and checked) by the body guard: hashed before it runs
-        body = await scope["app"].state.guards.body.read(scope, receive)
-        fingerprint.whole(body)
-        receive = replay(body, receive)
+    fingerprint, receive = await _fingerprinted(scope, receive)
     container = services_of(scope["app"].state).container
     answer = await store.get(container, digest)
     token = None if answer is not None else await claim_running(container, digest, RUNNING_SECONDS)
-    if answer is None and token is None:
-        answer = await store.get(container, digest)  # the twin may have just finished
+    if token is None:
+        answer = answer or await store.get(container, digest)  # the twin may have just finished
         if answer is None:
-            raise ApiError(409, MSG_RUNNING)
-    if answer is not None:
+            raise ApiError(409, MSG_RUNNING, {"Retry-After": "1"})
         await fingerprint.drain(receive)
         if answer.fingerprint != fingerprint.hexdigest():
             raise ApiError(422, MSG_REUSED)
         await send_answer(send, answer)
         return
-    assert token is not None
     scope["state"][_PENDING] = Pending(digest, fingerprint)
-    recorder = _Recorder(send)
     try:
-        try:
-            await app(scope, receive, recorder.send)
-        except Exception as exc:  # a raw ASGI handler's 4xx: answered here, so it can be kept
-            if client_error_status(exc) is None:
-                raise
-            await send_error(scope, receive, recorder.send, exc)
-        if recorder.keepable() and fingerprint.complete:
-            kept = Answer(fingerprint.hexdigest(), recorder.status, recorder.body.decode())
+        kept = await _answered(scope, receive, send, app, fingerprint)
+        if kept is not None:
             await store.keep(container, digest, kept)
     finally:
         await release_running(container, digest, token)
+
+
+async def _fingerprinted(scope: Scope, receive: Receive) -> tuple[Fingerprint, Receive]:
+    """The request's fingerprint, and ``receive`` for the route (which the fingerprint sees)."""
+    fingerprint = Fingerprint(scope)
+    if fingerprint.streams:
+        return fingerprint, fingerprint.reading(receive)
+    # A JSON body, read whole (and checked) by the body guard, is hashed before the route runs.
+    body = await scope["app"].state.guards.body.read(scope, receive)
+    fingerprint.whole(body)
+    return fingerprint, replay(body, receive)
+
+
+async def _answered(
+    scope: Scope, receive: Receive, send: Send, app: ASGIApp, fingerprint: Fingerprint
+) -> Answer | None:
+    """Run the route; its answer if it is one to keep (non-5xx, not a replay, body all read)."""
+    recorder = _Recorder(send)
+    try:
+        await app(scope, receive, recorder.send)
+    except Exception as exc:  # a raw ASGI handler's 4xx: answered here, so it can be kept
+        if client_error_status(exc) is None:
+            raise
+        await send_error(scope, receive, recorder.send, exc)
+    if not (recorder.keepable() and fingerprint.complete):
+        return None
+    try:
+        return Answer(fingerprint.hexdigest(), recorder.status, recorder.body.decode())
+    except UnicodeDecodeError:
+        return None
 
 
 class Idempotent(ASGIMiddleware):
