@@ -7,7 +7,8 @@ rewrites the generated document once, at start-up, from a few rules in this one 
 
 * which errors an operation can answer (``error_statuses``): 401 unless the route is public,
   403 for CSRF on writes and for the routes that check roles or owners, 404 for ids, 409 for
-  ended sessions, 408/413/415 for bodies, 416 for ranges, 429 and 503 everywhere under ``/api``;
+  ended sessions, 408/413/415 for bodies, 416 for ranges, 429 and 503 everywhere under ``/api``,
+  and on the routes that take an ``Idempotency-Key`` (``IDEMPOTENT``) the header, 409 and 422;
 * in which shape (``error_response``): the progress family or the Medio family (CONTRACT §2),
   including the seed's special bodies (429, 413 upload, 403 daily limit);
 * headers every response carries (``X-Request-ID``, ``X-RateLimit-*``, ``Retry-After``);
