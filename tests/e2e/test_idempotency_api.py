@@ -451,3 +451,17 @@ async def test_a_progress_error_is_replayed_and_binds_its_key(
     reused = await client.post("/api/progress", json=own, headers=keyed)
     assert (reused.status_code, reused.json()) == (422, {"error": MSG_REUSED})
     assert await _events(served, "progress.saved", clerk_id=sub) == []
+
+
+async def test_a_body_the_route_ignores_still_binds_the_key(
+    client: httpx.AsyncClient, auth: Auth
+) -> None:
+    """The end takes no body; a client that sends one anyway is fingerprinted with it."""
+    headers = auth()
+    ids = await _start_ids(client, headers)
+    sid = (await client.post("/api/sessions/start", json=ids, headers=headers)).json()["session_id"]
+    keyed = {**headers, "Idempotency-Key": _key()}
+    first = await client.post(f"/api/sessions/{sid}/end", json={}, headers=keyed)
+    _assert_replay_of(first, await client.post(f"/api/sessions/{sid}/end", json={}, headers=keyed))
+    other = await client.post(f"/api/sessions/{sid}/end", json={"x": 1}, headers=keyed)
+    assert other.status_code == 422
