@@ -28,7 +28,7 @@ from api.errors import ApiError, FieldError, InvalidFields
 from api.guards import admit, inline_guards, route_policy
 from api.idempotency import HEADER as IDEMPOTENCY_KEY
 from api.idempotency import receipt_of, run_once
-from api.limits import MSG_MEDIA_TYPE, is_json_media_type
+from api.limits import MSG_MEDIA_TYPE, is_json_media_type, replay
 from domain.progress import (
     InvalidProgress,
     MalformedBody,
@@ -90,8 +90,7 @@ def _no_content(_: None) -> tuple[int, bytes]:
     return 204, b""
 
 
-async def _save(scope: Scope, receive: Receive, send: Send) -> None:
-    body = await admit(scope, receive, "telemetry")
+async def _save(scope: Scope, body: bytes, send: Send) -> None:
     # The guards check the type of non-empty bodies only; a save must have one.
     if not is_json_media_type(header_value(scope, b"content-type")):
         raise ApiError(415, MSG_MEDIA_TYPE)
@@ -105,6 +104,12 @@ async def _save(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+async def _save_keyed(scope: Scope, receive: Receive, send: Send) -> None:
+    """``_save`` as the app ``run_once`` runs: the admitted body comes back through ``receive``."""
+    message = await receive()
+    await _save(scope, message["body"] if message["type"] == "http.request" else b"", send)
+
+
 class ProgressController(Controller):
     """Resume positions of the caller; every route is scoped to the token's ``sub``."""
 
@@ -116,10 +121,11 @@ class ProgressController(Controller):
         """``POST``: save a resume position (appends ``progress.saved``), 204."""
         if scope.get("method") != "POST":
             raise MethodNotAllowedException(headers={"Allow": "POST"})
+        body = await admit(scope, receive, "telemetry")
         if header_value(scope, IDEMPOTENCY_KEY) is None:
-            await _save(scope, receive, send)
-        else:  # a retry-safe save (CONTRACT §12); the path above is left as it was
-            await run_once(scope, receive, send, _save, REDIS_ANSWERS)
+            await _save(scope, body, send)
+        else:  # a retry-safe save (CONTRACT §12), after the guards like on every route
+            await run_once(scope, replay(body, receive), send, _save_keyed, REDIS_ANSWERS)
 
     @get(
         "/{clerk_id:str}/{tmdb_id:str}",
