@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from session_samples import csrf_headers, parent_setup
 
@@ -465,3 +466,21 @@ async def test_a_body_the_route_ignores_still_binds_the_key(
     _assert_replay_of(first, await client.post(f"/api/sessions/{sid}/end", json={}, headers=keyed))
     other = await client.post(f"/api/sessions/{sid}/end", json={"x": 1}, headers=keyed)
     assert other.status_code == 422
+
+
+async def test_replays_count_against_the_rate_limit(served: Container, auth: Auth) -> None:
+    """The guards run before the key is looked at: a retry loop cannot outrun the limit."""
+    tuned = msgspec.structs.replace(
+        served.settings, rate_limit_enabled=True, rate_limit_telemetry="2/60"
+    )
+    app = create_app(tuned, container=served)
+    app.state.services = Services(served)
+    sub = f"user_{secrets.token_hex(6)}"
+    keyed = {**auth(sub), "Idempotency-Key": _key()}
+    body = {"clerkId": sub, "tmdbId": "1", "currentTime": 3}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        codes = [
+            (await c.post("/api/progress", json=body, headers=keyed)).status_code for _ in range(3)
+        ]
+    assert codes == [204, 204, 429]
