@@ -24,7 +24,7 @@ from litestar.types import ExceptionHandlersMap, Receive, Scope, Send
 
 from api.request_id import request_id_of
 from domain.timestamps import iso_ms
-from medio.idempotency import AlreadyAnswered
+from medio.idempotency import AlreadyAnswered, KeyReused
 
 log = logging.getLogger("medio.api")
 
@@ -167,6 +167,10 @@ def handle_already_answered(request: Request[Any, Any, Any], exc: AlreadyAnswere
     )
 
 
+def handle_key_reused(request: Request[Any, Any, Any], exc: KeyReused) -> Response[Any]:
+    return handle_api_error(request, ApiError(422, str(exc)))
+
+
 def handle_store_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A backing store refused or dropped the connection: 503, and the request can be retried."""
     request_id = request_id_of(request.scope)
@@ -258,6 +262,7 @@ exception_handlers: ExceptionHandlersMap = {
     InvalidFields: handle_invalid_fields,
     SpecialError: handle_special,
     AlreadyAnswered: handle_already_answered,
+    KeyReused: handle_key_reused,
     ApiError: handle_api_error,
     HTTPException: handle_http_exception,
     redis.exceptions.ConnectionError: handle_store_down,

@@ -44,6 +44,7 @@ from medio.idempotency import (
     MAX_STORED_BODY,
     Answer,
     AnswerStore,
+    KeyReused,
     Receipt,
     claim_running,
     release_running,
@@ -59,7 +60,7 @@ MAX_KEY_LENGTH = 255
 RUNNING_SECONDS = 60  # how long a request that died before answering blocks its twins (409)
 MSG_KEY = "Idempotency-Key must be 1-255 printable ASCII characters"
 MSG_RUNNING = "A request with this Idempotency-Key is still being processed"
-MSG_REUSED = "This Idempotency-Key was already used for a different request"
+MSG_REUSED = str(KeyReused())
 _PENDING = "idempotency"  # scope["state"] key of the request's ``Pending``
 
 

@@ -60,6 +60,18 @@ class AlreadyAnswered(Exception):  # not an error: the request was answered befo
         self.answer = answer
 
 
+class KeyReused(Exception):
+    """The key's answer belongs to another request (another body, path or method)."""
+
+    def __init__(self) -> None:
+        super().__init__("This Idempotency-Key was already used for a different request")
+
+
+def _answered_before(answer: Answer, fingerprint: str) -> AlreadyAnswered | KeyReused:
+    """What a command that found ``answer`` under its key raises."""
+    return AlreadyAnswered(answer) if answer.fingerprint == fingerprint else KeyReused()
+
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Answer)
 
@@ -116,7 +128,8 @@ async def decide_once(
     """``EventLog.decide``, with the receipt's record written with the events (if any).
 
     The record's key is read and compared with the state: if it exists (a twin committed
-    first), nothing is decided and ``AlreadyAnswered`` carries the twin's answer.
+    first), nothing is decided and ``AlreadyAnswered`` carries the twin's answer (or
+    ``KeyReused`` if the twin was another request under the same key).
     """
     if receipt is None:
         return await events.decide(key, state_keys, decide)
@@ -142,7 +155,7 @@ async def decide_once(
 
     outcome = await events.decide(key, [*state_keys, record], once)
     if isinstance(outcome, _Found):
-        raise AlreadyAnswered(decode_answer(outcome.value))
+        raise _answered_before(decode_answer(outcome.value), receipt.fingerprint)
     return outcome
 
 
@@ -205,7 +218,7 @@ async def write_once(
         answer = await sql_answer(db, receipt.digest, now)
         if answer is None:  # the effect's own constraint, not the record's
             raise
-        raise AlreadyAnswered(answer) from None
+        raise _answered_before(answer, receipt.fingerprint) from None
 
 
 async def prune_expired(engine: AsyncEngine, now: datetime) -> int:

@@ -26,6 +26,7 @@ from medio.bootstrap import Container, build_container
 from medio.eventlog import stream_name
 from medio.idempotency import (
     AlreadyAnswered,
+    KeyReused,
     Receipt,
     prune_expired,
     scope_digest,
@@ -189,3 +190,30 @@ def test_the_periodic_job_prunes_expired_records(settings: Settings) -> None:
     asyncio.run(insert_expired())
     assert run() >= 1
     assert asyncio.run(left()) == 0
+
+
+async def test_a_twin_with_another_request_under_the_key_is_told_so(container: Container) -> None:
+    """A racing request with another fingerprint gets ``KeyReused`` (422), not the answer."""
+    user = await new_owner(container)
+    profile = await new_profile(container, user)
+    video = await new_video(container, user)
+    first = _receipt(lambda started: (201, b"{}"))
+    other = Receipt(first.digest, "0" * 64, first.render)
+    await session_store.start_session(
+        container, profile, video.id, public=False, actor="test", receipt=first
+    )
+    with pytest.raises(KeyReused):
+        await session_store.start_session(
+            container, profile, video.id, public=False, actor="test", receipt=other
+        )
+    values = {"name": "Twin", "age": 5, "timezone": "UTC", "daily_limit_minutes": 60}
+    row_receipt = _receipt(_profile_answer)
+    await catalog.create_profile(container.engine, user, dict(values), NOW, row_receipt)
+    with pytest.raises(KeyReused):
+        await catalog.create_profile(
+            container.engine,
+            user,
+            dict(values),
+            NOW,
+            Receipt(row_receipt.digest, "0" * 64, _profile_answer),
+        )
