@@ -44,11 +44,12 @@ from medio.idempotency import (
     MAX_STORED_BODY,
     Answer,
     AnswerStore,
+    KeyRef,
     KeyReused,
     Receipt,
     claim_running,
+    key_ref,
     release_running,
-    scope_digest,
 )
 from medio.session_store import hash_token, is_session_token
 
@@ -137,7 +138,7 @@ def _boundary(content_type: str | None) -> bytes:
 class Pending:
     """A request that holds its key's running marker and has no answer yet."""
 
-    digest: str
+    ref: KeyRef
     fingerprint: Fingerprint
 
 
@@ -149,7 +150,7 @@ def receipt_of(scope: Scope, render: Callable[[R], tuple[int, bytes]]) -> Receip
     pending: Pending | None = scope["state"].get(_PENDING)
     if pending is None:
         return None
-    return Receipt(pending.digest, pending.fingerprint.hexdigest(), render)
+    return Receipt(pending.ref, pending.fingerprint.hexdigest(), render)
 
 
 def _addresses(state: State) -> ClientAddress:
@@ -221,13 +222,13 @@ async def run_once(
     if value is None or caller is None:
         await app(scope, receive, send)
         return
-    digest = scope_digest(caller, checked_key(value))
+    ref = key_ref(caller, checked_key(value))
     fingerprint, receive = await _fingerprinted(scope, receive)
     container = services_of(scope["app"].state).container
-    answer = await store.get(container, digest)
-    token = None if answer is not None else await claim_running(container, digest, RUNNING_SECONDS)
+    answer = await store.get(container, ref)
+    token = None if answer else await claim_running(container, ref.digest, RUNNING_SECONDS)
     if token is None:
-        answer = answer or await store.get(container, digest)  # the twin may have just finished
+        answer = answer or await store.get(container, ref)  # the twin may have just finished
         if answer is None:
             raise ApiError(409, MSG_RUNNING, {"Retry-After": "1"})
         await fingerprint.drain(receive)
@@ -235,13 +236,13 @@ async def run_once(
             raise ApiError(422, MSG_REUSED)
         await send_answer(send, answer)
         return
-    scope["state"][_PENDING] = Pending(digest, fingerprint)
+    scope["state"][_PENDING] = Pending(ref, fingerprint)
     try:
         kept = await _answered(scope, receive, send, app, fingerprint)
         if kept is not None:
-            await store.keep(container, digest, kept)
+            await store.keep(container, ref, kept)
     finally:
-        await release_running(container, digest, token)
+        await release_running(container, ref.digest, token)
 
 
 async def _fingerprinted(scope: Scope, receive: Receive) -> tuple[Fingerprint, Receive]:

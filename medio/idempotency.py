@@ -1,8 +1,10 @@
 """Safe retries (CONTRACT §12): the first answer to a request with an ``Idempotency-Key``.
 
 A record keeps, for 24 hours, what a repeat of the request must get again: the request's
-fingerprint (method, path, body) and the first answer (status and body). It is keyed by a digest
-of the caller and the key, so two callers never share a record.
+fingerprint (method, path, body) and the first answer (status and body). It is named by a digest
+of the caller and the key, so two callers never share a record, and its body is sealed with a
+secret derived from the same two (``KeyRef``): the stored answer of a session start holds the
+session's token, which only a holder of the key can read back.
 
 The record is written in the same atomic step as the request's effect, so that a crash between
 the effect and the answer cannot let a retry act twice:
@@ -20,6 +22,7 @@ to a twin while the first request runs; it is a courtesy, the single effect does
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,6 +32,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from medio.bootstrap import Container
@@ -41,6 +45,7 @@ R = TypeVar("R")
 RECORD_TTL_SECONDS = 24 * 3600
 RECORD_PREFIX = "medio:idem:"
 RUNNING_PREFIX = "medio:idem:running:"
+NONCE_BYTES = 12
 MAX_STORED_BODY = 64 * 1024  # larger answers are not kept (none of the routes sends one)
 
 
@@ -76,17 +81,48 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Answer)
 
 
-def encode_answer(answer: Answer) -> bytes:
-    return _encoder.encode(answer)
+@dataclass(frozen=True)
+class KeyRef:
+    """A caller's key as the records know it: ``digest`` names its record, ``secret`` seals the
+    record's answer. Both are derived from the key, which is never stored, so an answer (a
+    session token, say) can only be read back by a request that presents the key again."""
+
+    digest: str
+    secret: bytes
 
 
-def decode_answer(value: bytes | str) -> Answer:
-    return _decoder.decode(value)
+def key_ref(caller: str, key: str) -> KeyRef:
+    """One record per caller and key (``caller``: ``sub:…``, ``session:…`` or ``ip:…``)."""
+    material = f"{caller}\0{key}".encode()
+    return KeyRef(scope_digest(caller, key), hashlib.sha256(b"seal\0" + material).digest())
 
 
 def scope_digest(caller: str, key: str) -> str:
-    """One record per caller and key (``caller``: ``sub:…``, ``session:…`` or ``ip:…``)."""
     return hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()
+
+
+def sealed(answer: Answer, ref: KeyRef) -> Answer:
+    """``answer`` as it is stored: its body encrypted (AES-GCM) with the key's secret."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    box = AESGCM(ref.secret).encrypt(nonce, answer.body.encode(), answer.fingerprint.encode())
+    return Answer(answer.fingerprint, answer.status, base64.b64encode(nonce + box).decode())
+
+
+def opened(stored: Answer, ref: KeyRef) -> Answer:
+    """A stored answer readable again."""
+    raw = base64.b64decode(stored.body)
+    plain = AESGCM(ref.secret).decrypt(
+        raw[:NONCE_BYTES], raw[NONCE_BYTES:], stored.fingerprint.encode()
+    )
+    return Answer(stored.fingerprint, stored.status, plain.decode())
+
+
+def encode_answer(answer: Answer, ref: KeyRef) -> bytes:
+    return _encoder.encode(sealed(answer, ref))
+
+
+def decode_answer(value: bytes | str, ref: KeyRef) -> Answer:
+    return opened(_decoder.decode(value), ref)
 
 
 def record_key(digest: str) -> str:
@@ -95,13 +131,13 @@ def record_key(digest: str) -> str:
 
 @dataclass(frozen=True)
 class Receipt(Generic[R]):
-    """What a command stores with its effect: the record's digest and its answer's rendering.
+    """What a command stores with its effect: the record's key and its answer's rendering.
 
     ``render`` turns the command's result into the status and body the client is sent; it runs
     inside the atomic step, so it must be pure.
     """
 
-    digest: str
+    ref: KeyRef
     fingerprint: str
     render: Callable[[R], tuple[int, bytes]]
 
@@ -133,7 +169,7 @@ async def decide_once(
     """
     if receipt is None:
         return await events.decide(key, state_keys, decide)
-    record = record_key(receipt.digest)
+    record = record_key(receipt.ref.digest)
 
     def once(current: list[bytes | None]) -> Decision[R | _Found]:
         found = current[-1]
@@ -143,7 +179,7 @@ async def decide_once(
         records = dict(decision.records)
         if decision.events:  # an answer that changed nothing is stored after the fact
             answer = receipt.answer(decision.result)
-            records[record] = (encode_answer(answer), RECORD_TTL_SECONDS)
+            records[record] = (encode_answer(answer, receipt.ref), RECORD_TTL_SECONDS)
         return Decision(
             result=decision.result,
             events=decision.events,
@@ -155,7 +191,8 @@ async def decide_once(
 
     outcome = await events.decide(key, [*state_keys, record], once)
     if isinstance(outcome, _Found):
-        raise _answered_before(decode_answer(outcome.value), receipt.fingerprint)
+        answer = decode_answer(outcome.value, receipt.ref)
+        raise _answered_before(answer, receipt.fingerprint)
     return outcome
 
 
@@ -168,29 +205,30 @@ def _expired(digest: str, now: datetime) -> sa.Delete:
     )
 
 
-def _insert(digest: str, answer: Answer, now: datetime) -> sa.Insert:
+def _insert(ref: KeyRef, answer: Answer, now: datetime) -> sa.Insert:
+    stored = sealed(answer, ref)
     return idempotency_records.insert().values(
-        digest=digest,
-        fingerprint=answer.fingerprint,
-        status=answer.status,
-        body=answer.body,
+        digest=ref.digest,
+        fingerprint=stored.fingerprint,
+        status=stored.status,
+        body=stored.body,
         expires_at=now + timedelta(seconds=RECORD_TTL_SECONDS),
     )
 
 
 async def sql_answer(
-    db: AsyncEngine | AsyncConnection, digest: str, now: datetime
+    db: AsyncEngine | AsyncConnection, ref: KeyRef, now: datetime
 ) -> Answer | None:
-    """The stored answer under ``digest``, unless it has expired."""
+    """The answer stored under ``ref``, unless it has expired."""
     query = sa.select(
         idempotency_records.c.fingerprint, idempotency_records.c.status, idempotency_records.c.body
-    ).where(idempotency_records.c.digest == digest, idempotency_records.c.expires_at > now)
+    ).where(idempotency_records.c.digest == ref.digest, idempotency_records.c.expires_at > now)
     if isinstance(db, AsyncEngine):
         async with db.connect() as conn:
             row = (await conn.execute(query)).first()
     else:
         row = (await db.execute(query)).first()
-    return Answer(row.fingerprint, int(row.status), row.body) if row else None
+    return opened(Answer(row.fingerprint, int(row.status), row.body), ref) if row else None
 
 
 async def write_once(
@@ -204,8 +242,8 @@ async def write_once(
 
     async def both(conn: AsyncConnection) -> R:
         result = await effect(conn)
-        await conn.execute(_expired(receipt.digest, now))
-        await conn.execute(_insert(receipt.digest, receipt.answer(result), now))
+        await conn.execute(_expired(receipt.ref.digest, now))
+        await conn.execute(_insert(receipt.ref, receipt.answer(result), now))
         return result
 
     try:
@@ -215,7 +253,7 @@ async def write_once(
         async with db.begin_nested():
             return await both(db)
     except sa.exc.IntegrityError:
-        answer = await sql_answer(db, receipt.digest, now)
+        answer = await sql_answer(db, receipt.ref, now)
         if answer is None:  # the effect's own constraint, not the record's
             raise
         raise _answered_before(answer, receipt.fingerprint) from None
@@ -236,34 +274,34 @@ async def prune_expired(engine: AsyncEngine, now: datetime) -> int:
 class AnswerStore(Protocol):
     """Redis for routes whose effect is an event, SQL for routes whose effect is a row."""
 
-    async def get(self, container: Container, digest: str) -> Answer | None: ...
+    async def get(self, container: Container, ref: KeyRef) -> Answer | None: ...
 
-    async def keep(self, container: Container, digest: str, answer: Answer) -> None: ...
+    async def keep(self, container: Container, ref: KeyRef, answer: Answer) -> None: ...
 
 
 class RedisAnswers:
-    async def get(self, container: Container, digest: str) -> Answer | None:
-        value = await container.redis.get(record_key(digest))
-        return decode_answer(value) if value else None
+    async def get(self, container: Container, ref: KeyRef) -> Answer | None:
+        value = await container.redis.get(record_key(ref.digest))
+        return decode_answer(value, ref) if value else None
 
-    async def keep(self, container: Container, digest: str, answer: Answer) -> None:
+    async def keep(self, container: Container, ref: KeyRef, answer: Answer) -> None:
         """Unless the effect stored one already (then it is the same answer)."""
         await container.redis.set(
-            record_key(digest), encode_answer(answer), ex=RECORD_TTL_SECONDS, nx=True
+            record_key(ref.digest), encode_answer(answer, ref), ex=RECORD_TTL_SECONDS, nx=True
         )
 
 
 class SqlAnswers:
-    async def get(self, container: Container, digest: str) -> Answer | None:
-        return await sql_answer(container.engine, digest, container.clock.now())
+    async def get(self, container: Container, ref: KeyRef) -> Answer | None:
+        return await sql_answer(container.engine, ref, container.clock.now())
 
-    async def keep(self, container: Container, digest: str, answer: Answer) -> None:
+    async def keep(self, container: Container, ref: KeyRef, answer: Answer) -> None:
         """Unless the effect stored one already (then it is the same answer)."""
         now = container.clock.now()
         try:
             async with container.engine.begin() as conn:
-                await conn.execute(_expired(digest, now))
-                await conn.execute(_insert(digest, answer, now))
+                await conn.execute(_expired(ref.digest, now))
+                await conn.execute(_insert(ref, answer, now))
         except sa.exc.IntegrityError:
             pass
 

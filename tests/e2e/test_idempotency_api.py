@@ -484,3 +484,19 @@ async def test_replays_count_against_the_rate_limit(served: Container, auth: Aut
             (await c.post("/api/progress", json=body, headers=keyed)).status_code for _ in range(3)
         ]
     assert codes == [204, 204, 429]
+
+
+async def test_a_stored_answer_is_sealed_by_its_key(
+    client: httpx.AsyncClient, served: Container, auth: Auth
+) -> None:
+    """The record of a start holds the session token, readable only with the key itself."""
+    sub, key = f"user_{secrets.token_hex(6)}", _key()
+    headers = auth(sub)
+    ids = await _start_ids(client, headers)
+    started = await client.post(
+        "/api/sessions/start", json=ids, headers={**headers, "Idempotency-Key": key}
+    )
+    stored = await served.redis.get(record_key(scope_digest(f"sub:{sub}", key)))
+    assert stored is not None
+    assert started.json()["session_token"].encode() not in stored
+    assert b"session_token" not in stored

@@ -28,6 +28,7 @@ from medio.idempotency import (
     AlreadyAnswered,
     KeyReused,
     Receipt,
+    key_ref,
     prune_expired,
     scope_digest,
     sql_answer,
@@ -41,7 +42,7 @@ TWINS = 6
 
 
 def _receipt(render: Any) -> Receipt[Any]:
-    return Receipt(scope_digest("sub:test", secrets.token_hex(8)), "f" * 64, render)
+    return Receipt(key_ref("sub:test", secrets.token_hex(8)), "f" * 64, render)
 
 
 async def _race(twins: list[Awaitable[Any]]) -> tuple[list[Any], list[AlreadyAnswered]]:
@@ -147,14 +148,14 @@ async def test_records_past_24_hours_are_pruned_and_never_answer(container: Cont
     values = {"name": "Old", "age": 5, "timezone": "UTC", "daily_limit_minutes": 60}
     await catalog.create_profile(container.engine, user, values, NOW, receipt)
     day_later = NOW + timedelta(hours=24)
-    assert await sql_answer(container.engine, receipt.digest, day_later - timedelta(seconds=1))
-    assert await sql_answer(container.engine, receipt.digest, day_later) is None
+    assert await sql_answer(container.engine, receipt.ref, day_later - timedelta(seconds=1))
+    assert await sql_answer(container.engine, receipt.ref, day_later) is None
     assert await prune_expired(container.engine, day_later) >= 1
     async with container.engine.connect() as conn:
         left = await conn.scalar(
             sa.select(sa.func.count())
             .select_from(idempotency_records)
-            .where(idempotency_records.c.digest == receipt.digest)
+            .where(idempotency_records.c.digest == receipt.ref.digest)
         )
     assert left == 0
 
@@ -198,7 +199,7 @@ async def test_a_twin_with_another_request_under_the_key_is_told_so(container: C
     profile = await new_profile(container, user)
     video = await new_video(container, user)
     first = _receipt(lambda started: (201, b"{}"))
-    other = Receipt(first.digest, "0" * 64, first.render)
+    other = Receipt(first.ref, "0" * 64, first.render)
     await session_store.start_session(
         container, profile, video.id, public=False, actor="test", receipt=first
     )
@@ -215,5 +216,5 @@ async def test_a_twin_with_another_request_under_the_key_is_told_so(container: C
             user,
             dict(values),
             NOW,
-            Receipt(row_receipt.digest, "0" * 64, _profile_answer),
+            Receipt(row_receipt.ref, "0" * 64, _profile_answer),
         )
