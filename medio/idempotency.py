@@ -238,7 +238,8 @@ async def write_once(
     effect: Callable[[AsyncConnection], Awaitable[R]],
 ) -> R:
     """Run ``effect`` and insert the receipt's record in one transaction (a savepoint when
-    ``db`` is already a connection); ``AlreadyAnswered`` if a twin's record won."""
+    ``db`` is already a connection); ``AlreadyAnswered`` if a twin's record won
+    (``KeyReused`` if that twin was another request under the key)."""
 
     async def both(conn: AsyncConnection) -> R:
         result = await effect(conn)
@@ -260,7 +261,7 @@ async def write_once(
 
 
 async def prune_expired(engine: AsyncEngine, now: datetime) -> int:
-    """Delete records past their 24 hours; how many (run by the reaper's schedule)."""
+    """Delete records past their 24 hours; how many (hourly: ``workers/pruning.py``)."""
     async with engine.begin() as conn:
         result = await conn.execute(
             idempotency_records.delete().where(idempotency_records.c.expires_at <= now)
