@@ -134,3 +134,16 @@ def json_object(data: Any) -> dict[str, Any]:
 
 def not_found(what: str) -> ApiError:
     return ApiError(404, f"{what} not found")
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def answer_profile(profile: Profile) -> tuple[int, bytes]:
+    """A created profile as its retry (same ``Idempotency-Key``) gets it again."""
+    return 201, _encoder.encode(profile_out(profile))
+
+
+def answer_video(video: Video) -> tuple[int, bytes]:
+    """A created video as its retry (same ``Idempotency-Key``) gets it again."""
+    return 201, _encoder.encode(video_out(video))

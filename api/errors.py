@@ -20,10 +20,11 @@ import redis.exceptions
 import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.types import ExceptionHandlersMap
+from litestar.types import ExceptionHandlersMap, Receive, Scope, Send
 
 from api.request_id import request_id_of
 from domain.timestamps import iso_ms
+from medio.idempotency import AlreadyAnswered, KeyReused
 
 log = logging.getLogger("medio.api")
 
@@ -155,6 +156,21 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     )
 
 
+def handle_already_answered(request: Request[Any, Any, Any], exc: AlreadyAnswered) -> Response[Any]:
+    """A twin of this request committed first (``medio.idempotency``): its answer, replayed."""
+    answer = exc.answer
+    return _respond(
+        request,
+        answer.status,
+        answer.body.encode() or None,
+        {"Idempotent-Replayed": "true"},
+    )
+
+
+def handle_key_reused(request: Request[Any, Any, Any], exc: KeyReused) -> Response[Any]:
+    return handle_api_error(request, ApiError(422, str(exc)))
+
+
 def handle_store_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A backing store refused or dropped the connection: 503, and the request can be retried."""
     request_id = request_id_of(request.scope)
@@ -220,9 +236,33 @@ def _client_message(status: int, detail: str) -> str:
     return detail or _DEFAULT_MESSAGES.get(status, "Error")
 
 
+def client_error_status(exc: Exception) -> int | None:
+    """The status of an error meant for the client (below 500), else ``None``."""
+    if isinstance(exc, ApiError | SpecialError):
+        status = exc.status
+    elif isinstance(exc, InvalidFields):
+        status = 400
+    elif isinstance(exc, HTTPException):
+        status = exc.status_code
+    else:
+        return None
+    return status if status < 500 else None
+
+
+async def send_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer ``exc`` as the app's exception handling would, for a raw ASGI handler's layer
+    that needs to see the answer (``api.idempotency`` keeps it)."""
+    handler = next(exception_handlers[c] for c in type(exc).__mro__ if c in exception_handlers)
+    request: Request[Any, Any, Any] = Request(scope, receive, send)
+    response = handler(request, exc)
+    await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+
+
 exception_handlers: ExceptionHandlersMap = {
     InvalidFields: handle_invalid_fields,
     SpecialError: handle_special,
+    AlreadyAnswered: handle_already_answered,
+    KeyReused: handle_key_reused,
     ApiError: handle_api_error,
     HTTPException: handle_http_exception,
     redis.exceptions.ConnectionError: handle_store_down,

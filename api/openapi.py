@@ -7,7 +7,8 @@ rewrites the generated document once, at start-up, from a few rules in this one 
 
 * which errors an operation can answer (``error_statuses``): 401 unless the route is public,
   403 for CSRF on writes and for the routes that check roles or owners, 404 for ids, 409 for
-  ended sessions, 408/413/415 for bodies, 416 for ranges, 429 and 503 everywhere under ``/api``;
+  ended sessions, 408/413/415 for bodies, 416 for ranges, 429 and 503 everywhere under ``/api``,
+  and on the routes that take an ``Idempotency-Key`` (``IDEMPOTENT``) the header, 409 and 422;
 * in which shape (``error_response``): the progress family or the Medio family (CONTRACT §2),
   including the seed's special bodies (429, 413 upload, 403 daily limit);
 * headers every response carries (``X-Request-ID``, ``X-RateLimit-*``, ``Retry-After``);
@@ -67,6 +68,16 @@ SESSION_STATE = {
     ("post", "/api/sessions/{session_id}/end"),
 }
 SESSION_TOKEN_ROUTES = SESSION_STATE | {("get", "/api/sessions/{session_id}")}
+# Routes that take an ``Idempotency-Key`` (CONTRACT §12; ``api/idempotency.py``).
+IDEMPOTENT = {
+    ("post", "/api/sessions/start"),
+    ("post", "/api/sessions/start/public"),
+    ("post", "/api/sessions/{session_id}/end"),
+    ("post", "/api/progress"),
+    ("post", "/api/profiles"),
+    ("post", "/api/videos"),
+    ("post", "/api/videos/upload"),
+}
 UPLOAD = ("post", "/api/videos/upload")
 STREAM = ("get", "/api/videos/{video_id}/stream")
 THUMBNAIL = ("get", "/api/videos/{video_id}/thumbnail")
@@ -77,10 +88,11 @@ DESCRIPTIONS = {
     403: "Not allowed (role, owner, CSRF or daily limit)",
     404: "No such resource for this caller",
     408: "The request body did not arrive in time",
-    409: "The session has already ended",
+    409: "The session has already ended, or a request with this Idempotency-Key is running",
     413: "Request body too large",
     415: "Unsupported content type",
     416: "Range not satisfiable",
+    422: "This Idempotency-Key was already used for a different request",
     429: "Too many requests",
     503: "A backing store is unavailable; retry",
 }
@@ -306,8 +318,10 @@ def error_statuses(method: str, path: str, operation: Operation) -> set[int]:
         statuses.add(400)
     if "path" in locations or key in IDS_IN_BODY:
         statuses.add(404)
-    if key in SESSION_STATE:
+    if key in SESSION_STATE or key in IDEMPOTENT:
         statuses.add(409)
+    if key in IDEMPOTENT:
+        statuses |= {400, 422}
     if key == STREAM:
         statuses.add(416)
     return statuses
@@ -348,6 +362,18 @@ def error_response(method: str, path: str, status: int) -> OpenAPIResponse:
         headers=headers,
         content={"application/json": OpenAPIMediaType(schema=schema)},
     )
+
+
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in=ParamType.HEADER,
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255, pattern="^[ -~]+$"),
+    required=False,
+    description="Makes a retry safe: a repeat within 24 h gets the first answer again",
+)
+REPLAYED = _header(
+    Schema(type=OpenAPIType.STRING, const="true"), "Present on an answer repeated for a retry"
+)
 
 
 def _security(key: tuple[str, str]) -> list[dict[str, list[str]]]:
@@ -412,6 +438,8 @@ def _document_operation(method: str, path: str, operation: Operation) -> None:
     elif key == THUMBNAIL:
         _thumbnail_responses(operation)
     _query_numbers(path, operation)
+    if key in IDEMPOTENT and IDEMPOTENCY_KEY not in (operation.parameters or []):
+        operation.parameters = [*(operation.parameters or []), IDEMPOTENCY_KEY]
     responses = operation.responses or {}
     responses.pop("400", None)  # Litestar's own validation shape; never sent
     for status in sorted(error_statuses(method, path, operation)):
@@ -424,6 +452,7 @@ def _document_operation(method: str, path: str, operation: Operation) -> None:
                 **(response.headers or {}),
                 "X-Request-ID": REQUEST_ID,
                 **(_rate_headers(required=False) if path.startswith("/api/") else {}),
+                **({"Idempotent-Replayed": REPLAYED} if key in IDEMPOTENT else {}),
             }
     operation.responses = responses
     if path.startswith("/api/"):

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.catalog_schema import (
     ProfileList,
     ProfileOut,
+    answer_profile,
     invalid,
     json_object,
     metadata,
@@ -22,8 +23,10 @@ from api.catalog_schema import (
     profile_out,
 )
 from api.deps import ContainerDep, PrincipalDep
+from api.idempotency import Idempotent, receipt_of
 from domain.catalog import check_profile, profile_values
 from medio import catalog
+from medio.idempotency import SQL_ANSWERS
 
 DEFAULT_LIMIT = 10
 
@@ -48,16 +51,21 @@ class ProfilesController(Controller):
             profiles=[profile_out(p) for p in found], metadata=metadata(wanted, total)
         )
 
-    @post(summary="Create a child profile")
+    @post(summary="Create a child profile", middleware=[Idempotent(SQL_ANSWERS)])
     async def create_profile(
-        self, container: ContainerDep, principal: PrincipalDep, data: JSONBody[Any] = None
+        self,
+        request: Request[Any, Any, Any],
+        container: ContainerDep,
+        principal: PrincipalDep,
+        data: JSONBody[Any] = None,
     ) -> ProfileOut:
         body = json_object(data)
         if problems := check_profile(body, "create"):
             raise invalid(problems)
         values = profile_values(body, "create", container.settings.default_timezone)
+        receipt = receipt_of(request.scope, answer_profile)
         created = await catalog.create_profile(
-            container.engine, principal.user_id, values, container.clock.now()
+            container.engine, principal.user_id, values, container.clock.now(), receipt
         )
         return profile_out(created)
 

@@ -26,7 +26,9 @@ from litestar.types import Receive, Scope, Send
 from api.deps import authenticate_subject, header_value, services_of
 from api.errors import ApiError, FieldError, InvalidFields
 from api.guards import admit, inline_guards, route_policy
-from api.limits import MSG_MEDIA_TYPE, is_json_media_type
+from api.idempotency import HEADER as IDEMPOTENCY_KEY
+from api.idempotency import receipt_of, run_once
+from api.limits import MSG_MEDIA_TYPE, is_json_media_type, replay
 from domain.progress import (
     InvalidProgress,
     MalformedBody,
@@ -37,6 +39,7 @@ from domain.progress import (
     parse_save,
 )
 from medio.bootstrap import Container
+from medio.idempotency import REDIS_ANSWERS
 from medio.progress import delete_progress, save_progress
 from medio.read_your_writes import read_own
 from medio.resume_store import ResumeEntry, ResumePosition, list_positions, read_position
@@ -88,6 +91,30 @@ def _save_body(body: bytes) -> SaveProgress:
         raise _invalid(exc) from None
 
 
+def _no_content(_: None) -> tuple[int, bytes]:
+    return 204, b""
+
+
+async def _save(scope: Scope, body: bytes, send: Send) -> None:
+    # The guards check the type of non-empty bodies only; a save must have one.
+    if not is_json_media_type(header_value(scope, b"content-type")):
+        raise ApiError(415, MSG_MEDIA_TYPE)
+    services = services_of(scope["app"].state)
+    claims = await authenticate_subject(services, header_value(scope, b"authorization"))
+    save = _save_body(body)
+    _owner(claims.sub, save.clerk_id, "body")
+    await save_progress(services.container, claims.sub, save, receipt_of(scope, _no_content))
+    # Fresh messages each time: outer layers add their headers to the message they get.
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _save_keyed(scope: Scope, receive: Receive, send: Send) -> None:
+    """``_save`` as the app ``run_once`` runs: the admitted body comes back through ``receive``."""
+    message = await receive()
+    await _save(scope, message["body"] if message["type"] == "http.request" else b"", send)
+
+
 class ProgressController(Controller):
     """Resume positions of the caller; every route is scoped to the token's ``sub``."""
 
@@ -100,17 +127,10 @@ class ProgressController(Controller):
         if scope.get("method") != "POST":
             raise MethodNotAllowedException(headers={"Allow": "POST"})
         body = await admit(scope, receive, "telemetry")
-        # The guards check the type of non-empty bodies only; a save must have one.
-        if not is_json_media_type(header_value(scope, b"content-type")):
-            raise ApiError(415, MSG_MEDIA_TYPE)
-        services = services_of(scope["app"].state)
-        claims = await authenticate_subject(services, header_value(scope, b"authorization"))
-        save = _save_body(body)
-        _owner(claims.sub, save.clerk_id, "body")
-        await save_progress(services.container, claims.sub, save)
-        # Fresh messages each time: outer layers add their headers to the message they get.
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if header_value(scope, IDEMPOTENCY_KEY) is None:
+            await _save(scope, body, send)
+        else:  # a retry-safe save (CONTRACT §12), after the guards like on every route
+            await run_once(scope, replay(body, receive), send, _save_keyed, REDIS_ANSWERS)
 
     @get(
         "/{clerk_id:str}/{tmdb_id:str}",

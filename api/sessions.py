@@ -28,13 +28,15 @@ from api.deps import (
 )
 from api.errors import MSG_MALFORMED_JSON, ApiError, FieldError, InvalidFields, SpecialError
 from api.guards import admit, inline_guards, route_policy
+from api.idempotency import Idempotent, receipt_of
 from domain import sessions
 from domain.catalog import Profile, json_integer
-from domain.sessions import SessionState
+from domain.sessions import SessionState, Transition
 from domain.timestamps import iso_ms
 from medio import catalog, session_store
 from medio.bootstrap import Container
-from medio.session_store import Caller
+from medio.idempotency import REDIS_ANSWERS, Receipt
+from medio.session_store import Caller, Started
 
 SESSION_TOKEN_HEADER = "x-session-token"
 MSG_ID = "{} must be a positive integer"
@@ -162,11 +164,17 @@ def _ended() -> ApiError:
 
 
 async def _start(
-    container: Container, profile: Profile, video_id: int, *, public: bool, actor: str
-) -> session_store.Started:
+    container: Container,
+    profile: Profile,
+    video_id: int,
+    *,
+    public: bool,
+    actor: str,
+    receipt: Receipt[Started] | None,
+) -> Started:
     try:
         return await session_store.start_session(
-            container, profile, video_id, public=public, actor=actor
+            container, profile, video_id, public=public, actor=actor, receipt=receipt
         )
     except session_store.DailyLimitExceeded as exc:
         raise SpecialError(
@@ -178,6 +186,50 @@ async def _start(
                 "profile_name": exc.profile_name,
             },
         ) from None
+
+
+def _start_out(started: Started) -> StartOut:
+    state = started.state
+    return StartOut(
+        session_id=state.session_id,
+        profile_id=state.profile_id,
+        video_id=state.video_id,
+        started_at=iso_ms(state.started_at),
+        daily_limit_minutes=state.daily_limit_minutes,
+        watched_today_minutes=sessions.whole_minutes(started.watched_today_ms),
+        remaining_minutes=started.remaining_minutes,
+        session_token=started.session_token,
+    )
+
+
+def _public_start_out(started: Started) -> PublicStartOut:
+    return PublicStartOut(
+        session_id=started.state.session_id,
+        remaining_minutes=started.remaining_minutes,
+        session_token=started.session_token,
+    )
+
+
+def _end_out(state: SessionState) -> EndOut:
+    assert state.ended_at is not None
+    return EndOut(
+        session_id=state.session_id,
+        duration_minutes=sessions.duration_minutes(state.started_at, state.ended_at),
+        ended_at=iso_ms(state.ended_at),
+    )
+
+
+# What a retry with the same Idempotency-Key gets again, rendered inside the atomic step.
+def _answer_start(started: Started) -> tuple[int, bytes]:
+    return 201, _encoder.encode(_start_out(started))
+
+
+def _answer_public_start(started: Started) -> tuple[int, bytes]:
+    return 201, _encoder.encode(_public_start_out(started))
+
+
+def _answer_end(transition: Transition) -> tuple[int, bytes]:
+    return 200, _encoder.encode(_end_out(transition.state))
 
 
 def _session_out(state: SessionState) -> SessionOut:
@@ -205,9 +257,18 @@ class SessionsController(Controller):
     path = "/api/sessions"
     tags = ["sessions"]
 
-    @post("/start", status_code=201, summary="Start a watch session (parent's token)")
+    @post(
+        "/start",
+        status_code=201,
+        summary="Start a watch session (parent's token)",
+        middleware=[Idempotent(REDIS_ANSWERS)],
+    )
     async def start(
-        self, container: ContainerDep, principal: PrincipalDep, data: JSONBody[Any] = None
+        self,
+        request: Request[Any, Any, Any],
+        container: ContainerDep,
+        principal: PrincipalDep,
+        data: JSONBody[Any] = None,
     ) -> StartOut:
         profile_id, video_id = _ids(data)
         profile = await catalog.get_profile(container.engine, principal.user_id, profile_id)
@@ -215,27 +276,21 @@ class SessionsController(Controller):
             raise ApiError(404, "Profile not found")
         if await catalog.get_video(container.engine, principal.user_id, video_id) is None:
             raise ApiError(404, "Video not found")
-        started = await _start(container, profile, video_id, public=False, actor=principal.sub)
-        state = started.state
-        return StartOut(
-            session_id=state.session_id,
-            profile_id=state.profile_id,
-            video_id=state.video_id,
-            started_at=iso_ms(state.started_at),
-            daily_limit_minutes=state.daily_limit_minutes,
-            watched_today_minutes=sessions.whole_minutes(started.watched_today_ms),
-            remaining_minutes=started.remaining_minutes,
-            session_token=started.session_token,
+        receipt = receipt_of(request.scope, _answer_start)
+        started = await _start(
+            container, profile, video_id, public=False, actor=principal.sub, receipt=receipt
         )
+        return _start_out(started)
 
     @post(
         "/start/public",
         status_code=201,
         summary="Start a session in kids mode (no login)",
         opt=route_policy("public", public=True),
+        middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def start_public(
-        self, container: ContainerDep, data: JSONBody[Any] = None
+        self, request: Request[Any, Any, Any], container: ContainerDep, data: JSONBody[Any] = None
     ) -> PublicStartOut:
         profile_id, video_id = _ids(data)
         profile = await catalog.get_profile_unscoped(container.engine, profile_id)
@@ -245,14 +300,12 @@ class SessionsController(Controller):
             raise ApiError(403, "Kids mode is not enabled for this profile")
         if await catalog.get_video(container.engine, profile.user_id, video_id) is None:
             raise ApiError(404, "Video not found")
+        receipt = receipt_of(request.scope, _answer_public_start)
+        actor = f"kids-mode:profile:{profile.id}"
         started = await _start(
-            container, profile, video_id, public=True, actor=f"kids-mode:profile:{profile.id}"
+            container, profile, video_id, public=True, actor=actor, receipt=receipt
         )
-        return PublicStartOut(
-            session_id=started.state.session_id,
-            remaining_minutes=started.remaining_minutes,
-            session_token=started.session_token,
-        )
+        return _public_start_out(started)
 
     @asgi("/{session_id:int}/heartbeat", opt=inline_guards("telemetry"), copy_scope=False)
     async def heartbeat(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -294,23 +347,20 @@ class SessionsController(Controller):
         status_code=200,
         summary="End a session",
         opt=route_policy("telemetry"),
+        middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def end(
         self, request: Request[Any, Any, Any], container: ContainerDep, session_id: FromPath[int]
     ) -> EndOut:
         caller = await _request_caller(request, session_id)
+        receipt = receipt_of(request.scope, _answer_end)
         try:
-            state = await session_store.end_session(container, session_id, caller)
+            state = await session_store.end_session(container, session_id, caller, receipt)
         except session_store.SessionNotFound:
             raise _not_found() from None
         except session_store.SessionOver:
             raise _ended() from None
-        assert state.ended_at is not None
-        return EndOut(
-            session_id=session_id,
-            duration_minutes=sessions.duration_minutes(state.started_at, state.ended_at),
-            ended_at=iso_ms(state.ended_at),
-        )
+        return _end_out(state)
 
     @get("/{session_id:int}", summary="A session's current state")
     async def read(

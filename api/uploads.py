@@ -20,15 +20,17 @@ from anyio import AsyncFile
 from litestar import Controller, Request, post
 from litestar.exceptions import InternalServerException
 
-from api.catalog_schema import VideoOut, invalid, video_out
+from api.catalog_schema import VideoOut, answer_video, invalid, video_out
 from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError, FieldError, InvalidFields, SpecialError
+from api.idempotency import Idempotent, receipt_of
 from api.limits import timed_out
 from api.multipart_stream import PartData, PartStarted, boundary_of, form_events
 from domain.catalog import MSG_DURATION, Problem, Video, check_video_details, is_ascii_digits
 from domain.media import SNIFF_BYTES, MediaKind, MediaType, file_too_large, sniff
 from medio import catalog
 from medio.bootstrap import Container
+from medio.idempotency import SQL_ANSWERS, Receipt
 from medio.media import MediaStore
 
 FORM_OVERHEAD = 1024 * 1024  # text fields, part headers and boundaries around the files
@@ -170,8 +172,11 @@ def _details(fields: dict[str, str]) -> dict[str, Any]:
     return body
 
 
-async def save_upload(container: Container, user_id: int, form: UploadForm) -> Video:
-    """Publish the received files and insert their video row; nothing is left if it fails."""
+async def save_upload(
+    container: Container, user_id: int, form: UploadForm, receipt: Receipt[Video] | None = None
+) -> Video:
+    """Publish the received files and insert their video row; nothing is left if it fails
+    (nor if a twin request with the same ``Idempotency-Key`` inserted its row first)."""
     if "video" not in form.files:
         raise InvalidFields([FieldError("video", MSG_VIDEO_REQUIRED)])
     details = _details(form.fields)
@@ -194,7 +199,8 @@ async def save_upload(container: Container, user_id: int, form: UploadForm) -> V
             "size": video_size,
             "mime_type": video_type.mime_type,
         }
-        return await catalog.create_video(container.engine, user_id, values, container.clock.now())
+        now = container.clock.now()
+        return await catalog.create_video(container.engine, user_id, values, now, receipt)
     except BaseException:
         form.media.remove(*published)
         raise
@@ -208,7 +214,12 @@ class UploadController(Controller):
 
     # No framework body limit here: the app-wide one is sized for JSON, and this handler
     # enforces its own (the two file limits plus form overhead) on the bytes it reads.
-    @post("/upload", request_max_body_size=None, summary="Upload a video file (multipart)")
+    @post(
+        "/upload",
+        request_max_body_size=None,
+        summary="Upload a video file (multipart)",
+        middleware=[Idempotent(SQL_ANSWERS)],
+    )
     async def upload_video(
         self, request: Request[Any, Any, Any], container: ContainerDep, principal: PrincipalDep
     ) -> VideoOut:
@@ -231,7 +242,8 @@ class UploadController(Controller):
                     await form.receive(request.stream(), boundary)
             except TimeoutError:
                 raise timed_out() from None
-            video = await save_upload(container, principal.user_id, form)
+            receipt = receipt_of(request.scope, answer_video)  # the body is all read by now
+            video = await save_upload(container, principal.user_id, form, receipt)
         except InternalServerException:  # the client went away mid-body
             raise ApiError(400, "Upload was interrupted") from None
         finally:

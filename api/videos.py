@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.catalog_schema import (
     VideoList,
     VideoOut,
+    answer_video,
     invalid,
     json_object,
     metadata,
@@ -22,8 +23,10 @@ from api.catalog_schema import (
     video_out,
 )
 from api.deps import ContainerDep, PrincipalDep
+from api.idempotency import Idempotent, receipt_of
 from domain.catalog import check_video, video_values
 from medio import catalog
+from medio.idempotency import SQL_ANSWERS
 from medio.media import MediaStore
 
 DEFAULT_LIMIT = 20
@@ -47,15 +50,23 @@ class VideosController(Controller):
         found, total = await catalog.list_videos(container.engine, principal.user_id, wanted)
         return VideoList(videos=[video_out(v) for v in found], metadata=metadata(wanted, total))
 
-    @post(summary="Add a video by URL")
+    @post(summary="Add a video by URL", middleware=[Idempotent(SQL_ANSWERS)])
     async def create_video(
-        self, container: ContainerDep, principal: PrincipalDep, data: JSONBody[Any] = None
+        self,
+        request: Request[Any, Any, Any],
+        container: ContainerDep,
+        principal: PrincipalDep,
+        data: JSONBody[Any] = None,
     ) -> VideoOut:
         body = json_object(data)
         if problems := check_video(body, "create"):
             raise invalid(problems)
         created = await catalog.create_video(
-            container.engine, principal.user_id, video_values(body, "create"), container.clock.now()
+            container.engine,
+            principal.user_id,
+            video_values(body, "create"),
+            container.clock.now(),
+            receipt_of(request.scope, answer_video),
         )
         return video_out(created)
 

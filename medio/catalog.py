@@ -8,16 +8,18 @@ for the kids-mode public routes, which know a profile/video id but no owner.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.catalog import Page, Profile, Video
+from medio.idempotency import Receipt, write_once
 from medio.tables import profiles, videos
 
+T = TypeVar("T")
 Db = AsyncEngine | AsyncConnection
 MAX_ID = 2**63 - 1
 
@@ -62,6 +64,28 @@ async def _write(db: Db, statement: sa.Executable) -> sa.Row[Any] | None:
     return (await db.execute(statement)).first()
 
 
+async def _created(
+    db: Db,
+    statement: sa.Executable,
+    record: Callable[[sa.Row[Any]], T],
+    now: datetime,
+    receipt: Receipt[T] | None,
+) -> T:
+    """The inserted row as a record, the receipt's answer stored with it when there is one."""
+
+    async def insert(conn: AsyncConnection) -> T:
+        row = (await conn.execute(statement)).first()
+        assert row is not None
+        return record(row)
+
+    if receipt is not None:
+        return await write_once(db, receipt, now, insert)
+    if isinstance(db, AsyncEngine):
+        async with db.begin() as conn:
+            return await insert(conn)
+    return await insert(db)
+
+
 def _valid_id(value: int) -> bool:
     return 1 <= value <= MAX_ID
 
@@ -104,16 +128,24 @@ async def list_profiles(db: Db, user_id: int, page: Page) -> tuple[list[Profile]
     return [_profile(r) for r in rows], int(total[0]) if total else 0
 
 
-async def create_profile(db: Db, user_id: int, values: dict[str, Any], now: datetime) -> Profile:
-    """Insert a profile for ``user_id`` from validated ``values``."""
-    row = await _write(
-        db,
+async def create_profile(
+    db: Db,
+    user_id: int,
+    values: dict[str, Any],
+    now: datetime,
+    receipt: Receipt[Profile] | None = None,
+) -> Profile:
+    """Insert a profile for ``user_id`` from validated ``values``.
+
+    With a ``receipt`` its answer is recorded in the same transaction (``AlreadyAnswered`` if a
+    twin request's was first).
+    """
+    statement = (
         profiles.insert()
         .values(user_id=user_id, created_at=now, updated_at=now, **values)
-        .returning(*profiles.c),
+        .returning(*profiles.c)
     )
-    assert row is not None
-    return _profile(row)
+    return await _created(db, statement, _profile, now, receipt)
 
 
 async def update_profile(
@@ -191,16 +223,20 @@ async def list_videos(db: Db, user_id: int, page: Page) -> tuple[list[Video], in
     return [_video(r) for r in rows], int(total[0]) if total else 0
 
 
-async def create_video(db: Db, user_id: int, values: dict[str, Any], now: datetime) -> Video:
-    """Insert a video for ``user_id`` from validated ``values``."""
-    row = await _write(
-        db,
+async def create_video(
+    db: Db,
+    user_id: int,
+    values: dict[str, Any],
+    now: datetime,
+    receipt: Receipt[Video] | None = None,
+) -> Video:
+    """Insert a video for ``user_id`` from validated ``values`` (``receipt``: as for profiles)."""
+    statement = (
         videos.insert()
         .values(user_id=user_id, created_at=now, updated_at=now, **values)
-        .returning(*videos.c),
+        .returning(*videos.c)
     )
-    assert row is not None
-    return _video(row)
+    return await _created(db, statement, _video, now, receipt)
 
 
 async def update_video(

@@ -64,6 +64,9 @@ class Decision(Generic[R]):
     # Sorted-set members to add with a score (``None`` removes): indexes of the state above,
     # e.g. active sessions by last heartbeat, kept in step with it in the same MULTI.
     index_scores: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
+    # Keys written with a TTL of their own, ``key -> (value, seconds)``: records that outlive
+    # or expire before the state above, e.g. an idempotency record (``medio.idempotency``).
+    records: Mapping[str, tuple[bytes | str, int]] = field(default_factory=dict)
 
 
 class ConcurrentUpdate(RuntimeError):
@@ -171,6 +174,8 @@ def _commands(stream: str, decision: Decision[Any]) -> list[tuple[Any, ...]]:
                 commands.append(("ZREM", index_key, member))
             else:
                 commands.append(("ZADD", index_key, score, member))
+    for record_key, (value, seconds) in decision.records.items():
+        commands.append(("SET", record_key, value, "EX", seconds))
     for event in decision.events:
         name, version, data = encode(event)
         commands.append(("XADD", stream, "*", "t", name, "v", version, "d", data))

@@ -10,15 +10,41 @@ from __future__ import annotations
 
 from domain.progress import SaveProgress, progress_deleted, progress_saved
 from medio.bootstrap import Container
+from medio.eventlog import WRITTEN_TTL_MS, Decision, shard_for, stream_name, written_key
+from medio.idempotency import Receipt, decide_once
 from medio.read_your_writes import await_own_writes
 from medio.resume_store import has_position
+from medio.scripts import Script
 from projections.resume import ResumeProjection
 
+# The newest entry of the stream noted as the user's last write: at or past the user's own
+# save, and never behind a note made before (KEYS: stream, note; ARGV: TTL in ms).
+NOTE_NEWEST = Script("""
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if newest then redis.call('SET', KEYS[2], newest[1], 'PX', ARGV[1]) end
+return 1
+""")
 
-async def save_progress(container: Container, actor: str, save: SaveProgress) -> None:
-    """Append ``progress.saved`` stamped with the server clock."""
+
+async def save_progress(
+    container: Container, actor: str, save: SaveProgress, receipt: Receipt[None] | None = None
+) -> None:
+    """Append ``progress.saved`` stamped with the server clock.
+
+    With a ``receipt`` (a retry-safe save) the event and the answer are written together
+    through ``decide_once``, which appends nothing if a twin request's answer is there; the
+    user's last write is then noted as the stream's newest entry, which is at or past it.
+    """
     event = progress_saved(save, actor, container.clock.now())
-    await container.events.append(save.clerk_id, event, note_written=True)
+    if receipt is None:
+        await container.events.append(save.clerk_id, event, note_written=True)
+        return
+    await decide_once(
+        container.events, save.clerk_id, [], lambda _: Decision(None, (event,)), receipt
+    )
+    shard = shard_for(save.clerk_id, container.events.shards)
+    keys = [stream_name(shard), written_key(save.clerk_id, shard)]
+    await container.pipeline.run(NOTE_NEWEST, keys, WRITTEN_TTL_MS)
 
 
 async def delete_progress(container: Container, actor: str, clerk_id: str, tmdb_id: str) -> bool:

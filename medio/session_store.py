@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -34,6 +34,7 @@ from domain.catalog import Profile
 from domain.sessions import Rules, SessionState, Transition
 from medio.bootstrap import Container
 from medio.eventlog import Decision
+from medio.idempotency import Receipt, decide_once
 from projections.daily_limit import counter_key
 from projections.sessions import SessionsProjection
 
@@ -170,9 +171,19 @@ async def watched_today_ms(container: Container, profile: Profile, now: datetime
 
 
 async def start_session(
-    container: Container, profile: Profile, video_id: int, *, public: bool, actor: str
+    container: Container,
+    profile: Profile,
+    video_id: int,
+    *,
+    public: bool,
+    actor: str,
+    receipt: Receipt[Started] | None = None,
 ) -> Started:
-    """Open a session unless the profile's day is used up (``DailyLimitExceeded``)."""
+    """Open a session unless the profile's day is used up (``DailyLimitExceeded``).
+
+    With a ``receipt`` the answer is stored with the ``session.started`` event, or, if a twin
+    request stored one first, ``AlreadyAnswered`` is raised and nothing is started.
+    """
     now = container.clock.now()
     session_id = int(await container.redis.incr(SEQUENCE_KEY))
     token = new_session_token()
@@ -196,8 +207,12 @@ async def start_session(
         )
         return _committed(Transition("active", state, (event,)), Started(state, token, watched_ms))
 
-    outcome = await container.events.decide(
-        str(profile.id), [session_key(session_id), counter_key(profile.id, today)], decide
+    outcome = await decide_once(
+        container.events,
+        str(profile.id),
+        [session_key(session_id), counter_key(profile.id, today)],
+        decide,
+        receipt,
     )
     if isinstance(outcome, int):
         raise DailyLimitExceeded(profile, outcome)
@@ -227,6 +242,7 @@ def _guarded(
             writes=decision.writes,
             ttl_seconds=decision.ttl_seconds,
             index_scores=decision.index_scores,
+            records=decision.records,
         )
 
     return checked
@@ -237,8 +253,10 @@ async def _on_session(
     session_id: int,
     counter_on: datetime | None,
     decide: Callable[[SessionState | None, int], Decision[R]],
+    receipt: Receipt[Any] | None = None,
 ) -> R:
-    """Run ``decide(state, projected ms today)`` on one session under ``EventLog.decide``.
+    """Run ``decide(state, projected ms today)`` on one session under ``EventLog.decide``
+    (``decide_once`` with a ``receipt``).
 
     The session's profile (the ordering key) and zone (today's counter, read when
     ``counter_on`` is given) are needed to name the keys before the state is read, so they come
@@ -253,7 +271,7 @@ async def _on_session(
             )
 
         checked = _guarded((profile_id, timezone), decide)
-        result = await container.events.decide(str(profile_id), keys, checked)
+        result = await decide_once(container.events, str(profile_id), keys, checked, receipt)
         if not isinstance(result, _StaleRoute):
             return result
         _routes.pop(session_id, None)
@@ -287,8 +305,16 @@ async def heartbeat(
     return Beat(transition.outcome, transition.state, transition.today_ms)
 
 
-async def end_session(container: Container, session_id: int, caller: Caller) -> SessionState:
-    """The player stops watching; ``SessionOver`` if the session had already ended."""
+async def end_session(
+    container: Container,
+    session_id: int,
+    caller: Caller,
+    receipt: Receipt[Transition] | None = None,
+) -> SessionState:
+    """The player stops watching; ``SessionOver`` if the session had already ended.
+
+    With a ``receipt`` the answer is stored with the ``session.ended`` event.
+    """
     now = container.clock.now()
     rules = rules_of(container)
 
@@ -298,7 +324,8 @@ async def end_session(container: Container, session_id: int, caller: Caller) -> 
         transition = sessions.end(state, now, rules, actor=caller.actor)
         return _committed(transition, transition)
 
-    return _outcome(session_id, await _on_session(container, session_id, None, decide)).state
+    ended = await _on_session(container, session_id, None, decide, receipt)
+    return _outcome(session_id, ended).state
 
 
 async def get_session(container: Container, session_id: int, caller: Caller) -> SessionState:

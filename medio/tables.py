@@ -138,3 +138,16 @@ stats_totals = sa.Table(
     sa.Column("sessions", sa.Integer, nullable=False),
     sa.Column("watched_sessions", sa.Integer, nullable=False),  # sessions with watched time > 0
 )
+
+# Safe retries: first answers to requests with an Idempotency-Key (medio.idempotency) ---------
+
+idempotency_records = sa.Table(
+    "idempotency_records",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),  # sha256 of caller and key
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # sha256 of method, path, body
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_idempotency_records_expires_at", "expires_at"),
+)

@@ -22,7 +22,10 @@ class PeriodicJob:
     timeout_seconds: int = 300
 
 
-PERIODIC_JOBS: list[PeriodicJob] = []
+PERIODIC_JOBS: list[PeriodicJob] = [
+    # Expired records never answer (they are checked on read); this only frees their rows.
+    PeriodicJob("prune-idempotency", "workers.pruning.prune_idempotency_records_job", 3600),
+]
 
 
 def due_key(job: PeriodicJob) -> str:

@@ -95,3 +95,19 @@ async def test_only_the_writer_waits_and_only_until_the_timeout(
     assert stale.status_code == 404  # not projected: answers what there is, after the wait
     assert writers_wait >= 0.6
     assert others_wait < 0.3
+
+
+async def test_a_keyed_save_is_read_back_at_once(
+    client: AsyncTestClient, auth: Auth, projector: None
+) -> None:
+    """A save with an ``Idempotency-Key`` (stored with its answer) is noted like any save."""
+    clerk = "ryw_keyed"
+    headers = auth(clerk)
+    misses = 0
+    for i in range(50):
+        body = {"clerkId": clerk, "tmdbId": "9", "currentTime": i}
+        keyed = {**headers, "Idempotency-Key": f"ryw-keyed-{i}-{time.time_ns()}"}
+        assert (await client.post("/api/progress", json=body, headers=keyed)).status_code == 204
+        one = await client.get(f"/api/progress/{clerk}/9", headers=headers)
+        misses += not (one.status_code == 200 and one.json()["currentTime"] == i)
+    assert misses == 0
