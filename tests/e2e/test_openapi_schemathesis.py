@@ -27,6 +27,7 @@ from api.auth import create_token
 from medio.settings import Settings
 
 MAX_EXAMPLES = 25
+IDEMPOTENCY_KEY = "Idempotency-Key"
 # ``--checks all``: every check schemathesis registers, for positive and negative data.
 CHECKS = list(schemathesis.checks.CHECKS.get_all())
 
@@ -85,6 +86,11 @@ def _exercise(operation: Any, mode: GenerationMode, caller: dict[str, str]) -> N
             case.path_parameters["clerk_id"] = caller["sub"]
         if isinstance(case.body, dict) and "clerkId" in case.body:
             case.body["clerkId"] = caller["sub"]
+        key = (case.headers or {}).get(IDEMPOTENCY_KEY)
+        if mode == GenerationMode.POSITIVE and key is not None:
+            # A client sends a fresh key per distinct request; the generator reuses values, and
+            # a reused key with another body is rightly a 422 (CONTRACT §12).
+            case.headers[IDEMPOTENCY_KEY] = key[:200] + secrets.token_hex(8)
         case.call_and_validate(headers=headers, checks=checks)
 
     run()
