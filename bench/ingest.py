@@ -75,6 +75,30 @@ def medio_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]
     }
 
 
+@contextlib.contextmanager
+def medio_and_bare(
+    workers: int, prepare: Callable[[str], None] | None = None
+) -> Iterator[tuple[str, int, int]]:
+    """A private Redis and database, a migrated Medio API and the bare endpoint beside it, each
+    with ``workers`` processes: ``(redis_url, medio_port, bare_port)``. ``prepare(redis_url)``
+    runs before the servers start (data a benchmark reads)."""
+    with redis_server() as redis_url, postgres_database() as database_url:
+        env = medio_env(redis_url, database_url)
+        subprocess.run(
+            medio_command("migrate"),
+            env={**os.environ, **env},
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        if prepare is not None:
+            prepare(redis_url)
+        medio_port, bare_port = free_port(), free_port()
+        medio_api = medio_command("api", "--port", str(medio_port), "--workers", str(workers))
+        bare = [*medio_command()[:1], "-m", "bench.bare_app", str(bare_port), str(workers)]
+        with process(medio_api, env=env, port=medio_port), process(bare, env=env, port=bare_port):
+            yield redis_url, medio_port, bare_port
+
+
 def measure(
     targets: dict[str, int], script: Path, rounds: int, seconds: int, warmup: int = 3
 ) -> dict[str, dict[str, Any]]:
@@ -147,43 +171,31 @@ def run(
     names = [f"user_{i}" for i in range(users)]
     tokens = tokens_for(names)
     progress_script = wrk.write_script(tokens, names, wrk.PROGRESS_BODY, wrk.PROGRESS_PATH)
-    with redis_server() as redis_url, postgres_database() as database_url:
-        env = medio_env(redis_url, database_url)
-        subprocess.run(
-            medio_command("migrate"),
-            env={**os.environ, **env},
-            check=True,
-            stdout=subprocess.DEVNULL,
+    with (
+        medio_and_bare(workers) as (redis_url, medio_port, bare_port),
+        express_peer(redis_url, workers) as express_port,
+    ):
+        targets = {"medio": medio_port, "bare": bare_port}
+        if express_port:
+            targets["express"] = express_port
+        log(f"ingest: POST /api/progress, {rounds}x{seconds}s per server, 64 connections")
+        progress = measure(targets, progress_script, rounds, seconds)
+        log(f"ingest: heartbeats on {session_users} running sessions")
+        # Viewers of their own: the saves above used up part of their users' telemetry
+        # allowance (1,200 per 15 min each), and ~400,000 beats need more than 300 users'.
+        viewers = [f"viewer_{i}" for i in range(session_users)]
+        viewer_tokens = tokens_for(viewers)
+        sessions = start_sessions(medio_port, viewers, viewer_tokens)
+        heartbeat_script = wrk.write_script(
+            viewer_tokens,
+            viewers,
+            wrk.HEARTBEAT_BODY,
+            wrk.HEARTBEAT_PATH,
+            targets=sessions,
         )
-        medio_port, bare_port = free_port(), free_port()
-        medio_api = medio_command("api", "--port", str(medio_port), "--workers", str(workers))
-        bare = [*medio_command()[:1], "-m", "bench.bare_app", str(bare_port), str(workers)]
-        with (
-            process(medio_api, env=env, port=medio_port),
-            process(bare, env=env, port=bare_port),
-            express_peer(redis_url, workers) as express_port,
-        ):
-            targets = {"medio": medio_port, "bare": bare_port}
-            if express_port:
-                targets["express"] = express_port
-            log(f"ingest: POST /api/progress, {rounds}x{seconds}s per server, 64 connections")
-            progress = measure(targets, progress_script, rounds, seconds)
-            log(f"ingest: heartbeats on {session_users} running sessions")
-            # Viewers of their own: the saves above used up part of their users' telemetry
-            # allowance (1,200 per 15 min each), and ~400,000 beats need more than 300 users'.
-            viewers = [f"viewer_{i}" for i in range(session_users)]
-            viewer_tokens = tokens_for(viewers)
-            sessions = start_sessions(medio_port, viewers, viewer_tokens)
-            heartbeat_script = wrk.write_script(
-                viewer_tokens,
-                viewers,
-                wrk.HEARTBEAT_BODY,
-                wrk.HEARTBEAT_PATH,
-                targets=sessions,
-            )
-            heartbeat = measure(
-                {"medio": medio_port, "bare": bare_port}, heartbeat_script, rounds, seconds
-            )
+        heartbeat = measure(
+            {"medio": medio_port, "bare": bare_port}, heartbeat_script, rounds, seconds
+        )
     progress_script.unlink()
     heartbeat_script.unlink()
     return {

@@ -8,8 +8,7 @@ many users' tokens, rounds alternating; medians are reported.
 
 from __future__ import annotations
 
-import os
-import subprocess
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -19,10 +18,8 @@ import redis
 
 from bench import wrk
 from bench.bare_app import SEEDED, seeded_list
-from bench.ingest import measure, medio_env, ratios, tokens_for
-from bench.services import medio_command, postgres_database, process, redis_server
+from bench.ingest import measure, medio_and_bare, ratios, tokens_for
 from domain.progress import RESUME_TTL_MS, epoch_ms, resume_value
-from medio.embedded import free_port
 from projections.resume import index_key, resume_key
 
 
@@ -47,21 +44,10 @@ def run(rounds: int = 3, seconds: int = 10, users: int = 2000, workers: int = 2)
     names = [f"reader_{i}" for i in range(users)]
     tokens = tokens_for(names)
     script = wrk.write_script(tokens, names, wrk.NO_BODY, wrk.PROGRESS_LIST_PATH, method="GET")
-    with redis_server() as redis_url, postgres_database() as database_url:
-        env = medio_env(redis_url, database_url)
-        subprocess.run(
-            medio_command("migrate"),
-            env={**os.environ, **env},
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        seed(redis_url, names)
-        medio_port, bare_port = free_port(), free_port()
-        medio_api = medio_command("api", "--port", str(medio_port), "--workers", str(workers))
-        bare = [*medio_command()[:1], "-m", "bench.bare_app", str(bare_port), str(workers)]
-        with process(medio_api, env=env, port=medio_port), process(bare, env=env, port=bare_port):
-            _check_same_answer(medio_port, bare_port, names[0], tokens[0])
-            result = measure({"medio": medio_port, "bare": bare_port}, script, rounds, seconds)
+    prepare = functools.partial(seed, users=names)
+    with medio_and_bare(workers, prepare) as (_redis_url, medio_port, bare_port):
+        _check_same_answer(medio_port, bare_port, names[0], tokens[0])
+        result = measure({"medio": medio_port, "bare": bare_port}, script, rounds, seconds)
     script.unlink()
     return {
         "connections": 64,
