@@ -52,12 +52,14 @@ async def run_projector(
     projections: ProjectionSet | None = None,
     wait_seconds: float = 0.0,
     successor: Callable[[], Awaitable[None]] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> int | None:
     """Project ``shard`` for ``seconds``; the events projected, or None if it is held elsewhere.
 
     Waits up to ``wait_seconds`` for the lock. ``successor`` is called once, ``HANDOVER_LEAD``
     seconds before the run ends, so the next run can start and wait for the lock while this one
-    finishes: the shard changes hands without a gap.
+    finishes: the shard changes hands without a gap. Once ``stopping()`` (the worker is shutting
+    down) the run ends after its current step, queueing no successor.
     """
     settings = container.settings
     consumer = consumer or consumer_name()
@@ -72,7 +74,7 @@ async def run_projector(
         try:
             await projector.start()
             with heap.frozen():
-                await _project_until(projector, lock, deadline, block_seconds, successor)
+                await _project_until(projector, lock, deadline, block_seconds, successor, stopping)
         finally:
             await projector.close()
         return projector.applied
@@ -84,10 +86,11 @@ async def _project_until(
     deadline: float,
     block_seconds: float,
     successor: Callable[[], Awaitable[None]] | None,
+    stopping: Callable[[], bool],
 ) -> None:
-    """Step while the lock is held and time is left; queue ``successor`` on time."""
+    """Step while the lock is held, time is left and no stop is asked; queue ``successor``."""
     loop = asyncio.get_running_loop()
-    while lock.active:
+    while lock.active and not stopping():
         remaining = deadline - loop.time()
         if successor is not None and remaining <= HANDOVER_LEAD:
             await successor()
