@@ -1,9 +1,10 @@
 """``medio dev``: the whole of Medio on one machine, started and stopped in order.
 
-Start: hold the data dir (one ``medio dev`` per data dir), check the API's port, start the
-embedded Redis (or check the configured one answers), migrate the database, then start the
-workers and the API. Every step that can fail does so before the next starts, with one line
-naming the cause and a non-zero exit; nothing is left running.
+Start: hold the data dir (one ``medio dev`` per data dir), check the API's port, check the
+configured Redis answers (or that the embedded one holds this database's data), migrate the
+database, start the embedded Redis, then the workers and the API. Every step that can fail
+does so before the next starts, with one line naming the cause and a non-zero exit; nothing is
+left running.
 
 Stop (Ctrl-C, SIGTERM, or SIGHUP when the terminal closes): the children run in sessions of
 their own, so only ``medio dev`` gets the signal and stops them in order: the API and the
@@ -76,14 +77,21 @@ class DevRun:
     children: list[Child] = field(default_factory=list)
     stop_signal: list[int] = field(default_factory=list)
 
-    def start_redis(self) -> None:
+    def check_redis(self) -> None:
+        """Before migrating: the configured Redis answers, or the embedded one is ours."""
         settings = self.settings
         if settings.redis_url:
             _check_redis(settings.redis_url)
+        else:
+            check_pairing(read_record(settings.data_path), settings)
+
+    def start_redis(self) -> None:
+        """The embedded Redis, bound to this database (once it is known to work)."""
+        settings = self.settings
+        if settings.redis_url:
             return
         data_path = settings.data_path
         record = read_record(data_path)
-        check_pairing(record, settings)
         server = EmbeddedRedis(data_path, record.port if record else free_port())
         server.stop_leftover()
         if not port_free("127.0.0.1", server.port):  # taken by another program meanwhile
@@ -173,8 +181,9 @@ def run_dev(settings: Settings, worker_count: int | None) -> int:
         run = DevRun(settings)
         run.catch_stop_signals()
         try:
-            run.start_redis()
+            run.check_redis()
             run.migrate()
+            run.start_redis()
             run.start_children(worker_count)
             return run.watch()
         finally:

@@ -8,6 +8,7 @@ wheel.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -254,6 +255,44 @@ def test_kill_9_of_medio_dev_leaves_no_process_behind(
     process.wait()
     _gone, alive = psutil.wait_procs(descendants, timeout=10)
     assert not alive, f"orphaned processes: {[p.cmdline() for p in alive]}"
+
+
+def _bound_to_another_database(data_dir: Path) -> dict[str, str]:
+    record = {"port": free_port(), "database": "postgresql://elsewhere:5432/old"}
+    (data_dir / "redis").mkdir(parents=True)
+    (data_dir / "redis" / "embedded.json").write_text(json.dumps(record))
+    return {}
+
+
+@pytest.mark.parametrize(
+    ("setup", "cause"),
+    [
+        (_bound_to_another_database, "holds the data of postgresql://elsewhere:5432/old, not of"),
+        (lambda _d: {"MEDIO_REDIS_URL": "redis://127.0.0.1:1/0"}, "is unreachable"),
+        (lambda _d: {"MEDIO_DATABASE_URL": "mysql://db/medio"}, "MEDIO_DATABASE_URL must look"),
+        (
+            lambda _d: {"MEDIO_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/medio"},
+            "could not be migrated",
+        ),
+    ],
+    ids=["redis-of-another-database", "unreachable-redis", "bad-database-url", "no-database"],
+)
+def test_medio_dev_that_cannot_start_says_why_in_one_line(
+    tmp_path: Path, setup: Any, cause: str
+) -> None:
+    data_dir = tmp_path / "var"
+    env = {**dev_env(data_dir, free_port()), **setup(data_dir)}
+    ended = subprocess.run(
+        [sys.executable, "-m", "medio.cli", "dev"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ended.returncode == 1
+    assert ended.stderr.count("\n") == 1, ended.stderr
+    assert cause in ended.stderr
+    assert not (data_dir / "redis" / "appendonlydir").exists()  # no Redis was started
 
 
 @pytest.mark.skipif(not TOUR_TOOLS, reason="the README's tour needs bash, curl and jq")
