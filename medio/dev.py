@@ -41,8 +41,8 @@ from medio.lifeline import die_with_parent
 from medio.migrate import upgrade
 from medio.settings import Settings
 
-STOP_SECONDS = 4.0  # then whatever is left is killed: Ctrl-C ends within 5 s
-POLL_SECONDS = 0.2
+STOP_SECONDS = 3.0  # then whatever is left is killed; with Redis's own stop, within 5 s
+POLL_SECONDS = 0.1
 
 
 class StartFailed(Exception):
