@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import Any, get_args
 
@@ -69,7 +71,12 @@ def dev(host: str | None, port: int | None, worker_count: int | None) -> None:
         code = run_dev(settings, worker_count)
     except (StartFailed, DataDirBusy, EmbeddedRedisError) as exc:
         raise click.ClickException(str(exc)) from None
-    sys.exit(code)
+    # Everything it started is stopped: skip the interpreter's teardown of the modules the
+    # migrations loaded (1 s on an idle 2-core machine, 3 s on a busy one, of a 5 s Ctrl-C).
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):
+            stream.flush()
+    os._exit(code)
 
 
 def _serve_api(settings: Settings, workers: int | None = None) -> None:

@@ -20,6 +20,7 @@ from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 
 MAX_BLOCK_SECONDS = 1.0
 HANDOVER_LEAD = 1.5  # seconds before a run ends that its successor is queued
+STOP_CHECK_SECONDS = 0.5  # a run waiting for its shard's lock sees a stop request this soon
 
 
 def registered_projections(scratch: bool = False) -> ProjectionSet:
@@ -64,7 +65,7 @@ async def run_projector(
     settings = container.settings
     consumer = consumer or consumer_name()
     lock = ShardLock(container.redis, shard, settings.projector_lock_ttl_seconds, consumer)
-    if not await lock.wait_acquire(timeout=wait_seconds):
+    if not await _acquire(lock, wait_seconds, stopping):
         return None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (settings.projector_run_seconds if seconds is None else seconds)
@@ -78,6 +79,20 @@ async def run_projector(
         finally:
             await projector.close()
         return projector.applied
+
+
+async def _acquire(lock: ShardLock, wait_seconds: float, stopping: Callable[[], bool]) -> bool:
+    """``lock.wait_acquire`` in slices, so a worker asked to stop does not wait on for the
+    lock (up to ``wait_seconds``, several seconds for a successor)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while not stopping():
+        left = deadline - loop.time()
+        if await lock.wait_acquire(timeout=max(0.0, min(left, STOP_CHECK_SECONDS))):
+            return True
+        if left <= STOP_CHECK_SECONDS:
+            return False
+    return False
 
 
 async def _project_until(

@@ -102,8 +102,10 @@ def _stop(process: subprocess.Popen[bytes], signum: int) -> tuple[str, float]:
     """Send ``signum``; the output and the seconds until ``medio dev`` exited."""
     sent = time.monotonic()
     process.send_signal(signum)
-    output, _ = process.communicate(timeout=30)
-    return output.decode(errors="replace"), time.monotonic() - sent
+    process.wait(timeout=30)
+    seconds = time.monotonic() - sent
+    assert process.stdout is not None
+    return process.stdout.read().decode(errors="replace"), seconds
 
 
 @contextlib.contextmanager

@@ -243,6 +243,19 @@ async def test_a_run_asked_to_stop_ends_after_its_step_and_queues_no_successor(
     assert await ShardLock(iso.redis, 0, ttl_seconds=1.0, owner="next").acquire()  # released
 
 
+async def test_a_run_waiting_for_the_lock_gives_up_when_asked_to_stop(iso: Container) -> None:
+    holder = ShardLock(iso.redis, 0, ttl_seconds=5.0, owner="holder")
+    assert await holder.acquire()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    waiter = asyncio.create_task(run_projector(iso, 0, wait_seconds=30, stopping=stopping.is_set))
+    await asyncio.sleep(0.3)
+    stopping.set()
+    started = loop.time()
+    assert await asyncio.wait_for(waiter, timeout=5) is None
+    assert loop.time() - started < 1.5  # not the 30 s it was ready to wait
+
+
 async def test_a_waiting_successor_takes_the_shard_as_soon_as_it_is_released(
     iso: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
