@@ -115,7 +115,9 @@ class DevRun:
     def start_children(self, worker_count: int | None) -> None:
         settings = self.settings
         count = worker_count or settings.stream_shards + 1
-        command = [sys.executable, "-m", "medio.cli"]
+        # -P: the children import the Medio this process runs, not a ``medio/`` folder that
+        # happens to be in the working directory (another checkout's, say)
+        command = [sys.executable, "-P", "-m", "medio.cli"]
         api = [*command, "api", "--host", settings.host, "--port", str(settings.port)]
         for number in range(count):
             self.children.append(Child(f"worker {number + 1}", _spawn([*command, "worker"])))

@@ -18,7 +18,7 @@ from domain.progress import SaveProgress
 from domain.sessions import local_date
 from medio import session_store
 from medio.bootstrap import build_container
-from medio.embedded import EmbeddedRedis, free_port, valkey_server
+from medio.embedded import EmbeddedRedis, free_port, port_free, valkey_server
 from medio.progress import save_progress
 from medio.resume_store import read_position
 from medio.session_store import Caller
@@ -90,3 +90,23 @@ def test_the_embedded_valkey_keeps_its_data_across_a_restart(valkey: EmbeddedRed
         assert client.config_get("appendonly")["appendonly"] == "yes"
     finally:
         client.close()
+
+
+def test_a_leftover_server_on_the_data_dirs_files_is_shut_down_before_a_new_start(
+    tmp_path: Path,
+) -> None:
+    """An orphan of an older ``medio dev`` on our port and files: two servers on one AOF would
+    corrupt it, so the next ``medio dev`` stops it first; a stranger's server is left alone."""
+    orphan = EmbeddedRedis(tmp_path, free_port(), binary=valkey_server())
+    stranger = EmbeddedRedis(tmp_path / "elsewhere", free_port(), binary=valkey_server())
+    orphan.start()
+    stranger.start()
+    try:
+        EmbeddedRedis(tmp_path, orphan.port, binary=valkey_server()).stop_leftover()
+        EmbeddedRedis(tmp_path, stranger.port, binary=valkey_server()).stop_leftover()
+        assert port_free("127.0.0.1", orphan.port)  # stop_leftover waits for it to go
+        with redis.Redis.from_url(stranger.url) as client:
+            assert client.ping()
+    finally:
+        orphan.stop()
+        stranger.stop()
