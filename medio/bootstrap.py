@@ -18,18 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from domain.clock import Clock
 from medio.autopipeline import AutoPipeline
 from medio.clock import SystemClock
+from medio.data_dir import embedded_redis_url
 from medio.db import create_engine
 from medio.eventlog import EventLog
-from medio.settings import Settings, SettingsError
+from medio.settings import Settings
 
 REDIS_TIMEOUT_SECONDS = 10.0
 
 
 def redis_url(settings: Settings) -> str:
-    """The configured Redis; ``medio dev`` sets ``MEDIO_REDIS_URL`` after starting its own."""
-    if not settings.redis_url:
-        raise SettingsError("MEDIO_REDIS_URL is not set (medio dev starts an embedded Redis)")
-    return settings.redis_url
+    """The configured Redis, else the embedded one of the ``medio dev`` on the data dir."""
+    return settings.redis_url or embedded_redis_url(settings)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from domain.history import parse_filter
 from medio.archive_import import ImportRefused, import_events
 from medio.db import create_engine
 from medio.export import FORMATS, ExportError, ExportFormat, export_events
+from medio.migrate import is_migrated
 from medio.settings import SettingsError, load_settings
 
 T = TypeVar("T")
@@ -54,6 +55,10 @@ def _with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     async def run() -> T:
         engine = create_engine(settings, pool_size=1)
         try:
+            if not await is_migrated(engine):
+                raise click.ClickException(
+                    "the database has no Medio tables yet: run `medio migrate` first"
+                )
             return await work(engine)
         finally:
             await engine.dispose()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
 from medio.settings import Settings
@@ -23,3 +25,9 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     if settings.is_sqlite:
         settings.data_path.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(settings), revision)
+
+
+async def is_migrated(engine: AsyncEngine) -> bool:
+    """Whether ``medio migrate`` has run on the database (Alembic's version table exists)."""
+    async with engine.connect() as conn:
+        return bool(await conn.run_sync(lambda sync: sa.inspect(sync).has_table("alembic_version")))

@@ -19,43 +19,9 @@ import msgspec
 
 _encoder = msgspec.msgpack.Encoder()
 
-# The first line of every script that reads packed commands: ``unpack_commands(ARGV[n])`` is
-# Redis's ``cmsgpack.unpack``, or, on a server without it (the in-process Redis of ``medio dev``
-# on a machine without redis-server), the same reading of what ``pack_commands`` writes.
-UNPACK_COMMANDS_LUA = """\
-local unpack_commands = cmsgpack and cmsgpack.unpack or function(data)
-  local pos = 1
-  local read
-  local function size(width)
-    local n = 0
-    for i = pos, pos + width - 1 do n = n * 256 + string.byte(data, i) end
-    pos = pos + width
-    return n
-  end
-  local function text(n)
-    pos = pos + n
-    return string.sub(data, pos - n, pos - 1)
-  end
-  local function array(n)
-    local out = {}
-    for i = 1, n do out[i] = read() end
-    return out
-  end
-  read = function()
-    local b = string.byte(data, pos)
-    pos = pos + 1
-    if b >= 0xa0 and b <= 0xbf then return text(b - 0xa0) end
-    if b >= 0x90 and b <= 0x9f then return array(b - 0x90) end
-    if b == 0xd9 then return text(size(1)) end
-    if b == 0xda then return text(size(2)) end
-    if b == 0xdb then return text(size(4)) end
-    if b == 0xdc then return array(size(2)) end
-    if b == 0xdd then return array(size(4)) end
-    error('unexpected MessagePack type ' .. b)
-  end
-  return read()
-end
-"""
+# The first line of every script that reads packed commands. Every Redis Medio runs on has
+# ``cmsgpack`` (``medio dev`` too: a real redis-server or Valkey, ``medio.embedded``).
+UNPACK_COMMANDS_LUA = "local unpack_commands = cmsgpack.unpack\n"
 
 
 def _bytes(value: Any) -> bytes:

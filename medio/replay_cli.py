@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from medio.bootstrap import build_container
+from medio.bootstrap import build_container, redis_url
 from medio.settings import SettingsError, load_settings
 from projections.replay import ReplayReport, rebuild, replayable, verify
 
@@ -28,6 +28,7 @@ def replay(names: tuple[str, ...], check: bool) -> None:
     """Rebuild projections from the event archive and swap them in (or --verify them)."""
     try:
         settings = load_settings()
+        redis_url(settings)  # no Redis to replay into: say so before the progress bar
         replayable(names)
     except (SettingsError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None

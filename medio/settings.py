@@ -14,6 +14,10 @@ from dotenv import dotenv_values
 
 PREFIX = "MEDIO_"
 MIN_SECRET_LENGTH = 32
+DEFAULT_DATA_DIR = "var"
+# What makes a folder a Medio data dir (see find_data_dir).
+DATA_DIR_MARKERS = ("medio.db", "jwt-secret", "redis")
+DATABASE_SCHEMES = ("postgresql", "postgres", "sqlite")
 
 
 class SettingsError(ValueError):
@@ -93,6 +97,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 f"MEDIO_DEFAULT_TIMEZONE is not an IANA zone: {self.default_timezone!r}"
             ) from None
+        if self.database_url is not None:
+            _check_database_url(self.database_url)
         weak_secret = len(self.jwt_secret or "") < MIN_SECRET_LENGTH
         if self.env == "production" and weak_secret and not self.jwt_jwks_url:
             raise SettingsError(
@@ -146,6 +152,39 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return path.read_text().strip()
 
 
+def _check_database_url(url: str) -> None:
+    """A URL Medio cannot use fails here, naming the variable, not as a driver's traceback."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+", 1)[0] not in DATABASE_SCHEMES or not rest.strip("/"):
+        raise SettingsError(
+            "MEDIO_DATABASE_URL must look like postgresql://user@host:5432/db or "
+            f"sqlite:///path/medio.db, got {_without_password(url)!r}"
+        )
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        credentials, _, host = rest.partition("@")
+        return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+    return url
+
+
+def find_data_dir(start: Path | None = None) -> Path:
+    """The data dir when ``MEDIO_DATA_DIR`` is not set: the nearest ``var/`` holding Medio data,
+    from the working directory up (as git finds ``.git``), else ``./var``.
+
+    So ``medio token create`` or ``medio replay`` run from a subfolder find the secret and the
+    stores of the ``medio dev`` started at the project's top, instead of making new ones.
+    """
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_DATA_DIR
+        if any((candidate / marker).exists() for marker in DATA_DIR_MARKERS):
+            return candidate
+    return here / DEFAULT_DATA_DIR
+
+
 def _environment(env_file: str | None) -> dict[str, str]:
     values: dict[str, str] = {}
     if env_file and Path(env_file).exists():
@@ -160,6 +199,8 @@ def load_settings(env_file: str | None = ".env", **overrides: Any) -> Settings:
     """Read, convert and validate settings; raise ``SettingsError`` with a readable message."""
     raw: dict[str, object] = dict(_environment(env_file))
     raw.update({k: v for k, v in overrides.items() if v is not None})
+    if "data_dir" not in raw:
+        raw["data_dir"] = str(find_data_dir())
     known = set(Settings.__struct_fields__)
     try:
         return msgspec.convert({k: v for k, v in raw.items() if k in known}, Settings, strict=False)

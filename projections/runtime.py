@@ -20,6 +20,7 @@ from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 
 MAX_BLOCK_SECONDS = 1.0
 HANDOVER_LEAD = 1.5  # seconds before a run ends that its successor is queued
+STOP_CHECK_SECONDS = 0.5  # a run waiting for its shard's lock sees a stop request this soon
 
 
 def registered_projections(scratch: bool = False) -> ProjectionSet:
@@ -52,17 +53,19 @@ async def run_projector(
     projections: ProjectionSet | None = None,
     wait_seconds: float = 0.0,
     successor: Callable[[], Awaitable[None]] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> int | None:
     """Project ``shard`` for ``seconds``; the events projected, or None if it is held elsewhere.
 
     Waits up to ``wait_seconds`` for the lock. ``successor`` is called once, ``HANDOVER_LEAD``
     seconds before the run ends, so the next run can start and wait for the lock while this one
-    finishes: the shard changes hands without a gap.
+    finishes: the shard changes hands without a gap. Once ``stopping()`` (the worker is shutting
+    down) the run ends after its current step, queueing no successor.
     """
     settings = container.settings
     consumer = consumer or consumer_name()
     lock = ShardLock(container.redis, shard, settings.projector_lock_ttl_seconds, consumer)
-    if not await lock.wait_acquire(timeout=wait_seconds):
+    if not await _acquire(lock, wait_seconds, stopping):
         return None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (settings.projector_run_seconds if seconds is None else seconds)
@@ -72,10 +75,24 @@ async def run_projector(
         try:
             await projector.start()
             with heap.frozen():
-                await _project_until(projector, lock, deadline, block_seconds, successor)
+                await _project_until(projector, lock, deadline, block_seconds, successor, stopping)
         finally:
             await projector.close()
         return projector.applied
+
+
+async def _acquire(lock: ShardLock, wait_seconds: float, stopping: Callable[[], bool]) -> bool:
+    """``lock.wait_acquire`` in slices, so a worker asked to stop does not wait on for the
+    lock (up to ``wait_seconds``, several seconds for a successor)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    while not stopping():
+        left = deadline - loop.time()
+        if await lock.wait_acquire(timeout=max(0.0, min(left, STOP_CHECK_SECONDS))):
+            return True
+        if left <= STOP_CHECK_SECONDS:
+            return False
+    return False
 
 
 async def _project_until(
@@ -84,10 +101,11 @@ async def _project_until(
     deadline: float,
     block_seconds: float,
     successor: Callable[[], Awaitable[None]] | None,
+    stopping: Callable[[], bool],
 ) -> None:
-    """Step while the lock is held and time is left; queue ``successor`` on time."""
+    """Step while the lock is held, time is left and no stop is asked; queue ``successor``."""
     loop = asyncio.get_running_loop()
-    while lock.active:
+    while lock.active and not stopping():
         remaining = deadline - loop.time()
         if successor is not None and remaining <= HANDOVER_LEAD:
             await successor()

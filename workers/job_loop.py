@@ -34,6 +34,9 @@ T = TypeVar("T")
 Work = Callable[[Container], Coroutine[Any, Any, T]]
 
 ABANDON_SECONDS = 2.0
+# Set when the worker is asked to stop: a projector run then ends after its current step
+# instead of reading on for the rest of its MEDIO_PROJECTOR_RUN_SECONDS.
+SHUTTING_DOWN = threading.Event()
 POOL_SIZE = 2  # a projector's connection, and one for trimming or a maintenance job
 
 

@@ -11,7 +11,7 @@ from medio.bootstrap import Container
 from medio.settings import load_settings
 from projections.locks import PAUSE_KEY
 from projections.runtime import HANDOVER_LEAD, run_projector
-from workers.job_loop import job_loop
+from workers.job_loop import SHUTTING_DOWN, job_loop
 from workers.queues import enqueue_projector, queued_key, rq_connection
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,13 @@ def project_shard(shard: int) -> int:
     with rq_connection(settings) as connection:
         connection.delete(queued_key(shard))
         applied = job_loop(settings).run(lambda c: _project(c, connection, shard))
-    log.info("projector of shard %s applied %s events", shard, applied or 0)
+    # an idle run is routine (one per shard every MEDIO_PROJECTOR_RUN_SECONDS): DEBUG
+    log.log(
+        logging.INFO if applied else logging.DEBUG,
+        "projector of shard %s applied %s events",
+        shard,
+        applied or 0,
+    )
     return applied or 0
 
 
@@ -45,4 +51,5 @@ async def _project(container: Container, connection: Redis, shard: int) -> int |
         shard,
         wait_seconds=HANDOVER_LEAD + settings.projector_lock_ttl_seconds + 1,
         successor=queue_successor,
+        stopping=SHUTTING_DOWN.is_set,
     )

@@ -74,7 +74,9 @@ def reap_sessions_job() -> int:
     settings = load_settings()
     schedule_reaper(settings, rq_connection(settings))
     ended = asyncio.run(_reap(settings))
-    log.info("session reaper ended %s silent sessions", ended)
+    log.log(
+        logging.INFO if ended else logging.DEBUG, "session reaper ended %s silent sessions", ended
+    )
     return ended
 
 

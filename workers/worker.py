@@ -5,30 +5,67 @@ periodic jobs), so any number of identical workers keep every shard projected. J
 this process (``SimpleWorker``, no work horse forked per job) on one event loop and container
 kept for the life of the process (``workers.job_loop``): a projector run hands its shard to the
 next run in a few Redis round trips instead of a fork and fresh connections.
+
+RQ logs through Medio's JSON formatter. Its per-job lines (a projector job starts and ends
+every ``MEDIO_PROJECTOR_RUN_SECONDS`` per shard, the reaper every slot, the scheduler ticks)
+are routine: at ``MEDIO_LOG_LEVEL=INFO`` only RQ's warnings and errors show, so an idle worker
+is quiet; ``DEBUG`` shows them all.
 """
 
 from __future__ import annotations
 
+import logging
+from types import FrameType
+from typing import Any
+
 from rq import SimpleWorker
 
 import workers.jobs  # noqa: F401  (loaded at start, not by the first job)
+from medio.lifeline import forks_die_with_this_process
+from medio.logs import configure_logging
 from medio.settings import Settings
-from workers.job_loop import stop_job_loop
+from workers.job_loop import SHUTTING_DOWN, stop_job_loop
 from workers.queues import QUEUE_NAMES, rq_connection
 from workers.reaper import schedule_reaper
 from workers.supervisor import Supervisor
 
+log = logging.getLogger(__name__)
+
+RQ_LOGGERS = ("rq.worker", "rq.job", "rq.scheduler", "rq.queue")
+
+
+class MedioWorker(SimpleWorker):
+    """RQ's in-process worker whose warm shutdown also ends a running projector run early:
+    otherwise Ctrl-C waited for the rest of the run (up to ``MEDIO_PROJECTOR_RUN_SECONDS``)."""
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> Any:
+        SHUTTING_DOWN.set()
+        return super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+
+def quiet_rq(level: str) -> None:
+    """RQ's loggers at WARNING unless Medio logs at DEBUG (see the module's docstring)."""
+    rq_level = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    for name in RQ_LOGGERS:
+        logging.getLogger(name).setLevel(rq_level)
+
 
 def run_worker(settings: Settings, burst: bool = False) -> None:
     """Serve jobs until stopped (or, with ``burst``, until the queues are empty)."""
+    configure_logging(settings.log_level)
+    quiet_rq(settings.log_level)
+    forks_die_with_this_process()  # RQ's scheduler process ends with this worker
     connection = rq_connection(settings)
-    worker = SimpleWorker(list(QUEUE_NAMES), connection=connection)
+    worker = MedioWorker(list(QUEUE_NAMES), connection=connection)
     supervisor = Supervisor(settings)
     if not burst:  # projector jobs queue their next run, so a burst would never end
         supervisor.start()
         schedule_reaper(settings, connection)  # RQ's scheduler; each run schedules the next
+    log.info("worker %s serving %s", worker.name, ", ".join(QUEUE_NAMES))
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level.upper())
+        # logging_level None: RQ adds no handler of its own (the JSON one is there) and keeps
+        # the levels set above
+        worker.work(burst=burst, with_scheduler=True, logging_level=None)
     finally:
         supervisor.stop()
         stop_job_loop()

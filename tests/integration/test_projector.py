@@ -221,6 +221,41 @@ async def test_dead_consumers_lock_expires_and_a_new_projector_claims_its_pendin
     assert sorted(s for _, _, s in await _archived(iso)) == sorted(ids)
 
 
+async def test_a_run_asked_to_stop_ends_after_its_step_and_queues_no_successor(
+    iso: Container,
+) -> None:
+    stopping = asyncio.Event()
+    successors: list[int] = []
+
+    async def successor() -> None:
+        successors.append(1)
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    run = asyncio.create_task(
+        run_projector(iso, 0, seconds=30, successor=successor, stopping=stopping.is_set)
+    )
+    await asyncio.sleep(0.3)
+    stopping.set()  # the worker got SIGTERM (Ctrl-C on medio dev)
+    assert await asyncio.wait_for(run, timeout=5) == 0
+    assert loop.time() - started < 2.5  # one blocking read (<= 1 s) past the stop, not 30 s
+    assert successors == []
+    assert await ShardLock(iso.redis, 0, ttl_seconds=1.0, owner="next").acquire()  # released
+
+
+async def test_a_run_waiting_for_the_lock_gives_up_when_asked_to_stop(iso: Container) -> None:
+    holder = ShardLock(iso.redis, 0, ttl_seconds=5.0, owner="holder")
+    assert await holder.acquire()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    waiter = asyncio.create_task(run_projector(iso, 0, wait_seconds=30, stopping=stopping.is_set))
+    await asyncio.sleep(0.3)
+    stopping.set()
+    started = loop.time()
+    assert await asyncio.wait_for(waiter, timeout=5) is None
+    assert loop.time() - started < 1.5  # not the 30 s it was ready to wait
+
+
 async def test_a_waiting_successor_takes_the_shard_as_soon_as_it_is_released(
     iso: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
