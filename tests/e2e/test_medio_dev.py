@@ -306,3 +306,55 @@ def test_the_readme_tour_runs_as_pasted(
     workdir = tmp_path / "reader"
     workdir.mkdir()
     check_tour_output(run_tour(port, tmp_path / "var", workdir), workdir)
+
+
+FRONT_END = "http://localhost:3000"
+
+
+def test_web_player_on_another_origin(tmp_path: Path) -> None:
+    """A web player on ``http://localhost:3000`` against ``medio dev`` with no setting, over
+    real HTTP: the browser's preflight, a save sent with ``Origin`` and read back at once, an
+    error's CORS headers, and a foreign origin that gets none (CONTRACT §11, §4)."""
+    data_dir, port = tmp_path / "var", free_port()
+    process = start_dev(data_dir, port)
+    try:
+        wait_until_serving(port)
+        base = f"http://127.0.0.1:{port}"
+        token = _token(data_dir, "kid_browser", tmp_path)
+        preflight = httpx.options(
+            f"{base}/api/progress",
+            headers={
+                "Origin": FRONT_END,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == FRONT_END
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+
+        headers = {"Origin": FRONT_END, "Authorization": f"Bearer {token}"}
+        body = {"clerkId": "kid_browser", "tmdbId": "550", "currentTime": 42.5}
+        saved = httpx.post(f"{base}/api/progress", json=body, headers=headers)
+        assert saved.status_code == 204
+        assert saved.headers["access-control-allow-origin"] == FRONT_END
+        assert "x-request-id" in saved.headers["access-control-expose-headers"].lower()
+
+        read = httpx.get(f"{base}/api/progress/kid_browser/550", headers=headers)
+        assert read.status_code == 200, read.text  # its own write, at once
+        assert read.json()["currentTime"] == 42.5
+        assert read.headers["access-control-allow-origin"] == FRONT_END
+
+        stranger = {**body, "clerkId": "someone_else"}
+        error = httpx.post(f"{base}/api/progress", json=stranger, headers=headers)
+        assert error.status_code == 403
+        assert error.headers["access-control-allow-origin"] == FRONT_END
+        assert "x-request-id" in error.headers["access-control-expose-headers"].lower()
+
+        foreign = {**headers, "Origin": "https://evil.example"}
+        answer = httpx.post(f"{base}/api/progress", json=body, headers=foreign)
+        assert answer.status_code == 204
+        assert not [k for k in answer.headers if k.lower().startswith("access-control-")]
+    finally:
+        _stop_tree(process)
