@@ -91,7 +91,10 @@ def _exercise(operation: Any, mode: GenerationMode, caller: dict[str, str]) -> N
             # A client sends a fresh key per distinct request; the generator reuses values, and
             # a reused key with another body is rightly a 422 (CONTRACT §12).
             case.headers[IDEMPOTENCY_KEY] = key[:200] + secrets.token_hex(8)
-        case.call_and_validate(headers=headers, checks=checks)
+        # A negative case may leave the credential out on purpose: then a 401 is the rejection
+        # it expects, and the caller's token must not be put back.
+        left_out = mode == GenerationMode.NEGATIVE and "Authorization" not in (case.headers or {})
+        case.call_and_validate(headers={} if left_out else headers, checks=checks)
 
     run()
 
