@@ -33,6 +33,7 @@ from api.videos import VideosController
 from medio import heap
 from medio.bootstrap import Container, build_container
 from medio.logs import configure_logging
+from medio.recovery import check_at_start
 from medio.settings import Settings, get_settings
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
@@ -71,6 +72,7 @@ def create_app(
         app.state.services = services = Services(built)
         await guards.csrf.tokens.load_key(built.redis)
         services.csrf = guards.csrf.tokens  # one signer for the middleware and the token route
+        await check_at_start(built)  # Redis behind the archive is restored before serving
         if settle_heap:
             heap.settle()  # start-up is over: its objects need no more collecting
         try:

@@ -10,7 +10,7 @@ atomic on its own, which is all these callers need.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import hiredis
@@ -36,6 +36,9 @@ class AutoPipeline:
         self.timeout = timeout
         self._pending: list[tuple[Command, asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # Run before a ``gated`` script is loaded: a missing script means Redis restarted, and
+        # the command side must not act on it before it is checked against the archive.
+        self.gate: Callable[[], Awaitable[None]] | None = None
 
     async def execute(self, *args: Any) -> Any:
         """Run one Redis command (``"XADD", key, "*", ...``) in the next batch; its reply."""
@@ -51,7 +54,9 @@ class AutoPipeline:
         its body only when Redis lacks it)."""
         try:
             return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-        except NoScriptError:  # first use on this server, or after SCRIPT FLUSH: load it
+        except NoScriptError:  # first use on this server, or after a restart: load it
+            if script.gated and self.gate is not None:
+                await self.gate()
             return await self.execute("EVAL", script.source, len(keys), *keys, *args)
 
     def _flush(self) -> None:

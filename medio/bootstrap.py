@@ -67,7 +67,7 @@ def build_container(
     redis = _redis(settings, REDIS_TIMEOUT_SECONDS)
     # Its own connections, timed per round trip rather than per reply (medio.autopipeline).
     pipeline = AutoPipeline(_redis(settings, None), timeout=REDIS_TIMEOUT_SECONDS)
-    return Container(
+    container = Container(
         settings=settings,
         redis=redis,
         engine=create_engine(settings, pool_size=pool_size),
@@ -75,3 +75,9 @@ def build_container(
         pipeline=pipeline,
         clock=clock or SystemClock(),
     )
+    # A restarted Redis is checked against the archive before its first command (H2). Imported
+    # here: the check restores session states, and the session modules import this one.
+    from medio.recovery import CommandSideGate
+
+    pipeline.gate = CommandSideGate(container)
+    return container

@@ -154,7 +154,8 @@ for _, command in ipairs(unpack_commands(ARGV[#KEYS + 1])) do
   redis.call(unpack(command))
 end
 return 1
-"""
+""",
+    gated=True,
 )
 
 

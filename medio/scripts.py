@@ -14,10 +14,12 @@ from redis.exceptions import NoScriptError
 
 @dataclass(frozen=True)
 class Script:
-    """A Lua script and its SHA1."""
+    """A Lua script and its SHA1. A ``gated`` script changes the command side: when Redis lacks
+    it (Redis restarted), ``AutoPipeline.run`` first has Redis checked against the archive."""
 
     source: str
     sha: str = field(init=False)
+    gated: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())

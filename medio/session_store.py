@@ -11,7 +11,8 @@ Keys:
 * ``medio:session:{id}``: the session's ``SessionState`` (JSON), kept for ``STATE_TTL_SECONDS``
 * ``medio:sessions:active``: active session ids scored by their last heartbeat (epoch seconds),
   which the reaper reads to end silent ones
-* ``medio:sessions:seq``: the session id sequence
+* ``medio:sessions:seq``: the session id sequence (moved past the archive after a Redis
+  restart, ``medio.recovery``)
 
 The daily-limit counter is the ``projections.daily_limit`` projection: exact up to the
 projection lag (see the README).
@@ -35,6 +36,7 @@ from domain.sessions import Rules, SessionState, Transition
 from medio.bootstrap import Container
 from medio.eventlog import Decision
 from medio.idempotency import Receipt, decide_once
+from medio.scripts import Script
 from projections.daily_limit import counter_key
 from projections.sessions import SessionsProjection
 
@@ -46,6 +48,10 @@ SESSION_TOKEN_PREFIX = "sess_"
 ROUTE_CACHE_SIZE = 100_000
 
 R = TypeVar("R")
+# A script, not a plain INCR, so that the first id handed out after a Redis restart waits for
+# the check against the archive (``gated``): a sequence that lost its last second is moved
+# past every archived session first (medio.recovery).
+NEXT_SESSION_ID = Script("return redis.call('INCR', KEYS[1])", gated=True)
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(SessionState)
 
@@ -185,7 +191,7 @@ async def start_session(
     request stored one first, ``AlreadyAnswered`` is raised and nothing is started.
     """
     now = container.clock.now()
-    session_id = int(await container.redis.incr(SEQUENCE_KEY))
+    session_id = int(await container.pipeline.run(NEXT_SESSION_ID, [SEQUENCE_KEY]))
     token = new_session_token()
     today = sessions.local_date(now, profile.timezone).isoformat()
 

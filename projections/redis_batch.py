@@ -10,6 +10,12 @@ redis-py does not pack thousands of arguments one by one either.
 
 As with ``MULTI``, a command that fails at run time (wrong type) does not undo the others;
 the failures are returned so the caller can report them.
+
+A live commit (with checkpoints) is refused with ``RedisNotChecked`` when its script is missing
+and Redis has not been checked against the archive since it started (see
+``projections.redis_generation``): applying on a Redis that came back behind the archive would
+skip what it lost. Un-checkpointed batches (replay, the restore itself) use a script of their
+own, so loading theirs never lets a live commit through unchecked.
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from medio.msgpack import UNPACK_COMMANDS_LUA, pack_commands
 from medio.scripts import Script
+from projections.base import Envelope, RedisProjection
+from projections.redis_generation import RedisNotChecked, is_checked
 
 _COMMIT = Script(
     UNPACK_COMMANDS_LUA
@@ -43,6 +52,17 @@ for _, command in ipairs(unpack_commands(ARGV[6 + n])) do
   if type(reply) == 'table' and reply.err then errors[#errors + 1] = reply.err end
 end
 for i = 1, n do redis.call('SET', KEYS[i], ARGV[4]) end
+return {1, errors}
+"""
+)
+_APPLY = Script(
+    UNPACK_COMMANDS_LUA
+    + """
+local errors = {}
+for _, command in ipairs(unpack_commands(ARGV[1])) do
+  local reply = redis.pcall(unpack(command))
+  if type(reply) == 'table' and reply.err then errors[#errors + 1] = reply.err end
+end
 return {1, errors}
 """
 )
@@ -89,14 +109,34 @@ async def run_batch(
     none moved and no other consumer holds entries in ``(fence_after, upto]``, and then set
     them all to ``upto``.
     """
-    checkpoints = checkpoints or {}
     payload = pack_commands(commands)
-    argv: list[bytes | str] = [stream, group, consumer, upto, fence_after, *checkpoints.values()]
-    argv.append(payload)
-    keys = list(checkpoints)
-    reply = await _COMMIT.run(redis, keys, *argv)
+    if not checkpoints:
+        reply = await _APPLY.run(redis, [], payload)
+    else:
+        argv: list[bytes | str] = [stream, group, consumer, upto, fence_after]
+        argv += [*checkpoints.values(), payload]
+        reply = await _live_commit(redis, list(checkpoints), argv)
     status, detail = reply
     if not status:
         text = detail.decode() if isinstance(detail, bytes) else str(detail)
         return Outcome(False, text)
     return Outcome(True, None, tuple(e.decode() if isinstance(e, bytes) else e for e in detail))
+
+
+async def _live_commit(redis: Redis, keys: list[str], argv: list[bytes | str]) -> Any:
+    try:
+        return await redis.evalsha(_COMMIT.sha, len(keys), *keys, *argv)
+    except NoScriptError:  # first use on this server: unless it restarted unchecked
+        if not await is_checked(redis):
+            raise RedisNotChecked("Redis restarted; the archive check has not run yet") from None
+        return await redis.eval(_COMMIT.source, len(keys), *keys, *argv)
+
+
+async def apply_redis(redis: Redis, projection: RedisProjection, batch: list[Envelope]) -> None:
+    """Apply ``batch`` to ``projection`` with no checkpoint (replay, restore from the archive)."""
+    prepared = await projection.prepare(redis, batch)
+    pipe = recorder(redis)
+    projection.apply(pipe, batch, prepared)
+    outcome = await run_batch(redis, recorded(pipe))
+    if outcome.errors:
+        raise RuntimeError(f"{projection.name}: Redis refused: {'; '.join(outcome.errors)}")

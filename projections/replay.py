@@ -21,7 +21,6 @@ from functools import partial
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from medio import heap
@@ -45,7 +44,7 @@ from projections.checkpoints import (
 )
 from projections.compare import differences
 from projections.locks import projectors_paused
-from projections.redis_batch import recorded, recorder, run_batch
+from projections.redis_batch import apply_redis
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.runtime import drain_shard
 
@@ -283,7 +282,7 @@ async def _apply_isolating(
             async with container.engine.begin() as conn:
                 await projection.apply(conn, batch)
         else:
-            await _apply_redis(container.redis, projection, batch)
+            await apply_redis(container.redis, projection, batch)
         return 0
     except Exception as exc:
         if is_transient(exc):
@@ -293,15 +292,6 @@ async def _apply_isolating(
         half = len(batch) // 2
         first = await _apply_isolating(container, projection, batch[:half])
         return first + await _apply_isolating(container, projection, batch[half:])
-
-
-async def _apply_redis(redis: Redis, projection: RedisProjection, batch: list[Envelope]) -> None:
-    prepared = await projection.prepare(redis, batch)
-    pipe = recorder(redis)
-    projection.apply(pipe, batch, prepared)
-    outcome = await run_batch(redis, recorded(pipe))
-    if outcome.errors:
-        raise RuntimeError(f"{projection.name}: Redis refused: {'; '.join(outcome.errors)}")
 
 
 def _ordered(projections: Sequence[SqlProjection]) -> list[sa.Table]:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from medio import heap
 from medio.bootstrap import Container
+from medio.recovery import ensure_current
 from projections.apply import ProjectionSet
 from projections.locks import ShardLock, consumer_name
 from projections.projector import ShardProjector
@@ -63,6 +64,7 @@ async def run_projector(
     down) the run ends after its current step, queueing no successor.
     """
     settings = container.settings
+    await ensure_current(container)  # a restarted Redis is checked against the archive first
     consumer = consumer or consumer_name()
     lock = ShardLock(container.redis, shard, settings.projector_lock_ttl_seconds, consumer)
     if not await _acquire(lock, wait_seconds, stopping):
@@ -125,6 +127,7 @@ async def project_pending(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    await ensure_current(container)
     applied = 0
     for shard in range(container.settings.stream_shards):
         consumer = consumer_name()

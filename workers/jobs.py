@@ -10,6 +10,7 @@ from redis import Redis
 from medio.bootstrap import Container
 from medio.settings import load_settings
 from projections.locks import PAUSE_KEY
+from projections.redis_generation import RedisNotChecked
 from projections.runtime import HANDOVER_LEAD, run_projector
 from workers.job_loop import SHUTTING_DOWN, job_loop
 from workers.queues import enqueue_projector, queued_key, rq_connection
@@ -46,10 +47,14 @@ async def _project(container: Container, connection: Redis, shard: int) -> int |
         if not await container.redis.exists(PAUSE_KEY):
             await asyncio.to_thread(enqueue_projector, settings, connection, shard)
 
-    return await run_projector(
-        container,
-        shard,
-        wait_seconds=HANDOVER_LEAD + settings.projector_lock_ttl_seconds + 1,
-        successor=queue_successor,
-        stopping=SHUTTING_DOWN.is_set,
-    )
+    try:
+        return await run_projector(
+            container,
+            shard,
+            wait_seconds=HANDOVER_LEAD + settings.projector_lock_ttl_seconds + 1,
+            successor=queue_successor,
+            stopping=SHUTTING_DOWN.is_set,
+        )
+    except RedisNotChecked:  # Redis restarted under the run: the next run checks it first
+        log.warning("shard %s: Redis restarted; its next run checks it against the archive", shard)
+        return None

@@ -24,6 +24,7 @@ from bench.workload import append_all, realistic_events
 from domain.events import ProgressSaved
 from medio.bootstrap import Container, build_container
 from medio.eventlog import entry_fields, stream_name
+from medio.recovery import ensure_current
 from medio.settings import Settings
 from medio.tables import events, projection_checkpoints
 from projections import apply as apply_module
@@ -59,6 +60,7 @@ async def iso(stack: Stack) -> AsyncIterator[Container]:
     async with container.engine.begin() as conn:
         for table in _projection_tables():
             await conn.execute(table.delete())
+    await ensure_current(container)  # both stores emptied: nothing is behind
     yield container
     await container.close()
 

@@ -22,6 +22,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from domain.events import ProgressSaved
 from medio.bootstrap import Container, build_container
 from medio.eventlog import stream_name
+from medio.recovery import ensure_current
 from medio.settings import Settings
 from medio.tables import events, projection_checkpoints
 from projections import apply as apply_module
@@ -51,6 +52,7 @@ async def iso(stack: Stack) -> AsyncIterator[Container]:
     async with container.engine.begin() as conn:
         await conn.execute(events.delete())
         await conn.execute(projection_checkpoints.delete())
+    await ensure_current(container)  # both stores emptied: nothing is behind
     yield container
     await container.close()
 

@@ -1,0 +1,213 @@
+"""Redis comes back without its last writes, which the archive already holds (H2).
+
+What ``appendfsync everysec`` allows on a host crash, made exact: a private ``redis-server``
+(AOF, fsync always) serves a first phase of load, which is projected; the size of its AOF is
+noted. A second phase is served and projected (archived), a third only served. Redis is killed,
+its AOF cut back to the noted size, and started again: Redis is behind the archive by the
+second phase and has lost the third entirely. The same API process then serves more load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import redis
+import sqlalchemy as sa
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from test_faults_redis import PrivateRedis
+
+from api.app import create_app
+from domain.clock import FakeClock
+from domain.codec import decode
+from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
+from domain.sessions import share_ms
+from medio import scratch
+from medio.bootstrap import Container, build_container
+from medio.migrate import upgrade
+from medio.settings import Settings
+from medio.tables import events, watch_sessions
+from projections.replay import verify
+from projections.runtime import project_pending
+from projections.streams import DEAD_LETTER_STREAM
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+
+Client = AsyncTestClient[Litestar]
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+BEAT_SECONDS = 30
+FAMILIES = 3
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[PrivateRedis]:
+    private = PrivateRedis(tmp_path / "redis", appendfsync="always")
+    private.start()
+    yield private
+    if private.process is not None:
+        private.crash()
+
+
+@pytest.fixture
+async def own_database(settings: Settings) -> AsyncIterator[str]:
+    async with scratch.throwaway_database_async("test_lost_writes") as url:
+        await asyncio.to_thread(upgrade, msgspec.structs.replace(settings, database_url=url))
+        yield url
+
+
+class Load:
+    """Families watching: every session id answered, and each family's headers and ids."""
+
+    def __init__(self, client: Client, clock: FakeClock, families: list[dict[str, Any]]) -> None:
+        self.client = client
+        self.clock = clock
+        self.families = families
+        self.answered: list[int] = []
+
+    async def start(self, family: dict[str, Any]) -> int:
+        body = {"profile_id": family["profile_id"], "video_id": family["video_id"]}
+        answer = await self.client.post("/api/sessions/start", json=body, headers=family["auth"])
+        assert answer.status_code == 201, answer.text
+        session_id = int(answer.json()["session_id"])
+        self.answered.append(session_id)
+        family["sessions"].append(session_id)
+        return session_id
+
+    async def beat_all(self) -> None:
+        self.clock.advance(BEAT_SECONDS)
+        for family in self.families:
+            for session_id in family["sessions"]:
+                beat = await self.client.post(
+                    f"/api/sessions/{session_id}/heartbeat", json={}, headers=family["auth"]
+                )
+                assert beat.status_code == 200, (session_id, beat.text)
+
+    async def save(self, family: dict[str, Any], title: str, position: int) -> None:
+        body = {"clerkId": family["clerk_id"], "tmdbId": title, "currentTime": position}
+        saved = await self.client.post("/api/progress", json=body, headers=family["auth"])
+        assert saved.status_code == 204
+
+
+async def _families(client: Client, auth: Any) -> list[dict[str, Any]]:
+    families = []
+    for _ in range(FAMILIES):
+        clerk_id = f"user_{secrets.token_hex(5)}"
+        headers = auth(clerk_id)
+        profile = await client.post(
+            "/api/profiles",
+            json={"name": "Kid", "age": 7, "daily_limit_minutes": 1440},
+            headers=headers,
+        )
+        video = await client.post(
+            "/api/videos", json={"title": "V", "url": "https://example.com/v.mp4"}, headers=headers
+        )
+        families.append(
+            {
+                "clerk_id": clerk_id,
+                "auth": headers,
+                "profile_id": profile.json()["id"],
+                "video_id": video.json()["id"],
+                "sessions": [],
+            }
+        )
+    return families
+
+
+def _aof(server: PrivateRedis) -> Path:
+    (found,) = server.data_dir.glob("appendonlydir/*.incr.aof")
+    return found
+
+
+async def _archived_sessions(container: Container) -> dict[int, list[Any]]:
+    """Every archived session event, by session id, in archive order."""
+    async with container.engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(events.c.type, events.c.version, events.c.data)
+            .where(events.c.type.like("session.%"))
+            .order_by(events.c.position)
+        )
+        found: dict[int, list[Any]] = {}
+        for name, version, data in rows:
+            event = decode(name, version, data)
+            assert isinstance(event, SessionStarted | SessionHeartbeat | SessionEnded)
+            found.setdefault(event.session_id, []).append(event)
+    return found
+
+
+async def test_redis_behind_the_archive_hands_out_no_id_twice_and_accrues_nothing_twice(
+    settings: Settings, auth: Any, server: PrivateRedis, own_database: str
+) -> None:
+    own = msgspec.structs.replace(settings, redis_url=server.url, database_url=own_database)
+    clock = FakeClock(NOW)
+    served = build_container(own, clock=clock)  # used on the test client's own loop only
+    container = build_container(own)
+    try:
+        async with AsyncTestClient(app=create_app(own, container=served)) as client:
+            load = Load(client, clock, await _families(client, auth))
+            for family in load.families:  # phase 1: projected, and kept by Redis
+                await load.start(family)
+                await load.save(family, "1", 10)
+            await load.beat_all()
+            await project_pending(container)
+            kept_bytes = _aof(server).stat().st_size
+
+            for family in load.families:  # phase 2: projected (archived), then lost by Redis
+                await load.start(family)
+                await load.save(family, "2", 20)
+            await load.beat_all()
+            await load.beat_all()
+            await project_pending(container)
+
+            lost_entirely = []  # phase 3: acknowledged, never archived, lost by Redis
+            for family in load.families:
+                lost_entirely.append(await load.start(family))
+                family["sessions"].remove(lost_entirely[-1])
+
+            server.crash()
+            with _aof(server).open("r+b") as aof:
+                aof.truncate(kept_bytes)
+            server.start()
+
+            for family in load.families:  # phase 4: the same process goes on
+                await load.start(family)
+                await load.save(family, "4", 40)
+            await load.beat_all()
+            await load.beat_all()
+            await project_pending(container)
+            client.blocking_portal.call(served.close)
+
+        assert len(load.answered) == len(set(load.answered)), "a session id was handed out twice"
+        plain = redis.Redis.from_url(server.url)
+        try:
+            assert plain.xlen(DEAD_LETTER_STREAM) == 0
+        finally:
+            plain.close()
+
+        archived = await _archived_sessions(container)
+        assert set(archived) == set(load.answered) - set(lost_entirely)
+        async with container.engine.connect() as conn:
+            rows = {row.session_id: row for row in await conn.execute(sa.select(watch_sessions))}
+        for session_id, history in archived.items():
+            accrued = sum(
+                share_ms(share)
+                for event in history
+                if isinstance(event, SessionHeartbeat | SessionEnded)
+                for share in event.shares
+            )
+            started, last = history[0].occurred_at, history[-1].occurred_at
+            # Beats every 30 s (under the 90 s gap): exactly the time from start to last beat.
+            assert accrued == int((last - started).total_seconds() * 1000), session_id
+            assert rows[session_id].watched_ms == accrued
+
+        report = await verify(container)
+        assert report.differences == {} and report.refused == {}
+    finally:
+        await container.close()
