@@ -132,8 +132,16 @@ ERROR_SCHEMAS: dict[str, Schema] = {
         field=Schema(type=OpenAPIType.STRING, enum=["video", "thumbnail"]),
         code=Schema(type=OpenAPIType.STRING, const="FILE_TOO_LARGE"),
     ),
-    "DailyLimitExceeded": _object(
-        message=STRING, limit_minutes=INTEGER, watched_minutes=INTEGER, profile_name=STRING
+    # ``profile_name`` only for a parent's token: an anonymous kids-mode caller learns no names.
+    "DailyLimitExceeded": Schema(
+        type=OpenAPIType.OBJECT,
+        properties={
+            "message": STRING,
+            "limit_minutes": INTEGER,
+            "watched_minutes": INTEGER,
+            "profile_name": STRING,
+        },
+        required=["limit_minutes", "message", "watched_minutes"],
     ),
 }
 

@@ -177,15 +177,14 @@ async def _start(
             container, profile, video_id, public=public, actor=actor, receipt=receipt
         )
     except session_store.DailyLimitExceeded as exc:
-        raise SpecialError(
-            403,
-            {
-                "message": "Daily watch limit exceeded",
-                "limit_minutes": exc.limit_minutes,
-                "watched_minutes": exc.watched_minutes,
-                "profile_name": exc.profile_name,
-            },
-        ) from None
+        body: dict[str, Any] = {
+            "message": "Daily watch limit exceeded",
+            "limit_minutes": exc.limit_minutes,
+            "watched_minutes": exc.watched_minutes,
+        }
+        if not public:  # an anonymous kids-mode caller learns no names
+            body["profile_name"] = exc.profile_name
+        raise SpecialError(403, body) from None
 
 
 def _start_out(started: Started) -> StartOut:

@@ -71,11 +71,13 @@ class SessionHeartbeat(Event, frozen=True, kw_only=True, tag="session.heartbeat"
     watched_seconds: float = 0.0
 
 
-EndReason = Literal["ended", "daily_limit", "timeout"]
+# ``parent``: the parent turned kids mode off under a kids-mode session; ``profile_deleted``: the
+# parent deleted the profile. Both are decided when the parent acts, so replay repeats them.
+EndReason = Literal["ended", "daily_limit", "timeout", "parent", "profile_deleted"]
 
 
 class SessionEnded(Event, frozen=True, kw_only=True, tag="session.ended"):
-    """A session stopped: by the player, at the daily limit, or by timeout."""
+    """A session stopped: by the player, at the daily limit, by timeout, or by its parent."""
 
     session_id: int
     profile_id: int

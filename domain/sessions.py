@@ -313,8 +313,11 @@ def heartbeat(
     return Transition("active", beaten, (event,), today_ms)
 
 
-def end(state: SessionState, now: datetime, rules: Rules, *, actor: str) -> Transition:
-    """The player ends the session: accrue the last stretch like a beat, then stop."""
+def end(
+    state: SessionState, now: datetime, rules: Rules, *, actor: str, reason: EndReason = "ended"
+) -> Transition:
+    """The player (or, with ``reason``, the parent) ends the session: accrue the last stretch
+    like a beat, then stop."""
     if not state.active:
         return Transition("already_ended", state)
     timed_out = expire(state, now, rules, actor)
@@ -322,7 +325,7 @@ def end(state: SessionState, now: datetime, rules: Rules, *, actor: str) -> Tran
         return timed_out
     shares = _accrue(state, now, rules)
     final, event = _ended(
-        _advanced(state, now, shares), "ended", max(now, state.last_active_at), now, actor, shares
+        _advanced(state, now, shares), reason, max(now, state.last_active_at), now, actor, shares
     )
     return Transition("ended", final, (event,))
 

@@ -48,7 +48,13 @@ from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import SessionState
 from medio.bootstrap import Container
 from medio.eventlog import stream_name
-from medio.session_store import ACTIVE_INDEX, SEQUENCE_KEY, STATE_TTL_SECONDS, session_key
+from medio.session_store import (
+    ACTIVE_INDEX,
+    SEQUENCE_KEY,
+    STATE_TTL_SECONDS,
+    profile_index,
+    session_key,
+)
 from medio.tables import events, profiles, watch_sessions
 from projections.apply import is_transient
 from projections.base import Envelope, stream_id_key
@@ -275,10 +281,13 @@ async def restore_sessions(container: Container, session_ids: Sequence[int]) -> 
             state = _state_of(row, known)
             pipe.set(session_key(state.session_id), _state_encoder.encode(state))
             pipe.expire(session_key(state.session_id), STATE_TTL_SECONDS)
+            member, by_profile = str(state.session_id), profile_index(state.profile_id)
             if state.active:
-                pipe.zadd(ACTIVE_INDEX, {str(state.session_id): state.last_active_at.timestamp()})
+                pipe.zadd(ACTIVE_INDEX, {member: state.last_active_at.timestamp()})
+                pipe.zadd(by_profile, {member: state.started_at.timestamp()})
             else:
-                pipe.zrem(ACTIVE_INDEX, str(state.session_id))
+                pipe.zrem(ACTIVE_INDEX, member)
+                pipe.zrem(by_profile, member)
             written += 1
         await pipe.execute()
     return written

@@ -11,6 +11,8 @@ Keys:
 * ``medio:session:{id}``: the session's ``SessionState`` (JSON), kept for ``STATE_TTL_SECONDS``
 * ``medio:sessions:active``: active session ids scored by their last heartbeat (epoch seconds),
   which the reaper reads to end silent ones
+* ``medio:sessions:profile:{profile_id}``: the profile's running sessions scored by their start,
+  so a parent's action (kids mode off, the profile deleted) can end them
 * ``medio:sessions:seq``: the session id sequence (moved past the archive after a Redis
   restart, ``medio.recovery``)
 
@@ -32,6 +34,7 @@ import msgspec
 
 from domain import sessions
 from domain.catalog import Profile
+from domain.events import EndReason, SessionStarted
 from domain.sessions import Rules, SessionState, Transition
 from medio.bootstrap import Container
 from medio.eventlog import Decision
@@ -42,6 +45,7 @@ from projections.sessions import SessionsProjection
 
 SESSION_PREFIX = "medio:session:"
 ACTIVE_INDEX = "medio:sessions:active"
+PROFILE_INDEX_PREFIX = "medio:sessions:profile:"
 SEQUENCE_KEY = "medio:sessions:seq"
 STATE_TTL_SECONDS = 30 * 86400
 SESSION_TOKEN_PREFIX = "sess_"
@@ -113,6 +117,11 @@ def session_key(session_id: int) -> str:
     return f"{SESSION_PREFIX}{session_id}"
 
 
+def profile_index(profile_id: int) -> str:
+    """The sorted set of a profile's running sessions."""
+    return f"{PROFILE_INDEX_PREFIX}{profile_id}"
+
+
 def new_session_token() -> str:
     """A bearer secret for one session (kids-mode devices hold no parent token)."""
     return SESSION_TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -141,13 +150,18 @@ def _committed(transition: Transition, result: R) -> Decision[R]:
     if not transition.events:
         return Decision(result=result)
     state = transition.state
+    member = str(state.session_id)
     score = state.last_active_at.timestamp() if state.active else None
+    indexes = {ACTIVE_INDEX: {member: score}}
+    if not state.active or isinstance(transition.events[0], SessionStarted):  # not per beat
+        started = state.started_at.timestamp() if state.active else None
+        indexes[profile_index(state.profile_id)] = {member: started}
     return Decision(
         result=result,
         events=transition.events,
         writes={session_key(state.session_id): _encoder.encode(state)},
         ttl_seconds=STATE_TTL_SECONDS,
-        index_scores={ACTIVE_INDEX: {str(state.session_id): score}},
+        index_scores=indexes,
     )
 
 
@@ -332,6 +346,33 @@ async def end_session(
 
     ended = await _on_session(container, session_id, None, decide, receipt)
     return _outcome(session_id, ended).state
+
+
+async def end_profile_sessions(
+    container: Container, profile_id: int, reason: EndReason, *, public_only: bool
+) -> list[int]:
+    """End the profile's running sessions (only kids-mode ones with ``public_only``) because
+    its parent acted; the ids ended. Each end is an event, so a replay repeats it."""
+    now = container.clock.now()
+    rules = rules_of(container)
+    actor = f"system:{reason}"
+    ended: list[int] = []
+    members = await container.redis.zrange(profile_index(profile_id), 0, -1)
+    for member in [m for m in members if isinstance(m, bytes | str)]:
+        session_id = int(member)
+
+        def decide(state: SessionState | None, _today_ms: int) -> Decision[bool]:
+            if state is None or not state.active or (public_only and not state.public):
+                return Decision(result=False)
+            transition = sessions.end(state, now, rules, actor=actor, reason=reason)
+            return _committed(transition, transition.outcome == "ended")
+
+        try:
+            if await _on_session(container, session_id, None, decide):
+                ended.append(session_id)
+        except SessionNotFound:  # its state expired: only the index entry is left
+            await container.redis.zrem(profile_index(profile_id), member)
+    return ended
 
 
 async def get_session(container: Container, session_id: int, caller: Caller) -> SessionState:

@@ -1,0 +1,131 @@
+"""Anonymous kids mode (M6): the caller learns no names; a parent's action ends its sessions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from session_samples import clocked_client, csrf_headers, parent_setup
+
+from domain.clock import FakeClock
+from medio.bootstrap import Container
+from medio.settings import Settings
+from medio.tables import watch_sessions
+from projections.replay import verify
+
+Client = AsyncTestClient[Litestar]
+Auth = Callable[..., dict[str, str]]
+Drain = Callable[[], Awaitable[int]]
+START = datetime(2026, 5, 6, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+async def client(settings: Settings, clock: FakeClock) -> AsyncIterator[Client]:
+    async with clocked_client(settings, clock) as (client, _settings):
+        yield client
+
+
+async def _public_start(client: Client, profile_id: int, video_id: int) -> Any:
+    body = {"profile_id": profile_id, "video_id": video_id}
+    return await client.post(
+        "/api/sessions/start/public", json=body, headers=await csrf_headers(client)
+    )
+
+
+def _bearer(started: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {started.json()['session_token']}"}
+
+
+async def test_an_anonymous_start_at_the_limit_is_refused_without_the_childs_name(
+    client: Client, auth: Auth, clock: FakeClock, drain: Drain
+) -> None:
+    parent = auth()
+    profile, videos = await parent_setup(
+        client, parent, name="Sarah", daily_limit_minutes=1, kids_mode=True
+    )
+    started = await _public_start(client, profile["id"], videos[0])
+    clock.advance(60)
+    beat = await client.post(
+        f"/api/sessions/{started.json()['session_id']}/heartbeat", headers=_bearer(started)
+    )
+    assert beat.json()["status"] == "limit_reached"
+    await drain()
+
+    refused = await _public_start(client, profile["id"], videos[1])
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "message": "Daily watch limit exceeded",
+        "limit_minutes": 1,
+        "watched_minutes": 1,
+    }
+    # the parent, who knows the name, still gets the seed's whole body
+    body = {"profile_id": profile["id"], "video_id": videos[1]}
+    own = await client.post("/api/sessions/start", json=body, headers=parent)
+    assert own.status_code == 403 and own.json()["profile_name"] == "Sarah"
+
+
+async def test_turning_kids_mode_off_ends_its_kids_mode_sessions_only(
+    client: Client, auth: Auth, clock: FakeClock, drain: Drain, container: Container
+) -> None:
+    parent = auth()
+    profile, videos = await parent_setup(client, parent, kids_mode=True)
+    kids = await _public_start(client, profile["id"], videos[0])
+    body = {"profile_id": profile["id"], "video_id": videos[1]}
+    parents = (await client.post("/api/sessions/start", json=body, headers=parent)).json()
+    clock.advance(30)
+
+    off = await client.patch(
+        f"/api/profiles/{profile['id']}", json={"kids_mode": False}, headers=parent
+    )
+    assert off.status_code == 200
+    kids_id = kids.json()["session_id"]
+    clock.advance(30)
+    late = await client.post(f"/api/sessions/{kids_id}/heartbeat", headers=_bearer(kids))
+    assert late.status_code == 409
+    read = (await client.get(f"/api/sessions/{kids_id}", headers=parent)).json()
+    assert (read["status"], read["end_reason"], read["watched_seconds"]) == ("ended", "parent", 30)
+    beat = await client.post(f"/api/sessions/{parents['session_id']}/heartbeat", headers=parent)
+    assert beat.status_code == 200 and beat.json()["status"] == "active"
+
+    await drain()
+    async with container.engine.connect() as conn:
+        reason = (
+            await conn.execute(
+                sa.select(watch_sessions.c.end_reason).where(watch_sessions.c.session_id == kids_id)
+            )
+        ).scalar()
+    assert reason == "parent"
+    report = await verify(container, ["sessions", "stats", "daily_limit"])
+    assert report.differences == {}
+
+
+async def test_deleting_a_profile_ends_its_running_sessions(
+    client: Client, auth: Auth, clock: FakeClock
+) -> None:
+    parent = auth()
+    profile, videos = await parent_setup(client, parent, kids_mode=True)
+    kids = await _public_start(client, profile["id"], videos[0])
+    body = {"profile_id": profile["id"], "video_id": videos[1]}
+    parents = (await client.post("/api/sessions/start", json=body, headers=parent)).json()
+    clock.advance(20)
+
+    deleted = await client.delete(f"/api/profiles/{profile['id']}", headers=parent)
+    assert deleted.status_code == 204
+    for session_id, headers in (
+        (kids.json()["session_id"], _bearer(kids)),
+        (parents["session_id"], parent),
+    ):
+        late = await client.post(f"/api/sessions/{session_id}/heartbeat", headers=headers)
+        assert late.status_code == 409
+        read = (await client.get(f"/api/sessions/{session_id}", headers=headers)).json()
+        assert read["end_reason"] == "profile_deleted" and read["watched_seconds"] == 20
