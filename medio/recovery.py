@@ -199,7 +199,7 @@ async def _restore_shard(
     earliest = min([last, *checkpoints.values()], key=stream_id_key)
     lost = await archived_after(container.engine, shard, earliest)
     for cls in REDIS_PROJECTIONS:
-        projection = cls()
+        projection = cls(settings=container.settings)
         after = stream_id_key(checkpoints[cls.name])
         todo = [
             e

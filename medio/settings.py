@@ -77,6 +77,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_connections_per_ip: int = 64  # open connections one address may hold per API process
     default_timezone: str = "UTC"
     projector_batch_size: int = 2000
+    max_titles_per_user: int = 1000  # resume entries (and tombstones) kept per user
     projector_run_seconds: float = 10.0
     projector_lock_ttl_seconds: float = 5.0
     log_level: str = "INFO"
@@ -89,6 +90,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("MEDIO_READ_YOUR_WRITES_TIMEOUT_MS must be 0 or more")
         if self.stream_shards < 1:
             raise SettingsError("MEDIO_STREAM_SHARDS must be at least 1")
+        if self.max_titles_per_user < 1:
+            raise SettingsError("MEDIO_MAX_TITLES_PER_USER must be at least 1")
         for name in ("general", "telemetry", "public"):
             RateLimit.parse(f"MEDIO_RATE_LIMIT_{name.upper()}", getattr(self, f"rate_limit_{name}"))
         try:

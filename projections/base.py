@@ -26,6 +26,7 @@ from redis.asyncio.client import Pipeline
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.events import AnyEvent
+from medio.settings import Settings
 
 SCRATCH_SUFFIX = "__rebuild"
 SCRATCH_PREFIX = "medio:rebuild:"
@@ -98,9 +99,12 @@ class RedisProjection(ABC):
     name: ClassVar[str]
     handles: ClassVar[frozenset[str]]
 
-    def __init__(self, scratch: bool = False) -> None:
+    def __init__(self, scratch: bool = False, settings: Settings | None = None) -> None:
+        """``settings``: limits a projection applies (the defaults' when None); live, replay and
+        verify pass the same ones, so they decide alike."""
         self.scratch = scratch
         self.prefix = SCRATCH_PREFIX if scratch else ""
+        self.settings = settings or Settings()
 
     def key(self, name: str) -> str:
         return self.prefix + name

@@ -99,7 +99,9 @@ async def rebuild(
     """Rebuild ``names`` from the archive and swap them in; the live projectors pause."""
     selected = replayable(names)
     sql = [cls(scratch=True) for cls in SQL_PROJECTIONS if cls.name in selected]
-    redis_live = [cls() for cls in REDIS_PROJECTIONS if cls.name in selected]
+    redis_live = [
+        cls(settings=container.settings) for cls in REDIS_PROJECTIONS if cls.name in selected
+    ]
     settings = container.settings
     report = ReplayReport(selected)
     async with projectors_paused(
@@ -157,9 +159,9 @@ async def verify(
                 for s in shards:
                     at = await read_redis_checkpoints(container.redis, [rcls.name], s)
                     bound[s] = stream_id_key(at[rcls.name])
-                rscratch = rcls(scratch=True)
+                rscratch = rcls(scratch=True, settings=settings)
                 targets.append(_Target(rscratch, bound))
-                pairs.append((rcls(), rscratch))
+                pairs.append((rcls(settings=settings), rscratch))
         sql_scratch = [t.projection for t in targets if isinstance(t.projection, SqlProjection)]
         redis_scratch = [t.projection for t in targets if isinstance(t.projection, RedisProjection)]
         try:

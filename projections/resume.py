@@ -13,6 +13,11 @@ State, all under ``self.key`` so a scratch copy for ``medio replay --verify`` is
 * ``resume-users``: users with an index, scored by their newest event, so ``dump`` and
   ``clear`` reach everything without ``SCAN``.
 
+A user's index holds at most ``MEDIO_MAX_TITLES_PER_USER`` titles (tombstones included): past
+that, the oldest (by ``updatedAt``, then title) leave the index and their keys are deleted, so
+one user cannot grow Redis without bound. The same titles are dropped whatever the batches,
+since a title's time only grows: a rebuild from the archive ends with the same entries.
+
 Newest wins per title: an event older than what the index holds is skipped, whatever order
 the batches arrive in.
 """
@@ -56,6 +61,8 @@ class Known:
 
     scores: dict[Title, float | None] = field(default_factory=dict)
     newest: dict[str, float | None] = field(default_factory=dict)
+    # The whole index of each user this batch may take past the cap: title -> score.
+    full: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _progress_events(batch: Iterable[Envelope]) -> list[ProgressSaved | ProgressDeleted]:
@@ -97,12 +104,28 @@ class ResumeProjection(RedisProjection):
             ("ZMSCORE", self.key(index_key(clerk_id)), *titles[clerk_id]) for clerk_id in users
         ]
         commands.append(("ZMSCORE", self.key(USERS_KEY), *users))
-        *per_user, newest = await read_all(redis, commands)
-        for clerk_id, scores in zip(users, per_user, strict=True):
+        commands += [("ZCARD", self.key(index_key(clerk_id))) for clerk_id in users]
+        replies = await read_all(redis, commands)
+        per_user, newest, sizes = replies[: len(users)], replies[len(users)], replies[-len(users) :]
+        crowded = []
+        for clerk_id, scores, size in zip(users, per_user, sizes, strict=True):
+            new = 0
             for tmdb_id, score in zip(titles[clerk_id], scores, strict=True):
                 known.scores[(clerk_id, tmdb_id)] = _score(score)
+                new += score is None
+            if int(size) + new > self.max_titles:
+                crowded.append(clerk_id)
         known.newest = {u: _score(s) for u, s in zip(users, newest, strict=True)}
+        if crowded:
+            full = [("ZRANGE", self.key(index_key(u)), 0, -1, "WITHSCORES") for u in crowded]
+            for clerk_id, flat in zip(crowded, await read_all(redis, full), strict=True):
+                pairs = zip(flat[::2], flat[1::2], strict=True)
+                known.full[clerk_id] = {_text(m): float(s) for m, s in pairs}
         return known
+
+    @property
+    def max_titles(self) -> int:
+        return self.settings.max_titles_per_user
 
     def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
         """Queue the batch's key writes, index moves and pruning on ``pipe``.
@@ -131,6 +154,8 @@ class ResumeProjection(RedisProjection):
             moves.setdefault(clerk_id, []).extend((score, tmdb_id))
         for clerk_id, members in moves.items():
             queue(pipe, "ZADD", self.key(index_key(clerk_id)), *members)
+        for clerk_id, index_now in known.full.items():
+            self._drop_oldest(pipe, clerk_id, index_now, scores)
         for clerk_id, newest_ms in newest.items():
             index = self.key(index_key(clerk_id))
             cutoff = newest_ms - RESUME_TTL_MS
@@ -146,6 +171,27 @@ class ResumeProjection(RedisProjection):
                 "-inf",
                 max(newest.values()) - RESUME_TTL_MS,
             )
+
+    def _drop_oldest(
+        self,
+        pipe: Pipeline,
+        clerk_id: str,
+        stored: dict[str, float],
+        scores: dict[Title, float | None],
+    ) -> None:
+        """Queue the removal of the user's titles beyond the cap: oldest first, ties by title."""
+        merged = dict(stored)
+        for (user, tmdb_id), score in scores.items():
+            if user == clerk_id and score is not None:
+                merged[tmdb_id] = score
+        if len(merged) <= self.max_titles:
+            return
+        ranked = sorted(merged.items(), key=lambda item: (abs(item[1]), item[0]), reverse=True)
+        dropped = ranked[self.max_titles :]
+        queue(pipe, "ZREM", self.key(index_key(clerk_id)), *[t for t, _ in dropped])
+        live = [self.key(resume_key(clerk_id, t)) for t, score in dropped if score > 0]
+        if live:
+            queue(pipe, "DEL", *live)
 
     def _write(self, pipe: Pipeline, event: ProgressSaved | ProgressDeleted, at_ms: int) -> int:
         """Queue the title's key write; returns its new index score."""

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from medio import heap
 from medio.bootstrap import Container
 from medio.recovery import ensure_current
+from medio.settings import Settings
 from projections.apply import ProjectionSet
 from projections.locks import ShardLock, consumer_name
 from projections.projector import ShardProjector
@@ -24,11 +25,13 @@ HANDOVER_LEAD = 1.5  # seconds before a run ends that its successor is queued
 STOP_CHECK_SECONDS = 0.5  # a run waiting for its shard's lock sees a stop request this soon
 
 
-def registered_projections(scratch: bool = False) -> ProjectionSet:
+def registered_projections(
+    scratch: bool = False, settings: Settings | None = None
+) -> ProjectionSet:
     """Every registered projection, built on live (or scratch) storage."""
     return ProjectionSet(
         sql=[cls(scratch=scratch) for cls in SQL_PROJECTIONS],
-        redis=[cls(scratch=scratch) for cls in REDIS_PROJECTIONS],
+        redis=[cls(scratch=scratch, settings=settings) for cls in REDIS_PROJECTIONS],
     )
 
 
@@ -39,7 +42,7 @@ def _projector(
         container.redis,
         container.engine,
         shard,
-        projections or registered_projections(),
+        projections or registered_projections(settings=container.settings),
         consumer,
         batch_size=container.settings.projector_batch_size,
         ahead=True,

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
@@ -16,6 +17,7 @@ from domain.progress import epoch_ms
 from domain.timestamps import iso_ms as iso
 from medio.bootstrap import Container
 from medio.resume_store import ResumeEntry, list_positions, read_position
+from medio.settings import Settings
 from projections.base import Envelope
 from projections.resume import USERS_KEY, ResumeProjection, index_key, resume_key
 
@@ -280,3 +282,32 @@ async def test_scratch_copy_never_touches_live_keys(container: Container, clerk:
     assert await container.redis.exists(resume_key(clerk, "1")) == 0
     assert await container.redis.exists(scratch.key(resume_key(clerk, "1"))) == 1
     await scratch.clear(container.redis)
+
+
+async def test_past_the_title_cap_the_oldest_titles_go_alike_in_any_batching(
+    container: Container, settings: Settings, clerk: str
+) -> None:
+    capped = msgspec.structs.replace(settings, max_titles_per_user=3)
+    at = recent()
+    events: list[AnyEvent] = [saved(clerk, str(n), at + n * timedelta(seconds=1)) for n in range(6)]
+    events.insert(3, deleted(clerk, "0", at + timedelta(seconds=10)))  # a tombstone counts too
+    events.append(
+        saved(clerk, "1", at - timedelta(seconds=5))
+    )  # a late, older save of a dropped one
+    dumps = []
+    for size in (len(events), 1, 2):
+        projection = ResumeProjection(scratch=True, settings=capped)
+        projection.prefix = f"cap{size}{clerk}:"
+        for start in range(0, len(events), size):
+            await project(container.redis, projection, *events[start : start + size])
+        dumps.append(await projection.dump(container.redis))
+        kept = [k async for k in container.redis.scan_iter(match=f"{projection.prefix}resume:*")]
+        assert len(kept) == 2  # the two newest live titles; nothing else is left behind
+        await projection.clear(container.redis)
+    assert dumps[0] == dumps[1] == dumps[2]
+    newest = at + timedelta(seconds=5)
+    assert dumps[0][index_key(clerk)] == {
+        "0": -epoch_ms(at + timedelta(seconds=10)),
+        "5": epoch_ms(newest),
+        "4": epoch_ms(newest - timedelta(seconds=1)),
+    }

@@ -58,3 +58,13 @@ def test_unknown_default_timezone_is_refused() -> None:
 def test_postgres_url_uses_asyncpg_driver() -> None:
     settings = load_settings(env_file=None, database_url="postgresql://u@h:5432/db")
     assert settings.sqlalchemy_url == "postgresql+asyncpg://u@h:5432/db"
+
+
+def test_titles_per_user_default_to_a_thousand_and_must_be_positive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MEDIO_MAX_TITLES_PER_USER", raising=False)
+    assert load_settings(env_file=None).max_titles_per_user == 1000
+    monkeypatch.setenv("MEDIO_MAX_TITLES_PER_USER", "0")
+    with pytest.raises(SettingsError, match="MEDIO_MAX_TITLES_PER_USER"):
+        load_settings(env_file=None)
