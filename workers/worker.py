@@ -9,7 +9,8 @@ next run in a few Redis round trips instead of a fork and fresh connections.
 RQ logs through Medio's JSON formatter. Its per-job lines (a projector job starts and ends
 every ``MEDIO_PROJECTOR_RUN_SECONDS`` per shard, the reaper every slot, the scheduler ticks)
 are routine: at ``MEDIO_LOG_LEVEL=INFO`` only RQ's warnings and errors show, so an idle worker
-is quiet; ``DEBUG`` shows them all.
+is quiet; ``DEBUG`` shows them all. RQ's scheduler child survives Redis restarts and stops
+with its worker (``workers.scheduler``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import logging
 from types import FrameType
 from typing import Any
 
-from rq import SimpleWorker
-
 import workers.jobs  # noqa: F401  (loaded at start, not by the first job)
 from medio.lifeline import forks_die_with_this_process
 from medio.logs import configure_logging
@@ -27,6 +26,7 @@ from medio.settings import Settings
 from workers.job_loop import SHUTTING_DOWN, stop_job_loop
 from workers.queues import QUEUE_NAMES, rq_connection
 from workers.reaper import schedule_reaper
+from workers.scheduler import ResilientWorker
 from workers.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 RQ_LOGGERS = ("rq.worker", "rq.job", "rq.scheduler", "rq.queue")
 
 
-class MedioWorker(SimpleWorker):
+class MedioWorker(ResilientWorker):
     """RQ's in-process worker whose warm shutdown also ends a running projector run early:
     otherwise Ctrl-C waited for the rest of the run (up to ``MEDIO_PROJECTOR_RUN_SECONDS``)."""
 

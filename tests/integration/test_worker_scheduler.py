@@ -1,0 +1,118 @@
+"""A ``medio worker``'s RQ scheduler child survives a Redis restart and dies with its worker (L14).
+
+Each test runs a real ``medio worker`` process on a private ``redis-server`` and its own
+database, and watches the scheduler child RQ forks from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import msgspec
+import psutil
+import pytest
+import redis
+from test_faults_redis import PrivateRedis
+
+from medio import scratch
+from medio.migrate import upgrade
+from medio.settings import Settings
+from workers.queues import QUEUE_NAMES
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+
+LOCKS = [f"rq:scheduler-lock:{name}" for name in QUEUE_NAMES]
+WAIT_SECONDS = 20.0
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[PrivateRedis]:
+    private = PrivateRedis(tmp_path / "redis")
+    private.start()
+    yield private
+    if private.process is not None:
+        private.crash()
+
+
+@pytest.fixture
+async def own_database(settings: Settings) -> AsyncIterator[str]:
+    async with scratch.throwaway_database_async("test_scheduler") as url:
+        await asyncio.to_thread(upgrade, msgspec.structs.replace(settings, database_url=url))
+        yield url
+
+
+@pytest.fixture
+def worker(server: PrivateRedis, own_database: str) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "MEDIO_REDIS_URL": server.url, "MEDIO_DATABASE_URL": own_database}
+    medio = Path(sys.executable).with_name("medio")
+    process = subprocess.Popen(
+        [str(medio), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    yield process
+    for child in _children(process.pid):
+        child.kill()
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _until(what: Callable[[], object], seconds: float = WAIT_SECONDS) -> object:
+    deadline = time.monotonic() + seconds
+    while not (found := what()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return found
+
+
+def _locks_held(server: PrivateRedis) -> int:
+    client = redis.Redis.from_url(server.url)
+    try:
+        return int(client.exists(*LOCKS))
+    except redis.ConnectionError:
+        return 0
+    finally:
+        client.close()
+
+
+def _scheduler(worker: subprocess.Popen[bytes], server: PrivateRedis) -> psutil.Process:
+    _until(lambda: _locks_held(server) == len(LOCKS))
+    (child,) = _until(lambda: _children(worker.pid))  # type: ignore[misc]
+    assert isinstance(child, psutil.Process)
+    return child
+
+
+def test_the_scheduler_outlives_a_redis_restart_and_takes_its_locks_again(
+    worker: subprocess.Popen[bytes], server: PrivateRedis
+) -> None:
+    scheduler = _scheduler(worker, server)
+    server.crash()
+    time.sleep(2.5)  # a few scheduler rounds against no Redis
+    server.start()  # empty (--appendonly no): the locks are gone with it
+    _until(lambda: _locks_held(server) == len(LOCKS))
+    assert scheduler.is_running() and scheduler.status() != psutil.STATUS_ZOMBIE
+    assert worker.poll() is None
+
+
+def test_the_scheduler_dies_with_its_worker_and_releases_its_locks(
+    worker: subprocess.Popen[bytes], server: PrivateRedis
+) -> None:
+    scheduler = _scheduler(worker, server)
+    worker.kill()  # SIGKILL: the worker cannot stop its child itself
+    worker.wait()
+    gone, _alive = psutil.wait_procs([scheduler], timeout=5)
+    assert gone, "the scheduler outlived its worker"
+    assert _locks_held(server) == 0
