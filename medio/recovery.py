@@ -10,21 +10,22 @@ When: once per Redis server run (``projections.redis_generation``), before the f
 of an API process or a projector run on it, and whenever a command script is missing (Redis
 restarted under a running process). The check costs ``INFO`` and one ``GET`` when done.
 
-What: with the projectors paused, per shard the stream's last id is compared with the
-archive's checkpoint, and the sequence with the highest archived session id. A shard whose
-stream is behind gets:
+What: with the projectors paused, per shard the Redis projections' checkpoints and the
+stream's last id are compared with the archive's checkpoint, and the sequence with the highest
+archived session id. A shard that is behind gets:
 
 * the archived events after each Redis projection's checkpoint applied to it, and the
   checkpoint moved to the archive's (daily counters and resume keys as the archive says);
-* the state of every session those lost events touched rewritten from ``watch_sessions``
+* the state of every session touched by archived events the stream no longer holds (the lost
+  ones) rewritten from ``watch_sessions``
   (sessions that the archive ends, end; the token hash and limit are kept from the state
   Redis still had; a session whose start itself was lost has no token hash left, so only its
   parent's token reaches it);
 * the stream's last id raised to the archive's (``XSETID``), so new entries sort after it.
 
 The sequence moves past the highest archived session id and every id Redis may have handed
-out in writes it lost (``SEQUENCE_GAP``). Nothing is done twice if the restore is cut short:
-the stream's last id, what marks the shard behind, is raised last.
+out in writes it lost (``SEQUENCE_GAP``). A restore cut short is done again at the next
+check (the check key is written only after it), and doing it again changes nothing more.
 """
 
 from __future__ import annotations
@@ -164,10 +165,8 @@ async def restore_if_behind(container: Container) -> RestoreReport:
         ).scalar() or 0
     for shard in range(container.settings.stream_shards):
         reached = archived.get((ARCHIVE, shard), ZERO)
-        last = await _last_id(redis, shard)
-        if stream_id_key(reached) > stream_id_key(last):
+        if await _restore_shard(container, shard, reached, report):
             report.behind_shards.append(shard)
-            await _restore_shard(container, shard, last, reached, report)
     sequence = int(await redis.get(SEQUENCE_KEY) or 0)
     if report.behind_shards or sequence < max_session or (sequence and _restarted(archived)):
         moved = max(sequence, max_session) + SEQUENCE_GAP
@@ -191,19 +190,33 @@ async def _last_id(redis: Redis, shard: int) -> str:
 
 
 async def _restore_shard(
-    container: Container, shard: int, last: str, reached: str, report: RestoreReport
-) -> None:
+    container: Container, shard: int, reached: str, report: RestoreReport
+) -> bool:
+    """Bring one shard's command side up to the archive's checkpoint ``reached``; whether it
+    was behind.
+
+    Behind means a Redis projection's checkpoint or the stream's last id is older than the
+    archive's (with the projectors paused, both have caught up with it otherwise). The stream's
+    last id alone would not do: an entry appended since the restart (a save, which waits for
+    nothing) moves it past the archive. What Redis lost are the archived entries after the
+    projections' checkpoints that its stream no longer holds (nothing after a checkpoint is
+    ever trimmed); their sessions get their state from the archive.
+    """
     redis = container.redis
     names = [cls.name for cls in REDIS_PROJECTIONS]
     checkpoints = await read_redis_checkpoints(redis, names, shard)
-    earliest = min([last, *checkpoints.values()], key=stream_id_key)
-    lost = await archived_after(container.engine, shard, earliest)
+    earliest = min(checkpoints.values(), key=stream_id_key, default=reached)
+    last = await _last_id(redis, shard)
+    bound = stream_id_key(reached)
+    if stream_id_key(earliest) >= bound and stream_id_key(last) >= bound:
+        return False
+    archived = await archived_after(container.engine, shard, earliest)
     for cls in REDIS_PROJECTIONS:
         projection = cls(settings=container.settings)
         after = stream_id_key(checkpoints[cls.name])
         todo = [
             e
-            for e in lost
+            for e in archived
             if stream_id_key(e.stream_id) > after
             and (not projection.handles or e.type in projection.handles)
         ]
@@ -211,15 +224,30 @@ async def _restore_shard(
             await apply_redis(redis, projection, todo[start : start + APPLY_CHUNK])
         report.replayed[cls.name] = report.replayed.get(cls.name, 0) + len(todo)
     await redis.mset({redis_checkpoint_key(name, shard): reached for name in names})
-    unseen = stream_id_key(last)
+    kept = await _stream_ids(redis, shard, earliest, reached)
     touched = {
         e.event.session_id
-        for e in lost
-        if isinstance(e.event, _SESSION_EVENTS) and stream_id_key(e.stream_id) > unseen
+        for e in archived
+        if isinstance(e.event, _SESSION_EVENTS) and e.stream_id not in kept
     }
     report.sessions += await restore_sessions(container, sorted(touched))
-    await ensure_group(redis, stream_name(shard))
-    await redis.execute_command("XSETID", stream_name(shard), reached)  # type: ignore[no-untyped-call]
+    if stream_id_key(last) < bound:
+        await ensure_group(redis, stream_name(shard))
+        await redis.execute_command("XSETID", stream_name(shard), reached)  # type: ignore[no-untyped-call]
+    return True
+
+
+async def _stream_ids(redis: Redis, shard: int, after: str, upto: str) -> set[str]:
+    """The ids the shard's stream still holds in ``(after, upto]``."""
+    found: set[str] = set()
+    start = "(" + after
+    while True:
+        page = await redis.xrange(stream_name(shard), start, upto, count=PAGE) or []
+        ids = [text(entry_id) for entry_id, _fields in page if entry_id is not None]
+        found.update(ids)
+        if len(ids) < PAGE:
+            return found
+        start = "(" + ids[-1]
 
 
 async def archived_after(engine: AsyncEngine, shard: int, after: str) -> list[Envelope]:
