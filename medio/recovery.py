@@ -42,6 +42,7 @@ import msgspec
 import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.codec import UnknownEvent, decode
@@ -78,7 +79,7 @@ SEQUENCE_GAP = 10_000  # ids a lost second may have handed out (acknowledged, ne
 LOCK_KEY = "medio:command-side:restoring"
 LOCK_TTL_MS = 300_000
 WAIT_POLL_SECONDS = 0.05
-HANDOVER_SECONDS = 30.0
+WAIT_SECONDS = 30.0  # for another process's restore, or for the projectors to hand over
 PAGE = 1000
 APPLY_CHUNK = 5000
 
@@ -113,28 +114,40 @@ class CommandSideGate:
             await ensure_current(self.container)
 
 
+class RestoreBusy(RedisTimeoutError):
+    """Another process is still restoring (or the projectors did not hand over): retry soon."""
+
+
 async def ensure_current(container: Container) -> RestoreReport | None:
     """Check Redis against the archive once per Redis server run, restoring if it is behind.
 
     Returns None when this server run was already checked (here or by another process).
+    Raises ``RestoreBusy`` (a Redis timeout: the API answers 503) after ``WAIT_SECONDS``.
     """
     redis = container.redis
     server_run = await run_id(redis)
-    if text(await redis.get(CHECKED_KEY) or b"") == server_run:
+    if await _checked(redis, server_run):
         return None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_SECONDS
     token = secrets.token_hex(8)
     while not await redis.set(LOCK_KEY, token, nx=True, px=LOCK_TTL_MS):
-        await asyncio.sleep(WAIT_POLL_SECONDS)  # another process is at it
-        if text(await redis.get(CHECKED_KEY) or b"") == server_run:
+        if await _checked(redis, server_run):  # another process did it
             return None
+        if loop.time() > deadline:
+            raise RestoreBusy("Redis is being checked against the archive; retry")
+        await asyncio.sleep(WAIT_POLL_SECONDS)
     try:
-        if text(await redis.get(CHECKED_KEY) or b"") == server_run:
+        if await _checked(redis, server_run):
             return None
         settings = container.settings
-        async with projectors_paused(
-            redis, settings.stream_shards, settings.projector_lock_ttl_seconds, HANDOVER_SECONDS
-        ):
-            report = await restore_if_behind(container)
+        try:
+            async with projectors_paused(
+                redis, settings.stream_shards, settings.projector_lock_ttl_seconds, WAIT_SECONDS
+            ):
+                report = await restore_if_behind(container)
+        except TimeoutError as exc:  # a projector kept its shard
+            raise RestoreBusy(str(exc)) from exc
         await mark_checked(redis, server_run)
     finally:
         if text(await redis.get(LOCK_KEY) or b"") == token:
@@ -142,6 +155,10 @@ async def ensure_current(container: Container) -> RestoreReport | None:
     if report.restored:
         log.warning("Redis was behind the archive; restored from it: %s", report)
     return report
+
+
+async def _checked(redis: Redis, server_run: str) -> bool:
+    return text(await redis.get(CHECKED_KEY) or b"") == server_run
 
 
 async def check_at_start(container: Container) -> None:

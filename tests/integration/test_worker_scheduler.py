@@ -90,7 +90,7 @@ def _locks_held(server: PrivateRedis) -> int:
 
 def _scheduler(worker: subprocess.Popen[bytes], server: PrivateRedis) -> psutil.Process:
     _until(lambda: _locks_held(server) == len(LOCKS))
-    (child,) = _until(lambda: _children(worker.pid))  # type: ignore[misc]
+    (child,) = _until(lambda: _children(worker.pid))
     assert isinstance(child, psutil.Process)
     return child
 
