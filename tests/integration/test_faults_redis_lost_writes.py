@@ -34,7 +34,7 @@ from medio import scratch
 from medio.bootstrap import Container, build_container
 from medio.migrate import upgrade
 from medio.settings import Settings
-from medio.tables import events, watch_sessions
+from medio.tables import events, stats_totals, watch_sessions
 from projections.replay import verify
 from projections.runtime import project_pending
 from projections.streams import DEAD_LETTER_STREAM
@@ -212,6 +212,22 @@ async def test_redis_behind_the_archive_hands_out_no_id_twice_and_accrues_nothin
             # Beats every 30 s (under the 90 s gap): exactly the time from start to last beat.
             assert accrued == int((last - started).total_seconds() * 1000), session_id
             assert rows[session_id].watched_ms == accrued
+
+        recount: dict[int, int] = {}
+        for history in archived.values():
+            for event in history:
+                if isinstance(event, SessionHeartbeat | SessionEnded):
+                    ms = sum(share_ms(share) for share in event.shares)
+                    recount[event.profile_id] = recount.get(event.profile_id, 0) + ms
+        async with container.engine.connect() as conn:
+            totals = dict(
+                (
+                    await conn.execute(
+                        sa.select(stats_totals.c.profile_id, stats_totals.c.watched_ms)
+                    )
+                ).all()
+            )
+        assert totals == recount
 
         report = await verify(container)
         assert report.differences == {} and report.refused == {}
