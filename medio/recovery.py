@@ -305,8 +305,13 @@ async def restore_sessions(container: Container, session_ids: Sequence[int]) -> 
     A session the archive shows ended but Redis no longer knows stays unknown to Redis (its
     row answers for it); one Redis still has, or one still running, gets the archive's state.
     """
-    if not session_ids:
-        return 0
+    written = 0
+    for start in range(0, len(session_ids), PAGE):  # Redis that lost everything: every session
+        written += await _restore_some(container, session_ids[start : start + PAGE])
+    return written
+
+
+async def _restore_some(container: Container, session_ids: Sequence[int]) -> int:
     redis = container.redis
     table = watch_sessions
     query = (
@@ -316,6 +321,8 @@ async def restore_sessions(container: Container, session_ids: Sequence[int]) -> 
     )
     async with container.engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
+    if not rows:
+        return 0
     held = await redis.mget([session_key(row["session_id"]) for row in rows])
     written = 0
     async with redis.pipeline(transaction=False) as pipe:

@@ -142,10 +142,18 @@ async def _archived_sessions(container: Container) -> dict[int, list[Any]]:
     return found
 
 
-@pytest.mark.parametrize("shards", [1, 2])
+@pytest.mark.parametrize(
+    ("shards", "lose_all"), [(1, False), (2, False), (1, True)], ids=["1", "2", "everything"]
+)
 async def test_redis_behind_the_archive_hands_out_no_id_twice_and_accrues_nothing_twice(
-    settings: Settings, auth: Any, server: PrivateRedis, own_database: str, shards: int
+    settings: Settings,
+    auth: Any,
+    server: PrivateRedis,
+    own_database: str,
+    shards: int,
+    lose_all: bool,
 ) -> None:
+    """``lose_all``: Redis comes back empty (its AOF cut to nothing), the archive holds all."""
     own = msgspec.structs.replace(
         settings, redis_url=server.url, database_url=own_database, stream_shards=shards
     )
@@ -176,7 +184,7 @@ async def test_redis_behind_the_archive_hands_out_no_id_twice_and_accrues_nothin
 
             server.crash()
             with _aof(server).open("r+b") as aof:
-                aof.truncate(kept_bytes)
+                aof.truncate(0 if lose_all else kept_bytes)
             server.start()
             # A save needs no state, so nothing holds it back: it comes first, and its entry
             # id lies past everything archived. Redis is behind all the same.
