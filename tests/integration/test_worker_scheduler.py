@@ -29,7 +29,7 @@ from workers.queues import QUEUE_NAMES
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
 LOCKS = [f"rq:scheduler-lock:{name}" for name in QUEUE_NAMES]
-WAIT_SECONDS = 20.0
+WAIT_SECONDS = 40.0  # a worker starts in 1-2 s; much more on a loaded machine
 
 
 @pytest.fixture
@@ -49,18 +49,21 @@ async def own_database(settings: Settings) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def worker(server: PrivateRedis, own_database: str) -> Iterator[subprocess.Popen[bytes]]:
+def worker(
+    server: PrivateRedis, own_database: str, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     env = {**os.environ, "MEDIO_REDIS_URL": server.url, "MEDIO_DATABASE_URL": own_database}
     medio = Path(sys.executable).with_name("medio")
-    process = subprocess.Popen(
-        [str(medio), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log = (tmp_path / "worker.log").open("wb")  # kept for a failing test's report
+    process = subprocess.Popen([str(medio), "worker"], env=env, stdout=log, stderr=log)
     yield process
     for child in _children(process.pid):
         child.kill()
     if process.poll() is None:
         process.kill()
     process.wait()
+    log.close()
+    print((tmp_path / "worker.log").read_text(errors="replace")[-4000:])  # shown if it failed
 
 
 def _children(pid: int) -> list[psutil.Process]:
