@@ -7,6 +7,8 @@ only at its maintenance round (every 10 minutes), so a Redis restart stalled the
 about 8.5 minutes; and when the worker is killed (``kill -9``), the child lives on as an
 orphan, renewing its locks, so no other worker's scheduler could take over.
 
+The worker itself quit on a Redis error outside its dequeue; ``ResilientWorker`` goes on.
+
 ``MedioScheduler`` keeps RQ's steps and changes only the loop: a round that meets Redis
 down is logged and retried after the interval, and the loop stops (releasing its locks) as
 soon as its worker is gone, noticed by ``PR_SET_PDEATHSIG`` on Linux (a ``SIGTERM`` when the
@@ -35,7 +37,8 @@ from rq.scheduler import RQScheduler
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-_REDIS_AWAY = (RedisConnectionError, RedisTimeoutError, OSError)
+MAINTENANCE_SECONDS = 30
+REDIS_AWAY = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def die_with_parent() -> None:
@@ -76,7 +79,7 @@ class MedioScheduler(RQScheduler):
                     self.acquire_locks()  # type: ignore[no-untyped-call]
                 self.heartbeat()  # type: ignore[no-untyped-call]
                 self.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
-            except _REDIS_AWAY as exc:  # Redis restarting: the next round tries again
+            except REDIS_AWAY as exc:  # Redis restarting: the next round tries again
                 log.warning("scheduler round failed, retrying: %r", exc)
             time.sleep(self.interval)
 
@@ -84,12 +87,38 @@ class MedioScheduler(RQScheduler):
         """Release the locks (another worker's scheduler takes over at once), if Redis answers."""
         try:
             self.stop()  # type: ignore[no-untyped-call]
-        except _REDIS_AWAY as exc:  # the locks then expire by themselves
+        except REDIS_AWAY as exc:  # the locks then expire by themselves
             log.warning("scheduler stopped without releasing its locks: %r", exc)
 
 
 class ResilientWorker(SimpleWorker):
-    """``SimpleWorker`` whose scheduler is ``MedioScheduler``."""
+    """``SimpleWorker`` whose scheduler is ``MedioScheduler``, and whose loop outlives Redis
+    restarting: RQ retries its blocking dequeue, but an error in the suspension check or the
+    maintenance round at the top of its loop ended the worker (seen under a Redis restart)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # A scheduler that could not take its locks (still held by the one a restart ended)
+        # tries again at the maintenance round: every 30 s rather than RQ's 10 minutes.
+        kwargs.setdefault("maintenance_interval", MAINTENANCE_SECONDS)
+        super().__init__(*args, **kwargs)
+
+    @property
+    def stop_was_requested(self) -> bool:
+        """Whether the worker was asked to stop (a signal), not ended by an error."""
+        return bool(self._stop_requested)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        try:
+            super().check_for_suspension(burst)
+        except REDIS_AWAY as exc:  # the dequeue that follows waits for Redis, as RQ does
+            log.warning("suspension check failed, going on: %r", exc)
+            time.sleep(1)
+
+    def run_maintenance_tasks(self) -> None:
+        try:
+            super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        except REDIS_AWAY as exc:  # the next round cleans up
+            log.warning("maintenance round failed, going on: %r", exc)
 
     def _start_scheduler(
         self,

@@ -16,8 +16,11 @@ with its worker (``workers.scheduler``).
 from __future__ import annotations
 
 import logging
+import time
 from types import FrameType
 from typing import Any
+
+from rq.exceptions import StopRequested
 
 import workers.jobs  # noqa: F401  (loaded at start, not by the first job)
 from medio.lifeline import forks_die_with_this_process
@@ -26,12 +29,13 @@ from medio.settings import Settings
 from workers.job_loop import SHUTTING_DOWN, stop_job_loop
 from workers.queues import QUEUE_NAMES, rq_connection
 from workers.reaper import schedule_reaper
-from workers.scheduler import ResilientWorker
+from workers.scheduler import REDIS_AWAY, ResilientWorker
 from workers.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
 RQ_LOGGERS = ("rq.worker", "rq.job", "rq.scheduler", "rq.queue")
+RESTART_PAUSE_SECONDS = 1.0
 
 
 class MedioWorker(ResilientWorker):
@@ -56,16 +60,29 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
     quiet_rq(settings.log_level)
     forks_die_with_this_process()  # RQ's scheduler process ends with this worker
     connection = rq_connection(settings)
-    worker = MedioWorker(list(QUEUE_NAMES), connection=connection)
     supervisor = Supervisor(settings)
     if not burst:  # projector jobs queue their next run, so a burst would never end
         supervisor.start()
         schedule_reaper(settings, connection)  # RQ's scheduler; each run schedules the next
-    log.info("worker %s serving %s", worker.name, ", ".join(QUEUE_NAMES))
+    log.info("worker serving %s", ", ".join(QUEUE_NAMES))
     try:
-        # logging_level None: RQ adds no handler of its own (the JSON one is there) and keeps
-        # the levels set above
-        worker.work(burst=burst, with_scheduler=True, logging_level=None)
+        while True:
+            worker = MedioWorker(list(QUEUE_NAMES), connection=connection)
+            try:
+                # logging_level None: RQ adds no handler of its own (the JSON one is there) and
+                # keeps the levels set above
+                worker.work(burst=burst, with_scheduler=True, logging_level=None)
+            except REDIS_AWAY as exc:  # its teardown, too, needs Redis
+                log.warning("the RQ worker ended on %r; starting it again", exc)
+            else:
+                if burst or worker.stop_was_requested:
+                    return
+                # RQ ends its loop on a Redis error outside its dequeue (a restart): go on.
+                log.warning("the RQ worker quit unasked (Redis away?); starting it again")
+            try:
+                time.sleep(RESTART_PAUSE_SECONDS)
+            except StopRequested:  # RQ's signal handler, still installed
+                return
     finally:
         supervisor.stop()
         stop_job_loop()

@@ -63,7 +63,8 @@ def worker(
         process.kill()
     process.wait()
     log.close()
-    print((tmp_path / "worker.log").read_text(errors="replace")[-4000:])  # shown if it failed
+    lines = (tmp_path / "worker.log").read_text(errors="replace").splitlines()
+    print("\n".join(line for line in lines if not line.startswith(" "))[:8000])  # if it failed
 
 
 def _children(pid: int) -> list[psutil.Process]:
@@ -101,11 +102,13 @@ def _scheduler(worker: subprocess.Popen[bytes], server: PrivateRedis) -> psutil.
 def test_the_scheduler_outlives_a_redis_restart_and_takes_its_locks_again(
     worker: subprocess.Popen[bytes], server: PrivateRedis
 ) -> None:
-    scheduler = _scheduler(worker, server)
+    _scheduler(worker, server)
+    time.sleep(1.5)  # the worker's start-up is over: the crash meets its running loops
     server.crash()
     time.sleep(2.5)  # a few scheduler rounds against no Redis
     server.start()  # empty (--appendonly no): the locks are gone with it
-    _until(lambda: _locks_held(server) == len(LOCKS))
+    _until(lambda: _locks_held(server) == len(LOCKS))  # a live scheduler holds them again
+    (scheduler,) = _children(worker.pid)
     assert scheduler.is_running() and scheduler.status() != psutil.STATUS_ZOMBIE
     assert worker.poll() is None
 
