@@ -24,6 +24,7 @@ from api.profiles import ProfilesController
 from api.progress import ProgressController
 from api.ratelimit import RateLimiter
 from api.request_id import RequestIdMiddleware
+from api.series_progress import SeriesProgressController
 from api.sessions import SessionsController
 from api.stats import ProfileStatsController
 from api.streaming import StreamController
@@ -48,6 +49,7 @@ ROUTE_HANDLERS: list[type] = [
     StreamController,
     ThumbnailController,
     ProgressController,
+    SeriesProgressController,
     SessionsController,
     ProfileStatsController,
 ]

@@ -44,6 +44,24 @@ class ProgressDeleted(Event, frozen=True, kw_only=True, tag="progress.deleted"):
     tmdb_id: str
 
 
+class SeriesProgressSaved(Event, frozen=True, kw_only=True, tag="series_progress.saved"):
+    """A player saved its position in an episode: that episode becomes the series' current one."""
+
+    clerk_id: str
+    series_id: str
+    tmdb_id: str  # the episode
+    current_time: float
+    duration: float | None = None
+    finished: bool = False
+
+
+class SeriesProgressDeleted(Event, frozen=True, kw_only=True, tag="series_progress.deleted"):
+    """A player removed the resume point of a whole series (whichever episode was current)."""
+
+    clerk_id: str
+    series_id: str
+
+
 class SessionStarted(Event, frozen=True, kw_only=True, tag="session.started"):
     """A child started watching a video on some device."""
 
@@ -91,11 +109,27 @@ class SessionEnded(Event, frozen=True, kw_only=True, tag="session.ended"):
     position: float | None = None
 
 
-AnyEvent = ProgressSaved | ProgressDeleted | SessionStarted | SessionHeartbeat | SessionEnded
+AnyEvent = (
+    ProgressSaved
+    | ProgressDeleted
+    | SeriesProgressSaved
+    | SeriesProgressDeleted
+    | SessionStarted
+    | SessionHeartbeat
+    | SessionEnded
+)
 
 EVENT_TYPES: dict[str, type[AnyEvent]] = {
     cls.__struct_config__.tag: cls  # type: ignore[misc]
-    for cls in (ProgressSaved, ProgressDeleted, SessionStarted, SessionHeartbeat, SessionEnded)
+    for cls in (
+        ProgressSaved,
+        ProgressDeleted,
+        SeriesProgressSaved,
+        SeriesProgressDeleted,
+        SessionStarted,
+        SessionHeartbeat,
+        SessionEnded,
+    )
 }
 
 

@@ -6,8 +6,13 @@ from projections.archive import Archive
 from projections.base import RedisProjection, SqlProjection
 from projections.daily_limit import DailyLimitCounters
 from projections.resume import ResumeProjection
+from projections.series_resume import SeriesResumeProjection
 from projections.sessions import SessionsProjection
 from projections.stats import StatsProjection
 
 SQL_PROJECTIONS: list[type[SqlProjection]] = [Archive, SessionsProjection, StatsProjection]
-REDIS_PROJECTIONS: list[type[RedisProjection]] = [ResumeProjection, DailyLimitCounters]
+REDIS_PROJECTIONS: list[type[RedisProjection]] = [
+    ResumeProjection,
+    SeriesResumeProjection,
+    DailyLimitCounters,
+]

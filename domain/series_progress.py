@@ -1,0 +1,129 @@
+"""Series progress rules: a valid series save, its events, and the stored value (CONTRACT §4a).
+
+A series save is a title save (``clerkId``, ``tmdbId`` = the episode, ``currentTime``,
+``duration?``) plus ``seriesId``, so it is validated by the title rules of
+``domain.progress`` and only ``seriesId`` is checked here: the same errors, messages and
+``MalformedBody`` cases as ``POST /api/progress``, with one more field. Pure, like the title
+rules.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from domain.events import SeriesProgressDeleted, SeriesProgressSaved
+from domain.progress import (
+    MAX_TMDB_ID_LENGTH,
+    NOT_UTF8_MESSAGE,
+    InvalidProgress,
+    MalformedBody,
+    is_finished,
+    parse_save,
+    valid_tmdb_id,
+)
+
+SERIES_ID_MESSAGE = (
+    f"seriesId is required: a string of 1-{MAX_TMDB_ID_LENGTH} characters (no '/') "
+    "or a non-negative integer"
+)
+
+
+class SaveSeriesProgress(msgspec.Struct, frozen=True):
+    """A validated ``POST /api/progress/series`` body; ids are in their string form."""
+
+    clerk_id: str
+    series_id: str
+    tmdb_id: str
+    current_time: float
+    duration: float | None = None
+
+
+class _SeriesId(msgspec.Struct, frozen=True, rename="camel"):
+    series_id: str | int
+
+
+_series_id_decoder = msgspec.json.Decoder(_SeriesId)
+
+
+def parse_series_save(raw: bytes) -> SaveSeriesProgress:
+    """The series save in ``raw``; raises ``InvalidProgress`` naming every wrong field, or
+    ``MalformedBody`` when ``raw`` is not a JSON object."""
+    details: dict[str, str] = {}
+    try:
+        title = parse_save(raw)
+    except InvalidProgress as exc:
+        details.update(exc.details)
+        title = None
+    series_id = _series_id(raw)
+    if series_id is None:
+        details["seriesId"] = SERIES_ID_MESSAGE
+    if details or title is None or series_id is None:
+        raise InvalidProgress(details)
+    return SaveSeriesProgress(
+        clerk_id=title.clerk_id,
+        series_id=series_id,
+        tmdb_id=str(title.tmdb_id),
+        current_time=title.current_time,
+        duration=title.duration,
+    )
+
+
+def _series_id(raw: bytes) -> str | None:
+    """``seriesId`` as a string, or ``None`` when it is missing or not a valid id.
+
+    Runs after ``parse_save`` accepted ``raw`` as a JSON object (or found fields to blame in
+    it), so a decode error here is about the one field the title decoder skipped.
+    """
+    try:
+        found = _series_id_decoder.decode(raw).series_id
+    except msgspec.ValidationError:
+        return None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise MalformedBody(NOT_UTF8_MESSAGE) from None
+    except RecursionError:
+        raise MalformedBody("JSON body is nested too deeply") from None
+    if not valid_tmdb_id(found):
+        return None
+    return str(found)
+
+
+def check_series_id(series_id: str) -> str:
+    """A ``seriesId`` taken from a path, or ``InvalidProgress``."""
+    if not valid_tmdb_id(series_id):
+        raise InvalidProgress({"seriesId": SERIES_ID_MESSAGE})
+    return series_id
+
+
+def series_progress_saved(
+    save: SaveSeriesProgress, actor: str, now: datetime
+) -> SeriesProgressSaved:
+    """The event recording ``save`` at ``now``; the finished rule is decided here, once."""
+    return SeriesProgressSaved(
+        occurred_at=now,
+        actor=actor,
+        clerk_id=save.clerk_id,
+        series_id=save.series_id,
+        tmdb_id=save.tmdb_id,
+        current_time=save.current_time,
+        duration=save.duration,
+        finished=is_finished(save.current_time, save.duration),
+    )
+
+
+def series_progress_deleted(
+    clerk_id: str, series_id: str, actor: str, now: datetime
+) -> SeriesProgressDeleted:
+    """The event removing a series' resume point."""
+    return SeriesProgressDeleted(
+        occurred_at=now, actor=actor, clerk_id=clerk_id, series_id=series_id
+    )
+
+
+def series_value(series_id: str, tmdb_id: str, current_time: float, updated_at: str) -> bytes:
+    """The stored JSON, in the origin service's shape (whole seconds stay ints)."""
+    number = int(current_time) if float(current_time).is_integer() else current_time
+    return msgspec.json.encode(
+        {"currentTime": number, "seriesId": series_id, "tmdbId": tmdb_id, "updatedAt": updated_at}
+    )

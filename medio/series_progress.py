@@ -1,0 +1,63 @@
+"""Series progress use cases (CONTRACT §4a): each write records one event, each read one query.
+
+A save depends on no stored state, so it is a single ``XADD`` in the user's stream (the user
+is the ordering key, so one user's saves project in the order they were appended); the series
+resume projection (``projections.series_resume``) does the rest. Every read, and the
+existence check of a delete, goes through this module, so the wait that makes a user's reads
+see that user's own writes is in one place per use case.
+"""
+
+from __future__ import annotations
+
+from domain.series_progress import (
+    SaveSeriesProgress,
+    series_progress_deleted,
+    series_progress_saved,
+)
+from medio.bootstrap import Container
+from medio.series_resume_store import (
+    SeriesEntry,
+    SeriesPosition,
+    current_episode,
+    list_series,
+    read_episode,
+    read_series,
+)
+from projections.series_resume import SeriesResumeProjection
+
+PROJECTION = SeriesResumeProjection.name
+
+
+async def save_series_progress(container: Container, actor: str, save: SaveSeriesProgress) -> None:
+    """Append ``series_progress.saved`` stamped with the server clock."""
+    event = series_progress_saved(save, actor, container.clock.now())
+    await container.events.append(save.clerk_id, event)
+
+
+async def delete_series_progress(
+    container: Container, actor: str, clerk_id: str, series_id: str
+) -> bool:
+    """Append ``series_progress.deleted`` if the series has a current episode; ``False`` when
+    there is nothing to delete."""
+    if await current_episode(container.redis, clerk_id, series_id) is None:
+        return False
+    event = series_progress_deleted(clerk_id, series_id, actor, container.clock.now())
+    await container.events.append(clerk_id, event)
+    return True
+
+
+async def get_series(container: Container, clerk_id: str, series_id: str) -> SeriesPosition | None:
+    """The series' current episode and position."""
+    return await read_series(container.redis, clerk_id, series_id)
+
+
+async def get_episode(
+    container: Container, clerk_id: str, series_id: str, tmdb_id: str
+) -> SeriesPosition | None:
+    """The episode's position, when it is the current one of its series."""
+    return await read_episode(container.redis, clerk_id, series_id, tmdb_id)
+
+
+async def get_series_list(container: Container, clerk_id: str, limit: int) -> list[SeriesEntry]:
+    """The user's series, newest first."""
+    return await list_series(container.redis, clerk_id, limit, container.clock.now())

@@ -1,0 +1,253 @@
+"""The series resume projection: ``series_progress.*`` events into the origin's series keys.
+
+The service behind seed 000 kept one resume point per TV series (CONTRACT §4a). State, all
+under ``self.key`` so a scratch copy for ``medio replay --verify`` is separate:
+
+* ``series_resume:{clerkId}:{seriesId}:{tmdbId}``: JSON ``{"currentTime", "seriesId",
+  "tmdbId", "updatedAt"}`` of the series' current episode, expiring (``PXAT``) 30 days after
+  ``updatedAt``; the key name and value are the origin service's. Only the current episode of
+  a series has one: saving episode B deletes episode A's key.
+* ``series_resume-current:{clerkId}:{seriesId}``: the current episode's ``tmdbId``, with the
+  same expiry, so one series is read (and a delete checked) without listing the user's series.
+* ``series_resume-index:{clerkId}``: the user's series scored by ``updatedAt`` in epoch ms,
+  so a list is newest first and costs O(that user's series). A finished or deleted series
+  stays as a tombstone with the negated score, so an older save arriving late cannot bring it
+  back. Pruned and expired like ``resume-index`` (see ``projections.resume``).
+* ``series_resume-users``: users with an index, scored by their newest event, for ``dump``
+  and ``clear`` without ``SCAN``.
+
+Newest wins per series, whatever order the batches arrive in: an event older than what the
+index holds for its series is skipped, and a skipped save of another episode only has its
+key deleted (no key but the current episode's may exist).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from domain.events import SeriesProgressDeleted, SeriesProgressSaved
+from domain.progress import RESUME_TTL_MS, epoch_ms
+from domain.series_progress import series_value
+from domain.timestamps import iso_ms
+from projections.base import Envelope, RedisProjection
+from projections.redis_commands import queue, read_all, read_chunked, text
+
+_SERIES = (SeriesProgressSaved, SeriesProgressDeleted)
+
+USERS_KEY = "series_resume-users"
+CHUNK = 500
+
+Series = tuple[str, str]  # (clerkId, seriesId)
+SeriesEvent = SeriesProgressSaved | SeriesProgressDeleted
+
+
+def series_key(clerk_id: str, series_id: str, tmdb_id: str) -> str:
+    """The key the origin service used for one episode's resume point."""
+    return f"series_resume:{clerk_id}:{series_id}:{tmdb_id}"
+
+
+def current_key(clerk_id: str, series_id: str) -> str:
+    """The ``tmdbId`` of the series' current episode (absent: nothing to resume)."""
+    return f"series_resume-current:{clerk_id}:{series_id}"
+
+
+def index_key(clerk_id: str) -> str:
+    """The user's series, scored by ``updatedAt`` ms (negative: finished or deleted)."""
+    return f"series_resume-index:{clerk_id}"
+
+
+@dataclass
+class Current:
+    """What is known of one series: its index score and its current episode."""
+
+    score: float | None = None
+    episode: str | None = None
+
+
+@dataclass
+class Known:
+    """The stored state of the series and users of one batch, read before applying it."""
+
+    series: dict[Series, Current] = field(default_factory=dict)
+    newest: dict[str, float | None] = field(default_factory=dict)
+
+
+def _series_events(batch: Iterable[Envelope]) -> list[SeriesEvent]:
+    return [e.event for e in batch if isinstance(e.event, _SERIES)]
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _score(value: bytes | str | float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+class SeriesResumeProjection(RedisProjection):
+    """One resume point per user and series, with the per-user index that lists them."""
+
+    name = "series_resume"
+    handles = frozenset({"series_progress.saved", "series_progress.deleted"})
+
+    async def prepare(self, redis: Redis, batch: Sequence[Envelope]) -> Known:
+        """The index score and current episode of every series in ``batch``, and each of its
+        users' newest event."""
+        wanted: dict[str, list[str]] = {}
+        for event in _series_events(batch):
+            mine = wanted.setdefault(event.clerk_id, [])
+            if event.series_id not in mine:
+                mine.append(event.series_id)
+        known = Known()
+        if not wanted:
+            return known
+        users = list(wanted)
+        commands: list[tuple[str, ...]] = [
+            ("ZMSCORE", self.key(index_key(u)), *wanted[u]) for u in users
+        ]
+        pairs = [(u, s) for u in users for s in wanted[u]]
+        commands += [("GET", self.key(current_key(u, s))) for u, s in pairs]
+        commands.append(("ZMSCORE", self.key(USERS_KEY), *users))
+        replies = await read_all(redis, commands)
+        scores, episodes, newest = replies[: len(users)], replies[len(users) : -1], replies[-1]
+        for clerk_id, user_scores in zip(users, scores, strict=True):
+            for series_id, score in zip(wanted[clerk_id], user_scores, strict=True):
+                known.series[(clerk_id, series_id)] = Current(_score(score))
+        for pair, episode in zip(pairs, episodes, strict=True):
+            known.series[pair].episode = None if episode is None else text(episode)
+        known.newest = {u: _score(s) for u, s in zip(users, newest, strict=True)}
+        return known
+
+    def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
+        """Queue the batch's key writes, index moves and pruning on ``pipe``.
+
+        Each series is written once, with the last event of the batch that applies to it;
+        every other episode key the batch or the store knew of for it is deleted.
+        """
+        known: Known = prepared if isinstance(prepared, Known) else Known()
+        state = {pair: Current(c.score, c.episode) for pair, c in known.series.items()}
+        stale: dict[Series, set[str]] = {}
+        last: dict[Series, tuple[SeriesEvent, int]] = {}
+        newest: dict[str, float] = {}
+        for event in _series_events(batch):
+            pair = (event.clerk_id, event.series_id)
+            now = state.setdefault(pair, Current())
+            episodes = stale.setdefault(pair, set())
+            if now.episode is not None:
+                episodes.add(now.episode)
+            if isinstance(event, SeriesProgressSaved):
+                episodes.add(event.tmdb_id)
+            at_ms = epoch_ms(event.occurred_at)
+            if now.score is not None and at_ms < abs(now.score):
+                continue  # a newer save or delete of this series is already applied
+            if isinstance(event, SeriesProgressSaved) and not event.finished:
+                now.score, now.episode = at_ms, event.tmdb_id
+            else:
+                now.score, now.episode = -at_ms, None
+            last[pair] = (event, at_ms)
+            previous = newest.get(event.clerk_id) or known.newest.get(event.clerk_id) or 0.0
+            newest[event.clerk_id] = max(previous, at_ms)
+        for (clerk_id, series_id), episodes in stale.items():
+            current = state[(clerk_id, series_id)].episode
+            gone = [self.key(series_key(clerk_id, series_id, e)) for e in episodes if e != current]
+            if gone:
+                queue(pipe, "DEL", *sorted(gone))
+        moves: dict[str, list[Any]] = {}
+        for pair, (event, at_ms) in last.items():
+            moves.setdefault(pair[0], []).extend((self._write(pipe, event, at_ms), pair[1]))
+        for clerk_id, members in moves.items():
+            queue(pipe, "ZADD", self.key(index_key(clerk_id)), *members)
+        self._prune(pipe, newest)
+
+    def _write(self, pipe: Pipeline, event: SeriesEvent, at_ms: int) -> int:
+        """Queue the series' current-episode writes; returns its new index score."""
+        pointer = self.key(current_key(event.clerk_id, event.series_id))
+        if isinstance(event, SeriesProgressSaved) and not event.finished:
+            expiry = at_ms + RESUME_TTL_MS
+            key = self.key(series_key(event.clerk_id, event.series_id, event.tmdb_id))
+            value = series_value(
+                event.series_id, event.tmdb_id, event.current_time, iso_ms(event.occurred_at)
+            )
+            queue(pipe, "SET", key, value, "PXAT", expiry)
+            queue(pipe, "SET", pointer, event.tmdb_id, "PXAT", expiry)
+            return at_ms
+        queue(pipe, "DEL", pointer)
+        return -at_ms
+
+    def _prune(self, pipe: Pipeline, newest: dict[str, float]) -> None:
+        """Drop index members 30 days older than their user's newest event (as ``resume``)."""
+        for clerk_id, newest_ms in newest.items():
+            index = self.key(index_key(clerk_id))
+            cutoff = newest_ms - RESUME_TTL_MS
+            queue(pipe, "ZREMRANGEBYSCORE", index, -cutoff, cutoff)
+            queue(pipe, "PEXPIREAT", index, int(newest_ms + RESUME_TTL_MS))
+        if newest:
+            users = [part for clerk_id, ms in newest.items() for part in (ms, clerk_id)]
+            queue(pipe, "ZADD", self.key(USERS_KEY), "GT", *users)
+            oldest = max(newest.values()) - RESUME_TTL_MS
+            queue(pipe, "ZREMRANGEBYSCORE", self.key(USERS_KEY), "-inf", oldest)
+
+    async def _indexes(self, redis: Redis) -> list[tuple[str, list[tuple[str, float]]]]:
+        """Every user with an index and the index's members, found through the user list."""
+        stored: list[bytes] = list(await redis.zrange(self.key(USERS_KEY), 0, -1))  # type: ignore[arg-type]
+        users = [text(u) for u in stored]
+        found: list[tuple[str, list[tuple[str, float]]]] = []
+        for chunk in _chunks(users):
+            commands = [("ZRANGE", self.key(index_key(u)), 0, -1, "WITHSCORES") for u in chunk]
+            for clerk_id, flat in zip(chunk, await read_all(redis, commands), strict=True):
+                pairs = [(text(m), float(s)) for m, s in zip(flat[::2], flat[1::2], strict=True)]
+                found.append((clerk_id, pairs))
+        return found
+
+    async def _currents(self, redis: Redis, series: Sequence[Series]) -> list[str | None]:
+        """The current episode of each of ``series`` (``None``: none, lapsed or tombstoned)."""
+        replies = await read_chunked(redis, [("GET", self.key(current_key(*s))) for s in series])
+        return [None if r is None else text(r) for r in replies]
+
+    async def dump(self, redis: Redis) -> dict[str, Any]:
+        """Indexes, current episodes and live keys by unprefixed name, with their expiry."""
+        state: dict[str, Any] = {}
+        series: list[Series] = []
+        for clerk_id, members in await self._indexes(redis):
+            if members:
+                state[index_key(clerk_id)] = dict(members)
+            series.extend((clerk_id, series_id) for series_id, score in members if score > 0)
+        names: list[str] = []
+        for (clerk_id, series_id), episode in zip(
+            series, await self._currents(redis, series), strict=True
+        ):
+            if episode is not None:
+                names.append(current_key(clerk_id, series_id))
+                names.append(series_key(clerk_id, series_id, episode))
+        commands = [(cmd, self.key(n)) for n in names for cmd in ("GET", "PEXPIRETIME")]
+        replies = await read_chunked(redis, commands)
+        for name, value, expiry in zip(names, replies[::2], replies[1::2], strict=True):
+            if value is not None:
+                state[name] = [text(value), expiry]
+        return state
+
+    async def clear(self, redis: Redis) -> None:
+        """Delete every indexed series' keys, every index and the user list (last, so a clear
+        that fails part way is finished by the next one)."""
+        keys: list[str] = []
+        series: list[Series] = []
+        for clerk_id, members in await self._indexes(redis):
+            keys.append(self.key(index_key(clerk_id)))
+            series.extend((clerk_id, series_id) for series_id, _ in members)
+        for (clerk_id, series_id), episode in zip(
+            series, await self._currents(redis, series), strict=True
+        ):
+            keys.append(self.key(current_key(clerk_id, series_id)))
+            if episode is not None:
+                keys.append(self.key(series_key(clerk_id, series_id, episode)))
+        async with redis.pipeline(transaction=False) as pipe:
+            for chunk in _chunks(keys):
+                pipe.unlink(*chunk)
+            await pipe.execute()
+        await redis.unlink(self.key(USERS_KEY))
