@@ -9,6 +9,8 @@ rules.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import msgspec
@@ -19,6 +21,7 @@ from domain.progress import (
     NOT_UTF8_MESSAGE,
     InvalidProgress,
     MalformedBody,
+    epoch_ms,
     is_finished,
     parse_save,
     valid_tmdb_id,
@@ -127,3 +130,64 @@ def series_value(series_id: str, tmdb_id: str, current_time: float, updated_at: 
     return msgspec.json.encode(
         {"currentTime": number, "seriesId": series_id, "tmdbId": tmdb_id, "updatedAt": updated_at}
     )
+
+
+Series = tuple[str, str]  # (clerkId, seriesId)
+SeriesEvent = SeriesProgressSaved | SeriesProgressDeleted
+
+
+@dataclass
+class SeriesState:
+    """A series as stored: its index score (``updatedAt`` ms, negative once finished or
+    deleted, ``None`` if never seen) and its current episode (``None``: nothing to resume)."""
+
+    score: float | None = None
+    episode: str | None = None
+
+
+@dataclass
+class SeriesChanges:
+    """What a batch of series events changes (see ``fold_series_events``)."""
+
+    state: dict[Series, SeriesState] = field(default_factory=dict)
+    written: dict[Series, tuple[SeriesEvent, int]] = field(default_factory=dict)
+    removed: dict[Series, set[str]] = field(default_factory=dict)
+    newest: dict[str, int] = field(default_factory=dict)
+
+
+def fold_series_events(
+    stored: Mapping[Series, SeriesState], events: Iterable[SeriesEvent]
+) -> SeriesChanges:
+    """Apply ``events`` in order to the ``stored`` state of their series.
+
+    * Newest wins per series: an event older than the series' score is skipped, whatever
+      order events arrive in; equal instants go to the later event.
+    * One current episode: a save makes its episode the current one; a finished save or a
+      delete leaves none (a tombstone: the negated instant).
+    * ``written``: the last applied event and its instant, per series; ``removed``: every
+      episode the series had or was saved with that is not its final current one (their
+      keys must not exist); ``newest``: each user's newest applied instant.
+    """
+    changes = SeriesChanges({pair: SeriesState(s.score, s.episode) for pair, s in stored.items()})
+    for event in events:
+        pair = (event.clerk_id, event.series_id)
+        now = changes.state.setdefault(pair, SeriesState())
+        seen = changes.removed.setdefault(pair, set())
+        if now.episode is not None:
+            seen.add(now.episode)
+        if isinstance(event, SeriesProgressSaved):
+            seen.add(event.tmdb_id)
+        at_ms = epoch_ms(event.occurred_at)
+        if now.score is not None and at_ms < abs(now.score):
+            continue  # a newer save or delete of this series is already applied
+        if isinstance(event, SeriesProgressSaved) and not event.finished:
+            now.score, now.episode = at_ms, event.tmdb_id
+        else:
+            now.score, now.episode = -at_ms, None
+        changes.written[pair] = (event, at_ms)
+        changes.newest[event.clerk_id] = max(changes.newest.get(event.clerk_id, at_ms), at_ms)
+    for pair, seen in changes.removed.items():
+        current = changes.state[pair].episode
+        if current is not None:
+            seen.discard(current)
+    return changes

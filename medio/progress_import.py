@@ -85,7 +85,7 @@ def read_legacy(key: str, raw: bytes | None, expire_ms: int) -> LegacyKey | None
         return None
     if not (math.isfinite(value.current_time) and value.current_time >= 0):
         return None
-    updated_at = _instant(value.updated_at)
+    updated_at = instant(value.updated_at)
     if updated_at is None and expire_ms > 0:
         updated_at = datetime.fromtimestamp(expire_ms / 1000, UTC) - RESUME_TTL
     if updated_at is None:
@@ -93,7 +93,8 @@ def read_legacy(key: str, raw: bytes | None, expire_ms: int) -> LegacyKey | None
     return LegacyKey(key, names[0], names[1], value.current_time, updated_at)
 
 
-def _instant(text: str | None) -> datetime | None:
+def instant(text: str | None) -> datetime | None:
+    """A stored ``updatedAt`` as a UTC instant (no zone: UTC), or ``None`` if unreadable."""
     if not text:
         return None
     try:
@@ -103,9 +104,10 @@ def _instant(text: str | None) -> datetime | None:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def _key_batches(container: Container) -> AsyncIterator[list[str]]:
+async def key_batches(container: Container, prefix: str = KEY_PREFIX) -> AsyncIterator[list[str]]:
+    """The names of the keys starting with ``prefix``, ``BATCH`` at a time (a ``SCAN``)."""
     batch: list[str] = []
-    async for raw in container.redis.scan_iter(match=f"{KEY_PREFIX}*", count=SCAN_COUNT):
+    async for raw in container.redis.scan_iter(match=f"{prefix}*", count=SCAN_COUNT):
         batch.append(raw.decode() if isinstance(raw, bytes) else str(raw))
         if len(batch) >= BATCH:
             yield batch
@@ -114,7 +116,8 @@ async def _key_batches(container: Container) -> AsyncIterator[list[str]]:
         yield batch
 
 
-async def _read(container: Container, keys: Sequence[str]) -> list[tuple[Any, int]]:
+async def read_values(container: Container, keys: Sequence[str]) -> list[tuple[Any, int]]:
+    """Each key's value and expiry instant (``PEXPIRETIME``), in one round trip."""
     async with container.redis.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.get(key)
@@ -144,10 +147,10 @@ async def import_express_keys(container: Container, dry_run: bool = False) -> Im
     """Append ``progress.saved`` for every unindexed live Express resume key."""
     report = ImportReport()
     lapse_before = container.clock.now() - RESUME_TTL
-    async for keys in _key_batches(container):
+    async for keys in key_batches(container):
         report.scanned += len(keys)
         found: list[LegacyKey] = []
-        for key, (raw, expire_ms) in zip(keys, await _read(container, keys), strict=True):
+        for key, (raw, expire_ms) in zip(keys, await read_values(container, keys), strict=True):
             legacy = read_legacy(key, raw, int(expire_ms))
             if legacy is None:
                 if raw is not None:  # None: it expired between SCAN and GET

@@ -31,8 +31,14 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from domain.events import SeriesProgressDeleted, SeriesProgressSaved
-from domain.progress import RESUME_TTL_MS, epoch_ms
-from domain.series_progress import series_value
+from domain.progress import RESUME_TTL_MS
+from domain.series_progress import (
+    Series,
+    SeriesEvent,
+    SeriesState,
+    fold_series_events,
+    series_value,
+)
 from domain.timestamps import iso_ms
 from projections.base import Envelope, RedisProjection
 from projections.redis_commands import queue, read_all, read_chunked, text
@@ -41,9 +47,6 @@ _SERIES = (SeriesProgressSaved, SeriesProgressDeleted)
 
 USERS_KEY = "series_resume-users"
 CHUNK = 500
-
-Series = tuple[str, str]  # (clerkId, seriesId)
-SeriesEvent = SeriesProgressSaved | SeriesProgressDeleted
 
 
 def series_key(clerk_id: str, series_id: str, tmdb_id: str) -> str:
@@ -62,18 +65,10 @@ def index_key(clerk_id: str) -> str:
 
 
 @dataclass
-class Current:
-    """What is known of one series: its index score and its current episode."""
-
-    score: float | None = None
-    episode: str | None = None
-
-
-@dataclass
 class Known:
     """The stored state of the series and users of one batch, read before applying it."""
 
-    series: dict[Series, Current] = field(default_factory=dict)
+    series: dict[Series, SeriesState] = field(default_factory=dict)
     newest: dict[str, float | None] = field(default_factory=dict)
 
 
@@ -118,51 +113,30 @@ class SeriesResumeProjection(RedisProjection):
         scores, episodes, newest = replies[: len(users)], replies[len(users) : -1], replies[-1]
         for clerk_id, user_scores in zip(users, scores, strict=True):
             for series_id, score in zip(wanted[clerk_id], user_scores, strict=True):
-                known.series[(clerk_id, series_id)] = Current(_score(score))
+                known.series[(clerk_id, series_id)] = SeriesState(_score(score))
         for pair, episode in zip(pairs, episodes, strict=True):
             known.series[pair].episode = None if episode is None else text(episode)
         known.newest = {u: _score(s) for u, s in zip(users, newest, strict=True)}
         return known
 
     def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
-        """Queue the batch's key writes, index moves and pruning on ``pipe``.
-
-        Each series is written once, with the last event of the batch that applies to it;
-        every other episode key the batch or the store knew of for it is deleted.
-        """
+        """Queue the batch's key writes, index moves and pruning on ``pipe``: the rules are
+        ``domain.series_progress.fold_series_events``'s; each series is written once."""
         known: Known = prepared if isinstance(prepared, Known) else Known()
-        state = {pair: Current(c.score, c.episode) for pair, c in known.series.items()}
-        stale: dict[Series, set[str]] = {}
-        last: dict[Series, tuple[SeriesEvent, int]] = {}
-        newest: dict[str, float] = {}
-        for event in _series_events(batch):
-            pair = (event.clerk_id, event.series_id)
-            now = state.setdefault(pair, Current())
-            episodes = stale.setdefault(pair, set())
-            if now.episode is not None:
-                episodes.add(now.episode)
-            if isinstance(event, SeriesProgressSaved):
-                episodes.add(event.tmdb_id)
-            at_ms = epoch_ms(event.occurred_at)
-            if now.score is not None and at_ms < abs(now.score):
-                continue  # a newer save or delete of this series is already applied
-            if isinstance(event, SeriesProgressSaved) and not event.finished:
-                now.score, now.episode = at_ms, event.tmdb_id
-            else:
-                now.score, now.episode = -at_ms, None
-            last[pair] = (event, at_ms)
-            previous = newest.get(event.clerk_id) or known.newest.get(event.clerk_id) or 0.0
-            newest[event.clerk_id] = max(previous, at_ms)
-        for (clerk_id, series_id), episodes in stale.items():
-            current = state[(clerk_id, series_id)].episode
-            gone = [self.key(series_key(clerk_id, series_id, e)) for e in episodes if e != current]
-            if gone:
-                queue(pipe, "DEL", *sorted(gone))
+        changes = fold_series_events(known.series, _series_events(batch))
+        for (clerk_id, series_id), episodes in changes.removed.items():
+            if episodes:
+                gone = sorted(self.key(series_key(clerk_id, series_id, e)) for e in episodes)
+                queue(pipe, "DEL", *gone)
         moves: dict[str, list[Any]] = {}
-        for pair, (event, at_ms) in last.items():
+        for pair, (event, at_ms) in changes.written.items():
             moves.setdefault(pair[0], []).extend((self._write(pipe, event, at_ms), pair[1]))
         for clerk_id, members in moves.items():
             queue(pipe, "ZADD", self.key(index_key(clerk_id)), *members)
+        newest = {
+            clerk_id: max(at_ms, known.newest.get(clerk_id) or 0.0)
+            for clerk_id, at_ms in changes.newest.items()
+        }
         self._prune(pipe, newest)
 
     def _write(self, pipe: Pipeline, event: SeriesEvent, at_ms: int) -> int:

@@ -1,0 +1,143 @@
+"""``medio progress import``, series part: index the origin service's ``series_resume:*`` keys.
+
+The service behind seed 000 wrote ``series_resume:{clerkId}:{seriesId}:{tmdbId}`` =
+``{"currentTime", "seriesId", "tmdbId", "updatedAt"}`` with a 30-day TTL and no index a list
+could walk. As for title keys (``medio.progress_import``), this one-off import scans for them
+and appends a ``series_progress.saved`` per key, stamped with the key's own ``updatedAt``; the
+series projector then rewrites the key with the same value and expiry, indexes the series, and
+keeps only the newest episode of each series. Running it twice appends nothing new: a key whose
+series the index already holds at that ``updatedAt`` (or later) is skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import msgspec
+
+from domain.events import SeriesProgressSaved
+from domain.progress import RESUME_TTL, epoch_ms, valid_tmdb_id
+from medio.bootstrap import Container
+from medio.eventlog import entry_fields
+from medio.progress_import import IMPORT_ACTOR, ImportReport, instant, key_batches, read_values
+from projections.series_resume import index_key
+
+KEY_PREFIX = "series_resume:"
+
+
+class OriginValue(msgspec.Struct, rename="camel"):
+    """The JSON the origin service stored (its ids may be numbers)."""
+
+    current_time: float
+    series_id: str | int | None = None
+    tmdb_id: str | int | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class OriginKey:
+    key: str
+    clerk_id: str
+    series_id: str
+    tmdb_id: str
+    current_time: float
+    updated_at: datetime
+
+
+def split_key(key: str, value: OriginValue) -> tuple[str, str, str] | None:
+    """``(clerkId, seriesId, tmdbId)`` of a series key.
+
+    Clerk ids contain no ``:``, but series and episode ids may, so the ids come from the value
+    (which must name this key); a value without them is read only when one ``:`` is left.
+    """
+    if not key.startswith(KEY_PREFIX):
+        return None
+    clerk_id, sep, rest = key[len(KEY_PREFIX) :].partition(":")
+    if not (sep and clerk_id):
+        return None
+    if value.series_id is not None and value.tmdb_id is not None:
+        series_id, tmdb_id = str(value.series_id), str(value.tmdb_id)
+        if rest != f"{series_id}:{tmdb_id}":
+            return None
+    elif rest.count(":") == 1:
+        series_id, _, tmdb_id = rest.partition(":")
+    else:
+        return None
+    if not (valid_tmdb_id(series_id) and valid_tmdb_id(tmdb_id)):
+        return None
+    return clerk_id, series_id, tmdb_id
+
+
+def read_origin(key: str, raw: bytes | None, expire_ms: int) -> OriginKey | None:
+    """The resume point stored under ``key``, or ``None`` if it is not one the origin wrote.
+
+    A value without ``updatedAt`` is dated 30 days before its expiry (both were set at once).
+    """
+    if raw is None:
+        return None
+    try:
+        value = msgspec.json.decode(raw, type=OriginValue)
+    except msgspec.DecodeError:
+        return None
+    names = split_key(key, value)
+    if names is None or not (math.isfinite(value.current_time) and value.current_time >= 0):
+        return None
+    updated_at = instant(value.updated_at)
+    if updated_at is None and expire_ms > 0:
+        updated_at = datetime.fromtimestamp(expire_ms / 1000, UTC) - RESUME_TTL
+    if updated_at is None:
+        return None
+    return OriginKey(key, *names, value.current_time, updated_at)
+
+
+async def _indexed(container: Container, found: Sequence[OriginKey]) -> list[float | None]:
+    async with container.redis.pipeline(transaction=False) as pipe:
+        for origin in found:
+            pipe.zscore(index_key(origin.clerk_id), origin.series_id)
+        return list(await pipe.execute())
+
+
+def _event(origin: OriginKey) -> SeriesProgressSaved:
+    return SeriesProgressSaved(
+        occurred_at=origin.updated_at,
+        actor=IMPORT_ACTOR,
+        clerk_id=origin.clerk_id,
+        series_id=origin.series_id,
+        tmdb_id=origin.tmdb_id,
+        current_time=origin.current_time,
+    )
+
+
+async def import_series_keys(container: Container, dry_run: bool = False) -> ImportReport:
+    """Append ``series_progress.saved`` for every unindexed live origin series key."""
+    report = ImportReport()
+    lapse_before = container.clock.now() - RESUME_TTL
+    async for keys in key_batches(container, KEY_PREFIX):
+        report.scanned += len(keys)
+        found: list[OriginKey] = []
+        for key, (raw, expire_ms) in zip(keys, await read_values(container, keys), strict=True):
+            origin = read_origin(key, raw, int(expire_ms))
+            if origin is None:
+                if raw is not None:  # None: it expired between SCAN and GET
+                    report.unreadable.append(key)
+            elif origin.updated_at <= lapse_before:
+                report.lapsed += 1
+            else:
+                found.append(origin)
+        new = [
+            origin
+            for origin, score in zip(found, await _indexed(container, found), strict=True)
+            if score is None or abs(score) < epoch_ms(origin.updated_at)
+        ]
+        report.already_indexed += len(found) - len(new)
+        report.imported += len(new)
+        if new and not dry_run:
+            async with container.redis.pipeline(transaction=False) as pipe:
+                for origin in new:
+                    stream = container.events.stream_for(origin.clerk_id)
+                    pipe.xadd(stream, entry_fields(_event(origin)))  # type: ignore[arg-type]
+                await pipe.execute()
+    return report
