@@ -1,0 +1,326 @@
+"""The series resume projection on a real Redis, fed hand-built envelopes as the runtime does."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from domain.codec import encode
+from domain.events import AnyEvent, SeriesProgressDeleted, SeriesProgressSaved
+from domain.progress import epoch_ms
+from domain.timestamps import iso_ms as iso
+from medio.bootstrap import Container
+from medio.resume_store import list_positions
+from medio.series_resume_store import (
+    SeriesEntry,
+    SeriesPosition,
+    list_series,
+    read_episode,
+    read_series,
+)
+from projections.base import Envelope
+from projections.series_resume import (
+    USERS_KEY,
+    SeriesResumeProjection,
+    current_key,
+    index_key,
+    series_key,
+)
+
+DAY = timedelta(days=1)
+SECOND = timedelta(seconds=1)
+
+
+def recent() -> datetime:
+    return datetime.now(UTC).replace(microsecond=123_000) - timedelta(hours=1)
+
+
+def saved(
+    clerk: str,
+    series: str,
+    episode: str,
+    at: datetime,
+    current_time: float = 100,
+    finished: bool = False,
+) -> SeriesProgressSaved:
+    return SeriesProgressSaved(
+        occurred_at=at,
+        actor=clerk,
+        clerk_id=clerk,
+        series_id=series,
+        tmdb_id=episode,
+        current_time=current_time,
+        duration=1000 if finished else None,
+        finished=finished,
+    )
+
+
+def deleted(clerk: str, series: str, at: datetime) -> SeriesProgressDeleted:
+    return SeriesProgressDeleted(occurred_at=at, actor=clerk, clerk_id=clerk, series_id=series)
+
+
+_sequence = iter(range(1, 10**9))
+
+
+def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
+    batch = []
+    for event in events:
+        name, version, data = encode(event)
+        stream_id = f"{epoch_ms(event.occurred_at)}-{next(_sequence)}"
+        batch.append(Envelope(0, stream_id, name, version, data, event))
+    return batch
+
+
+async def project(redis: Redis, projection: SeriesResumeProjection, *events: AnyEvent) -> None:
+    """One batch: ``prepare`` then ``apply`` on a MULTI pipeline, as the runtime runs it."""
+    batch = envelopes(events)
+    prepared = await projection.prepare(redis, batch)
+    async with redis.pipeline(transaction=True) as pipe:
+        projection.apply(pipe, batch, prepared)
+        await pipe.execute()
+
+
+@pytest.fixture
+async def clerk(container: Container) -> AsyncIterator[str]:
+    """A fresh user; what the test wrote for it (without events) is removed afterwards, so
+    the live projection still equals a rebuild from the archive for later tests."""
+    clerk_id = f"user_{secrets.token_hex(5)}"
+    yield clerk_id
+    keys = [key async for key in container.redis.scan_iter(match=f"*{clerk_id}*")]
+    if keys:
+        await container.redis.delete(*keys)
+    users = await container.redis.zrange(USERS_KEY, 0, -1)
+    mine = [u for u in users if clerk_id.encode() in u]
+    if mine:
+        await container.redis.zrem(USERS_KEY, *mine)
+
+
+@pytest.fixture
+def live() -> SeriesResumeProjection:
+    return SeriesResumeProjection()
+
+
+@pytest.fixture
+def isolated() -> Iterator[SeriesResumeProjection]:
+    """A projection under a prefix of its own, so dump and clear see only this test's state."""
+    projection = SeriesResumeProjection(scratch=True)
+    projection.prefix = f"test:{secrets.token_hex(4)}:"
+    yield projection
+
+
+async def test_save_writes_the_origin_value_expiring_30_days_after_update(
+    container: Container, live: SeriesResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(container.redis, live, saved(clerk, "1399", "63056", at, current_time=61.5))
+    key = series_key(clerk, "1399", "63056")
+    raw = await container.redis.get(key)
+    assert (
+        raw
+        == (
+            f'{{"currentTime":61.5,"seriesId":"1399","tmdbId":"63056","updatedAt":"{iso(at)}"}}'
+        ).encode()
+    )
+    assert await container.redis.pexpiretime(key) == epoch_ms(at + 30 * DAY)
+    assert await container.redis.pexpiretime(current_key(clerk, "1399")) == epoch_ms(at + 30 * DAY)
+    assert await container.redis.zscore(index_key(clerk), "1399") == epoch_ms(at)
+    assert await read_series(container.redis, clerk, "1399") == SeriesPosition(
+        61.5, "1399", "63056", iso(at)
+    )
+
+
+async def test_a_save_of_episode_b_removes_episode_a(
+    container: Container, live: SeriesResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(container.redis, live, saved(clerk, "s", "a", at))
+    await project(container.redis, live, saved(clerk, "s", "b", at + SECOND, 5))
+    assert await container.redis.exists(series_key(clerk, "s", "a")) == 0
+    assert await read_episode(container.redis, clerk, "s", "a") is None
+    current = await read_series(container.redis, clerk, "s")
+    assert current is not None and (current.tmdb_id, current.current_time) == ("b", 5)
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 0, 2), (1, 2, 0)])
+async def test_newest_save_wins_whatever_the_batch_order(
+    container: Container, live: SeriesResumeProjection, clerk: str, order: tuple[int, ...]
+) -> None:
+    at = recent()
+    for split in (1, 2):  # the events in two batches, split after the first or the second
+        series = f"s{split}"
+        events = [
+            saved(clerk, series, "a", at),
+            saved(clerk, series, "b", at + 2 * SECOND),
+            saved(clerk, series, "c", at + SECOND),
+        ]
+        chosen = [events[i] for i in order]
+        await project(container.redis, live, *chosen[:split])
+        await project(container.redis, live, *chosen[split:])
+        current = await read_series(container.redis, clerk, series)
+        assert current is not None and current.tmdb_id == "b", (order, split)
+        for episode in ("a", "c"):
+            assert await container.redis.exists(series_key(clerk, series, episode)) == 0
+
+
+async def test_finished_save_removes_the_series_and_an_older_save_cannot_bring_it_back(
+    container: Container, live: SeriesResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(container.redis, live, saved(clerk, "s", "a", at), saved(clerk, "t", "x", at))
+    await project(container.redis, live, saved(clerk, "s", "a", at + DAY / 24, 950, finished=True))
+    assert await read_series(container.redis, clerk, "s") is None
+    assert await container.redis.exists(series_key(clerk, "s", "a")) == 0
+    await project(container.redis, live, saved(clerk, "s", "b", at + DAY / 48))
+    assert await read_series(container.redis, clerk, "s") is None
+    assert await container.redis.exists(series_key(clerk, "s", "b")) == 0
+    listed = await list_series(container.redis, clerk, 100, datetime.now(UTC))
+    assert [e.series_id for e in listed] == ["t"]
+
+
+async def test_delete_removes_the_current_episode_and_a_later_save_restores_the_series(
+    container: Container, live: SeriesResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(container.redis, live, saved(clerk, "s", "a", at), deleted(clerk, "s", at))
+    assert await container.redis.exists(series_key(clerk, "s", "a")) == 0
+    assert await container.redis.exists(current_key(clerk, "s")) == 0
+    await project(container.redis, live, saved(clerk, "s", "b", at + SECOND, 7))
+    current = await read_series(container.redis, clerk, "s")
+    assert current is not None and (current.tmdb_id, current.current_time) == ("b", 7)
+
+
+async def test_event_whose_expiry_has_passed_creates_no_key(
+    container: Container, live: SeriesResumeProjection, clerk: str
+) -> None:
+    await project(container.redis, live, saved(clerk, "old", "1", recent() - 31 * DAY))
+    assert await container.redis.exists(series_key(clerk, "old", "1")) == 0
+    assert await read_series(container.redis, clerk, "old") is None
+    assert await list_series(container.redis, clerk, 100, datetime.now(UTC)) == []
+
+
+async def test_list_is_newest_first_limited_and_skips_lapsed_series(
+    container: Container, live: SeriesResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(
+        container.redis,
+        live,
+        saved(clerk, "a", "a1", at - 3 * DAY, 1),
+        saved(clerk, "b", "b1", at - 1 * DAY, 2),
+        saved(clerk, "c", "c1", at - 2 * DAY, 3),
+    )
+    listed = await list_series(container.redis, clerk, 100, datetime.now(UTC))
+    assert [e.series_id for e in listed] == ["b", "c", "a"]
+    assert listed[0] == SeriesEntry("b", "b1", 2, iso(at - 1 * DAY))
+    limited = await list_series(container.redis, clerk, 2, datetime.now(UTC))
+    assert [e.series_id for e in limited] == ["b", "c"]
+    later = datetime.now(UTC) + timedelta(days=27, hours=12)  # "a" has lapsed by then
+    assert [e.series_id for e in await list_series(container.redis, clerk, 100, later)] == [
+        "b",
+        "c",
+    ]
+
+
+async def test_list_reads_only_the_users_index_and_keys(
+    container: Container, live: SeriesResumeProjection, clerk: str
+) -> None:
+    await project(container.redis, live, saved(clerk, "s", "1", recent()))
+    calls: list[str] = []
+
+    class Recorder:
+        def __getattr__(self, name: str) -> Any:
+            calls.append(name)
+            return getattr(container.redis, name)
+
+    listed = await list_series(Recorder(), clerk, 100, datetime.now(UTC))  # type: ignore[arg-type]
+    assert [e.series_id for e in listed] == ["s"]
+    assert calls == ["zrevrangebyscore", "mget", "mget"]
+
+
+async def test_series_never_reach_the_title_list(
+    container: Container, live: SeriesResumeProjection, clerk: str
+) -> None:
+    await project(container.redis, live, saved(clerk, "s", "1", recent()))
+    assert await list_positions(container.redis, clerk, 100, datetime.now(UTC)) == []
+
+
+async def test_series_30_days_older_than_the_users_newest_event_are_pruned(
+    container: Container, live: SeriesResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(
+        container.redis,
+        live,
+        saved(clerk, "old", "1", at - 40 * DAY),
+        deleted(clerk, "gone", at - 35 * DAY),
+        saved(clerk, "new", "1", at),
+    )
+    assert await container.redis.zrange(index_key(clerk), 0, -1) == [b"new"]
+    assert await container.redis.pexpiretime(index_key(clerk)) == epoch_ms(at + 30 * DAY)
+
+
+async def test_dump_is_the_same_whatever_the_batch_boundaries(
+    container: Container, clerk: str
+) -> None:
+    at = recent()
+    other = clerk + "_2"
+    events: list[AnyEvent] = [
+        saved(clerk, "s1", "e1", at - 2 * DAY, 10),
+        saved(other, "s9", "e1", at - DAY, 5),
+        saved(clerk, "s2", "e1", at - DAY, 20),
+        saved(clerk, "s1", "e2", at, 11),
+        saved(clerk, "s1", "e0", at - DAY, 3),  # late and older: loses, its key never lives
+        saved(clerk, "s2", "e1", at, 950, finished=True),
+        deleted(other, "s9", at),
+        saved(other, "s8", "e4", at, 1.5),
+    ]
+    one_batch = SeriesResumeProjection(scratch=True)
+    one_by_one = SeriesResumeProjection(scratch=True)
+    one_batch.prefix, one_by_one.prefix = f"a{clerk}:", f"b{clerk}:"
+    await project(container.redis, one_batch, *events)
+    for event in events:
+        await project(container.redis, one_by_one, event)
+    dumped = await one_batch.dump(container.redis)
+    assert dumped == await one_by_one.dump(container.redis)
+    assert dumped[series_key(clerk, "s1", "e2")][0] == (
+        f'{{"currentTime":11,"seriesId":"s1","tmdbId":"e2","updatedAt":"{iso(at)}"}}'
+    )
+    assert dumped[current_key(other, "s8")] == ["e4", epoch_ms(at + 30 * DAY)]
+    assert dumped[index_key(clerk)] == {"s1": epoch_ms(at), "s2": -epoch_ms(at)}
+    for key in (series_key(clerk, "s1", "e0"), series_key(clerk, "s1", "e1")):
+        assert key not in dumped
+        assert await container.redis.exists(one_batch.key(key), one_by_one.key(key)) == 0
+    await one_batch.clear(container.redis)
+    await one_by_one.clear(container.redis)
+
+
+async def test_clear_removes_every_key_the_projection_wrote(
+    container: Container, isolated: SeriesResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    await project(
+        container.redis,
+        isolated,
+        saved(clerk, "s1", "1", at),
+        saved(clerk + "x", "s2", "2", at),
+        saved(clerk, "s3", "3", at),
+        deleted(clerk, "s3", at),
+    )
+    assert await isolated.dump(container.redis) != {}
+    await isolated.clear(container.redis)
+    assert await isolated.dump(container.redis) == {}
+    leftover = [k async for k in container.redis.scan_iter(match=f"{isolated.prefix}*")]
+    assert leftover == []
+
+
+async def test_scratch_copy_never_touches_live_keys(container: Container, clerk: str) -> None:
+    scratch = SeriesResumeProjection(scratch=True)
+    await project(container.redis, scratch, saved(clerk, "s", "1", recent()))
+    assert await container.redis.exists(series_key(clerk, "s", "1")) == 0
+    assert await container.redis.exists(scratch.key(series_key(clerk, "s", "1"))) == 1
+    await scratch.clear(container.redis)
