@@ -61,6 +61,9 @@ OWNER_OR_ROLE_CHECKED = {
     ("get", "/api/progress/{clerk_id}"),
     ("get", "/api/progress/{clerk_id}/{tmdb_id}"),
     ("delete", "/api/progress/{clerk_id}/{tmdb_id}"),
+    ("get", "/api/progress/series/{clerk_id}"),
+    ("get", "/api/progress/series/{clerk_id}/{series_id}"),
+    ("get", "/api/progress/series/{clerk_id}/{series_id}/{tmdb_id}"),
 }
 IDS_IN_BODY = {("post", "/api/sessions/start"), ("post", "/api/sessions/start/public")}
 SESSION_STATE = {
@@ -189,6 +192,14 @@ PROGRESS_SAVE_BODY = Schema(
     property_names=Schema(type=OpenAPIType.STRING, pattern=NO_NUL),
     additional_properties=_ref("JsonWithoutNul"),
 )
+SERIES_SAVE_BODY = dataclasses.replace(
+    PROGRESS_SAVE_BODY,
+    properties={
+        **(PROGRESS_SAVE_BODY.properties or {}),
+        "seriesId": (PROGRESS_SAVE_BODY.properties or {})["tmdbId"],
+    },
+    required=["clerkId", "currentTime", "seriesId", "tmdbId"],
+)
 UPLOAD_BODY = Schema(
     type=OpenAPIType.OBJECT,
     properties={
@@ -259,6 +270,7 @@ SESSION_START = _body(
 # Litestar documents them as "anything"; what they accept is described here.
 JSON_BODIES: dict[tuple[str, str], tuple[Schema, bool]] = {
     ("post", "/api/progress"): (PROGRESS_SAVE_BODY, True),
+    ("post", "/api/progress/series"): (SERIES_SAVE_BODY, True),
     ("post", "/api/profiles"): (_body(["age", "name"], **PROFILE_FIELDS), True),
     ("patch", "/api/profiles/{profile_id}"): (_body([], **PROFILE_FIELDS), True),
     ("post", "/api/videos"): (_body(["title", "url"], **VIDEO_FIELDS), True),

@@ -316,3 +316,19 @@ async def test_every_route_counts_against_the_telemetry_policy(
         assert {r.headers["x-ratelimit-limit"] for r in responses} == {str(TELEMETRY)}, path
         assert responses[-1].status_code == 429, (method, path)
         await forget_counts(container)
+
+
+async def test_openapi_document_describes_the_series_routes(client: Client) -> None:
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    save = paths[SERIES]["post"]
+    body = save["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["required"]) == {"clerkId", "seriesId", "tmdbId", "currentTime"}
+    assert save["responses"]["400"]["content"]["application/json"]["schema"]["anyOf"] == [
+        {"$ref": "#/components/schemas/ProgressError"},
+        {"$ref": "#/components/schemas/ProgressValidationError"},
+    ]
+    one = paths[SERIES + "/{clerk_id}/{series_id}"]
+    assert {"get", "delete"} <= set(one)
+    assert {"403", "404"} <= set(one["get"]["responses"])
+    assert {"200", "403"} <= set(paths[SERIES + "/{clerk_id}"]["get"]["responses"])
+    assert "200" in paths[SERIES + "/{clerk_id}/{series_id}/{tmdb_id}"]["get"]["responses"]
