@@ -22,8 +22,8 @@ from litestar.params import FromPath, Parameter
 
 from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError, FieldError, InvalidFields
+from api.guards import route_policy
 from api.limits import MSG_MEDIA_TYPE, is_json_media_type
-from api.ratelimit import route_policy
 from domain.progress import InvalidProgress, MalformedBody, check_tmdb_id, parse_limit
 from domain.series_progress import SaveSeriesProgress, check_series_id, parse_series_save
 from medio.series_progress import (

@@ -265,6 +265,15 @@ async def test_every_route_is_401_with_a_bad_token_in_the_progress_shape(
         assert set(response.json()) == {"error"}
 
 
+async def test_requests_without_a_token_are_401_not_a_csrf_failure(
+    client: Client, clerk: str
+) -> None:
+    for method, path, body in routes(clerk):
+        response = await client.request(method, path, json=body)
+        assert response.status_code == 401, (method, path)
+        assert response.json() == {"error": "Authentication required"}
+
+
 async def test_every_route_is_403_for_another_users_clerk_id(
     client: Client, auth: Auth, drain: Drain, clerk: str
 ) -> None:
