@@ -28,6 +28,7 @@ JSON = {"Content-Type": "application/json"}
 # Routes whose handler reads a JSON body, as (method, path template).
 JSON_ROUTES = [
     ("POST", "/api/progress"),
+    ("POST", "/api/progress/series"),
     ("POST", "/api/profiles"),
     ("PATCH", "/api/profiles/{profile_id}"),
     ("POST", "/api/videos"),

@@ -45,6 +45,15 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/progress/{clerk_id}/{tmdb_id}", None),
     ("DELETE", "/api/progress/{clerk_id}/{tmdb_id}", None),
     ("POST", "/api/progress", {"clerkId": "{clerk_id}", "tmdbId": "{tmdb_id}", "currentTime": 1}),
+    ("GET", "/api/progress/series/{clerk_id}", None),
+    ("GET", "/api/progress/series/{clerk_id}/{series_id}", None),
+    ("GET", "/api/progress/series/{clerk_id}/{series_id}/{tmdb_id}", None),
+    ("DELETE", "/api/progress/series/{clerk_id}/{series_id}", None),
+    (
+        "POST",
+        "/api/progress/series",
+        {"clerkId": "{clerk_id}", "seriesId": "{series_id}", "tmdbId": "x", "currentTime": 1},
+    ),
     ("GET", "/api/sessions/{session_id}", None),
     ("POST", "/api/sessions/{session_id}/heartbeat", {"position": 1}),
     ("POST", "/api/sessions/{session_id}/end", None),
@@ -71,8 +80,8 @@ async def _created(response: Any) -> Any:
 
 
 async def _parent(client: Client, auth: Auth, secret: str) -> dict[str, Any]:
-    """A parent with a profile, a URL video, an upload with a thumbnail, a session and a resume
-    position."""
+    """A parent with a profile, a URL video, an upload with a thumbnail, a session, a resume
+    position and a series resume point."""
     sub = f"user_{secret}"
     headers = auth(sub)
     profile = await _created(
@@ -109,11 +118,16 @@ async def _parent(client: Client, auth: Auth, secret: str) -> dict[str, Any]:
         headers=headers,
     )
     assert saved.status_code == 204
+    series_id = f"series-{secret}"
+    episode = {"clerkId": sub, "seriesId": series_id, "tmdbId": tmdb_id, "currentTime": 7}
+    saved = await client.post("/api/progress/series", json=episode, headers=headers)
+    assert saved.status_code == 204
     return {
         "headers": headers,
         "secret": secret,
         "clerk_id": sub,
         "tmdb_id": tmdb_id,
+        "series_id": series_id,
         "profile_id": profile["id"],
         "video_id": video["id"],
         "upload_id": upload["id"],
@@ -143,6 +157,7 @@ async def _snapshot(client: Client, drain: Any, owner: dict[str, Any]) -> dict[s
         f"/api/videos/{owner['upload_id']}",
         f"/api/sessions/{owner['session_id']}",
         f"/api/progress/{owner['clerk_id']}/{owner['tmdb_id']}",
+        f"/api/progress/series/{owner['clerk_id']}/{owner['series_id']}",
     ]
     state = {path: (await client.get(path, headers=headers)).json() for path in paths}
     stream = await client.get(f"/api/videos/{owner['upload_id']}/stream", headers=headers)
