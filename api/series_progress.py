@@ -6,7 +6,8 @@ error family, the telemetry rate-limit policy). The save is an ordinary ``@post`
 than a raw ASGI one: series saves come once per episode change and on pauses, not on the
 title saves' ingest hot path. It reads its body as raw bytes so that
 ``domain.series_progress.parse_series_save`` reports every invalid field in the seed's
-``details`` shape; its OpenAPI body is described in ``api/openapi.py``.
+``details`` shape; its OpenAPI body is described in ``api/openapi.py``. Like the title reads,
+no dependency is injected (``api/progress.py`` says why): each handler authenticates itself.
 
 This controller's literal ``series`` segment is matched before the title routes' ``{clerk_id}``
 (Litestar's router prefers a static segment), so ``/api/progress/series/u1`` is the series list
@@ -20,12 +21,13 @@ from typing import Any
 from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, Parameter
 
-from api.deps import ContainerDep, PrincipalDep
+from api.deps import authenticate_subject, services_of
 from api.errors import ApiError, FieldError, InvalidFields
 from api.guards import route_policy
 from api.limits import MSG_MEDIA_TYPE, is_json_media_type
 from domain.progress import InvalidProgress, MalformedBody, check_tmdb_id, parse_limit
 from domain.series_progress import SaveSeriesProgress, check_series_id, parse_series_save
+from medio.bootstrap import Container
 from medio.series_progress import (
     delete_series_progress,
     get_episode,
@@ -42,6 +44,20 @@ def _owner(sub: str, clerk_id: str) -> None:
     """Only the user a token belongs to may touch that user's series."""
     if clerk_id != sub:
         raise ApiError(403, "clerkId does not match the authenticated user")
+
+
+async def _caller(request: Request[Any, Any, Any]) -> tuple[Container, str]:
+    """The container and the token's ``sub``, once the bearer token is verified (else 401)."""
+    services = services_of(request.app.state)
+    claims = await authenticate_subject(services, request.headers.get("authorization"))
+    return services.container, claims.sub
+
+
+async def _owner_of(request: Request[Any, Any, Any], clerk_id: str) -> Container:
+    """The container, once the token is verified and its ``sub`` is ``clerk_id`` (else 403)."""
+    container, sub = await _caller(request)
+    _owner(sub, clerk_id)
+    return container
 
 
 def _invalid(exc: InvalidProgress, location: Any) -> InvalidFields:
@@ -77,25 +93,23 @@ class SeriesProgressController(Controller):
     tags = ["progress"]
 
     @post("/", status_code=204, opt=TELEMETRY, summary="Save the current episode of a series")
-    async def save(
-        self, request: Request[Any, Any, Any], container: ContainerDep, principal: PrincipalDep
-    ) -> None:
+    async def save(self, request: Request[Any, Any, Any]) -> None:
+        container, sub = await _caller(request)
         # The guards check the type of non-empty bodies only; a save must have one.
         if not is_json_media_type(request.headers.get("content-type")):
             raise ApiError(415, MSG_MEDIA_TYPE)
         save = _save_body(await request.body())
-        _owner(principal.sub, save.clerk_id)
-        await save_series_progress(container, principal.sub, save)
+        _owner(sub, save.clerk_id)
+        await save_series_progress(container, sub, save)
 
     @get("/{clerk_id:str}", opt=TELEMETRY, summary="The caller's series, newest first")
     async def list_series(
         self,
+        request: Request[Any, Any, Any],
         clerk_id: FromPath[str],
-        container: ContainerDep,
-        principal: PrincipalDep,
         limit: str | None = Parameter(default=None, description="1-500, default 100"),
     ) -> list[SeriesEntry]:
-        _owner(principal.sub, clerk_id)
+        container = await _owner_of(request, clerk_id)
         try:
             count = parse_limit(limit)
         except InvalidProgress as exc:
@@ -104,13 +118,9 @@ class SeriesProgressController(Controller):
 
     @get("/{clerk_id:str}/{series_id:str}", opt=TELEMETRY, summary="A series' current episode")
     async def read_series(
-        self,
-        clerk_id: FromPath[str],
-        series_id: FromPath[str],
-        container: ContainerDep,
-        principal: PrincipalDep,
+        self, request: Request[Any, Any, Any], clerk_id: FromPath[str], series_id: FromPath[str]
     ) -> SeriesPosition:
-        _owner(principal.sub, clerk_id)
+        container = await _owner_of(request, clerk_id)
         _check_path(series_id)
         position = await get_series(container, clerk_id, series_id)
         if position is None:
@@ -124,13 +134,12 @@ class SeriesProgressController(Controller):
     )
     async def read_episode(
         self,
+        request: Request[Any, Any, Any],
         clerk_id: FromPath[str],
         series_id: FromPath[str],
         tmdb_id: FromPath[str],
-        container: ContainerDep,
-        principal: PrincipalDep,
     ) -> SeriesPosition:
-        _owner(principal.sub, clerk_id)
+        container = await _owner_of(request, clerk_id)
         _check_path(series_id, tmdb_id)
         position = await get_episode(container, clerk_id, series_id, tmdb_id)
         if position is None:
@@ -144,13 +153,9 @@ class SeriesProgressController(Controller):
         summary="Forget a series' resume point",
     )
     async def forget(
-        self,
-        clerk_id: FromPath[str],
-        series_id: FromPath[str],
-        container: ContainerDep,
-        principal: PrincipalDep,
+        self, request: Request[Any, Any, Any], clerk_id: FromPath[str], series_id: FromPath[str]
     ) -> None:
-        _owner(principal.sub, clerk_id)
+        container = await _owner_of(request, clerk_id)
         _check_path(series_id)
-        if not await delete_series_progress(container, principal.sub, clerk_id, series_id):
+        if not await delete_series_progress(container, clerk_id, clerk_id, series_id):
             raise ApiError(404, "No series progress found")

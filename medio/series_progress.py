@@ -3,10 +3,10 @@
 A save depends on no stored state, so it is a single ``XADD`` in the user's stream (the user
 is the ordering key, so one user's saves project in the order they were appended); the series
 resume projection (``projections.series_resume``) does the rest. Each append notes itself as
-the user's last write, and every read, and the existence check of a delete, first waits for
-the series projection to pass that write (``medio.read_your_writes``): a player that saves and
-refetches at once sees its save, and a delete right after a save finds it. A user with nothing
-pending pays one ``MGET`` (through the shared pipeline) and no wait.
+the user's last write, and every read, and the existence check of a delete, waits for the
+series projection to pass that write (``medio.read_your_writes``): a player that saves and
+refetches at once sees its save, and a delete right after a save finds it. For a user with
+nothing pending, a read's check travels in the same round trip as its first command.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from domain.series_progress import (
     series_progress_saved,
 )
 from medio.bootstrap import Container
-from medio.read_your_writes import await_own_writes
+from medio.read_your_writes import await_own_writes, read_own
 from medio.series_resume_store import (
     SeriesEntry,
     SeriesPosition,
@@ -43,7 +43,7 @@ async def delete_series_progress(
     """Append ``series_progress.deleted`` if the series has a current episode; ``False`` when
     there is nothing to delete."""
     await await_own_writes(container, clerk_id, PROJECTION)
-    if await current_episode(container.redis, clerk_id, series_id) is None:
+    if await current_episode(container.pipeline, clerk_id, series_id) is None:
         return False
     event = series_progress_deleted(clerk_id, series_id, actor, container.clock.now())
     await container.events.append(clerk_id, event, note_written=True)
@@ -52,19 +52,32 @@ async def delete_series_progress(
 
 async def get_series(container: Container, clerk_id: str, series_id: str) -> SeriesPosition | None:
     """The series' current episode and position."""
-    await await_own_writes(container, clerk_id, PROJECTION)
-    return await read_series(container.redis, clerk_id, series_id)
+    return await read_own(
+        container,
+        clerk_id,
+        PROJECTION,
+        lambda: read_series(container.pipeline, clerk_id, series_id),
+    )
 
 
 async def get_episode(
     container: Container, clerk_id: str, series_id: str, tmdb_id: str
 ) -> SeriesPosition | None:
     """The episode's position, when it is the current one of its series."""
-    await await_own_writes(container, clerk_id, PROJECTION)
-    return await read_episode(container.redis, clerk_id, series_id, tmdb_id)
+    return await read_own(
+        container,
+        clerk_id,
+        PROJECTION,
+        lambda: read_episode(container.pipeline, clerk_id, series_id, tmdb_id),
+    )
 
 
 async def get_series_list(container: Container, clerk_id: str, limit: int) -> list[SeriesEntry]:
     """The user's series, newest first."""
-    await await_own_writes(container, clerk_id, PROJECTION)
-    return await list_series(container.redis, clerk_id, limit, container.clock.now())
+    now = container.clock.now()
+    return await read_own(
+        container,
+        clerk_id,
+        PROJECTION,
+        lambda: list_series(container.pipeline, clerk_id, limit, now),
+    )

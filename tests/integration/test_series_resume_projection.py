@@ -129,7 +129,7 @@ async def test_save_writes_the_origin_value_expiring_30_days_after_update(
     assert await container.redis.pexpiretime(key) == epoch_ms(at + 30 * DAY)
     assert await container.redis.pexpiretime(current_key(clerk, "1399")) == epoch_ms(at + 30 * DAY)
     assert await container.redis.zscore(index_key(clerk), "1399") == epoch_ms(at)
-    assert await read_series(container.redis, clerk, "1399") == SeriesPosition(
+    assert await read_series(container.pipeline, clerk, "1399") == SeriesPosition(
         61.5, "1399", "63056", iso(at)
     )
 
@@ -141,8 +141,8 @@ async def test_a_save_of_episode_b_removes_episode_a(
     await project(container.redis, live, saved(clerk, "s", "a", at))
     await project(container.redis, live, saved(clerk, "s", "b", at + SECOND, 5))
     assert await container.redis.exists(series_key(clerk, "s", "a")) == 0
-    assert await read_episode(container.redis, clerk, "s", "a") is None
-    current = await read_series(container.redis, clerk, "s")
+    assert await read_episode(container.pipeline, clerk, "s", "a") is None
+    current = await read_series(container.pipeline, clerk, "s")
     assert current is not None and (current.tmdb_id, current.current_time) == ("b", 5)
 
 
@@ -161,7 +161,7 @@ async def test_newest_save_wins_whatever_the_batch_order(
         chosen = [events[i] for i in order]
         await project(container.redis, live, *chosen[:split])
         await project(container.redis, live, *chosen[split:])
-        current = await read_series(container.redis, clerk, series)
+        current = await read_series(container.pipeline, clerk, series)
         assert current is not None and current.tmdb_id == "b", (order, split)
         for episode in ("a", "c"):
             assert await container.redis.exists(series_key(clerk, series, episode)) == 0
@@ -173,12 +173,12 @@ async def test_finished_save_removes_the_series_and_an_older_save_cannot_bring_i
     at = recent()
     await project(container.redis, live, saved(clerk, "s", "a", at), saved(clerk, "t", "x", at))
     await project(container.redis, live, saved(clerk, "s", "a", at + DAY / 24, 950, finished=True))
-    assert await read_series(container.redis, clerk, "s") is None
+    assert await read_series(container.pipeline, clerk, "s") is None
     assert await container.redis.exists(series_key(clerk, "s", "a")) == 0
     await project(container.redis, live, saved(clerk, "s", "b", at + DAY / 48))
-    assert await read_series(container.redis, clerk, "s") is None
+    assert await read_series(container.pipeline, clerk, "s") is None
     assert await container.redis.exists(series_key(clerk, "s", "b")) == 0
-    listed = await list_series(container.redis, clerk, 100, datetime.now(UTC))
+    listed = await list_series(container.pipeline, clerk, 100, datetime.now(UTC))
     assert [e.series_id for e in listed] == ["t"]
 
 
@@ -190,7 +190,7 @@ async def test_delete_removes_the_current_episode_and_a_later_save_restores_the_
     assert await container.redis.exists(series_key(clerk, "s", "a")) == 0
     assert await container.redis.exists(current_key(clerk, "s")) == 0
     await project(container.redis, live, saved(clerk, "s", "b", at + SECOND, 7))
-    current = await read_series(container.redis, clerk, "s")
+    current = await read_series(container.pipeline, clerk, "s")
     assert current is not None and (current.tmdb_id, current.current_time) == ("b", 7)
 
 
@@ -199,8 +199,8 @@ async def test_event_whose_expiry_has_passed_creates_no_key(
 ) -> None:
     await project(container.redis, live, saved(clerk, "old", "1", recent() - 31 * DAY))
     assert await container.redis.exists(series_key(clerk, "old", "1")) == 0
-    assert await read_series(container.redis, clerk, "old") is None
-    assert await list_series(container.redis, clerk, 100, datetime.now(UTC)) == []
+    assert await read_series(container.pipeline, clerk, "old") is None
+    assert await list_series(container.pipeline, clerk, 100, datetime.now(UTC)) == []
 
 
 async def test_list_is_newest_first_limited_and_skips_lapsed_series(
@@ -214,13 +214,13 @@ async def test_list_is_newest_first_limited_and_skips_lapsed_series(
         saved(clerk, "b", "b1", at - 1 * DAY, 2),
         saved(clerk, "c", "c1", at - 2 * DAY, 3),
     )
-    listed = await list_series(container.redis, clerk, 100, datetime.now(UTC))
+    listed = await list_series(container.pipeline, clerk, 100, datetime.now(UTC))
     assert [e.series_id for e in listed] == ["b", "c", "a"]
     assert listed[0] == SeriesEntry("b", "b1", 2, iso(at - 1 * DAY))
-    limited = await list_series(container.redis, clerk, 2, datetime.now(UTC))
+    limited = await list_series(container.pipeline, clerk, 2, datetime.now(UTC))
     assert [e.series_id for e in limited] == ["b", "c"]
     later = datetime.now(UTC) + timedelta(days=27, hours=12)  # "a" has lapsed by then
-    assert [e.series_id for e in await list_series(container.redis, clerk, 100, later)] == [
+    assert [e.series_id for e in await list_series(container.pipeline, clerk, 100, later)] == [
         "b",
         "c",
     ]
@@ -233,20 +233,20 @@ async def test_list_reads_only_the_users_index_and_keys(
     calls: list[str] = []
 
     class Recorder:
-        def __getattr__(self, name: str) -> Any:
-            calls.append(name)
-            return getattr(container.redis, name)
+        async def execute(self, *args: Any) -> Any:
+            calls.append(args[0])
+            return await container.pipeline.execute(*args)
 
     listed = await list_series(Recorder(), clerk, 100, datetime.now(UTC))  # type: ignore[arg-type]
     assert [e.series_id for e in listed] == ["s"]
-    assert calls == ["zrevrangebyscore", "mget", "mget"]
+    assert calls == ["ZREVRANGEBYSCORE", "MGET", "MGET"]
 
 
 async def test_series_never_reach_the_title_list(
     container: Container, live: SeriesResumeProjection, clerk: str
 ) -> None:
     await project(container.redis, live, saved(clerk, "s", "1", recent()))
-    assert await list_positions(container.redis, clerk, 100, datetime.now(UTC)) == []
+    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
 
 
 async def test_series_30_days_older_than_the_users_newest_event_are_pruned(
