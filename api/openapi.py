@@ -77,6 +77,7 @@ IDEMPOTENT = {
     ("post", "/api/sessions/start/public"),
     ("post", "/api/sessions/{session_id}/end"),
     ("post", "/api/progress"),
+    ("post", "/api/progress/series"),
     ("post", "/api/profiles"),
     ("post", "/api/videos"),
     ("post", "/api/videos/upload"),

@@ -24,10 +24,12 @@ from litestar.params import FromPath, Parameter
 from api.deps import authenticate_subject, services_of
 from api.errors import ApiError, FieldError, InvalidFields
 from api.guards import route_policy
+from api.idempotency import Idempotent, receipt_of
 from api.limits import MSG_MEDIA_TYPE, is_json_media_type
 from domain.progress import InvalidProgress, MalformedBody, check_tmdb_id, parse_limit
 from domain.series_progress import SaveSeriesProgress, check_series_id, parse_series_save
 from medio.bootstrap import Container
+from medio.idempotency import REDIS_ANSWERS
 from medio.series_progress import (
     delete_series_progress,
     get_episode,
@@ -58,6 +60,10 @@ async def _owner_of(request: Request[Any, Any, Any], clerk_id: str) -> Container
     container, sub = await _caller(request)
     _owner(sub, clerk_id)
     return container
+
+
+def _no_content(_: None) -> tuple[int, bytes]:
+    return 204, b""
 
 
 def _invalid(exc: InvalidProgress, location: Any) -> InvalidFields:
@@ -92,7 +98,13 @@ class SeriesProgressController(Controller):
     path = "/api/progress/series"
     tags = ["progress"]
 
-    @post("/", status_code=204, opt=TELEMETRY, summary="Save the current episode of a series")
+    @post(
+        "/",
+        status_code=204,
+        opt=TELEMETRY,
+        summary="Save the current episode of a series",
+        middleware=[Idempotent(REDIS_ANSWERS)],  # Idempotency-Key (CONTRACT §12)
+    )
     async def save(self, request: Request[Any, Any, Any]) -> None:
         container, sub = await _caller(request)
         # The guards check the type of non-empty bodies only; a save must have one.
@@ -100,7 +112,7 @@ class SeriesProgressController(Controller):
             raise ApiError(415, MSG_MEDIA_TYPE)
         save = _save_body(await request.body())
         _owner(sub, save.clerk_id)
-        await save_series_progress(container, sub, save)
+        await save_series_progress(container, sub, save, receipt_of(request.scope, _no_content))
 
     @get("/{clerk_id:str}", opt=TELEMETRY, summary="The caller's series, newest first")
     async def list_series(

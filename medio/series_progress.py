@@ -17,6 +17,9 @@ from domain.series_progress import (
     series_progress_saved,
 )
 from medio.bootstrap import Container
+from medio.eventlog import WRITTEN_TTL_MS, Decision, shard_for, stream_name, written_key
+from medio.idempotency import Receipt, decide_once
+from medio.progress import NOTE_NEWEST
 from medio.read_your_writes import await_own_writes, read_own
 from medio.series_resume_store import (
     SeriesEntry,
@@ -31,10 +34,27 @@ from projections.series_resume import SeriesResumeProjection
 PROJECTION = SeriesResumeProjection.name
 
 
-async def save_series_progress(container: Container, actor: str, save: SaveSeriesProgress) -> None:
-    """Append ``series_progress.saved`` stamped with the server clock."""
+async def save_series_progress(
+    container: Container,
+    actor: str,
+    save: SaveSeriesProgress,
+    receipt: Receipt[None] | None = None,
+) -> None:
+    """Append ``series_progress.saved`` stamped with the server clock.
+
+    With a ``receipt`` (a retry-safe save, CONTRACT §12) the event and the answer are written
+    together as for a title save (``medio.progress.save_progress``).
+    """
     event = series_progress_saved(save, actor, container.clock.now())
-    await container.events.append(save.clerk_id, event, note_written=True)
+    if receipt is None:
+        await container.events.append(save.clerk_id, event, note_written=True)
+        return
+    await decide_once(
+        container.events, save.clerk_id, [], lambda _: Decision(None, (event,)), receipt
+    )
+    shard = shard_for(save.clerk_id, container.events.shards)
+    keys = [stream_name(shard), written_key(save.clerk_id, shard)]
+    await container.pipeline.run(NOTE_NEWEST, keys, WRITTEN_TTL_MS)
 
 
 async def delete_series_progress(

@@ -13,8 +13,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from api.app import create_app
+from api.idempotency import MSG_REUSED
 from domain.clock import FakeClock
+from domain.codec import decode
+from domain.events import SeriesProgressSaved
 from medio.bootstrap import Container, build_container
+from medio.eventlog import stream_name
 from medio.settings import Settings, load_settings
 from projections.series_resume import series_key
 
@@ -341,3 +345,32 @@ async def test_openapi_document_describes_the_series_routes(client: Client) -> N
     assert {"403", "404"} <= set(one["get"]["responses"])
     assert {"200", "403"} <= set(paths[SERIES + "/{clerk_id}"]["get"]["responses"])
     assert "200" in paths[SERIES + "/{clerk_id}/{series_id}/{tmdb_id}"]["get"]["responses"]
+
+
+# --- Idempotency-Key (CONTRACT §12) ---------------------------------------------------------
+
+
+async def _series_saves(container: Container, clerk: str) -> int:
+    """``series_progress.saved`` events of ``clerk`` still in the log (read before a drain)."""
+    count = 0
+    for _id, fields in await container.redis.xrange(stream_name(0)):
+        if fields[b"t"] == b"series_progress.saved":
+            event = decode("series_progress.saved", int(fields[b"v"]), fields[b"d"])
+            count += isinstance(event, SeriesProgressSaved) and event.clerk_id == clerk
+    return count
+
+
+async def test_retried_save_with_the_same_key_appends_one_event_and_replays_its_answer(
+    client: Client, auth: Auth, container: Container, clerk: str
+) -> None:
+    keyed = {**auth(clerk), "Idempotency-Key": f"retry-{secrets.token_hex(8)}"}
+    body = {"clerkId": clerk, "seriesId": "1399", "tmdbId": "63056", "currentTime": 42.5}
+    first = await client.post(SERIES, json=body, headers=keyed)
+    again = await client.post(SERIES, json=body, headers=keyed)
+    assert (first.status_code, again.status_code) == (204, 204)
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert await _series_saves(container, clerk) == 1
+    other = await client.post(SERIES, json={**body, "currentTime": 50}, headers=keyed)
+    assert (other.status_code, other.json()) == (422, {"error": MSG_REUSED})
+    assert await _series_saves(container, clerk) == 1
