@@ -292,6 +292,7 @@ QUERY_NUMBERS: dict[tuple[str, str], Schema] = {
     ("/api/profiles", "page"): _whole(1, 999_999_999),
     ("/api/profiles", "limit"): _whole(1, 100),
     ("/api/progress/{clerk_id}", "limit"): _whole(1, 500),
+    ("/api/progress/series/{clerk_id}", "limit"): _whole(1, 500),
     ("/api/events", "limit"): _whole(1, 1000),
     ("/api/events", "after"): _whole(0),
 }

@@ -15,6 +15,7 @@ from datetime import datetime
 
 import msgspec
 
+from domain.catalog import json_integer
 from domain.events import SeriesProgressDeleted, SeriesProgressSaved
 from domain.progress import (
     MAX_TMDB_ID_LENGTH,
@@ -44,7 +45,7 @@ class SaveSeriesProgress(msgspec.Struct, frozen=True):
 
 
 class _SeriesId(msgspec.Struct, frozen=True, rename="camel"):
-    series_id: str | int
+    series_id: str | int | float  # a float only as decoded: 1399.0 is the integer 1399
 
 
 _series_id_decoder = msgspec.json.Decoder(_SeriesId)
@@ -87,6 +88,11 @@ def _series_id(raw: bytes) -> str | None:
         raise MalformedBody(NOT_UTF8_MESSAGE) from None
     except RecursionError:
         raise MalformedBody("JSON body is nested too deeply") from None
+    if isinstance(found, float):
+        whole = json_integer(found)  # JSON Schema's integer, as for tmdbId
+        if whole is None:
+            return None
+        found = whole
     if not valid_tmdb_id(found):
         return None
     return str(found)

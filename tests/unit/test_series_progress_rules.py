@@ -47,9 +47,16 @@ def test_origin_body_parses_with_ids_as_strings() -> None:
     assert parsed == SaveSeriesProgress("user_1", "1399", "63056", 600.0, 3000.0)
 
 
-@pytest.mark.parametrize("series_id", [..., "", "a/b", "x" * 65, True, -1, 1.5, None, [], 10**65])
+@pytest.mark.parametrize(
+    "series_id", [..., "", "a/b", "x" * 65, True, -1, -1.0, 1.5, 1e300, None, [], 10**65]
+)
 def test_invalid_series_id_is_named_with_its_message(series_id: object) -> None:
     assert invalid_fields(body(seriesId=series_id)) == {"seriesId": SERIES_ID_MESSAGE}
+
+
+def test_whole_float_series_id_is_the_integer() -> None:
+    assert parse_series_save(body(seriesId=1399.0, tmdbId=63056.0)).series_id == "1399"
+    assert invalid_fields(body(seriesId=1399.5)) == {"seriesId": SERIES_ID_MESSAGE}
 
 
 def test_series_id_of_64_characters_with_colons_is_valid() -> None:
