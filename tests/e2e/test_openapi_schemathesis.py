@@ -84,12 +84,7 @@ def _exercise(operation: Any, mode: GenerationMode, caller: dict[str, str]) -> N
         # The caller's own clerkId, else every progress request is only a stranger's 403.
         if case.path_parameters and "clerk_id" in case.path_parameters:
             case.path_parameters["clerk_id"] = caller["sub"]
-        # Only a valid body is repaired: a negative case's broken clerkId must stay broken.
-        if (
-            mode == GenerationMode.POSITIVE
-            and isinstance(case.body, dict)
-            and "clerkId" in case.body
-        ):
+        if isinstance(case.body, dict) and "clerkId" in case.body:
             case.body["clerkId"] = caller["sub"]
         key = (case.headers or {}).get(IDEMPOTENCY_KEY)
         if mode == GenerationMode.POSITIVE and key is not None:
