@@ -18,19 +18,14 @@ import msgspec
 from domain.catalog import json_integer
 from domain.events import SeriesProgressDeleted, SeriesProgressSaved
 from domain.progress import (
-    MAX_TMDB_ID_LENGTH,
     NOT_UTF8_MESSAGE,
+    SERIES_ID_MESSAGE,
     InvalidProgress,
     MalformedBody,
     epoch_ms,
     is_finished,
     parse_save,
-    valid_tmdb_id,
-)
-
-SERIES_ID_MESSAGE = (
-    f"seriesId is required: a string of 1-{MAX_TMDB_ID_LENGTH} characters (no '/') "
-    "or a non-negative integer"
+    valid_series_id,
 )
 
 
@@ -93,14 +88,14 @@ def _series_id(raw: bytes) -> str | None:
         if whole is None:
             return None
         found = whole
-    if not valid_tmdb_id(found):
+    if not valid_series_id(found):
         return None
     return str(found)
 
 
 def check_series_id(series_id: str) -> str:
     """A ``seriesId`` taken from a path, or ``InvalidProgress``."""
-    if not valid_tmdb_id(series_id):
+    if not valid_series_id(series_id):
         raise InvalidProgress({"seriesId": SERIES_ID_MESSAGE})
     return series_id
 

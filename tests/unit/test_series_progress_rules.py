@@ -48,7 +48,8 @@ def test_origin_body_parses_with_ids_as_strings() -> None:
 
 
 @pytest.mark.parametrize(
-    "series_id", [..., "", "a/b", "x" * 65, True, -1, -1.0, 1.5, 1e300, None, [], 10**65]
+    "series_id",
+    [..., "", "a/b", "x" * 65, True, -1, -1.0, 1.5, 1e300, None, [], 10**65, "tv:12"],
 )
 def test_invalid_series_id_is_named_with_its_message(series_id: object) -> None:
     assert invalid_fields(body(seriesId=series_id)) == {"seriesId": SERIES_ID_MESSAGE}
@@ -59,8 +60,8 @@ def test_whole_float_series_id_is_the_integer() -> None:
     assert invalid_fields(body(seriesId=1399.5)) == {"seriesId": SERIES_ID_MESSAGE}
 
 
-def test_series_id_of_64_characters_with_colons_is_valid() -> None:
-    series_id = "tv:" + "x" * 61
+def test_series_id_of_64_characters_is_valid() -> None:
+    series_id = "tv-" + "x" * 61
     assert parse_series_save(body(seriesId=series_id)).series_id == series_id
 
 
@@ -173,3 +174,10 @@ def test_series_are_independent() -> None:
     changes = fold_series_events({}, [saved("a", NOW, "s1"), saved("b", NOW - SECOND, "s2")])
     assert changes.state[("u", "s1")].episode == "a"
     assert changes.state[("u", "s2")].episode == "b"
+
+
+def test_series_id_with_a_colon_is_refused_so_keys_cannot_collide() -> None:
+    """``series_resume:u:a:b:c`` would be series ``a:b`` episode ``c`` and series ``a`` episode
+    ``b:c`` alike (finding M3): every key segment but the last is colon-free."""
+    assert invalid_fields(body(seriesId="a:b", tmdbId="c")) == {"seriesId": SERIES_ID_MESSAGE}
+    assert parse_series_save(body(seriesId="a", tmdbId="b:c")).tmdb_id == "b:c"
