@@ -234,12 +234,26 @@ def _body(required: list[str], **properties: Schema) -> Schema:
 
 HTTP_URL = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.URI, pattern="^https?://")
 NULLABLE_URL = Schema(one_of=[HTTP_URL, Schema(type=OpenAPIType.NULL)])
-# Text is checked after stripping whitespace, and a JSON body may hold no NUL anywhere
-# (api.limits): at least one (two for a name) other character, and no NUL.
-NAME = dataclasses.replace(
-    _text(2, 50), pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*[^\\s\\x00][^\\x00]*$"
+# Text is checked after stripping whitespace (as the seed's trim-then-length rule does), and a
+# JSON body may hold no NUL anywhere (api.limits): the length bounds apply to what is between
+# the first and the last character that is not whitespace, so they are written in the pattern.
+# Whitespace is Python's ``str.strip`` set, spelled out (ECMA's ``\\s`` differs from it).
+_WS = (
+    "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0"
+    "\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 )
-TITLE = dataclasses.replace(_text(1, 200), pattern="^[^\\x00]*[^\\s\\x00][^\\x00]*$")
+_TEXT = f"[^{_WS}\\x00]"  # a character that is neither whitespace nor NUL
+
+
+def _stripped(most: int, least: int) -> Schema:
+    """Text of ``least`` (1 or 2) to ``most`` characters once surrounding whitespace is gone."""
+    middle = f"[^\\x00]{{0,{most - 2}}}{_TEXT}"
+    inner = f"{_TEXT}{middle}" if least == 2 else f"{_TEXT}({middle})?"
+    return Schema(type=OpenAPIType.STRING, pattern=f"^[{_WS}]*{inner}[{_WS}]*$")
+
+
+NAME = _stripped(50, least=2)
+TITLE = _stripped(200, least=1)
 TIMEZONE = Schema(
     type=OpenAPIType.STRING,
     enum=sorted(zoneinfo.available_timezones()),
@@ -298,12 +312,26 @@ QUERY_NUMBERS: dict[tuple[str, str], Schema] = {
 }
 
 
-def _query_numbers(path: str, operation: Operation) -> None:
+# Path segments that stand before another one in a resume key hold no ``:`` (finding M3,
+# ``domain.progress.valid_key_segment``); a series id is otherwise a tmdbId (1-64, no ``/``).
+PATH_SEGMENTS = {
+    "clerk_id": Schema(type=OpenAPIType.STRING, min_length=1, pattern="^[^:]+$"),
+    "series_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=64, pattern="^[^:/]+$"),
+}
+
+
+def _parameter_schemas(path: str, operation: Operation) -> None:
+    """Query numbers with their bounds, progress path segments with their rules."""
     for parameter in operation.parameters or []:
-        if isinstance(parameter, Parameter) and parameter.param_in == ParamType.QUERY:
+        if not isinstance(parameter, Parameter):
+            continue
+        schema: Schema | None = None
+        if parameter.param_in == ParamType.QUERY:
             schema = QUERY_NUMBERS.get((path, parameter.name))
-            if schema is not None:
-                parameter.schema = schema
+        elif parameter.param_in == ParamType.PATH and is_progress_route(path):
+            schema = PATH_SEGMENTS.get(parameter.name)
+        if schema is not None:
+            parameter.schema = schema
 
 
 def _header(schema: Schema, description: str, required: bool = False) -> OpenAPIHeader:
@@ -459,7 +487,7 @@ def _document_operation(method: str, path: str, operation: Operation) -> None:
         _stream_responses(operation)
     elif key == THUMBNAIL:
         _thumbnail_responses(operation)
-    _query_numbers(path, operation)
+    _parameter_schemas(path, operation)
     if key in IDEMPOTENT and IDEMPOTENCY_KEY not in (operation.parameters or []):
         operation.parameters = [*(operation.parameters or []), IDEMPOTENCY_KEY]
     responses = operation.responses or {}
