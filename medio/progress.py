@@ -8,6 +8,7 @@ notes itself as the user's last write, so the user's next reads wait for it
 
 from __future__ import annotations
 
+from domain.events import AnyEvent
 from domain.progress import SaveProgress, progress_deleted, progress_saved
 from medio.bootstrap import Container
 from medio.eventlog import WRITTEN_TTL_MS, Decision, shard_for, stream_name, written_key
@@ -36,14 +37,23 @@ async def save_progress(
     user's last write is then noted as the stream's newest entry, which is at or past it.
     """
     event = progress_saved(save, actor, container.clock.now())
+    await append_user_write(container, save.clerk_id, event, receipt)
+
+
+async def append_user_write(
+    container: Container, clerk_id: str, event: AnyEvent, receipt: Receipt[None] | None
+) -> None:
+    """Append a progress event of ``clerk_id``, noted as that user's last write.
+
+    With a ``receipt`` it goes through ``decide_once`` (nothing is appended when a twin
+    request's answer is there), and the note is the stream's newest entry, at or past it.
+    """
     if receipt is None:
-        await container.events.append(save.clerk_id, event, note_written=True)
+        await container.events.append(clerk_id, event, note_written=True)
         return
-    await decide_once(
-        container.events, save.clerk_id, [], lambda _: Decision(None, (event,)), receipt
-    )
-    shard = shard_for(save.clerk_id, container.events.shards)
-    keys = [stream_name(shard), written_key(save.clerk_id, shard)]
+    await decide_once(container.events, clerk_id, [], lambda _: Decision(None, (event,)), receipt)
+    shard = shard_for(clerk_id, container.events.shards)
+    keys = [stream_name(shard), written_key(clerk_id, shard)]
     await container.pipeline.run(NOTE_NEWEST, keys, WRITTEN_TTL_MS)
 
 

@@ -17,9 +17,8 @@ from domain.series_progress import (
     series_progress_saved,
 )
 from medio.bootstrap import Container
-from medio.eventlog import WRITTEN_TTL_MS, Decision, shard_for, stream_name, written_key
-from medio.idempotency import Receipt, decide_once
-from medio.progress import NOTE_NEWEST
+from medio.idempotency import Receipt
+from medio.progress import append_user_write
 from medio.read_your_writes import await_own_writes, read_own
 from medio.series_resume_store import (
     SeriesEntry,
@@ -46,15 +45,7 @@ async def save_series_progress(
     together as for a title save (``medio.progress.save_progress``).
     """
     event = series_progress_saved(save, actor, container.clock.now())
-    if receipt is None:
-        await container.events.append(save.clerk_id, event, note_written=True)
-        return
-    await decide_once(
-        container.events, save.clerk_id, [], lambda _: Decision(None, (event,)), receipt
-    )
-    shard = shard_for(save.clerk_id, container.events.shards)
-    keys = [stream_name(shard), written_key(save.clerk_id, shard)]
-    await container.pipeline.run(NOTE_NEWEST, keys, WRITTEN_TTL_MS)
+    await append_user_write(container, save.clerk_id, event, receipt)
 
 
 async def delete_series_progress(
