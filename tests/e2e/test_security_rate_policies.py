@@ -21,10 +21,11 @@ Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]
 
 GENERAL, TELEMETRY, PUBLIC = 7, 3, 2
+WINDOW = 86_400  # fixed windows: a day-long one is not crossed while the tests run
 LIMITS = {
-    "rate_limit_general": f"{GENERAL}/60",
-    "rate_limit_telemetry": f"{TELEMETRY}/60",
-    "rate_limit_public": f"{PUBLIC}/60",
+    "rate_limit_general": f"{GENERAL}/{WINDOW}",
+    "rate_limit_telemetry": f"{TELEMETRY}/{WINDOW}",
+    "rate_limit_public": f"{PUBLIC}/{WINDOW}",
 }
 
 

@@ -307,14 +307,15 @@ async def limited(container: Container) -> AsyncIterator[Client]:
     settings = load_settings(
         env_file=None,
         rate_limit_enabled=True,
-        rate_limit_general="7/60",
-        rate_limit_telemetry=f"{TELEMETRY}/60",
+        rate_limit_general=f"7/{WINDOW}",
+        rate_limit_telemetry=f"{TELEMETRY}/{WINDOW}",
     )
     async with AsyncTestClient(app=create_app(settings)) as test_client:
         yield test_client
 
 
 TELEMETRY = 3
+WINDOW = 86_400  # fixed windows: a day-long one is not crossed while the test runs
 
 
 async def test_every_route_counts_against_the_telemetry_policy(
