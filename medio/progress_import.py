@@ -14,14 +14,14 @@ Running it twice appends nothing new: a key whose title the index already holds 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
-from domain.events import ProgressSaved
+from domain.events import AnyEvent, ProgressSaved
 from domain.progress import RESUME_TTL, epoch_ms, valid_tmdb_id
 from medio.bootstrap import Container
 from medio.eventlog import entry_fields
@@ -85,12 +85,18 @@ def read_legacy(key: str, raw: bytes | None, expire_ms: int) -> LegacyKey | None
         return None
     if not (math.isfinite(value.current_time) and value.current_time >= 0):
         return None
-    updated_at = instant(value.updated_at)
-    if updated_at is None and expire_ms > 0:
-        updated_at = datetime.fromtimestamp(expire_ms / 1000, UTC) - RESUME_TTL
+    updated_at = dated(value.updated_at, expire_ms)
     if updated_at is None:
         return None
     return LegacyKey(key, names[0], names[1], value.current_time, updated_at)
+
+
+def dated(updated_at: str | None, expire_ms: int) -> datetime | None:
+    """A stored ``updatedAt``, else 30 days before the key's expiry (both were set at once)."""
+    moment = instant(updated_at)
+    if moment is None and expire_ms > 0:
+        moment = datetime.fromtimestamp(expire_ms / 1000, UTC) - RESUME_TTL
+    return moment
 
 
 def instant(text: str | None) -> datetime | None:
@@ -126,10 +132,69 @@ async def read_values(container: Container, keys: Sequence[str]) -> list[tuple[A
     return list(zip(results[::2], results[1::2], strict=True))
 
 
-async def _indexed(container: Container, found: Sequence[LegacyKey]) -> list[float | None]:
+class StoredPosition(Protocol):
+    """A position read from a key of the origin service: whose, and when it was saved."""
+
+    @property
+    def clerk_id(self) -> str: ...
+
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+P = TypeVar("P", bound=StoredPosition)
+
+
+@dataclass(frozen=True)
+class KeyKind(Generic[P]):
+    """One kind of key the origin service wrote, and how it becomes an event."""
+
+    prefix: str
+    read: Callable[[str, Any, int], P | None]  # key, raw value, expiry ms
+    index_entry: Callable[[P], tuple[str, str]]  # the projection's index key and member
+    event: Callable[[P], AnyEvent]
+
+
+async def import_keys(
+    container: Container, kind: KeyKind[P], dry_run: bool = False
+) -> ImportReport:
+    """Append an event for every unindexed live key of ``kind``."""
+    report = ImportReport()
+    lapse_before = container.clock.now() - RESUME_TTL
+    async for keys in key_batches(container, kind.prefix):
+        report.scanned += len(keys)
+        found: list[P] = []
+        for key, (raw, expire_ms) in zip(keys, await read_values(container, keys), strict=True):
+            position = kind.read(key, raw, int(expire_ms))
+            if position is None:
+                if raw is not None:  # None: it expired between SCAN and GET
+                    report.unreadable.append(key)
+            elif position.updated_at <= lapse_before:
+                report.lapsed += 1  # past its 30 days: importing it would delete it
+            else:
+                found.append(position)
+        new = [
+            position
+            for position, score in zip(found, await _indexed(container, kind, found), strict=True)
+            if score is None or abs(score) < epoch_ms(position.updated_at)
+        ]
+        report.already_indexed += len(found) - len(new)
+        report.imported += len(new)
+        if new and not dry_run:
+            async with container.redis.pipeline(transaction=False) as pipe:
+                for position in new:
+                    stream = container.events.stream_for(position.clerk_id)
+                    pipe.xadd(stream, entry_fields(kind.event(position)))  # type: ignore[arg-type]
+                await pipe.execute()
+    return report
+
+
+async def _indexed(
+    container: Container, kind: KeyKind[P], found: Sequence[P]
+) -> list[float | None]:
     async with container.redis.pipeline(transaction=False) as pipe:
-        for legacy in found:
-            pipe.zscore(index_key(legacy.clerk_id), legacy.tmdb_id)
+        for position in found:
+            pipe.zscore(*kind.index_entry(position))
         return list(await pipe.execute())
 
 
@@ -143,33 +208,14 @@ def _event(legacy: LegacyKey) -> ProgressSaved:
     )
 
 
+TITLE_KEYS = KeyKind(
+    KEY_PREFIX,
+    read_legacy,
+    lambda legacy: (index_key(legacy.clerk_id), legacy.tmdb_id),
+    _event,
+)
+
+
 async def import_express_keys(container: Container, dry_run: bool = False) -> ImportReport:
     """Append ``progress.saved`` for every unindexed live Express resume key."""
-    report = ImportReport()
-    lapse_before = container.clock.now() - RESUME_TTL
-    async for keys in key_batches(container):
-        report.scanned += len(keys)
-        found: list[LegacyKey] = []
-        for key, (raw, expire_ms) in zip(keys, await read_values(container, keys), strict=True):
-            legacy = read_legacy(key, raw, int(expire_ms))
-            if legacy is None:
-                if raw is not None:  # None: it expired between SCAN and GET
-                    report.unreadable.append(key)
-            elif legacy.updated_at <= lapse_before:
-                report.lapsed += 1  # past its 30 days: importing it would delete it
-            else:
-                found.append(legacy)
-        new = [
-            legacy
-            for legacy, score in zip(found, await _indexed(container, found), strict=True)
-            if score is None or abs(score) < epoch_ms(legacy.updated_at)
-        ]
-        report.already_indexed += len(found) - len(new)
-        report.imported += len(new)
-        if new and not dry_run:
-            async with container.redis.pipeline(transaction=False) as pipe:
-                for legacy in new:
-                    stream = container.events.stream_for(legacy.clerk_id)
-                    pipe.xadd(stream, entry_fields(_event(legacy)))  # type: ignore[arg-type]
-                await pipe.execute()
-    return report
+    return await import_keys(container, TITLE_KEYS, dry_run)

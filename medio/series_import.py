@@ -12,17 +12,15 @@ series the index already holds at that ``updatedAt`` (or later) is skipped.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 
 from domain.events import SeriesProgressSaved
-from domain.progress import RESUME_TTL, epoch_ms, valid_tmdb_id
+from domain.progress import valid_tmdb_id
 from medio.bootstrap import Container
-from medio.eventlog import entry_fields
-from medio.progress_import import IMPORT_ACTOR, ImportReport, instant, key_batches, read_values
+from medio.progress_import import IMPORT_ACTOR, ImportReport, KeyKind, dated, import_keys
 from projections.series_resume import index_key
 
 KEY_PREFIX = "series_resume:"
@@ -85,19 +83,10 @@ def read_origin(key: str, raw: bytes | None, expire_ms: int) -> OriginKey | None
     names = split_key(key, value)
     if names is None or not (math.isfinite(value.current_time) and value.current_time >= 0):
         return None
-    updated_at = instant(value.updated_at)
-    if updated_at is None and expire_ms > 0:
-        updated_at = datetime.fromtimestamp(expire_ms / 1000, UTC) - RESUME_TTL
+    updated_at = dated(value.updated_at, expire_ms)
     if updated_at is None:
         return None
     return OriginKey(key, *names, value.current_time, updated_at)
-
-
-async def _indexed(container: Container, found: Sequence[OriginKey]) -> list[float | None]:
-    async with container.redis.pipeline(transaction=False) as pipe:
-        for origin in found:
-            pipe.zscore(index_key(origin.clerk_id), origin.series_id)
-        return list(await pipe.execute())
 
 
 def _event(origin: OriginKey) -> SeriesProgressSaved:
@@ -111,33 +100,14 @@ def _event(origin: OriginKey) -> SeriesProgressSaved:
     )
 
 
+SERIES_KEYS = KeyKind(
+    KEY_PREFIX,
+    read_origin,
+    lambda origin: (index_key(origin.clerk_id), origin.series_id),
+    _event,
+)
+
+
 async def import_series_keys(container: Container, dry_run: bool = False) -> ImportReport:
     """Append ``series_progress.saved`` for every unindexed live origin series key."""
-    report = ImportReport()
-    lapse_before = container.clock.now() - RESUME_TTL
-    async for keys in key_batches(container, KEY_PREFIX):
-        report.scanned += len(keys)
-        found: list[OriginKey] = []
-        for key, (raw, expire_ms) in zip(keys, await read_values(container, keys), strict=True):
-            origin = read_origin(key, raw, int(expire_ms))
-            if origin is None:
-                if raw is not None:  # None: it expired between SCAN and GET
-                    report.unreadable.append(key)
-            elif origin.updated_at <= lapse_before:
-                report.lapsed += 1
-            else:
-                found.append(origin)
-        new = [
-            origin
-            for origin, score in zip(found, await _indexed(container, found), strict=True)
-            if score is None or abs(score) < epoch_ms(origin.updated_at)
-        ]
-        report.already_indexed += len(found) - len(new)
-        report.imported += len(new)
-        if new and not dry_run:
-            async with container.redis.pipeline(transaction=False) as pipe:
-                for origin in new:
-                    stream = container.events.stream_for(origin.clerk_id)
-                    pipe.xadd(stream, entry_fields(_event(origin)))  # type: ignore[arg-type]
-                await pipe.execute()
-    return report
+    return await import_keys(container, SERIES_KEYS, dry_run)
