@@ -15,7 +15,7 @@ projector's CPU. So:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -63,3 +63,30 @@ def queue(pipe: Pipeline, *args: Any) -> None:
 def text(value: bytes | str) -> str:
     """A reply's string as ``str``."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def as_score(value: bytes | str | float | None) -> float | None:
+    """A score as a script returns it (text, or ``None`` for a missing member)."""
+    return None if value is None else float(value)
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    """``items`` in slices of ``size``: one round trip each, none holding Redis for long."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def indexes_of_users(
+    redis: Redis, users_key: str, index_key: Callable[[str], str], size: int
+) -> list[tuple[str, list[tuple[str, float]]]]:
+    """Every user listed in the sorted set ``users_key``, with the members and scores of that
+    user's index (``index_key(user)``): how a per-user projection is dumped and cleared."""
+    stored: list[bytes] = list(await redis.zrange(users_key, 0, -1))  # type: ignore[arg-type]
+    users = [text(u) for u in stored]
+    found: list[tuple[str, list[tuple[str, float]]]] = []
+    for chunk in chunks(users, size):
+        commands = [("ZRANGE", index_key(u), 0, -1, "WITHSCORES") for u in chunk]
+        for user, flat in zip(chunk, await read_all(redis, commands), strict=True):
+            pairs = [(text(m), float(s)) for m, s in zip(flat[::2], flat[1::2], strict=True)]
+            found.append((user, pairs))
+    return found

@@ -35,7 +35,7 @@ from domain.events import ProgressDeleted, ProgressSaved
 from domain.progress import RESUME_TTL_MS, epoch_ms, resume_value
 from domain.timestamps import iso_ms
 from projections.base import Envelope, RedisProjection
-from projections.redis_commands import queue, read_all
+from projections.redis_commands import as_score, chunks, indexes_of_users, queue, read_all, text
 
 _PROGRESS = (ProgressSaved, ProgressDeleted)  # a tuple: isinstance is faster than on a union
 
@@ -69,20 +69,6 @@ def _progress_events(batch: Iterable[Envelope]) -> list[ProgressSaved | Progress
     return [e.event for e in batch if isinstance(e.event, _PROGRESS)]
 
 
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _score(value: bytes | str | float | None) -> float | None:
-    """A score as a script returns it (text, or ``None`` for a missing member)."""
-    return None if value is None else float(value)
-
-
 class ResumeProjection(RedisProjection):
     """Resume positions per user and title, with the per-user index that lists them."""
 
@@ -111,16 +97,16 @@ class ResumeProjection(RedisProjection):
         for clerk_id, scores, size in zip(users, per_user, sizes, strict=True):
             new = 0
             for tmdb_id, score in zip(titles[clerk_id], scores, strict=True):
-                known.scores[(clerk_id, tmdb_id)] = _score(score)
+                known.scores[(clerk_id, tmdb_id)] = as_score(score)
                 new += score is None
             if int(size) + new > self.max_titles:
                 crowded.append(clerk_id)
-        known.newest = {u: _score(s) for u, s in zip(users, newest, strict=True)}
+        known.newest = {u: as_score(s) for u, s in zip(users, newest, strict=True)}
         if crowded:
             full = [("ZRANGE", self.key(index_key(u)), 0, -1, "WITHSCORES") for u in crowded]
             for clerk_id, flat in zip(crowded, await read_all(redis, full), strict=True):
                 pairs = zip(flat[::2], flat[1::2], strict=True)
-                known.full[clerk_id] = {_text(m): float(s) for m, s in pairs}
+                known.full[clerk_id] = {text(m): float(s) for m, s in pairs}
         return known
 
     @property
@@ -205,15 +191,9 @@ class ResumeProjection(RedisProjection):
 
     async def _indexes(self, redis: Redis) -> list[tuple[str, list[tuple[str, float]]]]:
         """Every user with an index and the index's members, found through ``resume-users``."""
-        stored: list[bytes] = list(await redis.zrange(self.key(USERS_KEY), 0, -1))  # type: ignore[arg-type]
-        users = [_text(u) for u in stored]
-        found: list[tuple[str, list[tuple[str, float]]]] = []
-        for chunk in _chunks(users):
-            commands = [("ZRANGE", self.key(index_key(u)), 0, -1, "WITHSCORES") for u in chunk]
-            for clerk_id, flat in zip(chunk, await read_all(redis, commands), strict=True):
-                pairs = [(_text(m), float(s)) for m, s in zip(flat[::2], flat[1::2], strict=True)]
-                found.append((clerk_id, pairs))
-        return found
+        return await indexes_of_users(
+            redis, self.key(USERS_KEY), lambda user: self.key(index_key(user)), CHUNK
+        )
 
     async def dump(self, redis: Redis) -> dict[str, Any]:
         """Indexes and live keys by their unprefixed names, with each key's expiry instant."""
@@ -223,7 +203,7 @@ class ResumeProjection(RedisProjection):
             if members:
                 state[index_key(clerk_id)] = dict(members)
             titles.extend((clerk_id, tmdb_id) for tmdb_id, score in members if score > 0)
-        for chunk in _chunks(titles):
+        for chunk in chunks(titles, CHUNK):
             commands: list[tuple[str, str]] = []
             for clerk_id, tmdb_id in chunk:
                 key = self.key(resume_key(clerk_id, tmdb_id))
@@ -233,7 +213,7 @@ class ResumeProjection(RedisProjection):
                 chunk, results[::2], results[1::2], strict=True
             ):
                 if value is not None:
-                    state[resume_key(clerk_id, tmdb_id)] = [_text(value), expiry]
+                    state[resume_key(clerk_id, tmdb_id)] = [text(value), expiry]
         return state
 
     async def clear(self, redis: Redis) -> None:
@@ -248,7 +228,7 @@ class ResumeProjection(RedisProjection):
             keys.append(self.key(index_key(clerk_id)))
             keys.extend(self.key(resume_key(clerk_id, tmdb_id)) for tmdb_id, _ in members)
         async with redis.pipeline(transaction=False) as pipe:
-            for chunk in _chunks(keys):
+            for chunk in chunks(keys, CHUNK):
                 pipe.unlink(*chunk)
             await pipe.execute()
         await redis.unlink(self.key(USERS_KEY))

@@ -41,7 +41,15 @@ from domain.series_progress import (
 )
 from domain.timestamps import iso_ms
 from projections.base import Envelope, RedisProjection
-from projections.redis_commands import queue, read_all, read_chunked, text
+from projections.redis_commands import (
+    as_score,
+    chunks,
+    indexes_of_users,
+    queue,
+    read_all,
+    read_chunked,
+    text,
+)
 
 _SERIES = (SeriesProgressSaved, SeriesProgressDeleted)
 
@@ -76,15 +84,6 @@ def _series_events(batch: Iterable[Envelope]) -> list[SeriesEvent]:
     return [e.event for e in batch if isinstance(e.event, _SERIES)]
 
 
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), CHUNK):
-        yield items[start : start + CHUNK]
-
-
-def _score(value: bytes | str | float | None) -> float | None:
-    return None if value is None else float(value)
-
-
 class SeriesResumeProjection(RedisProjection):
     """One resume point per user and series, with the per-user index that lists them."""
 
@@ -113,10 +112,10 @@ class SeriesResumeProjection(RedisProjection):
         scores, episodes, newest = replies[: len(users)], replies[len(users) : -1], replies[-1]
         for clerk_id, user_scores in zip(users, scores, strict=True):
             for series_id, score in zip(wanted[clerk_id], user_scores, strict=True):
-                known.series[(clerk_id, series_id)] = SeriesState(_score(score))
+                known.series[(clerk_id, series_id)] = SeriesState(as_score(score))
         for pair, episode in zip(pairs, episodes, strict=True):
             known.series[pair].episode = None if episode is None else text(episode)
-        known.newest = {u: _score(s) for u, s in zip(users, newest, strict=True)}
+        known.newest = {u: as_score(s) for u, s in zip(users, newest, strict=True)}
         return known
 
     def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
@@ -169,15 +168,9 @@ class SeriesResumeProjection(RedisProjection):
 
     async def _indexes(self, redis: Redis) -> list[tuple[str, list[tuple[str, float]]]]:
         """Every user with an index and the index's members, found through the user list."""
-        stored: list[bytes] = list(await redis.zrange(self.key(USERS_KEY), 0, -1))  # type: ignore[arg-type]
-        users = [text(u) for u in stored]
-        found: list[tuple[str, list[tuple[str, float]]]] = []
-        for chunk in _chunks(users):
-            commands = [("ZRANGE", self.key(index_key(u)), 0, -1, "WITHSCORES") for u in chunk]
-            for clerk_id, flat in zip(chunk, await read_all(redis, commands), strict=True):
-                pairs = [(text(m), float(s)) for m, s in zip(flat[::2], flat[1::2], strict=True)]
-                found.append((clerk_id, pairs))
-        return found
+        return await indexes_of_users(
+            redis, self.key(USERS_KEY), lambda user: self.key(index_key(user)), CHUNK
+        )
 
     async def _currents(self, redis: Redis, series: Sequence[Series]) -> list[str | None]:
         """The current episode of each of ``series`` (``None``: none, lapsed or tombstoned)."""
@@ -221,7 +214,7 @@ class SeriesResumeProjection(RedisProjection):
             if episode is not None:
                 keys.append(self.key(series_key(clerk_id, series_id, episode)))
         async with redis.pipeline(transaction=False) as pipe:
-            for chunk in _chunks(keys):
+            for chunk in chunks(keys, CHUNK):
                 pipe.unlink(*chunk)
             await pipe.execute()
         await redis.unlink(self.key(USERS_KEY))
