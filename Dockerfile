@@ -4,7 +4,9 @@ COPY pyproject.toml README.md ./
 COPY api api
 COPY domain domain
 COPY workers workers
+COPY services services
 COPY projections projections
+COPY adapters adapters
 COPY migrations migrations
 COPY medio medio
 RUN pip install --no-cache-dir ".[parquet]"

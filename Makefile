@@ -23,10 +23,11 @@ test: install ## run the whole test suite (starts Redis/Postgres if they are sto
 	scripts/ensure-services
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
-lint: install ## ruff and mypy --strict
+lint: install ## ruff, mypy --strict and the import layout (tests/unit/test_layout.py)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/pytest -q tests/unit/test_layout.py
 
 type-check: install ## mypy --strict only
 	$(BIN)/mypy

@@ -11,6 +11,10 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
+from adapters import heap
+from adapters.container import Container
+from adapters.logs import configure_logging
+from adapters.settings import Settings, get_settings
 from api.cors import CorsMiddleware, cors_config
 from api.csrf import CsrfController, CsrfMiddleware
 from api.deps import Services, dependencies
@@ -31,11 +35,8 @@ from api.streaming import StreamController
 from api.thumbnails import ThumbnailController
 from api.uploads import UploadController
 from api.videos import VideosController
-from medio import heap
-from medio.bootstrap import Container, build_container
-from medio.logs import configure_logging
-from medio.recovery import check_at_start
-from medio.settings import Settings, get_settings
+from projections.recovery import check_at_start
+from services.container import build_container
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
@@ -62,7 +63,7 @@ def create_app(
 ) -> Litestar:
     """Build the API for ``settings`` (or the environment's); connects only when serving.
 
-    ``settle_heap``: a serving process (not a test) freezes its start-up heap (medio.heap).
+    ``settle_heap``: a serving process (not a test) freezes its start-up heap (adapters.heap).
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level)

@@ -29,10 +29,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.settings import Settings
+from adapters.tables import users
 from api.errors import ApiError
 from api.jwks import JwksKeys, KeysUnavailable
-from medio.settings import Settings
-from medio.tables import users
 
 log = logging.getLogger("medio.auth")
 

@@ -18,8 +18,8 @@ from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from adapters.settings import Settings
 from api.request_id import add_response_headers
-from medio.settings import Settings
 
 ALLOW_HEADERS = [
     "Authorization",

@@ -21,12 +21,12 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from adapters.settings import Settings
 from api.auth import unauthorized
 from api.csrf_tokens import CsrfTokens
 from api.deps import services_of
 from api.errors import ApiError
-from api.guards import INLINE_GUARDS, PUBLIC
-from medio.settings import Settings
+from api.route_facts import INLINE_GUARDS, PUBLIC
 
 COOKIE = "csrf_token"
 HEADER = b"x-csrf-token"

@@ -18,7 +18,7 @@ import secrets
 
 from redis.asyncio import Redis
 
-from medio.settings import Settings
+from adapters.settings import Settings
 
 log = logging.getLogger("medio.csrf")
 SHARED_KEY = "medio:csrf-key"

@@ -9,9 +9,9 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.types import Scope, Send
 
+from adapters.container import Container
 from api.auth import Claims, Principal, TokenVerifier, UserDirectory, bearer_token, unauthorized
 from api.csrf_tokens import CsrfTokens
-from medio.bootstrap import Container
 
 
 class Services:

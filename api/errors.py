@@ -24,7 +24,7 @@ from litestar.types import ExceptionHandlersMap, Receive, Scope, Send
 
 from api.request_id import request_id_of
 from domain.timestamps import iso_ms
-from medio.idempotency import AlreadyAnswered, KeyReused
+from services.idempotency import AlreadyAnswered, KeyReused
 
 log = logging.getLogger("medio.api")
 
@@ -157,7 +157,7 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_already_answered(request: Request[Any, Any, Any], exc: AlreadyAnswered) -> Response[Any]:
-    """A twin of this request committed first (``medio.idempotency``): its answer, replayed."""
+    """A twin of this request committed first (``services.idempotency``): its answer, replayed."""
     answer = exc.answer
     return _respond(
         request,

@@ -13,7 +13,7 @@ from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError, FieldError, InvalidFields
 from domain.history import FeedQuery, parse_feed_query
 from domain.timestamps import iso_ms
-from medio.archive_reader import ArchivedEvent, current_body, read_page
+from projections.archive_pages import ArchivedEvent, current_body, read_page
 
 HISTORY_ROLES = frozenset({"analyst", "admin"})
 

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from litestar import Controller, get
 from litestar.datastructures import State
 
+from adapters.container import Container
 from api.deps import ContainerDep
 from api.errors import ApiError
-from medio.bootstrap import Container
 from projections.lag import READY_COUNT_CAP, as_json, projection_lag
 
 CHECK_TIMEOUT_SECONDS = 2.0

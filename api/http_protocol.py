@@ -31,10 +31,10 @@ from typing import Any
 import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from adapters.settings import get_settings
 from api.errors import error_body
 from api.ratelimit import ClientAddress
 from api.request_id import new_request_id
-from medio.settings import get_settings
 
 HEAD_TIMEOUT_SECONDS = 10.0
 MAX_HEAD_BYTES = 16 * 1024

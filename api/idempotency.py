@@ -3,7 +3,7 @@
 A route opts in with one line, ``middleware=[Idempotent(REDIS_ANSWERS)]`` (its effect is an
 event) or ``Idempotent(SQL_ANSWERS)`` (its effect is a row), and hands
 ``receipt_of(scope, render)`` to its command, which stores the answer with its effect
-(``medio.idempotency``). A raw ASGI handler calls ``run_once`` itself, only when the header is
+(``services.idempotency``). A raw ASGI handler calls ``run_once`` itself, only when the header is
 there, so its path without the header stays as it was.
 
 For a request with the header this layer, after the guards (rate limit, CSRF, body limits):
@@ -36,11 +36,11 @@ from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Sen
 from api.auth import bearer_token
 from api.deps import header_value, services_of
 from api.errors import ApiError, client_error_status, send_error
-from api.guards import PUBLIC
 from api.limits import replay
 from api.multipart_stream import boundary_of
 from api.ratelimit import ClientAddress
-from medio.idempotency import (
+from api.route_facts import PUBLIC
+from services.idempotency import (
     MAX_STORED_BODY,
     Answer,
     AnswerStore,
@@ -51,7 +51,7 @@ from medio.idempotency import (
     key_ref,
     release_running,
 )
-from medio.session_store import hash_token, is_session_token
+from services.sessions import hash_token, is_session_token
 
 R = TypeVar("R")
 

@@ -29,11 +29,11 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPRequestEvent, Receive, ReceiveMessage, Scope, Send
 
+from adapters.settings import Settings
 from api.deps import header_value
 from api.errors import ApiError
-from api.guards import INLINE_GUARDS
+from api.route_facts import INLINE_GUARDS
 from domain.catalog import is_ascii_digits
-from medio.settings import Settings
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 JSON_MEDIA_TYPES = ("application/json", "text/plain")  # text/plain: navigator.sendBeacon

@@ -25,8 +25,8 @@ from api.catalog_schema import (
 from api.deps import ContainerDep, PrincipalDep
 from api.idempotency import Idempotent, receipt_of
 from domain.catalog import check_profile, profile_values
-from medio import catalog, session_store
-from medio.idempotency import SQL_ANSWERS
+from services import catalog, sessions
+from services.idempotency import SQL_ANSWERS
 
 DEFAULT_LIMIT = 10
 
@@ -96,9 +96,7 @@ class ProfilesController(Controller):
         if changed is None:
             raise not_found("Profile")
         if values.get("kids_mode") is False:  # kids-mode sessions stop counting now
-            await session_store.end_profile_sessions(
-                container, profile_id, "parent", public_only=True
-            )
+            await sessions.end_profile_sessions(container, profile_id, "parent", public_only=True)
         return profile_out(changed)
 
     @delete("/{profile_id:int}", summary="Remove a profile")
@@ -107,7 +105,7 @@ class ProfilesController(Controller):
     ) -> Response[None]:
         if not await catalog.delete_profile(container.engine, principal.user_id, profile_id):
             raise not_found("Profile")
-        await session_store.end_profile_sessions(
+        await sessions.end_profile_sessions(
             container, profile_id, "profile_deleted", public_only=False
         )
         return Response(content=None, status_code=204)

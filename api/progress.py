@@ -23,12 +23,14 @@ from litestar.exceptions import MethodNotAllowedException
 from litestar.params import FromPath, Parameter
 from litestar.types import Receive, Scope, Send
 
+from adapters.container import Container
 from api.deps import authenticate_subject, header_value, services_of
 from api.errors import ApiError, FieldError, InvalidFields
-from api.guards import admit, inline_guards, route_policy
+from api.guards import admit
 from api.idempotency import HEADER as IDEMPOTENCY_KEY
 from api.idempotency import receipt_of, run_once
 from api.limits import MSG_MEDIA_TYPE, is_json_media_type, replay
+from api.route_facts import inline_guards, route_policy
 from domain.progress import (
     InvalidProgress,
     MalformedBody,
@@ -38,12 +40,16 @@ from domain.progress import (
     parse_limit,
     parse_save,
 )
-from medio.bootstrap import Container
-from medio.idempotency import REDIS_ANSWERS
-from medio.progress import delete_progress, save_progress
-from medio.read_your_writes import read_own
-from medio.resume_store import ResumeEntry, ResumePosition, list_positions, read_position
-from projections.resume import ResumeProjection
+from projections.resume import (
+    ResumeEntry,
+    ResumePosition,
+    ResumeProjection,
+    list_positions,
+    read_position,
+)
+from services.idempotency import REDIS_ANSWERS
+from services.progress import delete_progress, save_progress
+from services.read_your_writes import read_own
 
 RESUME = ResumeProjection.name
 

@@ -20,13 +20,13 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.exceptions import RedisError
 
+from adapters.scripts import Script
+from adapters.settings import RateLimit, Settings
 from api.auth import bearer_token
 from api.deps import header_value, services_of
 from api.errors import SpecialError
-from api.guards import INLINE_GUARDS, POLICIES, RATE_LIMIT, Policy, route_policy
 from api.request_id import add_response_headers
-from medio.scripts import Script
-from medio.settings import RateLimit, Settings
+from api.route_facts import INLINE_GUARDS, POLICIES, RATE_LIMIT, Policy, route_policy
 
 log = logging.getLogger("medio.ratelimit")
 

@@ -21,23 +21,23 @@ from typing import Any
 from litestar import Controller, Request, delete, get, post
 from litestar.params import FromPath, Parameter
 
+from adapters.container import Container
 from api.deps import authenticate_subject, services_of
 from api.errors import ApiError, FieldError, InvalidFields
-from api.guards import route_policy
 from api.idempotency import Idempotent, receipt_of
 from api.limits import MSG_MEDIA_TYPE, is_json_media_type
+from api.route_facts import route_policy
 from domain.progress import InvalidProgress, MalformedBody, check_tmdb_id, parse_limit
 from domain.series_progress import SaveSeriesProgress, check_series_id, parse_series_save
-from medio.bootstrap import Container
-from medio.idempotency import REDIS_ANSWERS
-from medio.series_progress import (
+from projections.series_resume import SeriesEntry, SeriesPosition
+from services.idempotency import REDIS_ANSWERS
+from services.series_progress import (
     delete_series_progress,
     get_episode,
     get_series,
     get_series_list,
     save_series_progress,
 )
-from medio.series_resume_store import SeriesEntry, SeriesPosition
 
 TELEMETRY = route_policy("telemetry")
 

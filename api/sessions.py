@@ -16,6 +16,7 @@ from litestar.exceptions import MethodNotAllowedException
 from litestar.params import FromPath, JSONBody
 from litestar.types import Receive, Scope, Send
 
+from adapters.container import Container
 from api.auth import bearer_token, unauthorized
 from api.deps import (
     ContainerDep,
@@ -27,16 +28,22 @@ from api.deps import (
     services_of,
 )
 from api.errors import MSG_MALFORMED_JSON, ApiError, FieldError, InvalidFields, SpecialError
-from api.guards import admit, inline_guards, route_policy
+from api.guards import admit
 from api.idempotency import Idempotent, receipt_of
-from domain import sessions
+from api.route_facts import inline_guards, route_policy
 from domain.catalog import Profile, json_integer
-from domain.sessions import SessionState, Transition
+from domain.sessions import (
+    MS_PER_SECOND,
+    SessionState,
+    Transition,
+    duration_minutes,
+    position_problem,
+    whole_minutes,
+)
 from domain.timestamps import iso_ms
-from medio import catalog, session_store
-from medio.bootstrap import Container
-from medio.idempotency import REDIS_ANSWERS, Receipt
-from medio.session_store import Caller, Started
+from services import catalog, sessions
+from services.idempotency import REDIS_ANSWERS, Receipt
+from services.sessions import Caller, Started
 
 SESSION_TOKEN_HEADER = "x-session-token"
 MSG_ID = "{} must be a positive integer"
@@ -116,7 +123,7 @@ def _position(data: Any) -> float | None:
     if not isinstance(data, dict):
         raise ApiError(400, "Request body must be a JSON object")
     position = data.get("position")
-    if problem := sessions.position_problem(position):
+    if problem := position_problem(position):
         raise InvalidFields([FieldError("position", problem)])
     return None if position is None else float(position)
 
@@ -128,8 +135,8 @@ async def _caller(
     token = session_token or bearer_token(authorization)
     if token is None:
         raise unauthorized()
-    if session_store.is_session_token(token):
-        hashed = session_store.hash_token(token)
+    if sessions.is_session_token(token):
+        hashed = sessions.hash_token(token)
         return Caller(token_hash=hashed, actor=f"session:{session_id}")
     principal = await principal_of(services, token)
     return Caller(user_id=principal.user_id, actor=principal.sub)
@@ -173,10 +180,10 @@ async def _start(
     receipt: Receipt[Started] | None,
 ) -> Started:
     try:
-        return await session_store.start_session(
+        return await sessions.start_session(
             container, profile, video_id, public=public, actor=actor, receipt=receipt
         )
-    except session_store.DailyLimitExceeded as exc:
+    except sessions.DailyLimitExceeded as exc:
         body: dict[str, Any] = {
             "message": "Daily watch limit exceeded",
             "limit_minutes": exc.limit_minutes,
@@ -195,7 +202,7 @@ def _start_out(started: Started) -> StartOut:
         video_id=state.video_id,
         started_at=iso_ms(state.started_at),
         daily_limit_minutes=state.daily_limit_minutes,
-        watched_today_minutes=sessions.whole_minutes(started.watched_today_ms),
+        watched_today_minutes=whole_minutes(started.watched_today_ms),
         remaining_minutes=started.remaining_minutes,
         session_token=started.session_token,
     )
@@ -213,7 +220,7 @@ def _end_out(state: SessionState) -> EndOut:
     assert state.ended_at is not None
     return EndOut(
         session_id=state.session_id,
-        duration_minutes=sessions.duration_minutes(state.started_at, state.ended_at),
+        duration_minutes=duration_minutes(state.started_at, state.ended_at),
         ended_at=iso_ms(state.ended_at),
     )
 
@@ -242,9 +249,9 @@ def _session_out(state: SessionState) -> SessionOut:
         ended_at=iso_ms(state.ended_at) if state.ended_at else None,
         end_reason=state.end_reason,
         duration_minutes=(
-            sessions.duration_minutes(state.started_at, state.ended_at) if state.ended_at else None
+            duration_minutes(state.started_at, state.ended_at) if state.ended_at else None
         ),
-        watched_seconds=state.watched_ms / sessions.MS_PER_SECOND,
+        watched_seconds=state.watched_ms / MS_PER_SECOND,
         position=state.position,
         daily_limit_minutes=state.daily_limit_minutes,
     )
@@ -327,10 +334,10 @@ class SessionsController(Controller):
         )
         position = _position(data)
         try:
-            beat = await session_store.heartbeat(services.container, session_id, caller, position)
-        except session_store.SessionNotFound:
+            beat = await sessions.heartbeat(services.container, session_id, caller, position)
+        except sessions.SessionNotFound:
             raise _not_found() from None
-        except session_store.SessionOver:
+        except sessions.SessionOver:
             raise _ended() from None
         last = beat.state.last_heartbeat or beat.state.started_at
         out = HeartbeatOut(
@@ -354,10 +361,10 @@ class SessionsController(Controller):
         caller = await _request_caller(request, session_id)
         receipt = receipt_of(request.scope, _answer_end)
         try:
-            state = await session_store.end_session(container, session_id, caller, receipt)
-        except session_store.SessionNotFound:
+            state = await sessions.end_session(container, session_id, caller, receipt)
+        except sessions.SessionNotFound:
             raise _not_found() from None
-        except session_store.SessionOver:
+        except sessions.SessionOver:
             raise _ended() from None
         return _end_out(state)
 
@@ -367,7 +374,7 @@ class SessionsController(Controller):
     ) -> SessionOut:
         caller = await _request_caller(request, session_id)
         try:
-            state = await session_store.get_session(container, session_id, caller)
-        except session_store.SessionNotFound:
+            state = await sessions.get_session(container, session_id, caller)
+        except sessions.SessionNotFound:
             raise _not_found() from None
         return _session_out(state)

@@ -12,7 +12,7 @@ from litestar.params import FromPath
 from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError
 from domain.stats import ProfileStats
-from medio.profile_stats import profile_stats
+from services.stats import profile_stats
 
 
 class ProfileStatsController(Controller):

@@ -1,7 +1,7 @@
 """``GET /api/videos/:id/stream``: an uploaded video, whole or by byte range, in chunks.
 
 Litestar's ``File`` response is not used because it has no ``Range`` support; a ``Stream``
-over ``medio.file_span`` sends exactly the requested span with constant memory, reading cached
+over ``adapters.file_span`` sends exactly the requested span with constant memory, reading cached
 pages in the event loop and only the rest in a thread. A video
 that only has an external ``url`` is a redirect to it. Because a ``<video>`` element cannot set
 headers, this route (and only this one) also takes the token as ``?access_token=`` (RFC 6750).
@@ -15,14 +15,14 @@ from litestar import Controller, Request, Response, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream
 
+from adapters.file_span import file_span
+from adapters.media import MediaStore
 from api.auth import bearer_token
 from api.catalog_schema import not_found
 from api.deps import ContainerDep, authenticate
 from api.errors import ApiError
 from domain.media import ByteRange, Unsatisfiable, parse_range
-from medio import catalog
-from medio.file_span import file_span
-from medio.media import MediaStore
+from services import catalog
 
 
 class StreamController(Controller):

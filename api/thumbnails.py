@@ -17,11 +17,11 @@ from litestar.datastructures import ETag
 from litestar.params import FromPath
 from litestar.response import File
 
+from adapters.media import MediaStore
 from api.catalog_schema import not_found
 from api.deps import ContainerDep, PrincipalDep
 from domain.media import stored_image_type
-from medio import catalog
-from medio.media import MediaStore
+from services import catalog
 
 # Private: the image is one family's; a day, since the URL names the video, not the file.
 CACHE_CONTROL = "private, max-age=86400"

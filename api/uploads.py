@@ -20,6 +20,8 @@ from anyio import AsyncFile
 from litestar import Controller, Request, post
 from litestar.exceptions import InternalServerException
 
+from adapters.container import Container
+from adapters.media import MediaStore
 from api.catalog_schema import VideoOut, answer_video, invalid, video_out
 from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError, FieldError, InvalidFields, SpecialError
@@ -28,10 +30,8 @@ from api.limits import timed_out
 from api.multipart_stream import PartData, PartStarted, boundary_of, form_events
 from domain.catalog import MSG_DURATION, Problem, Video, check_video_details, is_ascii_digits
 from domain.media import SNIFF_BYTES, MediaKind, MediaType, file_too_large, sniff
-from medio import catalog
-from medio.bootstrap import Container
-from medio.idempotency import SQL_ANSWERS, Receipt
-from medio.media import MediaStore
+from services import catalog
+from services.idempotency import SQL_ANSWERS, Receipt
 
 FORM_OVERHEAD = 1024 * 1024  # text fields, part headers and boundaries around the files
 MAX_TEXT_FIELD = 64 * 1024

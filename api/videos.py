@@ -11,6 +11,7 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from adapters.media import MediaStore
 from api.catalog_schema import (
     VideoList,
     VideoOut,
@@ -25,9 +26,8 @@ from api.catalog_schema import (
 from api.deps import ContainerDep, PrincipalDep
 from api.idempotency import Idempotent, receipt_of
 from domain.catalog import check_video, video_values
-from medio import catalog
-from medio.idempotency import SQL_ANSWERS
-from medio.media import MediaStore
+from services import catalog
+from services.idempotency import SQL_ANSWERS
 
 DEFAULT_LIMIT = 20
 

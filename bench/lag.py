@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from adapters.eventlog import entry_fields, shard_for, stream_name
 from bench import pyspy
 from bench.ingest import medio_env, tokens_for
 from bench.observe import ArchiveRate, CpuMeter, LagProbe
@@ -42,7 +43,6 @@ from bench.openloop import OpenLoop, Outcome, post_json
 from bench.services import medio_command, postgres_database, process, redis_server
 from domain.events import ProgressSaved
 from medio.embedded import free_port
-from medio.eventlog import entry_fields, shard_for, stream_name
 
 TARGET_P99_MS = 250
 PHASES = ("api", "direct")

@@ -20,17 +20,18 @@ from typing import Any
 
 import msgspec
 
+from adapters.container import Container
+from adapters.settings import Settings, load_settings
 from bench import cpu
 from bench.services import postgres_database, redis_server
 from bench.workload import append_all, realistic_events
-from medio.bootstrap import Container, build_container
 from medio.migrate import upgrade
-from medio.settings import Settings, load_settings
 from projections.apply import ProjectionSet
 from projections.archive import Archive
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.replay import rebuild, verify
 from projections.runtime import project_pending
+from services.container import build_container
 
 TARGET_PROJECTOR = 20_000
 TARGET_REPLAY = 50_000

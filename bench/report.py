@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from medio.scratch import ADMIN_URL
+from tests.scratch import ADMIN_URL
 
 RESULTS = Path(__file__).resolve().parent / "results"
 Row = tuple[str, str, str, str]  # what, measured, target, verdict

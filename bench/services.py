@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from medio import scratch
 from medio.embedded import free_port
+from tests import scratch
 
 ROOT = Path(__file__).resolve().parent.parent
 

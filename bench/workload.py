@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
+from adapters.eventlog import entry_fields, shard_for, stream_name
 from domain.events import (
     AnyEvent,
     DayShare,
@@ -24,7 +25,6 @@ from domain.events import (
     SessionHeartbeat,
     SessionStarted,
 )
-from medio.eventlog import entry_fields, shard_for, stream_name
 
 BEAT_SECONDS = 30.0
 

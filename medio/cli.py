@@ -9,9 +9,10 @@ from typing import Any, get_args
 
 import click
 
+from adapters.data_dir import DataDirBusy
+from adapters.settings import Settings, SettingsError, load_settings
 from api.auth import ROLES, Role, create_token
 from medio.cli_errors import MedioGroup
-from medio.data_dir import DataDirBusy
 from medio.dev import StartFailed, redacted, run_dev
 from medio.embedded import EmbeddedRedisError
 from medio.events_cli import events
@@ -19,7 +20,6 @@ from medio.migrate import upgrade
 from medio.progress_cli import progress
 from medio.replay_cli import replay
 from medio.server import serve
-from medio.settings import Settings, SettingsError, load_settings
 from workers.worker import run_worker
 
 

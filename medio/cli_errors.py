@@ -13,7 +13,7 @@ import click
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from medio.settings import SettingsError
+from adapters.settings import SettingsError
 
 MISSING_TABLE = ("no such table", "UndefinedTable")
 

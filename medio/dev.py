@@ -9,7 +9,7 @@ left running.
 Stop (Ctrl-C, SIGTERM, or SIGHUP when the terminal closes): the children run in sessions of
 their own, so only ``medio dev`` gets the signal and stops them in order: the API and the
 workers (a projector gives its run up at once, ``workers.worker``), then Redis, which syncs its
-append-only file. Each child dies with ``medio dev`` however it ends (``medio.lifeline``).
+append-only file. Each child dies with ``medio dev`` however it ends (``adapters.lifeline``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ import click
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from medio.cli_errors import first_line
-from medio.data_dir import (
+from adapters.data_dir import (
     EmbeddedRecord,
     check_pairing,
     database_identity,
@@ -36,10 +35,11 @@ from medio.data_dir import (
     read_record,
     write_record,
 )
+from adapters.lifeline import die_with_parent
+from adapters.settings import Settings
+from medio.cli_errors import first_line
 from medio.embedded import EmbeddedRedis, free_port, port_free
-from medio.lifeline import die_with_parent
 from medio.migrate import upgrade
-from medio.settings import Settings
 
 STOP_SECONDS = 3.0  # then whatever is left is killed; with Redis's own stop, within 5 s
 POLL_SECONDS = 0.1

@@ -7,8 +7,8 @@ under ``<data dir>/redis``. It keeps everything from one ``medio dev`` to the ne
 beside it does: no restart reuses a session id or loses a counter. (An in-process fake kept
 nothing, so the second run handed out session id 1 again against SQLite's rows.)
 
-It listens on 127.0.0.1 on a port kept in the data dir (``medio.data_dir``), where the other
-``medio`` commands find it, and dies with ``medio dev`` (``medio.lifeline``).
+It listens on 127.0.0.1 on a port kept in the data dir (``adapters.data_dir``), where the other
+``medio`` commands find it, and dies with ``medio dev`` (``adapters.lifeline``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from medio.lifeline import die_with_parent
+from adapters.lifeline import die_with_parent
 
 START_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 1.5  # SIGTERM to exit takes ~0.1 s: sync the AOF, close
@@ -131,7 +131,7 @@ class EmbeddedRedis:
 
     def stop_leftover(self) -> None:
         """Shut down a server left on our port and files by a ``medio dev`` that could not stop
-        it (before ``medio.lifeline``): two servers on one AOF would corrupt it."""
+        it (before ``adapters.lifeline``): two servers on one AOF would corrupt it."""
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=2)
         try:
             directory = _text(client.config_get("dir").get("dir"))

@@ -1,7 +1,7 @@
 """``medio events export`` / ``medio events import``: the archive to and from files.
 
-Thin: parse options, show a progress bar on stderr, call ``medio.export.export_events`` or
-``medio.archive_import.import_events``. Only the database is needed (no Redis).
+Thin: parse options, show a progress bar on stderr, call ``services.export.export_events`` or
+``services.archive_import.import_events``. Only the database is needed (no Redis).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from rich.progress import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.db import create_engine
+from adapters.settings import SettingsError, load_settings
 from domain.history import parse_filter
-from medio.archive_import import ImportRefused, import_events
-from medio.db import create_engine
-from medio.export import FORMATS, ExportError, ExportFormat, export_events
 from medio.migrate import is_migrated
-from medio.settings import SettingsError, load_settings
+from services.archive_import import ImportRefused, import_events
+from services.export import FORMATS, ExportError, ExportFormat, export_events
 
 T = TypeVar("T")
 

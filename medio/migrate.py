@@ -10,7 +10,7 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
-from medio.settings import Settings
+from adapters.settings import Settings
 
 
 def alembic_config(settings: Settings) -> Config:

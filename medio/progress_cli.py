@@ -7,10 +7,10 @@ import asyncio
 
 import click
 
-from medio.bootstrap import build_container
-from medio.progress_import import ImportReport, import_express_keys
-from medio.series_import import import_series_keys
-from medio.settings import SettingsError, load_settings
+from adapters.settings import SettingsError, load_settings
+from services.container import build_container
+from services.progress_import import ImportReport, import_express_keys
+from services.series_import import import_series_keys
 
 SHOWN_UNREADABLE = 20
 

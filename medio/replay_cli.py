@@ -12,9 +12,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from medio.bootstrap import build_container, redis_url
-from medio.settings import SettingsError, load_settings
+from adapters.container import redis_url
+from adapters.settings import SettingsError, load_settings
 from projections.replay import ReplayReport, rebuild, replayable, verify
+from services.container import build_container
 
 PROGRESS_FROM_EVENTS = 50_000  # smaller archives replay too fast for a bar to help
 

@@ -7,9 +7,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from medio.db import create_engine
-from medio.settings import Settings, get_settings
-from medio.tables import metadata
+from adapters.db import create_engine
+from adapters.settings import Settings, get_settings
+from adapters.tables import metadata
 
 config = context.config
 settings: Settings = config.attributes.get("settings") or get_settings()

@@ -32,7 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from medio.eventlog import stream_name
+from adapters.eventlog import stream_name
 from projections.base import Envelope, RedisProjection, SqlProjection, stream_id_key
 from projections.checkpoints import (
     ZERO,

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from medio.tables import events
+from adapters.tables import events
 from projections.base import Envelope, SqlProjection
 
 # pg_advisory_xact_lock key of "archive positions" (any constant shared by every writer).

@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.tables import events
 from domain.codec import UnknownEvent, decode
-from medio.tables import events
 from projections.base import Envelope
 
 CHUNK = 50_000

@@ -25,8 +25,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.settings import Settings
 from domain.events import AnyEvent
-from medio.settings import Settings
 
 SCRATCH_SUFFIX = "__rebuild"
 SCRATCH_PREFIX = "medio:rebuild:"

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from medio.tables import projection_checkpoints
+from adapters.tables import projection_checkpoints
 from projections.base import stream_id_key
 
 ZERO = "0-0"

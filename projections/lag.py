@@ -13,7 +13,7 @@ import msgspec
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from medio.eventlog import stream_name
+from adapters.eventlog import stream_name
 from projections.base import stream_id_key
 from projections.checkpoints import ZERO, read_redis_checkpoints, read_sql_checkpoints
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from medio.eventlog import stream_name
+from adapters.eventlog import stream_name
 from projections.apply import FenceBroken, ProjectionFailed, ProjectionSet, is_transient
 from projections.checkpoints import ZERO, lowest_checkpoint
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS

@@ -28,8 +28,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
-from medio.msgpack import UNPACK_COMMANDS_LUA, pack_commands
-from medio.scripts import Script
+from adapters.msgpack import UNPACK_COMMANDS_LUA, pack_commands
+from adapters.scripts import Script
 from projections.base import Envelope, RedisProjection
 from projections.redis_generation import RedisNotChecked, is_checked
 

@@ -21,8 +21,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from medio.msgpack import UNPACK_COMMANDS_LUA, pack_commands
-from medio.scripts import Script
+from adapters.msgpack import UNPACK_COMMANDS_LUA, pack_commands
+from adapters.scripts import Script
 
 _READ = Script(
     UNPACK_COMMANDS_LUA

@@ -3,7 +3,7 @@
 Redis with ``appendfsync everysec`` can come back from a host crash without its last second,
 while the projectors had already archived some of that second in SQL: the command side (the
 session id sequence, session states, the streams' last ids, the Redis projections) is then
-behind the durable archive. ``medio.recovery`` compares and restores; this module only
+behind the durable archive. ``projections.recovery`` compares and restores; this module only
 remembers, per Redis server run, that it was done.
 
 Every start of a Redis server gets a new ``run_id`` (``INFO server``). ``CHECKED_KEY`` holds

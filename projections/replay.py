@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from medio import heap
-from medio.bootstrap import Container
-from medio.tables import events
+from adapters import heap
+from adapters.container import Container
+from adapters.tables import events
 from projections.apply import is_transient
 from projections.archive_reader import ArchiveChunks
 from projections.base import (

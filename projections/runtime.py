@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from medio import heap
-from medio.bootstrap import Container
-from medio.recovery import ensure_current
-from medio.settings import Settings
+from adapters import heap
+from adapters.container import Container
+from adapters.settings import Settings
 from projections.apply import ProjectionSet
 from projections.locks import ShardLock, consumer_name
 from projections.projector import ShardProjector
+from projections.recovery import ensure_current
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 
 MAX_BLOCK_SECONDS = 1.0

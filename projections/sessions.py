@@ -17,9 +17,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.tables import profiles, watch_sessions
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import MS_PER_SECOND, SessionState
-from medio.tables import profiles, watch_sessions
 from projections.base import Envelope, SqlProjection
 from projections.bulk_sql import (
     coalescing_update_sql,

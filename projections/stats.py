@@ -23,9 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.tables import stats_daily, stats_totals, stats_videos
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import MS_PER_SECOND, share_ms
-from medio.tables import stats_daily, stats_totals, stats_videos
 from projections.base import Envelope, SqlProjection
 from projections.bulk_sql import execute, insert_sql, raw_connection
 

@@ -15,13 +15,14 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from adapters.container import Container
+from adapters.settings import Settings, load_settings
 from api.app import create_app
 from api.auth import Role, create_token
-from medio import scratch
-from medio.bootstrap import Container, build_container
 from medio.migrate import upgrade
-from medio.settings import Settings, load_settings
 from projections.runtime import project_pending
+from services.container import build_container
+from tests import scratch
 
 
 @pytest.fixture(scope="session")

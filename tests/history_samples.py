@@ -18,6 +18,9 @@ import sqlalchemy as sa
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.container import Container
+from adapters.settings import Settings
+from adapters.tables import events
 from api.app import create_app
 from domain.codec import encode
 from domain.events import (
@@ -29,11 +32,9 @@ from domain.events import (
     SessionHeartbeat,
     SessionStarted,
 )
-from medio import scratch
-from medio.bootstrap import Container, build_container
 from medio.migrate import upgrade
-from medio.settings import Settings
-from medio.tables import events
+from services.container import build_container
+from tests import scratch
 
 T0 = datetime(2025, 7, 28, 8, 0, 0, 123456, tzinfo=UTC)  # a Monday
 

@@ -13,17 +13,18 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from adapters.container import Container
+from adapters.eventlog import stream_name
+from adapters.settings import Settings
 from api.app import create_app
 from api.auth import UserDirectory
 from domain.catalog import Profile, Video
 from domain.clock import FakeClock
 from domain.codec import decode, encode
 from domain.events import AnyEvent
-from medio import catalog
-from medio.bootstrap import Container, build_container
-from medio.eventlog import stream_name
-from medio.settings import Settings
 from projections.base import Envelope
+from services import catalog
+from services.container import build_container
 
 NOW = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
 

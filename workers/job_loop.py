@@ -25,8 +25,9 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from medio.bootstrap import Container, build_container
-from medio.settings import Settings
+from adapters.container import Container
+from adapters.settings import Settings
+from services.container import build_container
 
 log = logging.getLogger(__name__)
 

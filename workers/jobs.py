@@ -7,8 +7,8 @@ import logging
 
 from redis import Redis
 
-from medio.bootstrap import Container
-from medio.settings import load_settings
+from adapters.container import Container
+from adapters.settings import load_settings
 from projections.locks import PAUSE_KEY
 from projections.redis_generation import RedisNotChecked
 from projections.runtime import HANDOVER_LEAD, run_projector

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from medio.bootstrap import build_container
-from medio.idempotency import prune_expired
-from medio.settings import Settings, load_settings
+from adapters.settings import Settings, load_settings
+from services.container import build_container
+from services.idempotency import prune_expired
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from redis import Redis
 from rq import Queue
 
-from medio.bootstrap import redis_url
-from medio.settings import Settings
+from adapters.container import redis_url
+from adapters.settings import Settings
 
 PROJECTIONS = "medio-projections"
 MAINTENANCE = "medio-maintenance"

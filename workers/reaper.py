@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 
 from redis import Redis
 
-from medio.bootstrap import Container, build_container
-from medio.session_store import expire_session, silent_session_ids
-from medio.settings import Settings, load_settings
+from adapters.container import Container
+from adapters.settings import Settings, load_settings
+from services.container import build_container
+from services.sessions import expire_session, silent_session_ids
 from workers.queues import MAINTENANCE, queue, rq_connection
 
 log = logging.getLogger(__name__)

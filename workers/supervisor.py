@@ -13,7 +13,7 @@ import threading
 from redis import Redis
 from redis.exceptions import RedisError
 
-from medio.settings import Settings
+from adapters.settings import Settings
 from projections.locks import PAUSE_KEY, lock_key
 from workers.periodic import PERIODIC_JOBS, due_key
 from workers.queues import enqueue_projector, queue, queued_key, rq_connection

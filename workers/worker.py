@@ -23,9 +23,9 @@ from typing import Any
 from rq.exceptions import StopRequested
 
 import workers.jobs  # noqa: F401  (loaded at start, not by the first job)
-from medio.lifeline import forks_die_with_this_process
-from medio.logs import configure_logging
-from medio.settings import Settings
+from adapters.lifeline import forks_die_with_this_process
+from adapters.logs import configure_logging
+from adapters.settings import Settings
 from workers.job_loop import SHUTTING_DOWN, stop_job_loop
 from workers.queues import QUEUE_NAMES, rq_connection
 from workers.reaper import schedule_reaper

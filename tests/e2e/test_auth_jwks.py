@@ -19,8 +19,8 @@ from jwks_server import KeyServer, ec_jwk, rsa_jwk
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from adapters.settings import Settings
 from api.app import create_app
-from medio.settings import Settings
 
 Client = AsyncTestClient[Litestar]
 ISSUER = "https://clerk.example.test"

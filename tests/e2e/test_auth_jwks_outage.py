@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwks_server import KeyServer, rsa_jwk
 from live_server import live_server
 
+from adapters.settings import Settings
 from api.app import create_app
 from api.auth import create_token
-from medio.settings import Settings
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 SLOW_SECONDS = 3.0

@@ -9,8 +9,8 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
+from adapters.settings import Settings
 from api.app import create_app
-from medio.settings import Settings
 
 DEV_FRONT_END = "http://localhost:3000"
 FOREIGN = "https://evil.example"

@@ -10,9 +10,9 @@ import pytest
 from litestar import Litestar, post
 from litestar.testing import AsyncTestClient
 
+from adapters.settings import Settings
 from api.app import create_app
-from api.guards import route_policy
-from medio.settings import Settings
+from api.route_facts import route_policy
 
 
 @post("/api/test-csrf", status_code=204, opt=route_policy("general", public=True))

@@ -18,7 +18,7 @@ from history_samples import (
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from medio.bootstrap import Container
+from adapters.container import Container
 
 Auth = Callable[..., dict[str, str]]
 Client = AsyncTestClient[Litestar]

@@ -8,8 +8,8 @@ import pytest
 from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
 
+from adapters.settings import Settings
 from api.app import create_app
-from medio.settings import Settings
 from projections import lag
 
 

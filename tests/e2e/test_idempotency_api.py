@@ -17,16 +17,17 @@ import msgspec
 import pytest
 from session_samples import csrf_headers, parent_setup
 
+from adapters.container import Container
+from adapters.eventlog import stream_name
+from adapters.settings import Settings
 from api.app import create_app
 from api.deps import Services
 from api.idempotency import MSG_KEY, MSG_REUSED, MSG_RUNNING
 from domain.clock import FakeClock
 from domain.codec import decode
-from medio import catalog, session_store
-from medio.bootstrap import Container, build_container
-from medio.eventlog import stream_name
-from medio.idempotency import RECORD_TTL_SECONDS, RUNNING_PREFIX, record_key, scope_digest
-from medio.settings import Settings
+from services import catalog, sessions
+from services.container import build_container
+from services.idempotency import RECORD_TTL_SECONDS, RUNNING_PREFIX, record_key, scope_digest
 
 Auth = Callable[..., dict[str, str]]
 START = datetime(2026, 5, 6, 3, 0, tzinfo=UTC)
@@ -382,7 +383,7 @@ async def test_a_crash_after_the_commit_replays_instead_of_acting_twice(
     client: httpx.AsyncClient, served: Container, auth: Auth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The effect and its answer were committed, then the process failed before answering."""
-    create, start = catalog.create_profile, session_store.start_session
+    create, start = catalog.create_profile, sessions.start_session
 
     async def create_then_crash(*args: Any, **kwargs: Any) -> Any:
         await create(*args, **kwargs)
@@ -395,7 +396,7 @@ async def test_a_crash_after_the_commit_replays_instead_of_acting_twice(
     headers = auth()
     ids = await _start_ids(client, headers)
     monkeypatch.setattr(catalog, "create_profile", create_then_crash)
-    monkeypatch.setattr(session_store, "start_session", start_then_crash)
+    monkeypatch.setattr(sessions, "start_session", start_then_crash)
     profile_key, start_key = _key(), _key()
     body = {"name": "Crash", "age": 3}
     for _ in range(2):  # the crash itself is a 500; the retries replay the committed answer

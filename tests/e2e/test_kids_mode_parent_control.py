@@ -12,10 +12,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from session_samples import clocked_client, csrf_headers, parent_setup
 
+from adapters.container import Container
+from adapters.settings import Settings
+from adapters.tables import watch_sessions
 from domain.clock import FakeClock
-from medio.bootstrap import Container
-from medio.settings import Settings
-from medio.tables import watch_sessions
 from projections.replay import verify
 
 Client = AsyncTestClient[Litestar]

@@ -22,9 +22,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from adapters.settings import Settings
 from api.app import create_app
 from api.auth import create_token
-from medio.settings import Settings
 
 MAX_EXAMPLES = 25
 IDEMPOTENCY_KEY = "Idempotency-Key"

@@ -13,14 +13,15 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from adapters.container import Container
+from adapters.eventlog import stream_name
+from adapters.settings import Settings
 from api.app import create_app
 from domain.clock import FakeClock
 from domain.codec import decode
 from domain.events import ProgressSaved
-from medio.bootstrap import Container, build_container
-from medio.eventlog import stream_name
-from medio.settings import Settings
 from projections.base import stream_id_key
+from services.container import build_container
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]

@@ -9,10 +9,10 @@ import pytest
 from litestar import Litestar, post
 from litestar.testing import AsyncTestClient
 
+from adapters.container import Container
+from adapters.settings import Settings, load_settings
 from api.app import create_app
 from api.ratelimit import route_policy
-from medio.bootstrap import Container
-from medio.settings import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -15,10 +15,10 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
+from adapters.settings import Settings
 from api.app import create_app
-from medio.bootstrap import build_container
-from medio.settings import Settings
 from projections.runtime import run_projector
+from services.container import build_container
 
 Auth = Callable[..., dict[str, str]]
 

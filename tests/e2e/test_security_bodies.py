@@ -17,9 +17,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from security_checks import assert_error_shape, assert_no_internals
 
+from adapters.settings import Settings
 from api.app import create_app
 from api.openapi import ASGI_OPERATIONS
-from medio.settings import Settings
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]

@@ -18,9 +18,9 @@ import msgspec
 import pytest
 from live_server import live_server
 
+from adapters.settings import Settings
 from api.app import create_app
 from api.http_protocol import GuardedHttpToolsProtocol
-from medio.settings import Settings
 
 PROCESS_CAP = 40
 PER_IP = 10

@@ -13,9 +13,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from adapters.container import Container
+from adapters.settings import load_settings
 from api.app import create_app
-from medio.bootstrap import Container
-from medio.settings import load_settings
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]

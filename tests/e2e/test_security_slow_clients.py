@@ -17,11 +17,11 @@ import pytest
 import uvicorn
 from live_server import live_server
 
+from adapters.settings import Settings
 from api.app import create_app
 from api.http_protocol import GuardedHttpToolsProtocol
 from medio import server as medio_server
 from medio.embedded import free_port
-from medio.settings import Settings
 
 HEAD_TIMEOUT = 0.5
 

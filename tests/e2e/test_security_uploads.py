@@ -18,8 +18,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from security_checks import assert_error_shape, assert_no_internals
 
+from adapters.settings import Settings
 from api.app import create_app
-from medio.settings import Settings
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]

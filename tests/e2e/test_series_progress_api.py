@@ -12,15 +12,16 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from adapters.container import Container
+from adapters.eventlog import stream_name
+from adapters.settings import Settings, load_settings
 from api.app import create_app
 from api.idempotency import MSG_REUSED
 from domain.clock import FakeClock
 from domain.codec import decode
 from domain.events import SeriesProgressSaved
-from medio.bootstrap import Container, build_container
-from medio.eventlog import stream_name
-from medio.settings import Settings, load_settings
 from projections.series_resume import series_key
+from services.container import build_container
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]

@@ -14,9 +14,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from session_samples import parent_setup
 
+from adapters.container import Container
+from adapters.session_keys import SEQUENCE_KEY, session_key
 from domain.events import SessionStarted
-from medio.bootstrap import Container
-from medio.session_store import SEQUENCE_KEY, session_key
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]

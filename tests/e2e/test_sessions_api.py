@@ -12,8 +12,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from session_samples import clocked_client, csrf_headers, parent_setup
 
+from adapters.settings import Settings
 from domain.clock import FakeClock
-from medio.settings import Settings
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]

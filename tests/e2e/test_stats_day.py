@@ -37,10 +37,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from session_samples import clocked_client, csrf_headers, parent_setup
 
+from adapters.container import Container
+from adapters.settings import Settings
 from domain.clock import FakeClock
-from medio.bootstrap import Container, build_container
-from medio.settings import Settings
 from projections.replay import verify
+from services.container import build_container
 from workers.reaper import reap_silent_sessions
 
 Client = AsyncTestClient[Litestar]

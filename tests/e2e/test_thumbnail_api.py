@@ -11,8 +11,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from test_upload_api import JPEG, PNG, upload
 
+from adapters.settings import Settings
 from api.app import create_app
-from medio.settings import Settings
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]

@@ -17,10 +17,10 @@ import msgspec
 import pytest
 from live_server import live_server
 
+from adapters.settings import Settings
 from api.app import create_app
 from medio import cli
 from medio import server as medio_server
-from medio.settings import Settings
 
 
 def random_ip() -> str:

@@ -22,9 +22,9 @@ import httpx
 import psutil
 import pytest
 
+from adapters.settings import Settings
 from api.auth import create_token
 from medio.embedded import free_port
-from medio.settings import Settings
 
 MB = 1024 * 1024
 LIMIT = 20 * MB

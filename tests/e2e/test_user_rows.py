@@ -11,10 +11,10 @@ import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from adapters.container import Container
+from adapters.settings import Settings
+from adapters.tables import users
 from api.auth import UserDirectory, create_token
-from medio.bootstrap import Container
-from medio.settings import Settings
-from medio.tables import users
 
 
 async def _user_rows(container: Container, sub: str) -> int:

@@ -17,9 +17,9 @@ from typing import Any
 
 import msgspec
 
-from medio import scratch
+from adapters.settings import Settings, load_settings
 from medio.migrate import upgrade
-from medio.settings import Settings, load_settings
+from tests import scratch
 
 
 @dataclass(frozen=True)

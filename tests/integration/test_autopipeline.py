@@ -13,10 +13,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from medio.autopipeline import AutoPipeline
-from medio.bootstrap import Container
+from adapters.autopipeline import AutoPipeline
+from adapters.container import Container
+from adapters.scripts import Script
 from medio.embedded import free_port
-from medio.scripts import Script
 
 ECHO = Script("return ARGV[1]")
 

@@ -11,13 +11,14 @@ import msgspec
 import pytest
 from test_faults_redis import PrivateRedis
 
-from medio import scratch
-from medio.bootstrap import Container, build_container
+from adapters.container import Container
+from adapters.settings import Settings
 from medio.migrate import upgrade
-from medio.recovery import ensure_current
-from medio.settings import Settings
+from projections.recovery import ensure_current
 from projections.redis_batch import run_batch
 from projections.redis_generation import CHECKED_KEY, RedisNotChecked, is_checked
+from services.container import build_container
+from tests import scratch
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 

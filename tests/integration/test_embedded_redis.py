@@ -13,18 +13,18 @@ import redis
 from projector_env import isolated_stack
 from session_samples import new_owner, new_profile, new_video
 
+from adapters.settings import Settings
 from domain.clock import FakeClock
 from domain.progress import SaveProgress
 from domain.sessions import local_date
-from medio import session_store
-from medio.bootstrap import build_container
 from medio.embedded import EmbeddedRedis, free_port, port_free, valkey_server
-from medio.progress import save_progress
-from medio.resume_store import read_position
-from medio.session_store import Caller
-from medio.settings import Settings
 from projections.daily_limit import counter_key
+from projections.resume import read_position
 from projections.runtime import project_pending
+from services import sessions
+from services.container import build_container
+from services.progress import save_progress
+from services.sessions import Caller
 
 
 @pytest.fixture
@@ -55,14 +55,12 @@ async def test_saves_sessions_and_projections_work_on_the_wheels_valkey(
         owner = await new_owner(container)
         profile = await new_profile(container, owner, daily_limit_minutes=60)
         video = await new_video(container, owner)
-        started = await session_store.start_session(
+        started = await sessions.start_session(
             container, profile, video.id, public=False, actor="parent"
         )
         clock.advance(30)
         caller = Caller(user_id=owner, actor="parent")
-        beat = await session_store.heartbeat(
-            container, started.state.session_id, caller, position=30.0
-        )
+        beat = await sessions.heartbeat(container, started.state.session_id, caller, position=30.0)
         assert (beat.status, beat.state.watched_ms) == ("active", 30_000)
 
         assert await project_pending(container) == 3  # saved, started, heartbeat

@@ -16,11 +16,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.container import Container
+from adapters.db import create_engine
+from adapters.settings import Settings
+from adapters.tables import events
 from domain.codec import encode
-from medio.bootstrap import Container
-from medio.db import create_engine
-from medio.settings import Settings
-from medio.tables import events
 from projections.archive import Archive
 from projections.base import Envelope
 

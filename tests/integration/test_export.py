@@ -24,13 +24,13 @@ from history_samples import (
     progress_saved_v1_row,
 )
 
+from adapters.container import Container
+from adapters.settings import Settings
 from domain.history import ArchiveFilter
-from medio.archive_import import ImportRefused, import_events
-from medio.archive_reader import archive_head, iter_archive
-from medio.bootstrap import Container
 from medio.cli import main
-from medio.export import COLUMNS, ExportError, export_events
-from medio.settings import Settings
+from projections.archive_pages import archive_head, iter_archive
+from services.archive_import import ImportRefused, import_events
+from services.export import COLUMNS, ExportError, export_events
 
 COUNT = 40
 Medio = Callable[..., Awaitable[Result]]

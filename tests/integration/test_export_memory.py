@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from history_samples import archive_of_its_own, archive_row, clear_archive, mixed_events
 
-from medio import export
-from medio.bootstrap import Container, build_container
-from medio.export import ExportFormat, export_events
-from medio.settings import Settings
-from medio.tables import events
+from adapters.container import Container
+from adapters.settings import Settings
+from adapters.tables import events
+from services import export
+from services.container import build_container
+from services.export import ExportFormat, export_events
 
 ROWS = 30_000
 PAGE = 500

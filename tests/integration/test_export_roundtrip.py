@@ -20,15 +20,16 @@ from click.testing import CliRunner, Result
 from history_samples import archive_of_its_own
 from projector_env import isolated_stack
 
+from adapters.container import Container
+from adapters.eventlog import stream_name
+from adapters.settings import Settings
+from adapters.tables import events
 from bench.workload import append_all, realistic_events
-from medio import scratch
-from medio.bootstrap import Container, build_container
 from medio.cli import main
-from medio.eventlog import stream_name
-from medio.settings import Settings
-from medio.tables import events
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.runtime import project_pending
+from services.container import build_container
+from tests import scratch
 
 SHARDS = 2
 EVENTS = 1500

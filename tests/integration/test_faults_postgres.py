@@ -17,13 +17,13 @@ import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from adapters.container import Container
+from adapters.settings import Settings
+from adapters.tables import events
 from api.app import create_app
-from medio import scratch
-from medio.bootstrap import Container
 from medio.embedded import free_port
-from medio.settings import Settings
-from medio.tables import events
 from projections.runtime import project_pending
+from tests import scratch
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]

@@ -22,14 +22,14 @@ import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from adapters.eventlog import stream_name
+from adapters.settings import Settings
 from api.app import create_app
-from medio import scratch
-from medio.bootstrap import build_container
 from medio.embedded import free_port
-from medio.eventlog import stream_name
 from medio.migrate import upgrade
-from medio.settings import Settings
 from projections.runtime import project_pending
+from services.container import build_container
+from tests import scratch
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 

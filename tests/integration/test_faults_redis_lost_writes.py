@@ -25,19 +25,20 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from test_faults_redis import PrivateRedis
 
+from adapters.container import Container
+from adapters.settings import Settings
+from adapters.tables import events, stats_totals, watch_sessions
 from api.app import create_app
 from domain.clock import FakeClock
 from domain.codec import decode
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import share_ms
-from medio import scratch
-from medio.bootstrap import Container, build_container
 from medio.migrate import upgrade
-from medio.settings import Settings
-from medio.tables import events, stats_totals, watch_sessions
 from projections.replay import verify
 from projections.runtime import project_pending
 from projections.streams import DEAD_LETTER_STREAM
+from services.container import build_container
+from tests import scratch
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 

@@ -1,4 +1,4 @@
-"""``medio.file_span``: exact spans, whether the pages are cached or must come from the disk."""
+"""``adapters.file_span``: exact spans, whether the pages are cached or must come from the disk."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from medio import file_span as module
-from medio.file_span import CHUNK, file_span
+from adapters import file_span as module
+from adapters.file_span import CHUNK, file_span
 
 SIZE = 3 * CHUNK + 12345
 

@@ -19,12 +19,15 @@ import sqlalchemy as sa
 from projector_env import Stack, isolated_stack
 from session_samples import NOW, new_owner, new_profile, new_video, session_events
 
+from adapters.container import Container
+from adapters.eventlog import stream_name
+from adapters.settings import Settings
+from adapters.tables import idempotency_records, profiles
 from domain.catalog import Profile
 from domain.progress import SaveProgress
-from medio import catalog, session_store
-from medio.bootstrap import Container, build_container
-from medio.eventlog import stream_name
-from medio.idempotency import (
+from services import catalog, sessions
+from services.container import build_container
+from services.idempotency import (
     AlreadyAnswered,
     KeyReused,
     Receipt,
@@ -33,9 +36,7 @@ from medio.idempotency import (
     scope_digest,
     sql_answer,
 )
-from medio.progress import save_progress
-from medio.settings import Settings
-from medio.tables import idempotency_records, profiles
+from services.progress import save_progress
 from workers.periodic import PERIODIC_JOBS
 
 TWINS = 6
@@ -106,7 +107,7 @@ async def test_racing_session_starts_append_one_event(container: Container) -> N
     receipt = _receipt(lambda started: (201, str(started.state.session_id).encode()))
     acted, answered = await _race(
         [
-            session_store.start_session(
+            sessions.start_session(
                 container, profile, video.id, public=False, actor="test", receipt=receipt
             )
             for _ in range(TWINS)
@@ -200,11 +201,11 @@ async def test_a_twin_with_another_request_under_the_key_is_told_so(container: C
     video = await new_video(container, user)
     first = _receipt(lambda started: (201, b"{}"))
     other = Receipt(first.ref, "0" * 64, first.render)
-    await session_store.start_session(
+    await sessions.start_session(
         container, profile, video.id, public=False, actor="test", receipt=first
     )
     with pytest.raises(KeyReused):
-        await session_store.start_session(
+        await sessions.start_session(
             container, profile, video.id, public=False, actor="test", receipt=other
         )
     values = {"name": "Twin", "age": 5, "timezone": "UTC", "daily_limit_minutes": 60}

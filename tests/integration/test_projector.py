@@ -20,13 +20,12 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.container import Container
+from adapters.eventlog import entry_fields, stream_name
+from adapters.settings import Settings
+from adapters.tables import events, projection_checkpoints
 from bench.workload import append_all, realistic_events
 from domain.events import ProgressSaved
-from medio.bootstrap import Container, build_container
-from medio.eventlog import entry_fields, stream_name
-from medio.recovery import ensure_current
-from medio.settings import Settings
-from medio.tables import events, projection_checkpoints
 from projections import apply as apply_module
 from projections import locks
 from projections.apply import ProjectionSet
@@ -36,10 +35,12 @@ from projections.checkpoints import redis_checkpoint_key
 from projections.lag import projection_lag
 from projections.locks import ShardLock, lock_key
 from projections.projector import ShardProjector
+from projections.recovery import ensure_current
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.replay import rebuild, verify
 from projections.runtime import project_pending, registered_projections, run_projector
 from projections.streams import DEAD_LETTER_STREAM, GROUP, to_entry
+from services.container import build_container
 
 SHARDS = 2
 

@@ -24,12 +24,13 @@ import pytest
 import sqlalchemy as sa
 from projector_env import Stack, isolated_stack
 
+from adapters.container import Container
+from adapters.eventlog import shard_for
+from adapters.settings import Settings
+from adapters.tables import events
 from bench.workload import append_all, realistic_events
-from medio.bootstrap import Container, build_container
-from medio.eventlog import shard_for
-from medio.settings import Settings
-from medio.tables import events
 from projections.replay import verify
+from services.container import build_container
 
 EVENTS = 20_000
 KILLS = 8  # one chunk of events appended before each kill, so every kill finds work to do

@@ -17,17 +17,18 @@ import pytest
 import sqlalchemy as sa
 from projector_env import Stack, isolated_stack
 
+from adapters.container import Container
+from adapters.eventlog import stream_name
+from adapters.settings import Settings
+from adapters.tables import events
 from bench.workload import append_all, realistic_events
-from medio.bootstrap import Container, build_container
 from medio.embedded import free_port
-from medio.eventlog import stream_name
-from medio.settings import Settings
-from medio.tables import events
 from projections.lag import projection_lag
 from projections.locks import PAUSE_KEY
 from projections.replay import verify
 from projections.runtime import run_projector
 from projections.streams import GROUP
+from services.container import build_container
 
 
 class PostgresSwitch:

@@ -19,19 +19,20 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from adapters.container import Container
+from adapters.eventlog import stream_name
+from adapters.settings import Settings
+from adapters.tables import events, projection_checkpoints
 from domain.events import ProgressSaved
-from medio.bootstrap import Container, build_container
-from medio.eventlog import stream_name
-from medio.recovery import ensure_current
-from medio.settings import Settings
-from medio.tables import events, projection_checkpoints
 from projections import apply as apply_module
 from projections.apply import ProjectionSet
 from projections.archive import Archive
 from projections.base import Envelope, RedisProjection
+from projections.recovery import ensure_current
 from projections.redis_commands import queue
 from projections.runtime import project_pending
 from projections.streams import DEAD_LETTER_STREAM, GROUP
+from services.container import build_container
 
 BATCH = 8
 TITLES_KEY = "test:titles"

@@ -10,14 +10,15 @@ import pytest
 import sqlalchemy as sa
 from projector_env import Stack, isolated_stack
 
+from adapters.container import Container
+from adapters.settings import Settings
+from adapters.tables import events, projection_checkpoints, stats_daily
 from bench.workload import append_all, realistic_events
-from medio.bootstrap import Container, build_container
-from medio.settings import Settings
-from medio.tables import events, projection_checkpoints, stats_daily
 from projections import replay
 from projections.replay import rebuild, replayable, verify
 from projections.resume import ResumeProjection
 from projections.runtime import project_pending
+from services.container import build_container
 
 
 @pytest.fixture(scope="module")

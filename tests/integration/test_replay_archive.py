@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from adapters.container import Container
+from adapters.tables import events
 from domain.events import ProgressSaved
-from medio.bootstrap import Container
-from medio.tables import events
 from projections.archive_reader import ArchiveChunks
 
 Drain = Callable[[], Awaitable[int]]

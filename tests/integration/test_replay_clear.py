@@ -12,8 +12,8 @@ import pytest
 from redis.asyncio import Redis
 from session_samples import envelopes
 
+from adapters.container import Container
 from domain.events import AnyEvent, DayShare, ProgressSaved, SessionHeartbeat
-from medio.bootstrap import Container
 from projections import daily_limit, resume
 from projections.base import RedisProjection
 from projections.daily_limit import DailyLimitCounters, counter_key

@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from projector_env import Stack, isolated_stack
 
+from adapters.settings import Settings
 from bench.workload import append_all, realistic_events
-from medio.bootstrap import build_container
-from medio.settings import Settings
 from projections.replay import rebuild, verify
 from projections.runtime import project_pending
+from services.container import build_container
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

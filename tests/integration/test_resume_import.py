@@ -11,13 +11,12 @@ import pytest
 from click.testing import CliRunner
 from redis.asyncio import Redis
 
+from adapters.container import Container
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms
-from medio.bootstrap import Container
 from medio.cli import main
-from medio.progress_import import import_express_keys, read_legacy, split_key
-from medio.resume_store import list_positions
-from projections.resume import index_key
+from projections.resume import index_key, list_positions
+from services.progress_import import import_express_keys, read_legacy, split_key
 
 Drain = Callable[[], Awaitable[int]]
 TTL = 2_592_000  # what the Express service passed to SET ... EX

@@ -11,15 +11,22 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from adapters.container import Container
+from adapters.settings import Settings
 from domain.codec import encode
 from domain.events import AnyEvent, ProgressDeleted, ProgressSaved
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms as iso
-from medio.bootstrap import Container
-from medio.resume_store import ResumeEntry, list_positions, read_position
-from medio.settings import Settings
 from projections.base import Envelope
-from projections.resume import USERS_KEY, ResumeProjection, index_key, resume_key
+from projections.resume import (
+    USERS_KEY,
+    ResumeEntry,
+    ResumeProjection,
+    index_key,
+    list_positions,
+    read_position,
+    resume_key,
+)
 
 DAY = timedelta(days=1)
 

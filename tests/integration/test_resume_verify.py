@@ -6,8 +6,8 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from adapters.container import Container
 from domain.events import ProgressDeleted, ProgressSaved
-from medio.bootstrap import Container
 from projections.replay import verify
 from projections.resume import resume_key
 

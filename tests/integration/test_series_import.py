@@ -11,14 +11,13 @@ import pytest
 from click.testing import CliRunner
 from redis.asyncio import Redis
 
+from adapters.container import Container
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms
-from medio.bootstrap import Container
 from medio.cli import main
-from medio.resume_store import list_positions
-from medio.series_import import OriginValue, import_series_keys, read_origin, split_key
-from medio.series_resume_store import list_series, read_series
-from projections.series_resume import index_key
+from projections.resume import list_positions
+from projections.series_resume import index_key, list_series, read_series
+from services.series_import import OriginValue, import_series_keys, read_origin, split_key
 
 Drain = Callable[[], Awaitable[int]]
 TTL = 2_592_000  # 30 days, as the origin service set it

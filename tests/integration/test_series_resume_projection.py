@@ -10,25 +10,23 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from adapters.container import Container
 from domain.codec import encode
 from domain.events import AnyEvent, SeriesProgressDeleted, SeriesProgressSaved
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms as iso
-from medio.bootstrap import Container
-from medio.resume_store import list_positions
-from medio.series_resume_store import (
-    SeriesEntry,
-    SeriesPosition,
-    list_series,
-    read_episode,
-    read_series,
-)
 from projections.base import Envelope
+from projections.resume import list_positions
 from projections.series_resume import (
     USERS_KEY,
+    SeriesEntry,
+    SeriesPosition,
     SeriesResumeProjection,
     current_key,
     index_key,
+    list_series,
+    read_episode,
+    read_series,
     series_key,
 )
 

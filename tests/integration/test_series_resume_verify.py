@@ -8,12 +8,13 @@ from datetime import timedelta
 import pytest
 from projector_env import Stack, isolated_stack
 
+from adapters.container import Container
+from adapters.settings import Settings
 from domain.events import SeriesProgressDeleted, SeriesProgressSaved
-from medio.bootstrap import Container, build_container
-from medio.settings import Settings
 from projections.replay import rebuild, replayable, verify
 from projections.runtime import project_pending
 from projections.series_resume import SeriesResumeProjection, series_key
+from services.container import build_container
 
 CLERK = "user_series_verify"
 

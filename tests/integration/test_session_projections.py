@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from session_samples import envelopes
 
+from adapters.container import Container
 from domain.events import AnyEvent, DayShare, SessionEnded, SessionHeartbeat, SessionStarted
-from medio.bootstrap import Container
 from projections.base import Envelope, SqlProjection
 from projections.daily_limit import KEEP_DAYS, DailyLimitCounters
 from projections.sessions import SessionsProjection

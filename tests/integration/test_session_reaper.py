@@ -10,11 +10,12 @@ from rq import Queue, SimpleWorker
 from rq.registry import ScheduledJobRegistry
 from session_samples import new_owner, new_profile, new_video
 
+from adapters.session_keys import session_key
+from adapters.settings import Settings
 from domain.clock import FakeClock
 from domain.sessions import SessionState
-from medio import session_store
-from medio.bootstrap import build_container
-from medio.settings import Settings
+from services import sessions
+from services.container import build_container
 from workers.queues import MAINTENANCE, rq_connection
 from workers.reaper import REAPER_JOB, reaper_interval, schedule_reaper
 
@@ -44,7 +45,7 @@ async def _silent_session(settings: Settings) -> int:
         owner = await new_owner(container)
         profile = await new_profile(container, owner)
         video = await new_video(container, owner)
-        started = await session_store.start_session(
+        started = await sessions.start_session(
             container, profile, video.id, public=False, actor="test"
         )
         return started.state.session_id
@@ -55,7 +56,7 @@ async def _silent_session(settings: Settings) -> int:
 async def _state(settings: Settings, session_id: int) -> SessionState:
     container = build_container(settings)
     try:
-        raw = await container.redis.get(session_store.session_key(session_id))
+        raw = await container.redis.get(session_key(session_id))
         assert raw is not None
         return msgspec.json.decode(raw, type=SessionState)
     finally:

@@ -10,14 +10,16 @@ import msgspec
 import pytest
 from session_samples import NOW, new_owner, new_profile, new_video, session_events
 
+from adapters.container import Container
+from adapters.session_keys import ACTIVE_INDEX, session_key
+from adapters.settings import Settings
 from domain.catalog import Profile
 from domain.clock import FakeClock
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import SessionState
-from medio import session_store
-from medio.bootstrap import Container, build_container
-from medio.session_store import ACTIVE_INDEX, Caller, session_key
-from medio.settings import Settings
+from services import sessions
+from services.container import build_container
+from services.sessions import Caller
 from workers.reaper import reap_silent_sessions
 
 Drain = Callable[[], Awaitable[int]]
@@ -39,13 +41,11 @@ async def store(settings: Settings, clock: FakeClock) -> AsyncIterator[Container
     await built.close()
 
 
-async def _started(store: Container, limit: int = 60) -> tuple[session_store.Started, Caller]:
+async def _started(store: Container, limit: int = 60) -> tuple[sessions.Started, Caller]:
     owner = await new_owner(store)
     profile = await new_profile(store, owner, daily_limit_minutes=limit)
     video = await new_video(store, owner)
-    started = await session_store.start_session(
-        store, profile, video.id, public=False, actor="parent"
-    )
+    started = await sessions.start_session(store, profile, video.id, public=False, actor="parent")
     return started, Caller(user_id=owner, actor="parent")
 
 
@@ -74,7 +74,7 @@ async def test_concurrent_heartbeats_never_count_time_twice(
     session_id = started.state.session_id
     clock.advance(60)
     beats = await asyncio.gather(
-        *(session_store.heartbeat(store, session_id, caller, None) for _ in range(40))
+        *(sessions.heartbeat(store, session_id, caller, None) for _ in range(40))
     )
     assert all(beat.status == "active" for beat in beats)
     assert (await _state(store, session_id)).watched_ms == 60_000
@@ -93,7 +93,7 @@ async def test_concurrent_heartbeats_on_the_wall_clock_stay_within_elapsed_time(
         session_id = started.state.session_id
         for _ in range(5):
             await asyncio.gather(
-                *(session_store.heartbeat(built, session_id, caller, None) for _ in range(10))
+                *(sessions.heartbeat(built, session_id, caller, None) for _ in range(10))
             )
         state = await _state(built, session_id)
         assert state.last_heartbeat is not None
@@ -114,13 +114,13 @@ async def test_heartbeat_and_end_after_end_are_refused(store: Container, clock: 
     started, caller = await _started(store)
     session_id = started.state.session_id
     clock.advance(30)
-    ended = await session_store.end_session(store, session_id, caller)
+    ended = await sessions.end_session(store, session_id, caller)
     assert (ended.end_reason, ended.ended_at, ended.watched_ms) == ("ended", clock.now(), 30_000)
     assert await store.redis.zscore(ACTIVE_INDEX, str(session_id)) is None
-    with pytest.raises(session_store.SessionOver):
-        await session_store.heartbeat(store, session_id, caller, None)
-    with pytest.raises(session_store.SessionOver):
-        await session_store.end_session(store, session_id, caller)
+    with pytest.raises(sessions.SessionOver):
+        await sessions.heartbeat(store, session_id, caller, None)
+    with pytest.raises(sessions.SessionOver):
+        await sessions.end_session(store, session_id, caller)
     kinds = [type(e) for e in await session_events(store.redis, session_id)]
     assert kinds == [SessionStarted, SessionEnded]
 
@@ -132,7 +132,7 @@ async def test_commands_survive_a_script_flush(store: Container, clock: FakeCloc
     session_id = started.state.session_id
     await store.redis.script_flush()
     clock.advance(30)
-    beat = await session_store.heartbeat(store, session_id, caller, 12.0)
+    beat = await sessions.heartbeat(store, session_id, caller, 12.0)
     assert (beat.status, beat.state.watched_ms, beat.state.position) == ("active", 30_000, 12.0)
     kinds = [type(e) for e in await session_events(store.redis, session_id)]
     assert kinds == [SessionStarted, SessionHeartbeat]
@@ -142,31 +142,31 @@ async def test_someone_elses_session_is_not_found(store: Container) -> None:
     started, _caller = await _started(store)
     session_id = started.state.session_id
     stranger = Caller(user_id=await new_owner(store))
-    with pytest.raises(session_store.SessionNotFound):
-        await session_store.heartbeat(store, session_id, stranger, None)
-    with pytest.raises(session_store.SessionNotFound):
-        await session_store.get_session(store, session_id, Caller(token_hash="nope"))
-    with pytest.raises(session_store.SessionNotFound):
-        await session_store.end_session(store, 10**15, stranger)
+    with pytest.raises(sessions.SessionNotFound):
+        await sessions.heartbeat(store, session_id, stranger, None)
+    with pytest.raises(sessions.SessionNotFound):
+        await sessions.get_session(store, session_id, Caller(token_hash="nope"))
+    with pytest.raises(sessions.SessionNotFound):
+        await sessions.end_session(store, 10**15, stranger)
 
 
 async def test_session_token_holder_may_beat(store: Container, clock: FakeClock) -> None:
     started, _caller = await _started(store)
-    holder = Caller(token_hash=session_store.hash_token(started.session_token))
+    holder = Caller(token_hash=sessions.hash_token(started.session_token))
     clock.advance(45)
-    beat = await session_store.heartbeat(store, started.state.session_id, holder, 12.5)
+    beat = await sessions.heartbeat(store, started.state.session_id, holder, 12.5)
     assert (beat.status, beat.state.position, beat.state.watched_ms) == ("active", 12.5, 45_000)
 
 
 async def _watch(store: Container, clock: FakeClock, profile: Profile, seconds: int) -> None:
     """Another device watches ``seconds`` (beating every minute) and ends its session."""
     video = await new_video(store, profile.user_id)
-    started = await session_store.start_session(store, profile, video.id, public=False, actor="p")
+    started = await sessions.start_session(store, profile, video.id, public=False, actor="p")
     caller = Caller(user_id=profile.user_id)
     for step in [60] * (seconds // 60) + ([seconds % 60] if seconds % 60 else []):
         clock.advance(step)
-        await session_store.heartbeat(store, started.state.session_id, caller, None)
-    await session_store.end_session(store, started.state.session_id, caller)
+        await sessions.heartbeat(store, started.state.session_id, caller, None)
+    await sessions.end_session(store, started.state.session_id, caller)
 
 
 async def test_start_is_refused_when_the_projected_day_is_used_up(
@@ -177,8 +177,8 @@ async def test_start_is_refused_when_the_projected_day_is_used_up(
     await _watch(store, clock, profile, 150)
     await drain()
     video = await new_video(store, owner)
-    with pytest.raises(session_store.DailyLimitExceeded) as refused:
-        await session_store.start_session(store, profile, video.id, public=False, actor="p")
+    with pytest.raises(sessions.DailyLimitExceeded) as refused:
+        await sessions.start_session(store, profile, video.id, public=False, actor="p")
     assert (refused.value.limit_minutes, refused.value.watched_minutes) == (2, 2)
     assert refused.value.profile_name == "Sarah"
 
@@ -191,22 +191,22 @@ async def test_heartbeat_reaching_the_limit_ends_the_session(
     await _watch(store, clock, profile, 9 * 60 + 30)  # 9.5 minutes on another device
     await drain()
     video = await new_video(store, owner)
-    started = await session_store.start_session(store, profile, video.id, public=False, actor="p")
+    started = await sessions.start_session(store, profile, video.id, public=False, actor="p")
     assert started.watched_today_ms == 570_000 and started.remaining_minutes == 1
     caller = Caller(user_id=owner)
     session_id = started.state.session_id
     clock.advance(20)
-    beat = await session_store.heartbeat(store, session_id, caller, None)
+    beat = await sessions.heartbeat(store, session_id, caller, None)
     assert (beat.status, beat.remaining_minutes) == ("active", 1)
     await drain()
     clock.advance(10)
-    beat = await session_store.heartbeat(store, session_id, caller, None)
+    beat = await sessions.heartbeat(store, session_id, caller, None)
     assert (beat.status, beat.remaining_minutes) == ("limit_reached", 0)
     assert beat.state.end_reason == "daily_limit"
     assert await store.redis.zscore(ACTIVE_INDEX, str(session_id)) is None
     clock.advance(30)
-    with pytest.raises(session_store.SessionOver):
-        await session_store.heartbeat(store, session_id, caller, None)
+    with pytest.raises(sessions.SessionOver):
+        await sessions.heartbeat(store, session_id, caller, None)
 
 
 async def test_reaper_ends_silent_sessions_at_their_last_heartbeat(
@@ -215,11 +215,11 @@ async def test_reaper_ends_silent_sessions_at_their_last_heartbeat(
     silent, caller = await _started(store)
     lively, lively_caller = await _started(store)
     clock.advance(60)
-    await session_store.heartbeat(store, silent.state.session_id, caller, None)
-    await session_store.heartbeat(store, lively.state.session_id, lively_caller, None)
+    await sessions.heartbeat(store, silent.state.session_id, caller, None)
+    await sessions.heartbeat(store, lively.state.session_id, lively_caller, None)
     last_beat = clock.now()
     clock.advance(120)
-    await session_store.heartbeat(store, lively.state.session_id, lively_caller, None)
+    await sessions.heartbeat(store, lively.state.session_id, lively_caller, None)
     clock.advance(60)  # silent: 180 s without a beat; lively: 60 s
     ended = await reap_silent_sessions(store)
     assert silent.state.session_id in ended
@@ -230,8 +230,8 @@ async def test_reaper_ends_silent_sessions_at_their_last_heartbeat(
     assert isinstance(event, SessionEnded)
     assert (event.reason, event.ended_at, event.shares) == ("timeout", last_beat, ())
     assert await reap_silent_sessions(store) == []  # nothing left to reap
-    with pytest.raises(session_store.SessionOver):
-        await session_store.heartbeat(store, silent.state.session_id, caller, None)
+    with pytest.raises(sessions.SessionOver):
+        await sessions.heartbeat(store, silent.state.session_id, caller, None)
 
 
 async def test_reaper_and_a_late_heartbeat_end_a_silent_session_once(
@@ -241,11 +241,11 @@ async def test_reaper_and_a_late_heartbeat_end_a_silent_session_once(
     session_id = started.state.session_id
     clock.advance(400)
     late, reaped = await asyncio.gather(
-        session_store.heartbeat(store, session_id, caller, None),
+        sessions.heartbeat(store, session_id, caller, None),
         reap_silent_sessions(store),
         return_exceptions=True,
     )
-    assert isinstance(late, session_store.SessionOver)
+    assert isinstance(late, sessions.SessionOver)
     assert isinstance(reaped, list)
     ends = [e for e in await session_events(store.redis, session_id) if isinstance(e, SessionEnded)]
     assert len(ends) == 1 and ends[0].ended_at == NOW
@@ -256,10 +256,10 @@ async def test_a_stale_cached_route_is_refreshed_from_the_state(
 ) -> None:
     started, caller = await _started(store)
     session_id = started.state.session_id
-    session_store._routes[session_id] = (started.state.profile_id + 1, "UTC")  # e.g. Redis reset
+    sessions._routes[session_id] = (started.state.profile_id + 1, "UTC")  # e.g. Redis reset
     clock.advance(30)
-    beat = await session_store.heartbeat(store, session_id, caller, None)
+    beat = await sessions.heartbeat(store, session_id, caller, None)
     assert beat.state.watched_ms == 30_000
-    assert session_store._routes[session_id] == (started.state.profile_id, "Asia/Tokyo")
+    assert sessions._routes[session_id] == (started.state.profile_id, "Asia/Tokyo")
     (_, event) = await session_events(store.redis, session_id)
     assert isinstance(event, SessionHeartbeat) and event.shares[0].local_date == "2026-03-04"

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from redis import Redis
 from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 
-from medio.bootstrap import Container
-from medio.settings import Settings
+from adapters.container import Container
+from adapters.settings import Settings
 from projections.locks import ShardLock, lock_key
 from workers import job_loop as job_loop_module
 from workers.job_loop import JobLoop, Work, job_loop, stop_job_loop

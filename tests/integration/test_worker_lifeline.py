@@ -1,6 +1,6 @@
 """A ``medio worker`` killed with ``kill -9`` takes its RQ scheduler process with it.
 
-RQ forks the scheduler from the worker; without ``medio.lifeline`` it outlived a killed worker,
+RQ forks the scheduler from the worker; without ``adapters.lifeline`` it outlived a killed worker,
 orphaned, holding the scheduler locks. Its own Redis (the wheel's Valkey) and SQLite: a real
 worker must not take jobs from the shared test Redis.
 """
@@ -18,9 +18,9 @@ import msgspec
 import psutil
 import pytest
 
+from adapters.settings import Settings
 from medio.embedded import EmbeddedRedis, free_port, valkey_server
 from medio.migrate import upgrade
-from medio.settings import Settings
 
 
 @pytest.fixture

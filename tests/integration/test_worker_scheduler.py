@@ -21,9 +21,9 @@ import pytest
 import redis
 from test_faults_redis import PrivateRedis
 
-from medio import scratch
+from adapters.settings import Settings
 from medio.migrate import upgrade
-from medio.settings import Settings
+from tests import scratch
 from workers.queues import QUEUE_NAMES
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")

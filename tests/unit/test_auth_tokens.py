@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwks_server import KeyServer, ec_jwk, rsa_jwk
 
+from adapters.settings import Settings
 from api.auth import NO_EXP_CACHE_SECONDS, TokenVerifier, create_token
 from api.errors import ApiError
-from medio.settings import Settings
 
 SECRET = "unit-secret-" + "s" * 40
 ISSUER = "https://idp.example.test"

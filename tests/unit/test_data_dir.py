@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medio.data_dir import (
+from adapters.data_dir import (
     DataDirBusy,
     EmbeddedRecord,
     check_pairing,
@@ -17,7 +17,7 @@ from medio.data_dir import (
     running_dev,
     write_record,
 )
-from medio.settings import Settings, SettingsError, find_data_dir, load_settings
+from adapters.settings import Settings, SettingsError, find_data_dir, load_settings
 
 
 def test_the_data_dir_is_found_from_a_subfolder(tmp_path: Path) -> None:

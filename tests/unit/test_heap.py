@@ -1,4 +1,4 @@
-"""medio.heap: the start-up heap is frozen and young collections are rarer."""
+"""adapters.heap: the start-up heap is frozen and young collections are rarer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from medio import heap
+from adapters import heap
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from medio.settings import Settings
+from adapters.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 # A row naming one variable with one plain default: | `MEDIO_X` | `value` | meaning |

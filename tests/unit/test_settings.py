@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from medio.settings import SettingsError, load_settings
+from adapters.settings import SettingsError, load_settings
 
 
 def test_defaults_listen_on_localhost_8000(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from medio.msgpack import pack_commands as pack
-from medio.msgpack import pack_raw
+from adapters.msgpack import pack_commands as pack
+from adapters.msgpack import pack_raw
 from projections.base import stream_id_key
 from projections.checkpoints import ZERO, newer
 from projections.compare import MAX_REPORTED, differences

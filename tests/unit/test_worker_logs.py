@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from rq.logutils import setup_loghandlers
 
-from medio.logs import configure_logging
+from adapters.logs import configure_logging
 from workers.worker import RQ_LOGGERS, quiet_rq
 
 

@@ -4,31 +4,31 @@ A save depends on no stored state, so it is a single ``XADD`` in the user's stre
 is the ordering key, so one user's saves project in the order they were appended); the series
 resume projection (``projections.series_resume``) does the rest. Each append notes itself as
 the user's last write, and every read, and the existence check of a delete, waits for the
-series projection to pass that write (``medio.read_your_writes``): a player that saves and
+series projection to pass that write (``services.read_your_writes``): a player that saves and
 refetches at once sees its save, and a delete right after a save finds it. For a user with
 nothing pending, a read's check travels in the same round trip as its first command.
 """
 
 from __future__ import annotations
 
+from adapters.container import Container
 from domain.series_progress import (
     SaveSeriesProgress,
     series_progress_deleted,
     series_progress_saved,
 )
-from medio.bootstrap import Container
-from medio.idempotency import Receipt
-from medio.progress import append_user_write
-from medio.read_your_writes import await_own_writes, read_own
-from medio.series_resume_store import (
+from projections.series_resume import (
     SeriesEntry,
     SeriesPosition,
+    SeriesResumeProjection,
     current_episode,
     list_series,
     read_episode,
     read_series,
 )
-from projections.series_resume import SeriesResumeProjection
+from services.idempotency import Receipt
+from services.progress import append_user_write
+from services.read_your_writes import await_own_writes, read_own
 
 PROJECTION = SeriesResumeProjection.name
 
@@ -42,7 +42,7 @@ async def save_series_progress(
     """Append ``series_progress.saved`` stamped with the server clock.
 
     With a ``receipt`` (a retry-safe save, CONTRACT §12) the event and the answer are written
-    together as for a title save (``medio.progress.save_progress``).
+    together as for a title save (``services.progress.save_progress``).
     """
     event = series_progress_saved(save, actor, container.clock.now())
     await append_user_write(container, save.clerk_id, event, receipt)

@@ -24,12 +24,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from medio.bootstrap import Container
-from medio.eventlog import shard_for, written_key
+from adapters.container import Container
+from adapters.eventlog import shard_for, written_key
 from projections.base import stream_id_key
 from projections.checkpoints import redis_checkpoint_key
 
-log = logging.getLogger("medio.read_your_writes")
+log = logging.getLogger("services.read_your_writes")
 
 T = TypeVar("T")
 FIRST_POLL_SECONDS = 0.001

@@ -14,7 +14,7 @@ Keys:
 * ``medio:sessions:profile:{profile_id}``: the profile's running sessions scored by their start,
   so a parent's action (kids mode off, the profile deleted) can end them
 * ``medio:sessions:seq``: the session id sequence (moved past the archive after a Redis
-  restart, ``medio.recovery``)
+  restart, ``projections.recovery``)
 
 The daily-limit counter is the ``projections.daily_limit`` projection: exact up to the
 projection lag (see the README).
@@ -32,29 +32,31 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from adapters.container import Container
+from adapters.eventlog import Decision
+from adapters.scripts import Script
+from adapters.session_keys import (
+    ACTIVE_INDEX,
+    SEQUENCE_KEY,
+    STATE_TTL_SECONDS,
+    profile_index,
+    session_key,
+)
 from domain import sessions
 from domain.catalog import Profile
 from domain.events import EndReason, SessionStarted
 from domain.sessions import Rules, SessionState, Transition
-from medio.bootstrap import Container
-from medio.eventlog import Decision
-from medio.idempotency import Receipt, decide_once
-from medio.scripts import Script
 from projections.daily_limit import counter_key
 from projections.sessions import SessionsProjection
+from services.idempotency import Receipt, decide_once
 
-SESSION_PREFIX = "medio:session:"
-ACTIVE_INDEX = "medio:sessions:active"
-PROFILE_INDEX_PREFIX = "medio:sessions:profile:"
-SEQUENCE_KEY = "medio:sessions:seq"
-STATE_TTL_SECONDS = 30 * 86400
 SESSION_TOKEN_PREFIX = "sess_"
 ROUTE_CACHE_SIZE = 100_000
 
 R = TypeVar("R")
 # A script, not a plain INCR, so that the first id handed out after a Redis restart waits for
 # the check against the archive (``gated``): a sequence that lost its last second is moved
-# past every archived session first (medio.recovery).
+# past every archived session first (projections.recovery).
 NEXT_SESSION_ID = Script("return redis.call('INCR', KEYS[1])", gated=True)
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(SessionState)
@@ -111,15 +113,6 @@ class Beat:
     @property
     def remaining_minutes(self) -> int:
         return sessions.remaining_minutes(self.state.daily_limit_minutes, self.today_ms)
-
-
-def session_key(session_id: int) -> str:
-    return f"{SESSION_PREFIX}{session_id}"
-
-
-def profile_index(profile_id: int) -> str:
-    """The sorted set of a profile's running sessions."""
-    return f"{PROFILE_INDEX_PREFIX}{profile_id}"
 
 
 def new_session_token() -> str:

@@ -21,10 +21,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
+from adapters.container import Container
+from adapters.eventlog import entry_fields
 from domain.events import AnyEvent, ProgressSaved
 from domain.progress import RESUME_TTL, epoch_ms, valid_tmdb_id
-from medio.bootstrap import Container
-from medio.eventlog import entry_fields
 from projections.resume import index_key
 
 KEY_PREFIX = "resume:"

@@ -139,7 +139,7 @@ stats_totals = sa.Table(
     sa.Column("watched_sessions", sa.Integer, nullable=False),  # sessions with watched time > 0
 )
 
-# Safe retries: first answers to requests with an Idempotency-Key (medio.idempotency) ---------
+# Safe retries: first answers to requests with an Idempotency-Key (services.idempotency) ---------
 
 idempotency_records = sa.Table(
     "idempotency_records",

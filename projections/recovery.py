@@ -45,19 +45,19 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.codec import UnknownEvent, decode
-from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
-from domain.sessions import SessionState
-from medio.bootstrap import Container
-from medio.eventlog import stream_name
-from medio.session_store import (
+from adapters.container import Container
+from adapters.eventlog import stream_name
+from adapters.session_keys import (
     ACTIVE_INDEX,
     SEQUENCE_KEY,
     STATE_TTL_SECONDS,
     profile_index,
     session_key,
 )
-from medio.tables import events, profiles, watch_sessions
+from adapters.tables import events, profiles, watch_sessions
+from domain.codec import UnknownEvent, decode
+from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
+from domain.sessions import SessionState
 from projections.apply import is_transient
 from projections.base import Envelope, stream_id_key
 from projections.checkpoints import (

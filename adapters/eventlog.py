@@ -18,17 +18,17 @@ from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 
+from adapters.autopipeline import AutoPipeline
+from adapters.msgpack import UNPACK_COMMANDS_LUA, pack_commands
+from adapters.scripts import Script
 from domain.codec import encode
 from domain.events import AnyEvent
-from medio.autopipeline import AutoPipeline
-from medio.msgpack import UNPACK_COMMANDS_LUA, pack_commands
-from medio.scripts import Script
 
 R = TypeVar("R")
 
 STREAM_PREFIX = "medio:events"
 WRITTEN_PREFIX = "medio:written"
-WRITTEN_TTL_MS = 60_000  # longer than any read waits for a projection (medio.read_your_writes)
+WRITTEN_TTL_MS = 60_000  # longer than any read waits for a projection (services.read_your_writes)
 MAX_DECIDE_ATTEMPTS = 50
 
 
@@ -65,7 +65,7 @@ class Decision(Generic[R]):
     # e.g. active sessions by last heartbeat, kept in step with it in the same MULTI.
     index_scores: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
     # Keys written with a TTL of their own, ``key -> (value, seconds)``: records that outlive
-    # or expire before the state above, e.g. an idempotency record (``medio.idempotency``).
+    # or expire before the state above, e.g. an idempotency record (``services.idempotency``).
     records: Mapping[str, tuple[bytes | str, int]] = field(default_factory=dict)
 
 
@@ -89,8 +89,8 @@ class EventLog:
 
         ``note_written``: also note the entry id as ``key``'s last write, in the same atomic
         step, so that ``key``'s reads can wait for the projections to pass it
-        (``medio.read_your_writes``). Appends from concurrent requests share one round trip
-        (see ``medio.autopipeline``).
+        (``services.read_your_writes``). Appends from concurrent requests share one round trip
+        (see ``adapters.autopipeline``).
         """
         name, version, data = encode(event)
         shard = shard_for(key, self.shards)

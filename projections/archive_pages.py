@@ -18,9 +18,9 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.tables import events
 from domain.codec import CURRENT_VERSION, UnknownEvent, decode
 from domain.history import ArchiveFilter
-from medio.tables import events
 
 EXPORT_PAGE_SIZE = 5_000
 

@@ -35,10 +35,10 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from medio.bootstrap import Container
-from medio.eventlog import Decision, EventLog
-from medio.scripts import Script
-from medio.tables import idempotency_records
+from adapters.container import Container
+from adapters.eventlog import Decision, EventLog
+from adapters.scripts import Script
+from adapters.tables import idempotency_records
 
 R = TypeVar("R")
 

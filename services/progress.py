@@ -3,20 +3,19 @@
 A save depends on no stored state, so it is a single ``XADD`` in the user's stream (the user
 is the ordering key, so one user's saves project in the order they were appended). Each append
 notes itself as the user's last write, so the user's next reads wait for it
-(``medio.read_your_writes``).
+(``services.read_your_writes``).
 """
 
 from __future__ import annotations
 
+from adapters.container import Container
+from adapters.eventlog import WRITTEN_TTL_MS, Decision, shard_for, stream_name, written_key
+from adapters.scripts import Script
 from domain.events import AnyEvent
 from domain.progress import SaveProgress, progress_deleted, progress_saved
-from medio.bootstrap import Container
-from medio.eventlog import WRITTEN_TTL_MS, Decision, shard_for, stream_name, written_key
-from medio.idempotency import Receipt, decide_once
-from medio.read_your_writes import await_own_writes
-from medio.resume_store import has_position
-from medio.scripts import Script
-from projections.resume import ResumeProjection
+from projections.resume import ResumeProjection, has_position
+from services.idempotency import Receipt, decide_once
+from services.read_your_writes import await_own_writes
 
 # The newest entry of the stream noted as the user's last write: at or past the user's own
 # save, and never behind a note made before (KEYS: stream, note; ARGV: TTL in ms).

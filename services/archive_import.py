@@ -22,7 +22,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from medio.tables import events
+from adapters.tables import events
 from projections.archive import POSITION_LOCK_KEY, Archive
 from projections.base import stream_id_key
 from projections.checkpoints import lock_sql_checkpoints, newer, write_sql_checkpoints

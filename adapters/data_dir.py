@@ -24,7 +24,7 @@ from pathlib import Path
 import msgspec
 from sqlalchemy.engine import make_url
 
-from medio.settings import Settings, SettingsError
+from adapters.settings import Settings, SettingsError
 
 LOCK_FILE = "dev.lock"
 RECORD_FILE = Path("redis") / "embedded.json"

@@ -1,4 +1,4 @@
-"""The composition root: builds every adapter from settings. API, workers, CLI and tests use it.
+"""The container of adapters: every store and client, built from settings.
 
 Nothing here connects on construction; Redis and the database connect on first use, and
 ``close`` releases both.
@@ -15,13 +15,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.autopipeline import AutoPipeline
+from adapters.clock import SystemClock
+from adapters.data_dir import embedded_redis_url
+from adapters.db import create_engine
+from adapters.eventlog import EventLog
+from adapters.settings import Settings
 from domain.clock import Clock
-from medio.autopipeline import AutoPipeline
-from medio.clock import SystemClock
-from medio.data_dir import embedded_redis_url
-from medio.db import create_engine
-from medio.eventlog import EventLog
-from medio.settings import Settings
 
 REDIS_TIMEOUT_SECONDS = 10.0
 
@@ -60,12 +60,15 @@ def _redis(settings: Settings, socket_timeout: float | None) -> Redis:
     )
 
 
-def build_container(
+def build_adapters(
     settings: Settings, clock: Clock | None = None, pool_size: int = 10
 ) -> Container:
-    """Wire the adapters for ``settings``."""
+    """Wire the adapters for ``settings``, without the command-side check on ``pipeline.gate``.
+
+    Processes build theirs with ``services.container.build_container``, which adds that check.
+    """
     redis = _redis(settings, REDIS_TIMEOUT_SECONDS)
-    # Its own connections, timed per round trip rather than per reply (medio.autopipeline).
+    # Its own connections, timed per round trip rather than per reply (adapters.autopipeline).
     pipeline = AutoPipeline(_redis(settings, None), timeout=REDIS_TIMEOUT_SECONDS)
     container = Container(
         settings=settings,
@@ -75,9 +78,4 @@ def build_container(
         pipeline=pipeline,
         clock=clock or SystemClock(),
     )
-    # A restarted Redis is checked against the archive before its first command (H2). Imported
-    # here: the check restores session states, and the session modules import this one.
-    from medio.recovery import CommandSideGate
-
-    pipeline.gate = CommandSideGate(container)
     return container

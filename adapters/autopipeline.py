@@ -19,7 +19,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from medio.scripts import Script
+from adapters.scripts import Script
 
 Command = tuple[Any, ...]
 

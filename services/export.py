@@ -1,6 +1,6 @@
 """``medio events export``: the archive to JSON Lines, CSV or Parquet, in constant memory.
 
-The archive is read in keyset pages (``medio.archive_reader.iter_archive``) and each page is
+The archive is read in keyset pages (``projections.archive_pages.iter_archive``) and each page is
 written out before the next is fetched, so memory depends on the page size, never on how many
 events there are. The file is written next to its destination and renamed into place at the
 end: an interrupted export leaves no half file behind.
@@ -24,7 +24,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.history import ArchiveFilter
-from medio.archive_reader import EXPORT_PAGE_SIZE, ArchivedEvent, archive_head, iter_archive
+from projections.archive_pages import EXPORT_PAGE_SIZE, ArchivedEvent, archive_head, iter_archive
 
 ExportFormat = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[ExportFormat, ...] = ("jsonl", "csv", "parquet")

@@ -2,7 +2,7 @@
 
 The service behind seed 000 wrote ``series_resume:{clerkId}:{seriesId}:{tmdbId}`` =
 ``{"currentTime", "seriesId", "tmdbId", "updatedAt"}`` with a 30-day TTL and no index a list
-could walk. As for title keys (``medio.progress_import``), this one-off import scans for them
+could walk. As for title keys (``services.progress_import``), this one-off import scans for them
 and appends a ``series_progress.saved`` per key, stamped with the key's own ``updatedAt``; the
 series projector then rewrites the key with the same value and expiry, indexes the series, and
 keeps only the newest episode of each series. Running it twice appends nothing new: a key whose
@@ -17,11 +17,11 @@ from datetime import datetime
 
 import msgspec
 
+from adapters.container import Container
 from domain.events import SeriesProgressSaved
 from domain.progress import valid_tmdb_id
-from medio.bootstrap import Container
-from medio.progress_import import IMPORT_ACTOR, ImportReport, KeyKind, dated, import_keys
 from projections.series_resume import index_key
+from services.progress_import import IMPORT_ACTOR, ImportReport, KeyKind, dated, import_keys
 
 KEY_PREFIX = "series_resume:"
 

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.tables import profiles, videos
 from domain.catalog import Page, Profile, Video
-from medio.idempotency import Receipt, write_once
-from medio.tables import profiles, videos
+from services.idempotency import Receipt, write_once
 
 T = TypeVar("T")
 Db = AsyncEngine | AsyncConnection

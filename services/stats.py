@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from adapters.container import Container
 from domain import stats
 from domain.sessions import local_date, remaining_minutes, whole_minutes
-from medio import catalog
-from medio.bootstrap import Container
 from projections.stats import StatsProjection
+from services import catalog
 
 # Favourites are ranked in SQL; a few spare rows cover videos deleted since they were watched.
 SPARE_FAVORITES = 15
