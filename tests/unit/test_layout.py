@@ -23,7 +23,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "medio": frozenset({"api", "workers", "services", "projections", "adapters", "domain"})
     | {"migrations"},  # ``medio migrate`` runs the Alembic environment
     "api": frozenset({"services", "domain"}),  # and ``adapters.settings``, see ``API_SETTINGS``
-    "workers": frozenset({"services", "projections", "adapters", "domain"}),
+    "workers": frozenset({"services", "projections", "adapters"}),
     "services": frozenset({"projections", "adapters", "domain"}),
     "projections": frozenset({"adapters", "domain"}),
     "adapters": frozenset({"domain"}),
