@@ -42,12 +42,19 @@ class AutoPipeline:
 
     async def execute(self, *args: Any) -> Any:
         """Run one Redis command (``"XADD", key, "*", ...``) in the next batch; its reply."""
+        return await self.send(*args)
+
+    def send(self, *args: Any) -> asyncio.Future[Any]:
+        """Queue one command for the next batch now; the future of its reply.
+
+        For a caller that sends a command and goes on with other work before awaiting it (no
+        task needed to run the two side by side, as ``asyncio.gather`` would create)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((args, future))
         if len(self._pending) == 1:
             loop.call_soon(self._flush)
-        return await future
+        return future
 
     async def run(self, script: Script, keys: Sequence[Any], *args: Any) -> Any:
         """Run ``script`` on ``keys`` and ``args`` in the next batch; its reply (``EVALSHA``,

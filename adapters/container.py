@@ -20,6 +20,7 @@ from adapters.clock import SystemClock
 from adapters.data_dir import embedded_redis_url
 from adapters.db import create_engine
 from adapters.eventlog import EventLog
+from adapters.list_cache import ListCache
 from adapters.settings import Settings
 from domain.clock import Clock
 
@@ -41,6 +42,7 @@ class Container:
     events: EventLog
     pipeline: AutoPipeline  # Redis commands of concurrent requests, one round trip
     clock: Clock = field(default_factory=SystemClock)
+    lists: ListCache = field(default_factory=ListCache)  # progress lists this process keeps
 
     async def close(self) -> None:
         await self.pipeline.close()

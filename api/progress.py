@@ -44,11 +44,10 @@ from projections.resume import (
     ResumeEntry,
     ResumePosition,
     ResumeProjection,
-    list_positions,
     read_position,
 )
 from services.idempotency import REDIS_ANSWERS
-from services.progress import delete_progress, save_progress
+from services.progress import delete_progress, list_progress, save_progress
 from services.read_your_writes import read_own
 
 RESUME = ResumeProjection.name
@@ -171,13 +170,7 @@ class ProgressController(Controller):
             count = parse_limit(limit)
         except InvalidProgress as exc:
             raise _invalid(exc, "query") from None
-        now = container.clock.now()
-        return await read_own(
-            container,
-            clerk_id,
-            RESUME,
-            lambda: list_positions(container.pipeline, clerk_id, count, now),
-        )
+        return await list_progress(container, clerk_id, count)
 
     @delete(
         "/{clerk_id:str}/{tmdb_id:str}",

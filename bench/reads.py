@@ -20,11 +20,12 @@ from bench import wrk
 from bench.bare_app import SEEDED, seeded_list
 from bench.ingest import measure, medio_and_bare, ratios, tokens_for
 from domain.progress import RESUME_TTL_MS, epoch_ms, resume_value
-from projections.resume import index_key, resume_key
+from projections.resume import index_key, resume_key, version_key
 
 
 def seed(redis_url: str, users: list[str]) -> None:
-    """Each user's 20 titles, as the resume projection writes them (far from expiring)."""
+    """Each user's 20 titles, as the resume projection writes them (far from expiring), with
+    the list version it notes for the user's last event (``projections.resume.version_key``)."""
     client = redis.Redis.from_url(redis_url)
     entries = seeded_list()
     with client.pipeline(transaction=False) as pipe:
@@ -36,6 +37,7 @@ def seed(redis_url: str, users: list[str]) -> None:
                 pipe.set(key, resume_value(entry["currentTime"], entry["updatedAt"]))
                 pipe.pexpireat(key, score + RESUME_TTL_MS)
                 pipe.zadd(index_key(user), {entry["tmdbId"]: score})
+            pipe.set(version_key(user, 0), f"{score}-0", px=RESUME_TTL_MS)
         pipe.execute()
     client.close()
 

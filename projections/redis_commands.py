@@ -16,13 +16,18 @@ projector's CPU. So:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from adapters.autopipeline import AutoPipeline
 from adapters.msgpack import UNPACK_COMMANDS_LUA, pack_commands
 from adapters.scripts import Script
+from domain.events import ProgressDeleted, ProgressSaved, SeriesProgressDeleted, SeriesProgressSaved
+from domain.progress import RESUME_TTL_MS, epoch_ms
+from projections.base import Envelope
 
 _READ = Script(
     UNPACK_COMMANDS_LUA
@@ -55,14 +60,73 @@ async def read_chunked(
     return replies
 
 
+UserEvent = ProgressSaved | ProgressDeleted | SeriesProgressSaved | SeriesProgressDeleted
+
+
 def queue(pipe: Pipeline, *args: Any) -> None:
     """Queue one command on ``pipe`` (not watching, so nothing runs immediately)."""
     pipe.command_stack.append((args, {}))
 
 
+def list_version_key(projection: str, clerk_id: str, shard: int) -> str:
+    """Where a per-user projection notes the last event that changed the user's list.
+
+    Readers keep a user's list and reuse it while this value is unchanged
+    (``adapters.list_cache``). Hash-tagged by the user's shard, like the read-your-writes note and
+    the checkpoint it is read with, so the three travel in one ``MGET`` even in a cluster.
+    """
+    return f"{projection}-version:{{{shard}}}:{clerk_id}"
+
+
+def queue_list_versions(
+    pipe: Pipeline,
+    batch: Sequence[Envelope],
+    kinds: tuple[type[UserEvent], ...],
+    version_key: Callable[[str, int], str],
+) -> None:
+    """Queue, for each user with an event of ``kinds`` in ``batch``, the stream id of that
+    user's last such event as the user's list version (``list_version_key``).
+
+    Every event counts, also one the projection skips as older than what it holds: a new
+    version that changes nothing costs a reader one uncached read, a missed one would serve a
+    stale list. It expires after the resume lifetime: a missing version is never cached on.
+    """
+    last: dict[str, Envelope] = {}
+    for envelope in batch:
+        event = envelope.event
+        if isinstance(event, kinds):
+            last[event.clerk_id] = envelope
+    for clerk_id, envelope in last.items():
+        key = version_key(clerk_id, envelope.shard)
+        queue(pipe, "SET", key, envelope.stream_id, "PX", RESUME_TTL_MS)
+
+
 def text(value: bytes | str) -> str:
     """A reply's string as ``str``."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def scored_members(reply: list[Any]) -> list[tuple[str, float]]:
+    """A ``WITHSCORES`` reply as (member, score) pairs: RESP3 sends pairs, RESP2 (and a
+    script) one flat list."""
+    if reply and isinstance(reply[0], list):
+        return [(text(m), float(s)) for m, s in reply]
+    return [(text(m), float(s)) for m, s in zip(reply[::2], reply[1::2], strict=True)]
+
+
+async def live_members(
+    redis: AutoPipeline, index: str, limit: int, now: datetime
+) -> tuple[list[str], float | None]:
+    """Up to ``limit`` unexpired members of a per-user index scored by ``updatedAt`` ms, newest
+    first, and the instant the oldest of them lapses (``None`` when there are none)."""
+    oldest_live = f"({epoch_ms(now) - RESUME_TTL_MS}"  # exclusive: at exactly 30 days it lapsed
+    reply = await redis.execute(
+        "ZREVRANGEBYSCORE", index, "+inf", oldest_live, "WITHSCORES", "LIMIT", 0, limit
+    )
+    members = scored_members(reply)
+    if not members:
+        return [], None
+    return [m for m, _ in members], members[-1][1] + RESUME_TTL_MS  # the lowest score is last
 
 
 def as_score(value: bytes | str | float | None) -> float | None:

@@ -10,6 +10,8 @@ State, all under ``self.key`` so a scratch copy for ``medio replay --verify`` is
   title stays as a tombstone with the negated score, so a save older than the delete that
   arrives late cannot bring it back. Members 30 days older than the user's newest event are
   pruned; the index itself expires with the user's newest entry.
+* ``resume-version:{shard}:{clerkId}``: the stream id of the user's last progress event, which
+  API processes check before reusing a list they keep (``adapters.list_cache``).
 * ``resume-users``: users with an index, scored by their newest event, so ``dump`` and
   ``clear`` reach everything without ``SCAN``.
 
@@ -44,11 +46,23 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from adapters.autopipeline import AutoPipeline
+from adapters.eventlog import shard_for
+from adapters.list_cache import Listed
 from domain.events import ProgressDeleted, ProgressSaved
 from domain.progress import RESUME_TTL_MS, epoch_ms, resume_value
 from domain.timestamps import iso_ms
 from projections.base import Envelope, RedisProjection
-from projections.redis_commands import as_score, chunks, indexes_of_users, queue, read_all, text
+from projections.redis_commands import (
+    as_score,
+    chunks,
+    indexes_of_users,
+    list_version_key,
+    live_members,
+    queue,
+    queue_list_versions,
+    read_all,
+    text,
+)
 
 log = logging.getLogger("medio.resume")
 
@@ -68,6 +82,11 @@ def resume_key(clerk_id: str, tmdb_id: str) -> str:
 def index_key(clerk_id: str) -> str:
     """The user's titles, scored by ``updatedAt`` ms (negative: finished or deleted)."""
     return f"resume-index:{clerk_id}"
+
+
+def version_key(clerk_id: str, shard: int) -> str:
+    """The stream id of the last event that changed the user's list (``adapters.list_cache``)."""
+    return list_version_key("resume", clerk_id, shard)
 
 
 @dataclass
@@ -172,6 +191,9 @@ class ResumeProjection(RedisProjection):
                 "-inf",
                 max(newest.values()) - RESUME_TTL_MS,
             )
+        queue_list_versions(
+            pipe, batch, _PROGRESS, lambda u, shard: self.key(version_key(u, shard))
+        )
 
     def _drop_oldest(
         self,
@@ -239,8 +261,10 @@ class ResumeProjection(RedisProjection):
         goes last, so a clear that fails part way is finished by the next one.
         """
         keys: list[str] = []
+        shards = self.settings.stream_shards
         for clerk_id, members in await self._indexes(redis):
             keys.append(self.key(index_key(clerk_id)))
+            keys.append(self.key(version_key(clerk_id, shard_for(clerk_id, shards))))
             keys.extend(self.key(resume_key(clerk_id, tmdb_id)) for tmdb_id, _ in members)
         async with redis.pipeline(transaction=False) as pipe:
             for chunk in chunks(keys, CHUNK):
@@ -268,6 +292,7 @@ class ResumeEntry(msgspec.Struct, frozen=True, rename="camel"):
 
 
 _position_decoder = msgspec.json.Decoder(ResumePosition)
+_positions_decoder = msgspec.json.Decoder(list[ResumePosition | None])
 
 
 def _position(key: str, raw: Any) -> ResumePosition | None:
@@ -295,17 +320,35 @@ async def list_positions(
     redis: AutoPipeline, clerk_id: str, limit: int, now: datetime
 ) -> list[ResumeEntry]:
     """Up to ``limit`` of the user's positions, newest ``updatedAt`` first, unexpired only."""
-    oldest_live = f"({epoch_ms(now) - RESUME_TTL_MS}"  # exclusive: at exactly 30 days it lapsed
-    members: list[Any] = await redis.execute(
-        "ZREVRANGEBYSCORE", index_key(clerk_id), "+inf", oldest_live, "LIMIT", 0, limit
-    )
-    if not members:
-        return []
-    tmdb_ids = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
-    values = await redis.execute("MGET", *[resume_key(clerk_id, t) for t in tmdb_ids])
-    entries = []
-    for tmdb_id, raw in zip(tmdb_ids, values, strict=True):
-        position = _position(resume_key(clerk_id, tmdb_id), raw)
-        if position is not None:
-            entries.append(ResumeEntry(tmdb_id, position.current_time, position.updated_at))
-    return entries
+    return (await listed_positions(redis, clerk_id, limit, now)).entries
+
+
+async def listed_positions(
+    redis: AutoPipeline, clerk_id: str, limit: int, now: datetime
+) -> Listed[ResumeEntry]:
+    """``list_positions``, with the instant its oldest entry lapses (``adapters.list_cache``)."""
+    tmdb_ids, live_until = await live_members(redis, index_key(clerk_id), limit, now)
+    if not tmdb_ids:
+        return Listed([], None)
+    keys = [resume_key(clerk_id, t) for t in tmdb_ids]
+    values: list[bytes | None] = await redis.execute("MGET", *keys)
+    entries = [
+        ResumeEntry(tmdb_id, position.current_time, position.updated_at)
+        for tmdb_id, position in zip(tmdb_ids, _positions(keys, values), strict=True)
+        if position is not None
+    ]
+    return Listed(entries, live_until)
+
+
+def _positions(keys: list[str], values: list[bytes | None]) -> list[ResumePosition | None]:
+    """The values of an ``MGET``, decoded in one call as one JSON array (a missing key is
+    ``null``); only when some value does not decode, one by one so the rest still answer."""
+    try:
+        positions = _positions_decoder.decode(
+            b"[" + b",".join(b"null" if v is None else v for v in values) + b"]"
+        )
+    except msgspec.DecodeError:
+        positions = []
+    if len(positions) == len(values):  # a value holding a list's worth of JSON shifts the rest
+        return positions
+    return [_position(key, raw) for key, raw in zip(keys, values, strict=True)]

@@ -13,6 +13,8 @@ under ``self.key`` so a scratch copy for ``medio replay --verify`` is separate:
   so a list is newest first and costs O(that user's series). A finished or deleted series
   stays as a tombstone with the negated score, so an older save arriving late cannot bring it
   back. Pruned and expired like ``resume-index`` (see ``projections.resume``).
+* ``series_resume-version:{shard}:{clerkId}``: the stream id of the user's last series event,
+  which API processes check before reusing a list they keep (``adapters.list_cache``).
 * ``series_resume-users``: users with an index, scored by their newest event, for ``dump``
   and ``clear`` without ``SCAN``.
 
@@ -41,8 +43,10 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from adapters.autopipeline import AutoPipeline
+from adapters.eventlog import shard_for
+from adapters.list_cache import Listed
 from domain.events import SeriesProgressDeleted, SeriesProgressSaved
-from domain.progress import RESUME_TTL_MS, epoch_ms
+from domain.progress import RESUME_TTL_MS
 from domain.series_progress import (
     Series,
     SeriesEvent,
@@ -56,7 +60,10 @@ from projections.redis_commands import (
     as_score,
     chunks,
     indexes_of_users,
+    list_version_key,
+    live_members,
     queue,
+    queue_list_versions,
     read_all,
     read_chunked,
     text,
@@ -73,6 +80,11 @@ CHUNK = 500
 def series_key(clerk_id: str, series_id: str, tmdb_id: str) -> str:
     """The key the origin service used for one episode's resume point."""
     return f"series_resume:{clerk_id}:{series_id}:{tmdb_id}"
+
+
+def version_key(clerk_id: str, shard: int) -> str:
+    """The stream id of the last event that changed the user's list (``adapters.list_cache``)."""
+    return list_version_key("series_resume", clerk_id, shard)
 
 
 def current_key(clerk_id: str, series_id: str) -> str:
@@ -150,6 +162,7 @@ class SeriesResumeProjection(RedisProjection):
             for clerk_id, at_ms in changes.newest.items()
         }
         self._prune(pipe, newest)
+        queue_list_versions(pipe, batch, _SERIES, lambda u, shard: self.key(version_key(u, shard)))
 
     def _write(self, pipe: Pipeline, event: SeriesEvent, at_ms: int) -> int:
         """Queue the series' current-episode writes; returns its new index score."""
@@ -217,8 +230,10 @@ class SeriesResumeProjection(RedisProjection):
         that fails part way is finished by the next one)."""
         keys: list[str] = []
         series: list[Series] = []
+        shards = self.settings.stream_shards
         for clerk_id, members in await self._indexes(redis):
             keys.append(self.key(index_key(clerk_id)))
+            keys.append(self.key(version_key(clerk_id, shard_for(clerk_id, shards))))
             series.extend((clerk_id, series_id) for series_id, _ in members)
         for (clerk_id, series_id), episode in zip(
             series, await self._currents(redis, series), strict=True
@@ -307,17 +322,20 @@ async def list_series(
     redis: AutoPipeline, clerk_id: str, limit: int, now: datetime
 ) -> list[SeriesEntry]:
     """Up to ``limit`` of the user's series, newest ``updatedAt`` first, unexpired only."""
-    oldest_live = f"({epoch_ms(now) - RESUME_TTL_MS}"  # exclusive: at exactly 30 days it lapsed
-    members: list[Any] = await redis.execute(
-        "ZREVRANGEBYSCORE", index_key(clerk_id), "+inf", oldest_live, "LIMIT", 0, limit
-    )
-    if not members:
-        return []
-    series_ids = [text(m) for m in members]
+    return (await listed_series(redis, clerk_id, limit, now)).entries
+
+
+async def listed_series(
+    redis: AutoPipeline, clerk_id: str, limit: int, now: datetime
+) -> Listed[SeriesEntry]:
+    """``list_series``, with the instant its oldest entry lapses (``adapters.list_cache``)."""
+    series_ids, live_until = await live_members(redis, index_key(clerk_id), limit, now)
+    if not series_ids:
+        return Listed([], None)
     episodes = await redis.execute("MGET", *[current_key(clerk_id, s) for s in series_ids])
     current = [(s, text(e)) for s, e in zip(series_ids, episodes, strict=True) if e is not None]
     if not current:
-        return []
+        return Listed([], live_until)
     keys = [series_key(clerk_id, s, e) for s, e in current]
     entries = []
     for (series_id, tmdb_id), key, raw in zip(
@@ -326,4 +344,4 @@ async def list_series(
         stored = _stored(key, raw)
         if stored is not None:
             entries.append(SeriesEntry(series_id, tmdb_id, stored.current_time, stored.updated_at))
-    return entries
+    return Listed(entries, live_until)

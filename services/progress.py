@@ -8,14 +8,27 @@ notes itself as the user's last write, so the user's next reads wait for it
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
 from adapters.container import Container
 from adapters.eventlog import WRITTEN_TTL_MS, Decision, shard_for, stream_name, written_key
+from adapters.list_cache import Listed
 from adapters.scripts import Script
 from domain.events import AnyEvent
-from domain.progress import SaveProgress, progress_deleted, progress_saved
-from projections.resume import ResumeProjection, has_position
+from domain.progress import SaveProgress, epoch_ms, progress_deleted, progress_saved
+from projections.resume import (
+    ResumeEntry,
+    ResumeProjection,
+    has_position,
+    listed_positions,
+    version_key,
+)
 from services.idempotency import Receipt, decide_once
-from services.read_your_writes import await_own_writes
+from services.read_your_writes import await_own_writes, own_version
+
+T = TypeVar("T")
 
 # The newest entry of the stream noted as the user's last write: at or past the user's own
 # save, and never behind a note made before (KEYS: stream, note; ARGV: TTL in ms).
@@ -67,3 +80,35 @@ async def delete_progress(container: Container, actor: str, clerk_id: str, tmdb_
     event = progress_deleted(clerk_id, tmdb_id, actor, container.clock.now())
     await container.events.append(clerk_id, event, note_written=True)
     return True
+
+
+async def list_progress(container: Container, clerk_id: str, limit: int) -> list[ResumeEntry]:
+    """The user's positions, newest first, once the user's own writes are in (a list this
+    process read before is reused while the projection's version of it stands,
+    ``adapters.list_cache``)."""
+    return await read_list(
+        container,
+        clerk_id,
+        limit,
+        ResumeProjection.name,
+        version_key,
+        lambda now: listed_positions(container.pipeline, clerk_id, limit, now),
+    )
+
+
+async def read_list(
+    container: Container,
+    clerk_id: str,
+    limit: int,
+    projection: str,
+    version_of: Callable[[str, int], str],
+    load: Callable[[datetime], Awaitable[Listed[T]]],
+) -> list[T]:
+    """A per-user list of ``projection``: its version and read-your-writes in one ``MGET``,
+    then the kept list or ``load(now)``."""
+    shard = shard_for(clerk_id, container.settings.stream_shards)
+    version = await own_version(container, clerk_id, projection, version_of(clerk_id, shard))
+    now = container.clock.now()
+    return await container.lists.read(
+        (projection, clerk_id, limit), version, epoch_ms(now), lambda: load(now)
+    )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from adapters.container import Container
 from adapters.eventlog import shard_for, written_key
@@ -58,6 +58,19 @@ async def await_own_writes(container: Container, user: str, projection: str) -> 
     await _wait(container, keys, user, projection)
 
 
+async def own_version(container: Container, user: str, projection: str, version: str) -> Any:
+    """The value of the key ``version`` once ``user``'s own writes are in ``projection``.
+
+    Read in the same ``MGET`` as the check (the keys share the shard's slot): a user with
+    nothing pending pays one command for both."""
+    keys = [*_keys(container, user, projection), version]
+    *noted, value = await container.pipeline.execute("MGET", *keys)
+    if _caught_up(noted):
+        return value
+    await _wait(container, keys[:2], user, projection)
+    return await container.pipeline.execute("GET", version)
+
+
 async def read_own(
     container: Container, user: str, projection: str, read: Callable[[], Awaitable[T]]
 ) -> T:
@@ -67,8 +80,13 @@ async def read_own(
     pipeline); only when a write was pending is ``read()`` run again after the wait.
     """
     keys = _keys(container, user, projection)
-    noted, result = await asyncio.gather(container.pipeline.execute("MGET", *keys), read())
-    if _caught_up(noted):
+    check = container.pipeline.send("MGET", *keys)  # queued before read()'s first command
+    try:
+        result = await read()
+    except BaseException:
+        check.cancel()  # nobody will await it
+        raise
+    if _caught_up(await check):
         return result
     await _wait(container, keys, user, projection)
     return await read()

@@ -22,12 +22,13 @@ from projections.series_resume import (
     SeriesPosition,
     SeriesResumeProjection,
     current_episode,
-    list_series,
+    listed_series,
     read_episode,
     read_series,
+    version_key,
 )
 from services.idempotency import Receipt
-from services.progress import append_user_write
+from services.progress import append_user_write, read_list
 from services.read_your_writes import await_own_writes, read_own
 
 PROJECTION = SeriesResumeProjection.name
@@ -84,11 +85,12 @@ async def get_episode(
 
 
 async def get_series_list(container: Container, clerk_id: str, limit: int) -> list[SeriesEntry]:
-    """The user's series, newest first."""
-    now = container.clock.now()
-    return await read_own(
+    """The user's series, newest first (kept per process as ``services.progress.list_progress``)."""
+    return await read_list(
         container,
         clerk_id,
+        limit,
         PROJECTION,
-        lambda: list_series(container.pipeline, clerk_id, limit, now),
+        version_key,
+        lambda now: listed_series(container.pipeline, clerk_id, limit, now),
     )

@@ -26,9 +26,19 @@ from projections.resume import (
     list_positions,
     read_position,
     resume_key,
+    version_key,
 )
+from services.progress import list_progress
 
 DAY = timedelta(days=1)
+
+
+class FixedClock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
 
 
 def recent() -> datetime:
@@ -318,3 +328,41 @@ async def test_past_the_title_cap_the_oldest_titles_go_alike_in_any_batching(
         "5": epoch_ms(newest),
         "4": epoch_ms(newest - timedelta(seconds=1)),
     }
+
+
+async def test_each_event_notes_the_users_list_version_even_one_skipped_as_older(
+    container: Container, live: ResumeProjection, clerk: str
+) -> None:
+    at = recent()
+    batch = envelopes([saved(clerk, "1", at), saved(clerk, "2", at)])
+    prepared = await live.prepare(container.redis, batch)
+    async with container.redis.pipeline(transaction=True) as pipe:
+        live.apply(pipe, batch, prepared)
+        await pipe.execute()
+    key = version_key(clerk, 0)
+    assert await container.redis.get(key) == batch[-1].stream_id.encode()
+    older = envelopes([saved(clerk, "1", at - timedelta(seconds=1))])
+    prepared = await live.prepare(container.redis, older)
+    async with container.redis.pipeline(transaction=True) as pipe:
+        live.apply(pipe, older, prepared)
+        await pipe.execute()
+    assert await container.redis.get(key) == older[0].stream_id.encode()
+    assert 0 < await container.redis.pttl(key) <= 30 * 24 * 3600 * 1000
+
+
+async def test_a_kept_list_follows_every_change_and_lapses_with_its_oldest_entry(
+    container: Container, live: ResumeProjection, clerk: str
+) -> None:
+    """``list_progress`` through the process's list cache, with the clock moved by hand."""
+    at = recent()
+    await project(container.redis, live, saved(clerk, "old", at - 10 * DAY, 1))
+    await project(container.redis, live, saved(clerk, "new", at, 2))
+    assert [e.tmdb_id for e in await list_progress(container, clerk, 100)] == ["new", "old"]
+    await project(container.redis, live, deleted(clerk, "new", at + timedelta(seconds=1)))
+    assert [e.tmdb_id for e in await list_progress(container, clerk, 100)] == ["old"]
+    await project(container.redis, live, saved(clerk, "new", at + timedelta(seconds=2), 3))
+    listed = await list_progress(container, clerk, 100)
+    assert [(e.tmdb_id, e.current_time) for e in listed] == [("new", 3), ("old", 1)]
+    later = at - 10 * DAY + 30 * DAY  # "old" lapses; the list kept above must not answer it
+    container.clock = FixedClock(later)
+    assert [e.tmdb_id for e in await list_progress(container, clerk, 100)] == ["new"]

@@ -28,7 +28,9 @@ from projections.series_resume import (
     read_episode,
     read_series,
     series_key,
+    version_key,
 )
+from services.series_progress import get_series_list
 
 DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)
@@ -322,3 +324,21 @@ async def test_scratch_copy_never_touches_live_keys(container: Container, clerk:
     assert await container.redis.exists(series_key(clerk, "s", "1")) == 0
     assert await container.redis.exists(scratch.key(series_key(clerk, "s", "1"))) == 1
     await scratch.clear(container.redis)
+
+
+async def test_a_kept_series_list_follows_every_change(
+    container: Container, live: SeriesResumeProjection, clerk: str
+) -> None:
+    """``get_series_list`` through the process's list cache: a new episode, a delete and a
+    save each show at the next read, and each event notes the user's list version."""
+    at = recent()
+    await project(container.redis, live, saved(clerk, "s1", "e1", at))
+    await project(container.redis, live, saved(clerk, "s2", "e1", at + timedelta(seconds=1)))
+    listed = await get_series_list(container, clerk, 100)
+    assert [(e.series_id, e.tmdb_id) for e in listed] == [("s2", "e1"), ("s1", "e1")]
+    await project(container.redis, live, saved(clerk, "s1", "e2", at + timedelta(seconds=2)))
+    listed = await get_series_list(container, clerk, 100)
+    assert [(e.series_id, e.tmdb_id) for e in listed] == [("s1", "e2"), ("s2", "e1")]
+    await project(container.redis, live, deleted(clerk, "s2", at + timedelta(seconds=3)))
+    assert [e.series_id for e in await get_series_list(container, clerk, 100)] == ["s1"]
+    assert await container.redis.get(version_key(clerk, 0)) is not None
