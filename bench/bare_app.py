@@ -28,6 +28,24 @@ def _at(n: int) -> str:
 
 
 SEEDED = seeded_list()
+SERIES = 10
+
+
+def seeded_series() -> list[dict[str, Any]]:
+    """10 series, newest first, as Medio lists a seeded user's series."""
+    return [
+        {
+            "seriesId": str(200000 + n),
+            "tmdbId": str(300000 + n),
+            "currentTime": 500 + n * 12.5,
+            "updatedAt": _at(n),
+        }
+        for n in range(SERIES)
+    ]
+
+
+SEEDED_SERIES = seeded_series()
+SEEDED_TITLE = {"currentTime": SEEDED[0]["currentTime"], "updatedAt": SEEDED[0]["updatedAt"]}
 
 
 @post("/api/progress", status_code=204)
@@ -46,9 +64,23 @@ async def list_progress(clerk_id: str) -> list[dict[str, Any]]:
     return SEEDED
 
 
+@get("/api/progress/{clerk_id:str}/{tmdb_id:str}")
+async def read_progress(clerk_id: str, tmdb_id: str) -> dict[str, Any]:
+    """One seeded title's position."""
+    return SEEDED_TITLE
+
+
+@get("/api/progress/series/{clerk_id:str}")
+async def list_series(clerk_id: str) -> list[dict[str, Any]]:
+    """A seeded user's series."""
+    return SEEDED_SERIES
+
+
 def create() -> Litestar:
     return Litestar(
-        [save_progress, heartbeat, list_progress], logging_config=None, openapi_config=None
+        [save_progress, heartbeat, list_progress, read_progress, list_series],
+        logging_config=None,
+        openapi_config=None,
     )
 
 
