@@ -16,7 +16,7 @@ PREFIX = "MEDIO_"
 MIN_SECRET_LENGTH = 32
 DEFAULT_DATA_DIR = "var"
 # What makes a folder a Medio data dir (see find_data_dir).
-DATA_DIR_MARKERS = ("adapters.db", "jwt-secret", "redis")
+DATA_DIR_MARKERS = ("medio.db", "jwt-secret", "redis")
 DATABASE_SCHEMES = ("postgresql", "postgres", "sqlite")
 
 
@@ -126,7 +126,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """The async driver URL: Postgres through asyncpg, else embedded SQLite."""
         url = self.database_url
         if not url:
-            return f"sqlite+aiosqlite:///{self.data_path / 'adapters.db'}"
+            return f"sqlite+aiosqlite:///{self.data_path / 'medio.db'}"
         for plain in ("postgresql://", "postgres://"):
             if url.startswith(plain):
                 return "postgresql+asyncpg://" + url[len(plain) :]
@@ -161,7 +161,7 @@ def _check_database_url(url: str) -> None:
     if not sep or scheme.split("+", 1)[0] not in DATABASE_SCHEMES or not rest.strip("/"):
         raise SettingsError(
             "MEDIO_DATABASE_URL must look like postgresql://user@host:5432/db or "
-            f"sqlite:///path/adapters.db, got {_without_password(url)!r}"
+            f"sqlite:///path/medio.db, got {_without_password(url)!r}"
         )
 
 

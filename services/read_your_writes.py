@@ -29,7 +29,7 @@ from adapters.eventlog import shard_for, written_key
 from projections.base import stream_id_key
 from projections.checkpoints import redis_checkpoint_key
 
-log = logging.getLogger("services.read_your_writes")
+log = logging.getLogger("medio.read_your_writes")
 
 T = TypeVar("T")
 FIRST_POLL_SECONDS = 0.001

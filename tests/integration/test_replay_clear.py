@@ -92,7 +92,8 @@ async def test_resume_clear_removes_every_key_and_index_in_chunks_and_nothing_el
     ]
     await _project(redis, scratch, saves)
     written = await _keys(redis, scratch.key("resume"))
-    assert len(written) == len(clerks) * (3 + 1) + 1  # keys, indexes, the user list
+    # keys, indexes and list versions, the user list
+    assert len(written) == len(clerks) * (3 + 1 + 1) + 1
     neighbours = {
         resume_key(clerks[0], "0"): b"live",  # the live key of a rebuilt title
         scratch.key(resume_key(clerks[0], "unindexed")): b"not its key",
