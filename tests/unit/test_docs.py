@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from medio.settings import Settings
+from adapters.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
