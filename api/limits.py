@@ -15,7 +15,7 @@ Every ``POST``/``PUT``/``PATCH`` under ``/api`` passes here after rate limiting 
 Against slow clients each chunk must arrive within ``MEDIO_BODY_IDLE_TIMEOUT_SECONDS`` (10) of
 the previous one, and a JSON body must be complete within ``MEDIO_JSON_BODY_TIMEOUT_SECONDS``
 (30); otherwise 408 with ``Connection: close``.
-(Slow *headers* never reach the app; see README "Security" for what the server does there.)
+(Slow *headers* never reach the app; see docs/operations.md "Security" for what the server does.)
 """
 
 from __future__ import annotations

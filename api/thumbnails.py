@@ -3,7 +3,7 @@
 Owner-scoped like every video route: another parent's video, a video without an uploaded
 thumbnail, or a file gone from disk are all 404. Only the ``Authorization`` header is accepted:
 CONTRACT §3 allows ``?access_token=`` on the stream route alone, so an ``<img src>`` cannot load
-this directly; a web app fetches it with its token and shows the blob (the README says how).
+this directly; a web app fetches it with its token and shows the blob (docs/api.md says how).
 Thumbnails are at most a few megabytes, so Litestar's ``File`` response serves them; its
 ``ETag`` is the stored name, which a new upload never reuses, so a revalidation is a 304.
 """

@@ -60,7 +60,7 @@ def main(args: list[str]) -> None:
     for name in names:
         _save(name, _run(name, rest))
     print(f"results: {RESULTS / 'latest.json'}")
-    print(write_report())  # the markdown table the README's "Benchmarks" section shows
+    print(write_report())  # the markdown table docs/benchmarks.md quotes
     print(f"table: {RESULTS / 'latest.md'}")
 
 

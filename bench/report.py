@@ -1,6 +1,6 @@
 """``python -m bench.report``: ``bench/results/latest.json`` as a markdown table, with the machine.
 
-Writes ``bench/results/latest.md`` (what the README's "Benchmarks" section shows) and prints
+Writes ``bench/results/latest.md`` (the table docs/benchmarks.md quotes) and prints
 it. One row per figure that has a target in DESIGN.md "Performance", plus the context needed
 to read it (the baselines, the ceiling a target is bounded by). A benchmark missing from
 ``latest.json`` is left out rather than shown empty.

@@ -17,7 +17,7 @@ Keys:
   restart, ``projections.recovery``)
 
 The daily-limit counter is the ``projections.daily_limit`` projection: exact up to the
-projection lag (see the README).
+projection lag (see docs/api.md, "Daily limit across devices").
 """
 
 from __future__ import annotations
