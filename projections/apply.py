@@ -41,7 +41,7 @@ from projections.checkpoints import (
     write_sql_checkpoints,
 )
 from projections.redis_batch import recorded, recorder, run_batch
-from projections.streams import GROUP, Entry, foreign_pending, text
+from projections.streams import GROUP, Entry, fence_problem, text
 
 MAX_CAS_RETRIES = 20
 
@@ -149,7 +149,7 @@ class ProjectionSet:
         if not entries or not self.sql:
             return
         upto = entries[-1].stream_id
-        fence = _Fence(redis, stream_name(shard), upto, consumer)
+        fence = _Fence(redis, stream_name(shard), entries[0].stream_id, upto, consumer)
         if isinstance(sql, AsyncConnection):
             async with sql.begin():
                 await self._commit_sql(sql, shard, _batch(entries), upto, fence)
@@ -295,15 +295,18 @@ async def _guard(name: str, work: object) -> object:
 
 
 class _Fence:
-    """Checks that no other consumer holds entries in range (once per distinct checkpoint).
+    """Checks, once per distinct checkpoint, that the batch starts at the checkpoint's next
+    entry (a batch read past one of our own pending entries would move the checkpoint over it)
+    and that no other consumer holds entries in range.
 
     Checked under the side's checkpoint lock (row lock, or WATCH), so no commit can move the
     checkpoint meanwhile; later deliveries all lie beyond ``upto``.
     """
 
-    def __init__(self, redis: Redis, stream: str, upto: str, consumer: str) -> None:
+    def __init__(self, redis: Redis, stream: str, first: str, upto: str, consumer: str) -> None:
         self.redis = redis
         self.stream = stream
+        self.first = first
         self.upto = upto
         self.consumer = consumer
         self.checked: set[str] = set()
@@ -311,7 +314,9 @@ class _Fence:
     async def check(self, checkpoint: str) -> None:
         if checkpoint in self.checked:
             return
-        other = await foreign_pending(self.redis, self.stream, checkpoint, self.upto, self.consumer)
-        if other is not None:
-            raise FenceBroken(f"entry {other} of {self.stream} is pending at another consumer")
+        problem = await fence_problem(
+            self.redis, self.stream, checkpoint, self.first, self.upto, self.consumer
+        )
+        if problem is not None:
+            raise FenceBroken(problem)
         self.checked.add(checkpoint)

@@ -181,8 +181,12 @@ class ShardProjector:
 
     async def _pause_after(self, exc: BaseException) -> None:
         log.warning("shard %s: will retry pending entries: %r", self.shard, exc)
-        self._rewind()
-        await self.close()
+        try:
+            await self.close()
+        finally:
+            # After close: the batch read ahead may still finish during it and move the
+            # cursor; rewinding first let it skip our pending entries (a lost batch).
+            self._rewind()
         await asyncio.sleep(self._retry_pause)
         self._retry_pause = min(self._retry_pause * 2, MAX_RETRY_PAUSE_SECONDS)
         if isinstance(exc, FenceBroken):

@@ -16,10 +16,15 @@ DEAD_LETTER_STREAM = "medio:dead-letter"
 DEAD_LETTER_MAXLEN = 100_000
 
 # The first pending entry in (start, end] held by a consumer other than ARGV[4], or false.
-_FOREIGN_PENDING = """
+# What keeps a commit of the entries from ARGV[6] to ARGV[3] after the checkpoint ARGV[2]
+# ("(" + id) from being exactly once: an entry between the checkpoint and the batch (the commit
+# would pass over it), or one in range pending at another consumer (ARGV[4] is ours).
+_FENCE = """
+local skipped = redis.call('XRANGE', KEYS[1], ARGV[2], '(' .. ARGV[6], 'COUNT', 1)[1]
+if skipped then return {'skipped', skipped[1]} end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[5])
 for i = 1, #p do
-  if p[i][2] ~= ARGV[4] then return p[i][1] end
+  if p[i][2] ~= ARGV[4] then return {'foreign', p[i][1]} end
 end
 return false
 """
@@ -91,14 +96,21 @@ async def ensure_group(redis: Redis, stream: str) -> None:
             raise
 
 
-async def foreign_pending(
-    redis: Redis, stream: str, after: str, upto: str, consumer: str
+async def fence_problem(
+    redis: Redis, stream: str, after: str, first: str, upto: str, consumer: str
 ) -> str | None:
-    """A pending entry in ``(after, upto]`` that another consumer holds, if any."""
+    """Why the entries ``first`` .. ``upto`` may not be committed after the checkpoint
+    ``after``, if they may not: an entry between ``after`` and ``first`` that the batch would
+    pass over, or an entry in ``(after, upto]`` pending at another consumer."""
     found = await redis.eval(
-        _FOREIGN_PENDING, 1, stream, GROUP, "(" + after, upto, consumer, "1000000"
+        _FENCE, 1, stream, GROUP, "(" + after, upto, consumer, "1000000", first
     )
-    return text(found) if found else None
+    if not found:
+        return None
+    kind, entry = text(found[0]), text(found[1])
+    if kind == "skipped":
+        return f"entry {entry} of {stream} lies between the checkpoint and the batch"
+    return f"entry {entry} of {stream} is pending at another consumer"
 
 
 async def claim_all(

@@ -25,9 +25,10 @@ from adapters.settings import Settings
 from adapters.tables import events, projection_checkpoints
 from domain.events import ProgressSaved
 from projections import apply as apply_module
-from projections.apply import ProjectionSet
+from projections.apply import FenceBroken, ProjectionSet
 from projections.archive import Archive
 from projections.base import Envelope, RedisProjection
+from projections.projector import ShardProjector
 from projections.recovery import ensure_current
 from projections.redis_commands import queue
 from projections.runtime import project_pending
@@ -142,3 +143,24 @@ async def test_redis_side_lost_in_flight_is_applied_once_after_the_later_sql_sid
     assert await _logged(iso) == titles
     assert await _archived(iso) == ids
     assert await _pending(iso.redis) == 0
+
+
+async def test_a_batch_that_would_pass_over_an_earlier_entry_is_refused(iso: Container) -> None:
+    """A commit must start at the checkpoint's next entry: a batch read past one of our own
+    pending batches (a read-ahead that moved the cursor after a rewind once did this) would
+    move the checkpoint over it and the skipped entries would never be projected."""
+    ids = await _append(iso, [str(i) for i in range(2 * BATCH)])
+    projections = ProjectionSet(sql=[Archive()], redis=[])
+    reader = ShardProjector(iso.redis, iso.engine, 0, projections, "reader", batch_size=BATCH)
+    await reader.start()
+    first, second = await reader.read(None), await reader.read(None)
+    assert [e.stream_id for e in first + second] == ids
+    async with iso.engine.connect() as conn:
+        with pytest.raises(FenceBroken, match="lies between the checkpoint and the batch"):
+            await projections.commit_sql(conn, iso.redis, 0, second, "reader")
+        await conn.rollback()
+        assert await _archived(iso) == []
+        await projections.commit_sql(conn, iso.redis, 0, first, "reader")
+        await projections.commit_sql(conn, iso.redis, 0, second, "reader")
+    assert await _archived(iso) == ids
+    await reader.close()
