@@ -12,6 +12,7 @@ from litestar.types import Scope, Send
 from adapters.container import Container
 from api.auth import Claims, Principal, TokenVerifier, UserDirectory, bearer_token, unauthorized
 from api.csrf_tokens import CsrfTokens
+from api.device_auth import is_device_token, refuse_device
 
 
 class Services:
@@ -41,7 +42,9 @@ async def authenticate(request: Request[Any, Any, Any], token: str | None) -> Pr
 
 
 async def principal_of(services: Services, token: str) -> Principal:
-    """The caller of a bearer token (its user row made sure of), or 401."""
+    """The caller of a bearer token (its user row made sure of), or 401 (403: a device's)."""
+    if is_device_token(token):
+        await refuse_device(services.container, token)
     claims = await services.verifier.verify(token)
     user_id = await services.users.user_id(claims.sub)
     return Principal(user_id=user_id, sub=claims.sub, role=claims.role)
@@ -71,6 +74,8 @@ async def authenticate_subject(services: Services, authorization: str | None) ->
     token = bearer_token(authorization)
     if token is None:
         raise unauthorized()
+    if is_device_token(token):
+        await refuse_device(services.container, token)
     claims = await services.verifier.verify(token)
     services.users.note(claims.sub)
     return claims

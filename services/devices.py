@@ -53,10 +53,12 @@ class CodeNotValid(LookupError):
 
 
 class TooManyMisses(Exception):
-    """The parent typed too many wrong codes this hour."""
+    """The parent typed too many wrong codes this hour (``reset``: when the hour ends)."""
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, reset: int, retry_after: int) -> None:
         super().__init__("Too many wrong codes")
+        self.limit = MAX_CODE_MISSES_PER_HOUR
+        self.reset = reset
         self.retry_after = retry_after
 
 
@@ -160,7 +162,7 @@ def _misses_key(user_id: int, now: datetime) -> tuple[str, int]:
 async def _check_misses(container: Container, user_id: int, now: datetime) -> None:
     key, ends = _misses_key(user_id, now)
     if int(await container.pipeline.execute("GET", key) or 0) >= MAX_CODE_MISSES_PER_HOUR:
-        raise TooManyMisses(max(1, math.ceil(ends - now.timestamp())))
+        raise TooManyMisses(ends, max(1, math.ceil(ends - now.timestamp())))
 
 
 async def _note_miss(container: Container, user_id: int, now: datetime) -> None:
