@@ -17,11 +17,9 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from adapters.container import Container
 from api.auth import bearer_token, unauthorized
 from api.catalog_schema import VideoList, metadata, not_found, page_query, video_out
-from api.deps import ContainerDep, PrincipalDep
-from api.device_auth import MSG_DEVICES_ONLY, device_of
+from api.deps import ContainerDep, PrincipalDep, device_of
 from api.errors import ApiError, FieldError, InvalidFields, SpecialError
 from api.route_facts import paced_public_route, route_policy
 from domain.catalog import Profile
@@ -32,6 +30,7 @@ from services import catalog, devices
 
 DEFAULT_LIMIT = 20
 TOO_MANY_CODES = "Too many wrong codes. Please try again later."
+MSG_DEVICES_ONLY = "This route is for paired devices (Authorization: Bearer dev_…)"
 
 
 class PairOut(msgspec.Struct, frozen=True):
@@ -92,7 +91,7 @@ def _device_out(device: Device) -> DeviceOut:
     )
 
 
-async def _paired_device(request: Request[Any, Any, Any], container: Container) -> Device:
+async def _paired_device(request: Request[Any, Any, Any], container: ContainerDep) -> Device:
     """The device whose token the request carries: 401 without a live one, 403 for a parent."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
@@ -102,7 +101,7 @@ async def _paired_device(request: Request[Any, Any, Any], container: Container) 
     return await device_of(container, token)
 
 
-async def _own_profile(container: Container, user_id: int, profile_id: int) -> Profile:
+async def _own_profile(container: ContainerDep, user_id: int, profile_id: int) -> Profile:
     profile = await catalog.get_profile(container.engine, user_id, profile_id)
     if profile is None:
         raise not_found("Profile")

@@ -24,18 +24,18 @@ from api.deps import (
     ContainerDep,
     Services,
     authenticate,
+    device_of,
     header_value,
     principal_of,
     send_json,
     services_of,
 )
-from api.device_auth import device_of, is_device_token
 from api.errors import MSG_MALFORMED_JSON, ApiError, FieldError, InvalidFields, SpecialError
 from api.guards import admit
 from api.idempotency import Idempotent, receipt_of
 from api.route_facts import inline_guards, route_policy
 from domain.catalog import Profile, json_integer
-from domain.devices import Device
+from domain.devices import Device, is_device_token
 from domain.sessions import (
     MS_PER_SECOND,
     SessionState,
