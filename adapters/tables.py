@@ -151,3 +151,20 @@ idempotency_records = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_idempotency_records_expires_at", "expires_at"),
 )
+
+# Kids devices (projection ``devices``: one row per paired device) -------------------------------
+
+devices = sa.Table(
+    "devices",
+    metadata,
+    sa.Column("device_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("profile_id", sa.BigInteger, nullable=False),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # The SHA-256 of the device's token once collected, never the token.
+    sa.Column("token_hash", sa.String(64), nullable=True),
+    sa.Column("token_issued_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_devices_profile_id", "profile_id"),
+)

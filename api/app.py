@@ -18,6 +18,7 @@ from adapters.settings import Settings, get_settings
 from api.cors import CorsMiddleware, cors_config
 from api.csrf import CsrfController, CsrfMiddleware
 from api.deps import Services, dependencies
+from api.devices import DeviceController, DevicePairingController, ProfileDevicesController
 from api.errors import exception_handlers
 from api.events import EventsController
 from api.guards import Guards
@@ -53,6 +54,9 @@ ROUTE_HANDLERS: list[type] = [
     SeriesProgressController,
     SessionsController,
     ProfileStatsController,
+    DevicePairingController,
+    ProfileDevicesController,
+    DeviceController,
 ]
 
 

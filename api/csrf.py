@@ -26,7 +26,7 @@ from api.auth import unauthorized
 from api.csrf_tokens import CsrfTokens
 from api.deps import services_of
 from api.errors import ApiError
-from api.route_facts import INLINE_GUARDS, PUBLIC
+from api.route_facts import CSRF_FREE, INLINE_GUARDS, PUBLIC
 
 COOKIE = "csrf_token"
 HEADER = b"x-csrf-token"
@@ -68,6 +68,8 @@ class CsrfMiddleware(ASGIMiddleware):
         handler = scope.get("route_handler")
         if handler is None or not handler.opt.get(PUBLIC):
             raise unauthorized()
+        if handler.opt.get(CSRF_FREE):
+            return
         header = next((value for name, value in headers if name == HEADER), None)
         token = header.decode("latin-1") if header else None
         if not self.tokens.valid(token, _cookie_value(scope)):

@@ -12,6 +12,9 @@ from litestar.types import Scope, Send
 from adapters.container import Container
 from api.auth import Claims, Principal, TokenVerifier, UserDirectory, bearer_token, unauthorized
 from api.csrf_tokens import CsrfTokens
+from api.errors import ApiError
+from domain.devices import Device, is_device_token
+from services import devices
 
 
 class Services:
@@ -41,10 +44,36 @@ async def authenticate(request: Request[Any, Any, Any], token: str | None) -> Pr
 
 
 async def principal_of(services: Services, token: str) -> Principal:
-    """The caller of a bearer token (its user row made sure of), or 401."""
+    """The caller of a bearer token (its user row made sure of), or 401 (403: a device's)."""
+    if is_device_token(token):
+        await refuse_device(services.container, token)
     claims = await services.verifier.verify(token)
     user_id = await services.users.user_id(claims.sub)
     return Principal(user_id=user_id, sub=claims.sub, role=claims.role)
+
+
+# Device tokens (``dev_…``, CONTRACT §14) ------------------------------------------------------
+# Checked against the store on every request (``services.devices``: one Redis ``GET`` of the
+# token's hash), never cached in the process, so a revoked token fails at once on every API
+# process. Unknown or revoked: 401, like any wrong credential (§3); known, on a route a device
+# may not use: 403. The routes a device may use call ``device_of`` themselves (``api/devices.py``,
+# the session routes in ``api/sessions.py``).
+
+MSG_NOT_FOR_DEVICES = "This route is not available to a paired device"
+
+
+async def device_of(container: Container, token: str) -> Device:
+    """The live device holding ``token``, or 401 (unknown or revoked)."""
+    device = await devices.device_for_token(container, token)
+    if device is None:
+        raise unauthorized("Invalid token")
+    return device
+
+
+async def refuse_device(container: Container, token: str) -> None:
+    """A device token on a route for parents: 401 if it is not live, else 403."""
+    await device_of(container, token)
+    raise ApiError(403, MSG_NOT_FOR_DEVICES)
 
 
 def header_value(scope: Scope, name: bytes) -> str | None:
@@ -71,6 +100,8 @@ async def authenticate_subject(services: Services, authorization: str | None) ->
     token = bearer_token(authorization)
     if token is None:
         raise unauthorized()
+    if is_device_token(token):
+        await refuse_device(services.container, token)
     claims = await services.verifier.verify(token)
     services.users.note(claims.sub)
     return claims

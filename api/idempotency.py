@@ -40,6 +40,7 @@ from api.limits import replay
 from api.multipart_stream import boundary_of
 from api.ratelimit import ClientAddress
 from api.route_facts import PUBLIC
+from domain.devices import is_device_token, secret_hash
 from services.idempotency import (
     MAX_STORED_BODY,
     Answer,
@@ -172,6 +173,8 @@ async def caller_of(scope: Scope) -> str | None:
     if token is not None:
         if is_session_token(token):
             return "session:" + hash_token(token)
+        if is_device_token(token):  # checked by the route itself (api.device_auth)
+            return "device:" + secret_hash(token)
         try:
             return "sub:" + (await services_of(state).verifier.verify(token)).sub
         except ApiError:

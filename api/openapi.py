@@ -54,7 +54,14 @@ BINARY = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
 METHODS = ("get", "put", "post", "delete", "patch")
 BODY_METHODS = ("put", "post", "patch")
 
-PUBLIC = {("get", "/api/csrf-token"), ("post", "/api/sessions/start/public")}
+DEVICE_PAIR = ("post", "/api/devices/pair")
+DEVICE_TOKEN = ("post", "/api/devices/token")
+PUBLIC = {
+    ("get", "/api/csrf-token"),
+    ("post", "/api/sessions/start/public"),
+    DEVICE_PAIR,
+    DEVICE_TOKEN,
+}
 NO_STORE = {("get", "/api/csrf-token")}
 OWNER_OR_ROLE_CHECKED = {
     ("get", "/api/events"),
@@ -89,7 +96,7 @@ THUMBNAIL = ("get", "/api/videos/{video_id}/thumbnail")
 DESCRIPTIONS = {
     400: "Invalid input",
     401: "Missing, invalid or expired token",
-    403: "Not allowed (role, owner, CSRF or daily limit)",
+    403: "Not allowed (role, owner, CSRF, daily limit, or a device token on a parent's route)",
     404: "No such resource for this caller",
     408: "The request body did not arrive in time",
     409: "The session has already ended, or a request with this Idempotency-Key is running",
@@ -131,6 +138,13 @@ ERROR_SCHEMAS: dict[str, Schema] = {
         )
     ),
     "RateLimited": _object(message=STRING, retryAfter=INTEGER),
+    # The device's token polling (CONTRACT §14, RFC 8628 §3.5): why there is no token yet.
+    "DeviceFlowError": _object(
+        error=Schema(
+            type=OpenAPIType.STRING,
+            enum=["authorization_pending", "slow_down", "expired_token", "invalid_grant"],
+        )
+    ),
     "FileTooLarge": _object(
         message=STRING,
         field=Schema(type=OpenAPIType.STRING, enum=["video", "thumbnail"]),
@@ -296,6 +310,20 @@ JSON_BODIES: dict[tuple[str, str], tuple[Schema, bool]] = {
         _body([], position=Schema(type=OpenAPIType.NUMBER, minimum=0, maximum=604_800)),
         False,
     ),
+    DEVICE_TOKEN: (
+        _body(["device_code"], device_code=Schema(type=OpenAPIType.STRING, pattern=NO_NUL)),
+        True,
+    ),
+    ("post", "/api/profiles/{profile_id}/devices"): (
+        _body(
+            ["name", "user_code"],
+            name=_stripped(50, least=1),
+            user_code=Schema(
+                type=OpenAPIType.STRING, pattern=NO_NUL, description="XXXX-XXXX, as shown"
+            ),
+        ),
+        True,
+    ),
 }
 
 
@@ -305,6 +333,8 @@ QUERY_NUMBERS: dict[tuple[str, str], Schema] = {
     ("/api/videos", "limit"): _whole(1, 100),
     ("/api/profiles", "page"): _whole(1, 999_999_999),
     ("/api/profiles", "limit"): _whole(1, 100),
+    ("/api/device/videos", "page"): _whole(1, 999_999_999),
+    ("/api/device/videos", "limit"): _whole(1, 100),
     ("/api/progress/{clerk_id}", "limit"): _whole(1, 500),
     ("/api/progress/series/{clerk_id}", "limit"): _whole(1, 500),
     ("/api/events", "limit"): _whole(1, 1000),
@@ -359,7 +389,7 @@ def error_statuses(method: str, path: str, operation: Operation) -> set[int]:
     if key not in NO_STORE:
         statuses.add(503)
     if key not in PUBLIC:
-        statuses.add(401)
+        statuses |= {401, 403}  # 403: a device token (CONTRACT §14) on a route it may not use
     if method in BODY_METHODS:
         statuses |= {400, 403, 408, 413, 415}
     if method == "delete" or key in OWNER_OR_ROLE_CHECKED:
@@ -387,6 +417,8 @@ def error_response(method: str, path: str, status: int) -> OpenAPIResponse:
         shapes = (
             ["ProgressError", "ProgressValidationError"] if status == 400 else ["ProgressError"]
         )
+    elif status == 400 and key == DEVICE_TOKEN:
+        shapes = ["DeviceFlowError", "MedioError", "FieldErrors"]
     elif status == 400:
         shapes = ["MedioError", "FieldErrors"]
     elif status == 403 and key in IDS_IN_BODY:

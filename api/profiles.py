@@ -25,7 +25,7 @@ from api.catalog_schema import (
 from api.deps import ContainerDep, PrincipalDep
 from api.idempotency import Idempotent, receipt_of
 from domain.catalog import check_profile, profile_values
-from services import catalog, sessions
+from services import catalog, devices, sessions
 from services.idempotency import SQL_ANSWERS
 
 DEFAULT_LIMIT = 10
@@ -108,4 +108,5 @@ class ProfilesController(Controller):
         await sessions.end_profile_sessions(
             container, profile_id, "profile_deleted", public_only=False
         )
+        await devices.revoke_profile_devices(container, profile_id, principal.sub)
         return Response(content=None, status_code=204)

@@ -87,6 +87,8 @@ class RateLimiter:
         policy = handler.opt.get(RATE_LIMIT) if handler is not None else None
         if policy in POLICIES:
             return policy  # type: ignore[no-any-return]
+        if handler is not None and RATE_LIMIT in handler.opt and policy is None:
+            return None  # declared unlimited (``paced_public_route``)
         return "general" if scope["path"].startswith("/api/") else None
 
     def _client(self, scope: Scope, policy: Policy) -> str:

@@ -1,9 +1,11 @@
 """``/api/sessions``: watch sessions (seed 004, CONTRACT §7).
 
-A parent's app starts a session with its bearer token; a kids-mode device starts one on the
-public route (profiles whose parent turned ``kids_mode`` on) and gets a ``session_token``.
-Heartbeat, end and read accept either the parent's bearer token or that session token (as
-``Authorization: Bearer`` or ``X-Session-Token``). A session that is not the caller's is 404.
+A parent's app starts a session with its bearer token; a paired device with its device token,
+for its own profile only (CONTRACT §14); a kids-mode device starts one on the public route
+(profiles whose parent turned ``kids_mode`` on) and gets a ``session_token``. Heartbeat, end and
+read accept the parent's bearer token, the device token of the session's profile, or that
+session token (as ``Authorization: Bearer`` or ``X-Session-Token``). A session that is not the
+caller's is 404.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from adapters.container import Container
 from api.auth import bearer_token, unauthorized
 from api.deps import (
     ContainerDep,
-    PrincipalDep,
     Services,
+    authenticate,
+    device_of,
     header_value,
     principal_of,
     send_json,
@@ -32,6 +35,7 @@ from api.guards import admit
 from api.idempotency import Idempotent, receipt_of
 from api.route_facts import inline_guards, route_policy
 from domain.catalog import Profile, json_integer
+from domain.devices import Device, is_device_token
 from domain.sessions import (
     MS_PER_SECOND,
     SessionState,
@@ -47,6 +51,7 @@ from services.sessions import Caller, Started
 
 SESSION_TOKEN_HEADER = "x-session-token"
 MSG_ID = "{} must be a positive integer"
+MSG_OTHER_PROFILE = "This device may start sessions for its own profile only"
 MAX_ID = 2**63 - 1
 
 _encoder = msgspec.json.Encoder()
@@ -116,6 +121,16 @@ def _ids(data: Any) -> tuple[int, int]:
     return ids[0], ids[1]
 
 
+def _device_ids(data: Any, device: Device) -> tuple[int, int]:
+    """A device's start body: ``video_id``, and ``profile_id`` only if it is the device's own."""
+    if isinstance(data, dict) and data.get("profile_id") is None:
+        data = {**data, "profile_id": device.profile_id}
+    profile_id, video_id = _ids(data)
+    if profile_id != device.profile_id:
+        raise ApiError(403, MSG_OTHER_PROFILE)
+    return profile_id, video_id
+
+
 def _position(data: Any) -> float | None:
     """The optional ``{position: seconds}`` of a heartbeat."""
     if data is None:
@@ -138,6 +153,11 @@ async def _caller(
     if sessions.is_session_token(token):
         hashed = sessions.hash_token(token)
         return Caller(token_hash=hashed, actor=f"session:{session_id}")
+    if is_device_token(token):
+        device = await device_of(services.container, token)
+        return Caller(
+            user_id=device.user_id, profile_id=device.profile_id, actor=f"device:{device.device_id}"
+        )
     principal = await principal_of(services, token)
     return Caller(user_id=principal.user_id, actor=principal.sub)
 
@@ -178,10 +198,17 @@ async def _start(
     public: bool,
     actor: str,
     receipt: Receipt[Started] | None,
+    device_id: int | None = None,
 ) -> Started:
     try:
         return await sessions.start_session(
-            container, profile, video_id, public=public, actor=actor, receipt=receipt
+            container,
+            profile,
+            video_id,
+            public=public,
+            actor=actor,
+            receipt=receipt,
+            device_id=device_id,
         )
     except sessions.DailyLimitExceeded as exc:
         body: dict[str, Any] = {
@@ -266,25 +293,38 @@ class SessionsController(Controller):
     @post(
         "/start",
         status_code=201,
-        summary="Start a watch session (parent's token)",
+        summary="Start a watch session (parent's token, or a paired device's for its profile)",
         middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def start(
         self,
         request: Request[Any, Any, Any],
         container: ContainerDep,
-        principal: PrincipalDep,
         data: JSONBody[Any] = None,
     ) -> StartOut:
-        profile_id, video_id = _ids(data)
-        profile = await catalog.get_profile(container.engine, principal.user_id, profile_id)
+        token = bearer_token(request.headers.get("authorization"))
+        device = await device_of(container, token) if token and is_device_token(token) else None
+        if device is not None:
+            user_id, actor = device.user_id, f"device:{device.device_id}"
+            profile_id, video_id = _device_ids(data, device)
+        else:
+            principal = await authenticate(request, token)
+            user_id, actor = principal.user_id, principal.sub
+            profile_id, video_id = _ids(data)
+        profile = await catalog.get_profile(container.engine, user_id, profile_id)
         if profile is None:
             raise ApiError(404, "Profile not found")
-        if await catalog.get_video(container.engine, principal.user_id, video_id) is None:
+        if await catalog.get_video(container.engine, user_id, video_id) is None:
             raise ApiError(404, "Video not found")
         receipt = receipt_of(request.scope, _answer_start)
         started = await _start(
-            container, profile, video_id, public=False, actor=principal.sub, receipt=receipt
+            container,
+            profile,
+            video_id,
+            public=False,
+            actor=actor,
+            receipt=receipt,
+            device_id=device.device_id if device else None,
         )
         return _start_out(started)
 

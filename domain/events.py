@@ -75,6 +75,8 @@ class SessionStarted(Event, frozen=True, kw_only=True, tag="session.started"):
     # The profile's limit at the start (what a read of the session shows once its Redis state
     # has expired); ``None`` in events recorded before it was added.
     daily_limit_minutes: int | None = None
+    # The paired device that started it (``None``: a parent's app or the public kids-mode route).
+    device_id: int | None = None
 
 
 class SessionHeartbeat(Event, frozen=True, kw_only=True, tag="session.heartbeat"):
@@ -109,6 +111,39 @@ class SessionEnded(Event, frozen=True, kw_only=True, tag="session.ended"):
     position: float | None = None
 
 
+class DevicePairingStarted(Event, frozen=True, kw_only=True, tag="device.pairing_started"):
+    """A device asked to be paired and shows a user code (which is not recorded)."""
+
+    pairing_id: str
+    expires_at: datetime
+
+
+class DevicePaired(Event, frozen=True, kw_only=True, tag="device.paired"):
+    """A parent confirmed a device's user code for one of their profiles."""
+
+    device_id: int
+    pairing_id: str
+    profile_id: int
+    user_id: int
+    name: str
+
+
+class DeviceTokenIssued(Event, frozen=True, kw_only=True, tag="device.token_issued"):
+    """The paired device collected its token; only the token's SHA-256 is recorded."""
+
+    device_id: int
+    profile_id: int
+    token_hash: str
+
+
+class DeviceRevoked(Event, frozen=True, kw_only=True, tag="device.revoked"):
+    """A parent revoked a device: its token stops working at once."""
+
+    device_id: int
+    profile_id: int
+    user_id: int
+
+
 AnyEvent = (
     ProgressSaved
     | ProgressDeleted
@@ -117,6 +152,10 @@ AnyEvent = (
     | SessionStarted
     | SessionHeartbeat
     | SessionEnded
+    | DevicePairingStarted
+    | DevicePaired
+    | DeviceTokenIssued
+    | DeviceRevoked
 )
 
 EVENT_TYPES: dict[str, type[AnyEvent]] = {
@@ -129,6 +168,10 @@ EVENT_TYPES: dict[str, type[AnyEvent]] = {
         SessionStarted,
         SessionHeartbeat,
         SessionEnded,
+        DevicePairingStarted,
+        DevicePaired,
+        DeviceTokenIssued,
+        DeviceRevoked,
     )
 }
 

@@ -196,6 +196,7 @@ def start(
     token_hash: str,
     public: bool,
     actor: str,
+    device_id: int | None = None,
 ) -> tuple[SessionState, SessionStarted]:
     """A new session and the event recording it (the caller has checked the limit)."""
     state = SessionState(
@@ -221,6 +222,7 @@ def start(
         local_date=local_date(now, timezone).isoformat(),
         public=public,
         daily_limit_minutes=daily_limit_minutes,
+        device_id=device_id,
     )
     return state, event
 
@@ -337,8 +339,11 @@ def view(state: SessionState, now: datetime, rules: Rules) -> SessionState:
     return state
 
 
-def may_access(state: SessionState, user_id: int | None, token_hash: str | None) -> bool:
-    """The owner's parent (bearer token) or the holder of the session's own token."""
+def may_access(
+    state: SessionState, user_id: int | None, token_hash: str | None, profile_id: int | None = None
+) -> bool:
+    """The owner's parent (bearer token), a device of the session's profile (``profile_id``),
+    or the holder of the session's own token."""
     if user_id is not None and user_id == state.user_id:
-        return True
+        return profile_id is None or profile_id == state.profile_id
     return bool(token_hash) and token_hash == state.token_hash

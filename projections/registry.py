@@ -5,12 +5,18 @@ from __future__ import annotations
 from projections.archive import Archive
 from projections.base import RedisProjection, SqlProjection
 from projections.daily_limit import DailyLimitCounters
+from projections.devices import DevicesProjection
 from projections.resume import ResumeProjection
 from projections.series_resume import SeriesResumeProjection
 from projections.sessions import SessionsProjection
 from projections.stats import StatsProjection
 
-SQL_PROJECTIONS: list[type[SqlProjection]] = [Archive, SessionsProjection, StatsProjection]
+SQL_PROJECTIONS: list[type[SqlProjection]] = [
+    Archive,
+    SessionsProjection,
+    StatsProjection,
+    DevicesProjection,
+]
 REDIS_PROJECTIONS: list[type[RedisProjection]] = [
     ResumeProjection,
     SeriesResumeProjection,

@@ -82,11 +82,16 @@ class DailyLimitExceeded(Exception):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who acts on a session: a parent (user id) or a holder of the session's token."""
+    """Who acts on a session: a parent (user id), a paired device (its parent's user id and its
+    one profile), or a holder of the session's token."""
 
     user_id: int | None = None
     token_hash: str | None = None
     actor: str = "anonymous"
+    profile_id: int | None = None  # a device's: only that profile's sessions
+
+    def may_access(self, state: SessionState) -> bool:
+        return sessions.may_access(state, self.user_id, self.token_hash, self.profile_id)
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,7 @@ async def start_session(
     public: bool,
     actor: str,
     receipt: Receipt[Started] | None = None,
+    device_id: int | None = None,
 ) -> Started:
     """Open a session unless the profile's day is used up (``DailyLimitExceeded``).
 
@@ -217,6 +223,7 @@ async def start_session(
             token_hash=hash_token(token),
             public=public,
             actor=actor,
+            device_id=device_id,
         )
         return _committed(Transition("active", state, (event,)), Started(state, token, watched_ms))
 
@@ -307,7 +314,7 @@ async def heartbeat(
     rules = rules_of(container)
 
     def decide(state: SessionState | None, today_ms: int) -> Decision[Transition | None]:
-        if state is None or not sessions.may_access(state, caller.user_id, caller.token_hash):
+        if state is None or not caller.may_access(state):
             return Decision(result=None)
         transition = sessions.heartbeat(
             state, now, rules, projected_today_ms=today_ms, position=position, actor=caller.actor
@@ -332,7 +339,7 @@ async def end_session(
     rules = rules_of(container)
 
     def decide(state: SessionState | None, _today_ms: int) -> Decision[Transition | None]:
-        if state is None or not sessions.may_access(state, caller.user_id, caller.token_hash):
+        if state is None or not caller.may_access(state):
             return Decision(result=None)
         transition = sessions.end(state, now, rules, actor=caller.actor)
         return _committed(transition, transition)
@@ -378,7 +385,7 @@ async def get_session(container: Container, session_id: int, caller: Caller) -> 
     if state is None and caller.user_id is not None:
         async with container.engine.connect() as conn:
             state = await SessionsProjection().session_state(conn, session_id, caller.user_id)
-    if state is None or not sessions.may_access(state, caller.user_id, caller.token_hash):
+    if state is None or not caller.may_access(state):
         raise SessionNotFound(session_id)
     return sessions.view(state, container.clock.now(), rules_of(container))
 

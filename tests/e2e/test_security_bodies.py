@@ -36,8 +36,13 @@ JSON_ROUTES = [
     ("POST", "/api/sessions/start"),
     ("POST", "/api/sessions/start/public"),
     ("POST", "/api/sessions/{session_id}/heartbeat"),
+    ("POST", "/api/devices/token"),
+    ("POST", "/api/profiles/{profile_id}/devices"),
 ]
-NO_BODY_ROUTES = [("POST", "/api/sessions/{session_id}/end")]  # takes no body; ignores one
+NO_BODY_ROUTES = [  # take no body; ignore one
+    ("POST", "/api/sessions/{session_id}/end"),
+    ("POST", "/api/devices/pair"),
+]
 STREAMED_ROUTES = [("POST", "/api/videos/upload")]  # multipart, its own limits
 
 MALFORMED = [b"{", b'{"a":}', b"nope", b'{"a": 1,}', b"{'a': 1}", b'{"a": 01}']

@@ -59,6 +59,10 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/sessions/{session_id}/end", None),
     ("POST", "/api/sessions/start", {"profile_id": "{profile_id}", "video_id": "{own_video}"}),
     ("POST", "/api/sessions/start", {"profile_id": "{own_profile}", "video_id": "{video_id}"}),
+    ("GET", "/api/profiles/{profile_id}/devices", None),
+    ("POST", "/api/profiles/{profile_id}/devices", {"user_code": "{user_code}", "name": "Stolen"}),
+    ("DELETE", "/api/profiles/{profile_id}/devices/{device_id}", None),
+    ("DELETE", "/api/profiles/{own_profile}/devices/{device_id}", None),
 ]
 
 
@@ -122,6 +126,7 @@ async def _parent(client: Client, auth: Auth, secret: str) -> dict[str, Any]:
     episode = {"clerkId": sub, "seriesId": series_id, "tmdbId": tmdb_id, "currentTime": 7}
     saved = await client.post("/api/progress/series", json=episode, headers=headers)
     assert saved.status_code == 204
+    device, waiting = await _paired_device(client, headers, profile["id"])
     return {
         "headers": headers,
         "secret": secret,
@@ -134,7 +139,24 @@ async def _parent(client: Client, auth: Auth, secret: str) -> dict[str, Any]:
         "file_path": upload["file_path"],
         "session_id": session["session_id"],
         "session_token": session["session_token"],
+        "device_id": device["device_id"],
+        "device_token": device["device_token"],
+        "user_code": waiting["user_code"],  # a code still waiting for this parent
     }
+
+
+async def _paired_device(
+    client: Client, headers: dict[str, str], profile_id: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A device paired with the profile (its token answer), and a pairing still waiting."""
+    pairing = await _created(await client.post("/api/devices/pair"))
+    confirm = {"user_code": pairing["user_code"], "name": "TV"}
+    await _created(
+        await client.post(f"/api/profiles/{profile_id}/devices", json=confirm, headers=headers)
+    )
+    poll = {"device_code": pairing["device_code"]}
+    device = await _created(await client.post("/api/devices/token", json=poll))
+    return device, await _created(await client.post("/api/devices/pair"))
 
 
 def _fill(template: Any, owner: dict[str, Any], intruder: dict[str, Any]) -> Any:
@@ -158,6 +180,7 @@ async def _snapshot(client: Client, drain: Any, owner: dict[str, Any]) -> dict[s
         f"/api/sessions/{owner['session_id']}",
         f"/api/progress/{owner['clerk_id']}/{owner['tmdb_id']}",
         f"/api/progress/series/{owner['clerk_id']}/{owner['series_id']}",
+        f"/api/profiles/{owner['profile_id']}/devices",
     ]
     state = {path: (await client.get(path, headers=headers)).json() for path in paths}
     stream = await client.get(f"/api/videos/{owner['upload_id']}/stream", headers=headers)
@@ -187,11 +210,13 @@ async def test_another_parent_reaches_nothing_of_the_owners(
     intruder = await _parent(client, auth, secrets.token_hex(5))
     before = await _snapshot(client, drain, owner)
     session_token_headers = {"Authorization": f"Bearer {intruder['session_token']}"}
+    device_headers = {"Authorization": f"Bearer {intruder['device_token']}"}
     for method, template, body in MATRIX:
         path = _fill(template, owner, intruder)
         attempts = [intruder["headers"]]
         if "/api/sessions/{session_id}" in template:
             attempts.append(session_token_headers)  # the intruder's own session's token
+            attempts.append(device_headers)  # the intruder's own paired device
         if template.endswith("/stream"):
             attempts.append({})  # token in the query string instead
             path_with_token = path + "?access_token=" + intruder["headers"]["Authorization"][7:]
