@@ -26,7 +26,7 @@ from api.auth import unauthorized
 from api.csrf_tokens import CsrfTokens
 from api.deps import services_of
 from api.errors import ApiError
-from api.route_facts import INLINE_GUARDS, PUBLIC
+from api.route_facts import INLINE_GUARDS, facts, facts_of
 
 COOKIE = "csrf_token"
 HEADER = b"x-csrf-token"
@@ -66,7 +66,7 @@ class CsrfMiddleware(ASGIMiddleware):
         if any(name in CREDENTIAL_HEADERS for name, _ in headers):
             return  # not CSRF-able; the route checks the credential itself
         handler = scope.get("route_handler")
-        if handler is None or not handler.opt.get(PUBLIC):
+        if not facts_of(handler).public:
             raise unauthorized()
         header = next((value for name, value in headers if name == HEADER), None)
         token = header.decode("latin-1") if header else None
@@ -83,7 +83,7 @@ class CsrfController(Controller):
 
     path = "/api/csrf-token"
 
-    @get(summary="Get a CSRF token and its cookie")
+    @get(summary="Get a CSRF token and its cookie", opt=facts(public=True, stores=False))
     async def issue(self, state: State) -> Response[CsrfToken]:
         services = services_of(state)
         settings = services.container.settings

@@ -11,6 +11,8 @@ from litestar.params import FromQuery, QueryParameter
 from api.auth import Principal
 from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError, FieldError, InvalidFields
+from api.openapi_parts import EVENT_QUERY
+from api.route_facts import facts
 from domain.history import FeedQuery, parse_feed_query
 from domain.timestamps import iso_ms
 from projections.archive_pages import ArchivedEvent, current_body, read_page
@@ -73,7 +75,10 @@ class EventsController(Controller):
 
     path = "/api/events"
 
-    @get(summary="Event history in archive order (analyst, admin)")
+    @get(
+        summary="Event history in archive order (analyst, admin)",
+        opt=facts(checks_owner=True, query=EVENT_QUERY),
+    )
     async def list_events(
         self,
         container: ContainerDep,

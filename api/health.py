@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from adapters.container import Container
 from api.deps import ContainerDep
 from api.errors import ApiError
+from api.route_facts import facts
 from projections.lag import READY_COUNT_CAP, as_json, projection_lag
 
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -52,7 +53,11 @@ class HealthController(Controller):
     async def health(self) -> Health:
         return Health(status="ok")
 
-    @get("/ready", summary="Readiness: Redis and the database answer; projection lag")
+    @get(
+        "/ready",
+        summary="Readiness: Redis and the database answer; projection lag",
+        opt=facts(stores=True),
+    )
     async def ready(self, container: ContainerDep, state: State) -> Readiness:
         results = dict(
             await asyncio.gather(

@@ -39,7 +39,7 @@ from api.errors import ApiError, client_error_status, send_error
 from api.limits import replay
 from api.multipart_stream import boundary_of
 from api.ratelimit import ClientAddress
-from api.route_facts import PUBLIC
+from api.route_facts import facts_of
 from services.idempotency import (
     MAX_STORED_BODY,
     Answer,
@@ -176,8 +176,7 @@ async def caller_of(scope: Scope) -> str | None:
             return "sub:" + (await services_of(state).verifier.verify(token)).sub
         except ApiError:
             return None
-    handler = scope.get("route_handler")
-    if handler is not None and handler.opt.get(PUBLIC):
+    if facts_of(scope.get("route_handler")).public:
         return "ip:" + _addresses(state).of(scope)
     return None
 

@@ -24,6 +24,8 @@ from api.catalog_schema import (
 )
 from api.deps import ContainerDep, PrincipalDep
 from api.idempotency import Idempotent, receipt_of
+from api.openapi_parts import PAGING, PROFILE_CREATE, PROFILE_UPDATE
+from api.route_facts import facts
 from domain.catalog import check_profile, profile_values
 from services import catalog, sessions
 from services.idempotency import SQL_ANSWERS
@@ -37,7 +39,7 @@ class ProfilesController(Controller):
     path = "/api/profiles"
     tags = ["profiles"]
 
-    @get(summary="The caller's profiles, a page at a time")
+    @get(summary="The caller's profiles, a page at a time", opt=facts(query=PAGING))
     async def list_profiles(
         self,
         container: ContainerDep,
@@ -51,7 +53,11 @@ class ProfilesController(Controller):
             profiles=[profile_out(p) for p in found], metadata=metadata(wanted, total)
         )
 
-    @post(summary="Create a child profile", middleware=[Idempotent(SQL_ANSWERS)])
+    @post(
+        summary="Create a child profile",
+        opt=facts(json_body=PROFILE_CREATE),
+        middleware=[Idempotent(SQL_ANSWERS)],
+    )
     async def create_profile(
         self,
         request: Request[Any, Any, Any],
@@ -78,7 +84,11 @@ class ProfilesController(Controller):
             raise not_found("Profile")
         return profile_out(found)
 
-    @patch("/{profile_id:int}", summary="Change some fields of a profile")
+    @patch(
+        "/{profile_id:int}",
+        summary="Change some fields of a profile",
+        opt=facts(json_body=PROFILE_UPDATE),
+    )
     async def update_profile(
         self,
         container: ContainerDep,

@@ -3,9 +3,9 @@
 Litestar's ``RateLimitMiddleware`` is not used because it cannot meet the contract: its windows
 are fixed units (second/minute/hour/day, not ``100/900``), its store read-modify-write is not
 atomic across API processes, and it knows one policy per app. Here each route names its
-policy on itself (``opt=route_policy(...)`` from ``api.guards``; default ``general`` for ``/api``
-routes) and one script (``INCR`` + ``EXPIRE`` on the first hit) counts the request in a fixed
-window shared by every process. Preflights never get here (``api.cors`` answers them).
+policy on itself (``opt=facts(policy=...)``, ``api/route_facts.py``; default ``general`` for
+``/api`` routes) and one script (``INCR`` + ``EXPIRE`` on the first hit) counts the request in
+a fixed window shared by every process. Preflights never get here (``api.cors`` answers them).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from api.auth import bearer_token
 from api.deps import header_value, services_of
 from api.errors import SpecialError
 from api.request_id import add_response_headers
-from api.route_facts import INLINE_GUARDS, POLICIES, RATE_LIMIT, Policy, route_policy
+from api.route_facts import INLINE_GUARDS, POLICIES, Policy, facts_of, route_policy
 
 log = logging.getLogger("medio.ratelimit")
 
@@ -83,10 +83,9 @@ class RateLimiter:
 
     def policy_of(self, scope: Scope) -> Policy | None:
         """The route's policy (``None``: not limited)."""
-        handler = scope.get("route_handler")
-        policy = handler.opt.get(RATE_LIMIT) if handler is not None else None
-        if policy in POLICIES:
-            return policy  # type: ignore[no-any-return]
+        policy = facts_of(scope.get("route_handler")).policy
+        if policy is not None:
+            return policy
         return "general" if scope["path"].startswith("/api/") else None
 
     def _client(self, scope: Scope, policy: Policy) -> str:

@@ -21,6 +21,8 @@ from api.auth import bearer_token
 from api.catalog_schema import not_found
 from api.deps import ContainerDep, authenticate
 from api.errors import ApiError
+from api.openapi_parts import stream_responses
+from api.route_facts import facts
 from domain.media import ByteRange, Unsatisfiable, parse_range
 from services import catalog
 
@@ -31,7 +33,11 @@ class StreamController(Controller):
     path = "/api/videos"
     tags = ["videos"]
 
-    @get("/{video_id:int}/stream", summary="Stream a video (Range supported)")
+    @get(
+        "/{video_id:int}/stream",
+        summary="Stream a video (Range supported)",
+        opt=facts(access_token=True, ranges=True, document=stream_responses),
+    )
     async def stream_video(
         self,
         request: Request[Any, Any, Any],

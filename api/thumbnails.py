@@ -20,6 +20,8 @@ from litestar.response import File
 from adapters.media import MediaStore
 from api.catalog_schema import not_found
 from api.deps import ContainerDep, PrincipalDep
+from api.openapi_parts import thumbnail_responses
+from api.route_facts import facts
 from domain.media import stored_image_type
 from services import catalog
 
@@ -33,7 +35,11 @@ class ThumbnailController(Controller):
     path = "/api/videos"
     tags = ["videos"]
 
-    @get("/{video_id:int}/thumbnail", summary="An uploaded video's thumbnail image")
+    @get(
+        "/{video_id:int}/thumbnail",
+        summary="An uploaded video's thumbnail image",
+        opt=facts(document=thumbnail_responses),
+    )
     async def get_thumbnail(
         self,
         request: Request[Any, Any, Any],

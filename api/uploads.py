@@ -28,6 +28,8 @@ from api.errors import ApiError, FieldError, InvalidFields, SpecialError
 from api.idempotency import Idempotent, receipt_of
 from api.limits import timed_out
 from api.multipart_stream import PartData, PartStarted, boundary_of, form_events
+from api.openapi_parts import upload_body
+from api.route_facts import facts
 from domain.catalog import MSG_DURATION, Problem, Video, check_video_details, is_ascii_digits
 from domain.media import SNIFF_BYTES, MediaKind, MediaType, file_too_large, sniff
 from services import catalog
@@ -218,6 +220,7 @@ class UploadController(Controller):
         "/upload",
         request_max_body_size=None,
         summary="Upload a video file (multipart)",
+        opt=facts(file_upload=True, document=upload_body),
         middleware=[Idempotent(SQL_ANSWERS)],
     )
     async def upload_video(

@@ -25,6 +25,8 @@ from api.catalog_schema import (
 )
 from api.deps import ContainerDep, PrincipalDep
 from api.idempotency import Idempotent, receipt_of
+from api.openapi_parts import PAGING, VIDEO_CREATE, VIDEO_UPDATE
+from api.route_facts import facts
 from domain.catalog import check_video, video_values
 from services import catalog
 from services.idempotency import SQL_ANSWERS
@@ -38,7 +40,7 @@ class VideosController(Controller):
     path = "/api/videos"
     tags = ["videos"]
 
-    @get(summary="The caller's videos, newest first")
+    @get(summary="The caller's videos, newest first", opt=facts(query=PAGING))
     async def list_videos(
         self,
         container: ContainerDep,
@@ -50,7 +52,11 @@ class VideosController(Controller):
         found, total = await catalog.list_videos(container.engine, principal.user_id, wanted)
         return VideoList(videos=[video_out(v) for v in found], metadata=metadata(wanted, total))
 
-    @post(summary="Add a video by URL", middleware=[Idempotent(SQL_ANSWERS)])
+    @post(
+        summary="Add a video by URL",
+        opt=facts(json_body=VIDEO_CREATE),
+        middleware=[Idempotent(SQL_ANSWERS)],
+    )
     async def create_video(
         self,
         request: Request[Any, Any, Any],
@@ -79,7 +85,11 @@ class VideosController(Controller):
             raise not_found("Video")
         return video_out(found)
 
-    @patch("/{video_id:int}", summary="Change some fields of a video")
+    @patch(
+        "/{video_id:int}",
+        summary="Change some fields of a video",
+        opt=facts(json_body=VIDEO_UPDATE),
+    )
     async def update_video(
         self,
         container: ContainerDep,
