@@ -91,7 +91,8 @@ def family_of(scope: Scope) -> Family:
     """The error family of a request: its route's, else that of the routes its path is under."""
     handler = scope.get("route_handler")
     if handler is not None and FACTS in handler.opt:
-        return facts_of(handler).errors
+        family: Family = facts_of(handler).errors
+        return family
     app = scope.get("app")
     path = scope.get("path", "")
     for prefix, family in getattr(app.state, FAMILIES, ()) if app is not None else ():

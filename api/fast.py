@@ -194,8 +194,6 @@ async def _serve(endpoint: Endpoint, scope: Scope, body: bytes, send: Send) -> N
         await send_json(send, endpoint.status, _encoder.encode(answer))
 
 
-
-
 def fast_route(
     path: str, *endpoints: Endpoint, tags: Sequence[str] = (), name: str | None = None
 ) -> ASGIRouteHandler:
@@ -213,7 +211,7 @@ def fast_route(
     options = ", ".join(sorted({*by_method, "OPTIONS"}))  # an ``OPTIONS`` answer's, as Litestar's
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = by_method.get(scope.get("method", ""))
+        endpoint = by_method.get(str(scope.get("method")))
         if endpoint is None:
             if scope.get("method") == "OPTIONS":  # counted like Litestar's own OPTIONS route
                 await admit(scope, receive, "general")
@@ -226,7 +224,7 @@ def fast_route(
         if endpoint.facts.idempotent and header_value(scope, IDEMPOTENCY_KEY) is not None:
 
             async def keyed(scope: Scope, receive: Receive, send: Send) -> None:
-                message = await receive()  # the admitted body, back through ``receive``
+                message: Any = await receive()  # the admitted body, back through ``receive``
                 await _serve(endpoint, scope, message.get("body", b""), send)
 
             await run_once(scope, replay(body, receive), send, keyed, REDIS_ANSWERS)

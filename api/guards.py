@@ -41,6 +41,6 @@ async def admit(scope: Scope, receive: Receive, policy: Policy) -> bytes:
     if guards.rate_limit is not None:
         await guards.rate_limit.admit(scope, policy)
     guards.csrf.check(scope)
-    if scope["method"] not in BODY_METHODS:
+    if scope.get("method") not in BODY_METHODS:
         return b""  # as the body middleware, which lets such requests pass unread
     return await guards.body.read(scope, receive)

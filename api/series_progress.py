@@ -14,6 +14,7 @@ of ``u1``, never the title ``u1`` of a user called ``series``.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from api.errors import ApiError
 from api.fast import Body, Call, Endpoint, fast_route
@@ -32,7 +33,7 @@ from services.series_progress import (
 PATH = {"clerk_id": ClerkId, "series_id": SeriesId}
 
 
-def owner(call: Call[object], clerk_id: str) -> str:
+def owner(call: Call[Any], clerk_id: str) -> str:
     """``clerk_id`` if it is the caller's (only a token's ``sub`` may touch that user's series)."""
     if clerk_id != call.caller:
         raise ApiError(403, "clerkId does not match the authenticated user")

@@ -356,7 +356,7 @@ class SessionsController(Controller):
 async def _session_caller(services: Services, scope: Scope) -> Caller:
     return await _caller(
         services,
-        scope["path_params"]["session_id"],
+        int(scope["path_params"]["session_id"]),  # parsed by the router
         header_value(scope, SESSION_TOKEN_HEADER.encode()),
         header_value(scope, b"authorization"),
     )

@@ -20,6 +20,7 @@ from security_checks import assert_error_shape, assert_no_internals
 from adapters.settings import Settings
 from api.app import create_app
 from api.fast import FAST
+from api.route_facts import handlers_of
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]
@@ -105,8 +106,8 @@ def test_every_route_with_a_body_is_covered(app: Litestar) -> None:
     found |= {
         (method, route.path_format)
         for route in app.routes
-        for method in getattr(route, "route_handler", None) and route.route_handler.opt.get(FAST)
-        or ()
+        for handler in handlers_of(route)
+        for method in handler.opt.get(FAST, ())
         if method in ("POST", "PUT", "PATCH")
     }
     assert found == covered
