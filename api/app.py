@@ -11,9 +11,6 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from adapters import heap
-from adapters.container import Container
-from adapters.logs import configure_logging
 from adapters.settings import Settings, get_settings
 from api import progress, series_progress
 from api.cors import CorsMiddleware, cors_config
@@ -35,8 +32,13 @@ from api.streaming import StreamController
 from api.thumbnails import ThumbnailController
 from api.uploads import UploadController
 from api.videos import VideosController
-from projections.recovery import check_at_start
-from services.container import build_container
+from services.container import (
+    Container,
+    build_container,
+    check_at_start,
+    configure_logging,
+    heap,
+)
 
 ROUTE_HANDLERS: list[Any] = [
     HealthController,
@@ -72,7 +74,7 @@ def create_app(
         owned = container is None
         built = container or build_container(settings)
         app.state.services = services = Services(built)
-        await guards.csrf.tokens.load_key(built.redis)
+        await guards.csrf.tokens.load_key(built)
         services.csrf = guards.csrf.tokens  # one signer for the middleware and the token route
         await check_at_start(built)  # Redis behind the archive is restored before serving
         if settle_heap:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import redis.exceptions
 import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -26,6 +25,7 @@ from litestar.types import ExceptionHandlersMap, Receive, Scope, Send
 from api.request_id import request_id_of
 from api.route_facts import FACTS, Family, facts_of, handlers_of
 from domain.timestamps import iso_ms
+from services.health import REDIS_DOWN
 from services.idempotency import AlreadyAnswered, KeyReused
 
 log = logging.getLogger("medio.api")
@@ -291,8 +291,7 @@ exception_handlers: ExceptionHandlersMap = {
     KeyReused: handle_key_reused,
     ApiError: handle_api_error,
     HTTPException: handle_http_exception,
-    redis.exceptions.ConnectionError: handle_store_down,
-    redis.exceptions.TimeoutError: handle_store_down,
+    **dict.fromkeys(REDIS_DOWN, handle_store_down),
     sqlalchemy.exc.OperationalError: handle_store_down,
     sqlalchemy.exc.InterfaceError: handle_store_down,
     sqlalchemy.exc.DBAPIError: handle_database_error,

@@ -246,7 +246,7 @@ def route_path_parameters(app: Litestar) -> None:
     parameters under the key ``"asgi"`` in its routing trie but looks them up under the
     request's method, so every request to such a route fails with a ``KeyError`` (a 500).
     Filing them under each HTTP method too is the whole fix; the router's own code then parses
-    them as for any route (``tests/e2e/test_foundation.py`` covers it). Methods outside that
+    them as for any route (``tests/unit/test_fast_routing.py`` shows both). Methods outside that
     list (``QUERY``, ``PROPFIND``) find them too, so they reach the handler and get its 405
     rather than a ``KeyError``.
     """

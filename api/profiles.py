@@ -48,7 +48,7 @@ class ProfilesController(Controller):
         limit: FromQuery[str | None] = None,
     ) -> ProfileList:
         wanted = page_query(page, limit, DEFAULT_LIMIT)
-        found, total = await catalog.list_profiles(container.engine, principal.user_id, wanted)
+        found, total = await catalog.list_profiles(container, principal.user_id, wanted)
         return ProfileList(
             profiles=[profile_out(p) for p in found], metadata=metadata(wanted, total)
         )
@@ -71,7 +71,7 @@ class ProfilesController(Controller):
         values = profile_values(body, "create", container.settings.default_timezone)
         receipt = receipt_of(request.scope, answer_profile)
         created = await catalog.create_profile(
-            container.engine, principal.user_id, values, container.clock.now(), receipt
+            container, principal.user_id, values, container.clock.now(), receipt
         )
         return profile_out(created)
 
@@ -79,7 +79,7 @@ class ProfilesController(Controller):
     async def get_profile(
         self, container: ContainerDep, principal: PrincipalDep, profile_id: FromPath[int]
     ) -> ProfileOut:
-        found = await catalog.get_profile(container.engine, principal.user_id, profile_id)
+        found = await catalog.get_profile(container, principal.user_id, profile_id)
         if found is None:
             raise not_found("Profile")
         return profile_out(found)
@@ -101,7 +101,7 @@ class ProfilesController(Controller):
             raise invalid(problems)
         values = profile_values(body, "update", container.settings.default_timezone)
         changed = await catalog.update_profile(
-            container.engine, principal.user_id, profile_id, values, container.clock.now()
+            container, principal.user_id, profile_id, values, container.clock.now()
         )
         if changed is None:
             raise not_found("Profile")
@@ -113,7 +113,7 @@ class ProfilesController(Controller):
     async def delete_profile(
         self, container: ContainerDep, principal: PrincipalDep, profile_id: FromPath[int]
     ) -> Response[None]:
-        if not await catalog.delete_profile(container.engine, principal.user_id, profile_id):
+        if not await catalog.delete_profile(container, principal.user_id, profile_id):
             raise not_found("Profile")
         await sessions.end_profile_sessions(
             container, profile_id, "profile_deleted", public_only=False

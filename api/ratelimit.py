@@ -18,28 +18,20 @@ import time
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
-from redis.exceptions import RedisError
 
-from adapters.scripts import Script
 from adapters.settings import RateLimit, Settings
 from api.auth import bearer_token
 from api.deps import header_value, services_of
 from api.errors import SpecialError
 from api.request_id import add_response_headers
 from api.route_facts import INLINE_GUARDS, POLICIES, Policy, facts_of, route_policy
+from services.guards import count_request
 
 log = logging.getLogger("medio.ratelimit")
 
 __all__ = ["POLICIES", "Policy", "RateLimitMiddleware", "RateLimiter", "route_policy"]
 
 TOO_MANY = "Too many requests. Please try again later."
-# Count a request and start its window's expiry on the first hit: atomic, one round trip
-# (a MULTI pipeline of INCR + EXPIRE costs four commands and measurably more CPU per request).
-COUNT_SCRIPT = Script("""
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return count
-""")
 
 
 class ClientAddress:
@@ -114,9 +106,8 @@ class RateLimiter:
         window = math.floor(now / limit.seconds)
         reset = (window + 1) * limit.seconds
         key = f"medio:rl:{policy}:{self._client(scope, policy)}:{window}"
-        try:
-            count = await self._count(scope, key, limit.seconds)
-        except RedisError:
+        count = await count_request(services_of(scope["app"].state).container, key, limit.seconds)
+        if count is None:
             # Failing open: a Redis outage must not turn every request into an error here;
             # the routes that need Redis answer 503 themselves.
             log.warning("rate limit store unavailable; request not counted")
@@ -139,11 +130,6 @@ class RateLimiter:
                 (b"x-ratelimit-reset", str(reset).encode()),
             ],
         )
-
-    async def _count(self, scope: Scope, key: str, seconds: int) -> int:
-        # Through the shared autopipeline: concurrent requests' counts share a round trip.
-        pipeline = services_of(scope["app"].state).container.pipeline
-        return int(await pipeline.run(COUNT_SCRIPT, [key], seconds + 1))
 
 
 class RateLimitMiddleware(ASGIMiddleware):

@@ -16,7 +16,6 @@ from litestar.params import FromPath, JSONBody
 from litestar.types import Scope
 from msgspec import Meta
 
-from adapters.container import Container
 from api.auth import bearer_token, unauthorized
 from api.deps import ContainerDep, PrincipalDep, Services, header_value, principal_of, services_of
 from api.errors import MSG_MALFORMED_JSON, ApiError, FieldError, InvalidFields, SpecialError
@@ -35,6 +34,7 @@ from domain.sessions import (
 )
 from domain.timestamps import iso_ms
 from services import catalog, sessions
+from services.container import Container
 from services.idempotency import REDIS_ANSWERS, Receipt
 from services.sessions import Caller, Started
 
@@ -285,10 +285,10 @@ class SessionsController(Controller):
         data: JSONBody[Any] = None,
     ) -> StartOut:
         profile_id, video_id = _ids(data)
-        profile = await catalog.get_profile(container.engine, principal.user_id, profile_id)
+        profile = await catalog.get_profile(container, principal.user_id, profile_id)
         if profile is None:
             raise ApiError(404, "Profile not found")
-        if await catalog.get_video(container.engine, principal.user_id, video_id) is None:
+        if await catalog.get_video(container, principal.user_id, video_id) is None:
             raise ApiError(404, "Video not found")
         receipt = receipt_of(request.scope, _answer_start)
         started = await _start(
@@ -307,12 +307,12 @@ class SessionsController(Controller):
         self, request: Request[Any, Any, Any], container: ContainerDep, data: JSONBody[Any] = None
     ) -> PublicStartOut:
         profile_id, video_id = _ids(data)
-        profile = await catalog.get_profile_unscoped(container.engine, profile_id)
+        profile = await catalog.get_profile_unscoped(container, profile_id)
         if profile is None:
             raise ApiError(404, "Profile not found")
         if not profile.kids_mode:
             raise ApiError(403, "Kids mode is not enabled for this profile")
-        if await catalog.get_video(container.engine, profile.user_id, video_id) is None:
+        if await catalog.get_video(container, profile.user_id, video_id) is None:
             raise ApiError(404, "Video not found")
         receipt = receipt_of(request.scope, _answer_public_start)
         actor = f"kids-mode:profile:{profile.id}"

@@ -20,8 +20,6 @@ from anyio import AsyncFile
 from litestar import Controller, Request, post
 from litestar.exceptions import InternalServerException
 
-from adapters.container import Container
-from adapters.media import MediaStore
 from api.catalog_schema import VideoOut, answer_video, invalid, video_out
 from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError, FieldError, InvalidFields, SpecialError
@@ -33,7 +31,9 @@ from api.route_facts import facts
 from domain.catalog import MSG_DURATION, Problem, Video, check_video_details, is_ascii_digits
 from domain.media import SNIFF_BYTES, MediaKind, MediaType, file_too_large, sniff
 from services import catalog
+from services.container import Container
 from services.idempotency import SQL_ANSWERS, Receipt
+from services.media import MediaStore
 
 FORM_OVERHEAD = 1024 * 1024  # text fields, part headers and boundaries around the files
 MAX_TEXT_FIELD = 64 * 1024
@@ -202,7 +202,7 @@ async def save_upload(
             "mime_type": video_type.mime_type,
         }
         now = container.clock.now()
-        return await catalog.create_video(container.engine, user_id, values, now, receipt)
+        return await catalog.create_video(container, user_id, values, now, receipt)
     except BaseException:
         form.media.remove(*published)
         raise

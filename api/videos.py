@@ -11,7 +11,6 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from adapters.media import MediaStore
 from api.catalog_schema import (
     VideoList,
     VideoOut,
@@ -30,6 +29,7 @@ from api.route_facts import facts
 from domain.catalog import check_video, video_values
 from services import catalog
 from services.idempotency import SQL_ANSWERS
+from services.media import media_of
 
 DEFAULT_LIMIT = 20
 
@@ -49,7 +49,7 @@ class VideosController(Controller):
         limit: FromQuery[str | None] = None,
     ) -> VideoList:
         wanted = page_query(page, limit, DEFAULT_LIMIT)
-        found, total = await catalog.list_videos(container.engine, principal.user_id, wanted)
+        found, total = await catalog.list_videos(container, principal.user_id, wanted)
         return VideoList(videos=[video_out(v) for v in found], metadata=metadata(wanted, total))
 
     @post(
@@ -68,7 +68,7 @@ class VideosController(Controller):
         if problems := check_video(body, "create"):
             raise invalid(problems)
         created = await catalog.create_video(
-            container.engine,
+            container,
             principal.user_id,
             video_values(body, "create"),
             container.clock.now(),
@@ -80,7 +80,7 @@ class VideosController(Controller):
     async def get_video(
         self, container: ContainerDep, principal: PrincipalDep, video_id: FromPath[int]
     ) -> VideoOut:
-        found = await catalog.get_video(container.engine, principal.user_id, video_id)
+        found = await catalog.get_video(container, principal.user_id, video_id)
         if found is None:
             raise not_found("Video")
         return video_out(found)
@@ -101,7 +101,7 @@ class VideosController(Controller):
         if problems := check_video(body, "update"):
             raise invalid(problems)
         changed = await catalog.update_video(
-            container.engine,
+            container,
             principal.user_id,
             video_id,
             video_values(body, "update"),
@@ -115,8 +115,8 @@ class VideosController(Controller):
     async def delete_video(
         self, container: ContainerDep, principal: PrincipalDep, video_id: FromPath[int]
     ) -> Response[None]:
-        removed = await catalog.delete_video(container.engine, principal.user_id, video_id)
+        removed = await catalog.delete_video(container, principal.user_id, video_id)
         if removed is None:
             raise not_found("Video")
-        MediaStore(container.settings.media_path).remove(removed.file_path, removed.thumbnail_path)
+        media_of(container).remove(removed.file_path, removed.thumbnail_path)
         return Response(content=None, status_code=204)
