@@ -97,7 +97,7 @@ save = fast_route(
         "POST",
         _save,
         "Save the current episode of a series",
-        replace(PROGRESS, idempotent=True, checks_owner=False),
+        replace(PROGRESS, idempotent=True),
         status=204,
         body=Body(SeriesProgressSave, parse_body(parse_series_save)),
     ),
