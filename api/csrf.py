@@ -3,9 +3,11 @@
 CSRF protects ambient credentials, which a browser attaches by itself. A request that carries a
 credential header (``Authorization``, ``X-Session-Token``) cannot be forged cross-site (a page
 cannot set headers there), so it is exempt. An unsafe request with no credential header at all
-is either for a public route (``opt`` ``public``: the kids-mode start), which must then pass
-the double-submit check, or for a route that needs a credential, which answers 401 in its
-family first (§3): a player that forgot its token learns that, not "Invalid CSRF token".
+is either for a public route (``RouteFacts.public``: the kids-mode start), which must then pass
+the double-submit check unless it creates nothing a forged request could abuse
+(``csrf=False``: a device's pairing calls), or for a route that needs a credential, which
+answers 401 in its family first (§3): a player that forgot its token learns that, not "Invalid
+CSRF token".
 
 Litestar's ``CSRFConfig`` is not used because it can exempt requests only by path, not by the
 headers they carry, and it knows nothing of 401 before CSRF; the contract also fixes the token
@@ -26,7 +28,7 @@ from api.auth import unauthorized
 from api.csrf_tokens import CsrfTokens
 from api.deps import services_of
 from api.errors import ApiError
-from api.route_facts import CSRF_FREE, INLINE_GUARDS, PUBLIC
+from api.route_facts import INLINE_GUARDS, facts, facts_of
 
 COOKIE = "csrf_token"
 HEADER = b"x-csrf-token"
@@ -65,10 +67,10 @@ class CsrfMiddleware(ASGIMiddleware):
         headers = scope["headers"]
         if any(name in CREDENTIAL_HEADERS for name, _ in headers):
             return  # not CSRF-able; the route checks the credential itself
-        handler = scope.get("route_handler")
-        if handler is None or not handler.opt.get(PUBLIC):
+        route = facts_of(scope.get("route_handler"))
+        if not route.public:
             raise unauthorized()
-        if handler.opt.get(CSRF_FREE):
+        if not route.csrf:
             return
         header = next((value for name, value in headers if name == HEADER), None)
         token = header.decode("latin-1") if header else None
@@ -85,7 +87,7 @@ class CsrfController(Controller):
 
     path = "/api/csrf-token"
 
-    @get(summary="Get a CSRF token and its cookie")
+    @get(summary="Get a CSRF token and its cookie", opt=facts(public=True, stores=False))
     async def issue(self, state: State) -> Response[CsrfToken]:
         services = services_of(state)
         settings = services.container.settings

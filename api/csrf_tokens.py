@@ -3,26 +3,20 @@
 The signing key is derived from ``MEDIO_JWT_SECRET`` (or the development secret). A production
 deployment that verifies tokens only through a JWKS URL has no such secret, and should not need
 one (setting it would also make Medio accept HS256 tokens): there the key is a random value made
-once and kept in Redis (``medio:csrf-key``), read by every API process at start, so a token
-issued by one process is good at all. Should Redis lose it, a new one is made and outstanding
-CSRF tokens are refused once (the page fetches a new one).
+once and kept in Redis (``services.guards.shared_csrf_key``), read by every API process at
+start, so a token issued by one process is good at all. Should Redis lose it, a new one is made
+and outstanding CSRF tokens are refused once (the page fetches a new one).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import logging
 import secrets
 
-from redis.asyncio import Redis
-
 from adapters.settings import Settings
-
-log = logging.getLogger("medio.csrf")
-SHARED_KEY = "medio:csrf-key"
-LOAD_TIMEOUT_SECONDS = 5.0
+from services.container import Container
+from services.guards import shared_csrf_key
 
 
 def _derived(secret: str) -> bytes:
@@ -38,18 +32,10 @@ class CsrfTokens:
             secret = settings.signing_secret()
         self._key: bytes | None = _derived(secret) if secret else None
 
-    async def load_key(self, redis: Redis) -> None:
+    async def load_key(self, container: Container) -> None:
         """Without a secret (production, JWKS only): the key shared through Redis."""
-        if self._key is not None:
-            return
-        try:
-            async with asyncio.timeout(LOAD_TIMEOUT_SECONDS):
-                await redis.set(SHARED_KEY, secrets.token_hex(32), nx=True)
-                shared = await redis.get(SHARED_KEY)
-        except Exception as exc:  # Redis down at start: this process's own key, for now
-            log.warning("CSRF key not read from Redis (%s): tokens valid in this process", exc)
-            shared = secrets.token_hex(32).encode()
-        self._key = _derived(shared.decode() if isinstance(shared, bytes) else str(shared))
+        if self._key is None:
+            self._key = _derived(await shared_csrf_key(container))
 
     def _sign(self, value: str) -> str:
         if self._key is None:

@@ -9,12 +9,13 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.types import Scope, Send
 
-from adapters.container import Container
-from api.auth import Claims, Principal, TokenVerifier, UserDirectory, bearer_token, unauthorized
+from api.auth import Claims, Principal, TokenVerifier, bearer_token, unauthorized
 from api.csrf_tokens import CsrfTokens
 from api.errors import ApiError
 from domain.devices import Device, is_device_token
 from services import devices
+from services.container import Container
+from services.users import UserDirectory
 
 
 class Services:
@@ -23,7 +24,7 @@ class Services:
     def __init__(self, container: Container) -> None:
         self.container = container
         self.verifier = TokenVerifier(container.settings)
-        self.users = UserDirectory(container.engine)
+        self.users = UserDirectory(container)
         self.csrf = CsrfTokens(container.settings)
 
 

@@ -21,7 +21,8 @@ from api.auth import bearer_token, unauthorized
 from api.catalog_schema import VideoList, metadata, not_found, page_query, video_out
 from api.deps import ContainerDep, PrincipalDep, device_of
 from api.errors import ApiError, FieldError, InvalidFields, SpecialError
-from api.route_facts import paced_public_route, route_policy
+from api.openapi_parts import DEVICE_CONFIRM, DEVICE_TOKEN, PAGING
+from api.route_facts import facts
 from domain.catalog import Profile
 from domain.devices import MSG_NAME, MSG_USER_CODE, Device, device_name, is_device_token
 from domain.sessions import whole_minutes
@@ -102,7 +103,7 @@ async def _paired_device(request: Request[Any, Any, Any], container: ContainerDe
 
 
 async def _own_profile(container: ContainerDep, user_id: int, profile_id: int) -> Profile:
-    profile = await catalog.get_profile(container.engine, user_id, profile_id)
+    profile = await catalog.get_profile(container, user_id, profile_id)
     if profile is None:
         raise not_found("Profile")
     return profile
@@ -118,7 +119,7 @@ class DevicePairingController(Controller):
         "/pair",
         status_code=201,
         summary="Start pairing a kids device: a code to show, a code to poll with",
-        opt=route_policy("public", public=True, csrf=False),
+        opt=facts(policy="public", public=True, csrf=False),
     )
     async def pair(self, container: ContainerDep) -> PairOut:
         started = await devices.start_pairing(container, "device-pairing")
@@ -133,7 +134,9 @@ class DevicePairingController(Controller):
         "/token",
         status_code=200,
         summary="Poll for the device token (400 authorization_pending until a parent confirms)",
-        opt=paced_public_route(),
+        opt=facts(
+            public=True, csrf=False, rate_limited=False, device_flow=True, json_body=DEVICE_TOKEN
+        ),
     )
     async def token(self, container: ContainerDep, data: JSONBody[TokenIn]) -> TokenOut:
         try:
@@ -153,7 +156,11 @@ class ProfileDevicesController(Controller):
     path = "/api/profiles/{profile_id:int}/devices"
     tags = ["devices"]
 
-    @post(status_code=201, summary="Confirm a device's code for this profile")
+    @post(
+        status_code=201,
+        summary="Confirm a device's code for this profile",
+        opt=facts(json_body=DEVICE_CONFIRM),
+    )
     async def confirm(
         self,
         container: ContainerDep,
@@ -230,7 +237,11 @@ class DeviceController(Controller):
             locked=False,
         )
 
-    @get("/videos", summary="The videos the device's child may watch, newest first (paged)")
+    @get(
+        "/videos",
+        summary="The videos the device's child may watch, newest first (paged)",
+        opt=facts(query=PAGING),
+    )
     async def videos(
         self,
         request: Request[Any, Any, Any],

@@ -1,6 +1,7 @@
 """The one place errors become responses, in the two documented shapes (CONTRACT §2).
 
-* progress family (``/api/progress...``): ``{"error": msg}`` and
+* progress family (the routes that declare ``errors="progress"``, ``api/route_facts.py``, and
+  unrouted paths under theirs): ``{"error": msg}`` and
   ``{"error": "Validation failed", "details": {field: msg}}``
 * Medio family (every other route): ``{"error": {message, status, timestamp, requestId}}`` and
   ``{"errors": [{type, msg, path, location}]}`` for field validation.
@@ -16,19 +17,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import redis.exceptions
 import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap, Receive, Scope, Send
 
 from api.request_id import request_id_of
+from api.route_facts import FACTS, Family, facts_of, handlers_of
 from domain.timestamps import iso_ms
+from services.health import REDIS_DOWN
 from services.idempotency import AlreadyAnswered, KeyReused
 
 log = logging.getLogger("medio.api")
 
-PROGRESS_PREFIX = "/api/progress"
 Location = Literal["body", "query", "params"]
 
 
@@ -71,13 +72,38 @@ class SpecialError(Exception):
         self.headers = dict(headers or {})
 
 
-def is_progress_route(path: str) -> bool:
-    return path == PROGRESS_PREFIX or path.startswith(PROGRESS_PREFIX + "/")
+FAMILIES = "error_families"  # app.state: the path prefixes of each non-default family
 
 
-def error_body(path: str, status: int, message: str, request_id: str) -> dict[str, Any]:
+def route_families(routes: Sequence[Any]) -> list[tuple[str, Family]]:
+    """Each declared family's path prefixes (the static part of its routes' paths), so that an
+    unrouted path under them (a 404 or 405 of the router) answers in their family too."""
+    found: dict[str, Family] = {}
+    for route in routes:
+        for handler in handlers_of(route):
+            family = facts_of(handler).errors
+            if family != "medio":
+                found[route.path.split("{", 1)[0].rstrip("/")] = family
+    return sorted(found.items(), key=lambda item: len(item[0]))
+
+
+def family_of(scope: Scope) -> Family:
+    """The error family of a request: its route's, else that of the routes its path is under."""
+    handler = scope.get("route_handler")
+    if handler is not None and FACTS in handler.opt:
+        family: Family = facts_of(handler).errors
+        return family
+    app = scope.get("app")
+    path = scope.get("path", "")
+    for prefix, family in getattr(app.state, FAMILIES, ()) if app is not None else ():
+        if path == prefix or path.startswith(prefix + "/"):
+            return family
+    return "medio"
+
+
+def error_body(family: Family, status: int, message: str, request_id: str) -> dict[str, Any]:
     """The family's plain error body; also used by middleware that answers before routing."""
-    if is_progress_route(path):
+    if family == "progress":
         return {"error": message}
     return {
         "error": {
@@ -101,8 +127,8 @@ def _respond(
     )
 
 
-def _validation_body(path: str, errors: Sequence[FieldError]) -> dict[str, Any]:
-    if is_progress_route(path):
+def _validation_body(family: Family, errors: Sequence[FieldError]) -> dict[str, Any]:
+    if family == "progress":
         return {"error": "Validation failed", "details": {e.path: e.msg for e in errors}}
     return {
         "errors": [
@@ -129,7 +155,7 @@ def _from_litestar_validation(exc: ValidationException) -> list[FieldError] | No
 
 
 def handle_invalid_fields(request: Request[Any, Any, Any], exc: InvalidFields) -> Response[Any]:
-    return _respond(request, 400, _validation_body(request.url.path, exc.errors))
+    return _respond(request, 400, _validation_body(family_of(request.scope), exc.errors))
 
 
 def handle_special(request: Request[Any, Any, Any], exc: SpecialError) -> Response[Any]:
@@ -137,22 +163,22 @@ def handle_special(request: Request[Any, Any, Any], exc: SpecialError) -> Respon
 
 
 def handle_api_error(request: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
-    path = request.url.path
-    body = error_body(path, exc.status, exc.message, request_id_of(request.scope))
+    family = family_of(request.scope)
+    body = error_body(family, exc.status, exc.message, request_id_of(request.scope))
     return _respond(request, exc.status, body, exc.headers)
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    path = request.url.path
+    family = family_of(request.scope)
     if isinstance(exc, ValidationException):
         fields = _from_litestar_validation(exc)
         if fields:
-            return _respond(request, 400, _validation_body(path, fields))
+            return _respond(request, 400, _validation_body(family, fields))
     status = exc.status_code
     message = _client_message(status, exc.detail)
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
     return _respond(
-        request, status, error_body(path, status, message, request_id_of(request.scope)), headers
+        request, status, error_body(family, status, message, request_id_of(request.scope)), headers
     )
 
 
@@ -176,7 +202,7 @@ def handle_store_down(request: Request[Any, Any, Any], exc: Exception) -> Respon
     request_id = request_id_of(request.scope)
     log.warning("store unavailable: %s", type(exc).__name__, extra={"request_id": request_id})
     message = "Service unavailable, please retry"
-    body = error_body(request.url.path, 503, message, request_id)
+    body = error_body(family_of(request.scope), 503, message, request_id)
     return _respond(request, 503, body, {"Retry-After": "1"})
 
 
@@ -200,8 +226,8 @@ def handle_database_error(
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     request_id = request_id_of(request.scope)
     log.exception("unhandled error", extra={"request_id": request_id})
-    path = request.url.path
-    return _respond(request, 500, error_body(path, 500, "Internal server error", request_id))
+    body = error_body(family_of(request.scope), 500, "Internal server error", request_id)
+    return _respond(request, 500, body)
 
 
 MSG_MALFORMED_JSON = "Malformed JSON body"
@@ -265,8 +291,7 @@ exception_handlers: ExceptionHandlersMap = {
     KeyReused: handle_key_reused,
     ApiError: handle_api_error,
     HTTPException: handle_http_exception,
-    redis.exceptions.ConnectionError: handle_store_down,
-    redis.exceptions.TimeoutError: handle_store_down,
+    **dict.fromkeys(REDIS_DOWN, handle_store_down),
     sqlalchemy.exc.OperationalError: handle_store_down,
     sqlalchemy.exc.InterfaceError: handle_store_down,
     sqlalchemy.exc.DBAPIError: handle_database_error,

@@ -11,9 +11,11 @@ from litestar.params import FromQuery, QueryParameter
 from api.auth import Principal
 from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError, FieldError, InvalidFields
+from api.openapi_parts import EVENT_QUERY
+from api.route_facts import facts
 from domain.history import FeedQuery, parse_feed_query
 from domain.timestamps import iso_ms
-from projections.archive_pages import ArchivedEvent, current_body, read_page
+from services.history import FeedEntry, feed_page
 
 HISTORY_ROLES = frozenset({"analyst", "admin"})
 
@@ -42,15 +44,15 @@ def _authorise(principal: Principal) -> None:
         raise ApiError(403, "The event history is for analyst and admin roles only")
 
 
-def _feed_event(event: ArchivedEvent) -> FeedEvent:
-    version, body = current_body(event)
+def _feed_event(entry: FeedEntry) -> FeedEvent:
+    event = entry.event
     return FeedEvent(
         position=event.position,
         id=event.id,
         type=event.type,
-        version=version,
+        version=entry.version,
         occurred_at=iso_ms(event.occurred_at),
-        data=msgspec.Raw(body),
+        data=msgspec.Raw(entry.body),
         stored_version=event.version,
     )
 
@@ -73,7 +75,10 @@ class EventsController(Controller):
 
     path = "/api/events"
 
-    @get(summary="Event history in archive order (analyst, admin)")
+    @get(
+        summary="Event history in archive order (analyst, admin)",
+        opt=facts(checks_owner=True, query=EVENT_QUERY),
+    )
     async def list_events(
         self,
         container: ContainerDep,
@@ -86,10 +91,9 @@ class EventsController(Controller):
     ) -> EventFeed:
         _authorise(principal)
         query = _query(after, limit, types, since, until)
-        async with container.engine.connect() as conn:
-            page = await read_page(conn, query.after, query.limit, query.wanted)
+        page = await feed_page(container, query)
         full = len(page) == query.limit
         return EventFeed(
-            events=[_feed_event(event) for event in page],
-            next=page[-1].position if full else None,
+            events=[_feed_event(entry) for entry in page],
+            next=page[-1].event.position if full else None,
         )

@@ -14,7 +14,7 @@ from typing import Any
 from litestar.types import Receive, Scope
 
 from api.csrf import CsrfMiddleware
-from api.limits import BodyLimits
+from api.limits import BODY_METHODS, BodyLimits
 from api.ratelimit import RateLimiter, RateLimitMiddleware
 from api.route_facts import Policy
 
@@ -41,4 +41,6 @@ async def admit(scope: Scope, receive: Receive, policy: Policy) -> bytes:
     if guards.rate_limit is not None:
         await guards.rate_limit.admit(scope, policy)
     guards.csrf.check(scope)
+    if scope.get("method") not in BODY_METHODS:
+        return b""  # as the body middleware, which lets such requests pass unread
     return await guards.body.read(scope, receive)

@@ -65,7 +65,7 @@ def _configured() -> tuple[int, ClientAddress]:
 def refusal(status: int) -> bytes:
     """A complete ``Connection: close`` response in the Medio envelope (no route is known yet)."""
     request_id = new_request_id()
-    body = msgspec.json.encode(error_body("", status, MESSAGES[status], request_id))
+    body = msgspec.json.encode(error_body("medio", status, MESSAGES[status], request_id))
     head = (
         b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
         b"x-request-id: %s\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n"

@@ -39,7 +39,7 @@ from api.errors import ApiError, client_error_status, send_error
 from api.limits import replay
 from api.multipart_stream import boundary_of
 from api.ratelimit import ClientAddress
-from api.route_facts import PUBLIC
+from api.route_facts import facts_of
 from domain.devices import is_device_token, secret_hash
 from services.idempotency import (
     MAX_STORED_BODY,
@@ -173,14 +173,13 @@ async def caller_of(scope: Scope) -> str | None:
     if token is not None:
         if is_session_token(token):
             return "session:" + hash_token(token)
-        if is_device_token(token):  # checked by the route itself (api.device_auth)
+        if is_device_token(token):  # checked by the route itself (``api.deps.device_of``)
             return "device:" + secret_hash(token)
         try:
             return "sub:" + (await services_of(state).verifier.verify(token)).sub
         except ApiError:
             return None
-    handler = scope.get("route_handler")
-    if handler is not None and handler.opt.get(PUBLIC):
+    if facts_of(scope.get("route_handler")).public:
         return "ip:" + _addresses(state).of(scope)
     return None
 

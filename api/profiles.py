@@ -24,6 +24,8 @@ from api.catalog_schema import (
 )
 from api.deps import ContainerDep, PrincipalDep
 from api.idempotency import Idempotent, receipt_of
+from api.openapi_parts import PAGING, PROFILE_CREATE, PROFILE_UPDATE
+from api.route_facts import facts
 from domain.catalog import check_profile, profile_values
 from services import catalog, devices, sessions
 from services.idempotency import SQL_ANSWERS
@@ -37,7 +39,7 @@ class ProfilesController(Controller):
     path = "/api/profiles"
     tags = ["profiles"]
 
-    @get(summary="The caller's profiles, a page at a time")
+    @get(summary="The caller's profiles, a page at a time", opt=facts(query=PAGING))
     async def list_profiles(
         self,
         container: ContainerDep,
@@ -46,12 +48,16 @@ class ProfilesController(Controller):
         limit: FromQuery[str | None] = None,
     ) -> ProfileList:
         wanted = page_query(page, limit, DEFAULT_LIMIT)
-        found, total = await catalog.list_profiles(container.engine, principal.user_id, wanted)
+        found, total = await catalog.list_profiles(container, principal.user_id, wanted)
         return ProfileList(
             profiles=[profile_out(p) for p in found], metadata=metadata(wanted, total)
         )
 
-    @post(summary="Create a child profile", middleware=[Idempotent(SQL_ANSWERS)])
+    @post(
+        summary="Create a child profile",
+        opt=facts(json_body=PROFILE_CREATE),
+        middleware=[Idempotent(SQL_ANSWERS)],
+    )
     async def create_profile(
         self,
         request: Request[Any, Any, Any],
@@ -65,7 +71,7 @@ class ProfilesController(Controller):
         values = profile_values(body, "create", container.settings.default_timezone)
         receipt = receipt_of(request.scope, answer_profile)
         created = await catalog.create_profile(
-            container.engine, principal.user_id, values, container.clock.now(), receipt
+            container, principal.user_id, values, container.clock.now(), receipt
         )
         return profile_out(created)
 
@@ -73,12 +79,16 @@ class ProfilesController(Controller):
     async def get_profile(
         self, container: ContainerDep, principal: PrincipalDep, profile_id: FromPath[int]
     ) -> ProfileOut:
-        found = await catalog.get_profile(container.engine, principal.user_id, profile_id)
+        found = await catalog.get_profile(container, principal.user_id, profile_id)
         if found is None:
             raise not_found("Profile")
         return profile_out(found)
 
-    @patch("/{profile_id:int}", summary="Change some fields of a profile")
+    @patch(
+        "/{profile_id:int}",
+        summary="Change some fields of a profile",
+        opt=facts(json_body=PROFILE_UPDATE),
+    )
     async def update_profile(
         self,
         container: ContainerDep,
@@ -91,7 +101,7 @@ class ProfilesController(Controller):
             raise invalid(problems)
         values = profile_values(body, "update", container.settings.default_timezone)
         changed = await catalog.update_profile(
-            container.engine, principal.user_id, profile_id, values, container.clock.now()
+            container, principal.user_id, profile_id, values, container.clock.now()
         )
         if changed is None:
             raise not_found("Profile")
@@ -103,7 +113,7 @@ class ProfilesController(Controller):
     async def delete_profile(
         self, container: ContainerDep, principal: PrincipalDep, profile_id: FromPath[int]
     ) -> Response[None]:
-        if not await catalog.delete_profile(container.engine, principal.user_id, profile_id):
+        if not await catalog.delete_profile(container, principal.user_id, profile_id):
             raise not_found("Profile")
         await sessions.end_profile_sessions(
             container, profile_id, "profile_deleted", public_only=False

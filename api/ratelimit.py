@@ -3,9 +3,10 @@
 Litestar's ``RateLimitMiddleware`` is not used because it cannot meet the contract: its windows
 are fixed units (second/minute/hour/day, not ``100/900``), its store read-modify-write is not
 atomic across API processes, and it knows one policy per app. Here each route names its
-policy on itself (``opt=route_policy(...)`` from ``api.guards``; default ``general`` for ``/api``
-routes) and one script (``INCR`` + ``EXPIRE`` on the first hit) counts the request in a fixed
-window shared by every process. Preflights never get here (``api.cors`` answers them).
+policy on itself (``opt=facts(policy=...)``, ``api/route_facts.py``; default ``general`` for
+``/api`` routes; ``rate_limited=False`` for the device's token polling, which ``slow_down``
+paces instead) and one script (``INCR`` + ``EXPIRE`` on the first hit) counts the request in
+a fixed window shared by every process. Preflights never get here (``api.cors`` answers them).
 """
 
 from __future__ import annotations
@@ -18,28 +19,20 @@ import time
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
-from redis.exceptions import RedisError
 
-from adapters.scripts import Script
 from adapters.settings import RateLimit, Settings
 from api.auth import bearer_token
 from api.deps import header_value, services_of
 from api.errors import SpecialError
 from api.request_id import add_response_headers
-from api.route_facts import INLINE_GUARDS, POLICIES, RATE_LIMIT, Policy, route_policy
+from api.route_facts import INLINE_GUARDS, POLICIES, Policy, facts_of, route_policy
+from services.guards import count_request
 
 log = logging.getLogger("medio.ratelimit")
 
 __all__ = ["POLICIES", "Policy", "RateLimitMiddleware", "RateLimiter", "route_policy"]
 
 TOO_MANY = "Too many requests. Please try again later."
-# Count a request and start its window's expiry on the first hit: atomic, one round trip
-# (a MULTI pipeline of INCR + EXPIRE costs four commands and measurably more CPU per request).
-COUNT_SCRIPT = Script("""
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return count
-""")
 
 
 class ClientAddress:
@@ -83,12 +76,11 @@ class RateLimiter:
 
     def policy_of(self, scope: Scope) -> Policy | None:
         """The route's policy (``None``: not limited)."""
-        handler = scope.get("route_handler")
-        policy = handler.opt.get(RATE_LIMIT) if handler is not None else None
-        if policy in POLICIES:
-            return policy  # type: ignore[no-any-return]
-        if handler is not None and RATE_LIMIT in handler.opt and policy is None:
-            return None  # declared unlimited (``paced_public_route``)
+        route = facts_of(scope.get("route_handler"))
+        if not route.rate_limited:
+            return None
+        if route.policy is not None:
+            return route.policy
         return "general" if scope["path"].startswith("/api/") else None
 
     def _client(self, scope: Scope, policy: Policy) -> str:
@@ -117,9 +109,8 @@ class RateLimiter:
         window = math.floor(now / limit.seconds)
         reset = (window + 1) * limit.seconds
         key = f"medio:rl:{policy}:{self._client(scope, policy)}:{window}"
-        try:
-            count = await self._count(scope, key, limit.seconds)
-        except RedisError:
+        count = await count_request(services_of(scope["app"].state).container, key, limit.seconds)
+        if count is None:
             # Failing open: a Redis outage must not turn every request into an error here;
             # the routes that need Redis answer 503 themselves.
             log.warning("rate limit store unavailable; request not counted")
@@ -142,11 +133,6 @@ class RateLimiter:
                 (b"x-ratelimit-reset", str(reset).encode()),
             ],
         )
-
-    async def _count(self, scope: Scope, key: str, seconds: int) -> int:
-        # Through the shared autopipeline: concurrent requests' counts share a round trip.
-        pipeline = services_of(scope["app"].state).container.pipeline
-        return int(await pipeline.run(COUNT_SCRIPT, [key], seconds + 1))
 
 
 class RateLimitMiddleware(ASGIMiddleware):

@@ -10,15 +10,14 @@ caller's is 404.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, asgi, get, post
-from litestar.exceptions import MethodNotAllowedException
+from litestar import Controller, Request, get, post
 from litestar.params import FromPath, JSONBody
-from litestar.types import Receive, Scope, Send
+from litestar.types import Scope
+from msgspec import Meta
 
-from adapters.container import Container
 from api.auth import bearer_token, unauthorized
 from api.deps import (
     ContainerDep,
@@ -27,16 +26,16 @@ from api.deps import (
     device_of,
     header_value,
     principal_of,
-    send_json,
     services_of,
 )
 from api.errors import MSG_MALFORMED_JSON, ApiError, FieldError, InvalidFields, SpecialError
-from api.guards import admit
+from api.fast import Auth, Body, Call, Endpoint, fast_route
 from api.idempotency import Idempotent, receipt_of
-from api.route_facts import inline_guards, route_policy
+from api.route_facts import RouteFacts, facts
 from domain.catalog import Profile, json_integer
 from domain.devices import Device, is_device_token
 from domain.sessions import (
+    MAX_POSITION_SECONDS,
     MS_PER_SECOND,
     SessionState,
     Transition,
@@ -46,6 +45,7 @@ from domain.sessions import (
 )
 from domain.timestamps import iso_ms
 from services import catalog, sessions
+from services.container import Container
 from services.idempotency import REDIS_ANSWERS, Receipt
 from services.sessions import Caller, Started
 
@@ -56,6 +56,13 @@ MAX_ID = 2**63 - 1
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
+
+
+class SessionStart(msgspec.Struct, frozen=True):
+    """A start's body (parsed by ``_ids``, which names each bad field with the seed's message)."""
+
+    profile_id: Annotated[int, Meta(ge=1, le=MAX_ID)]
+    video_id: Annotated[int, Meta(ge=1, le=MAX_ID)]
 
 
 class StartOut(msgspec.Struct, frozen=True):
@@ -73,6 +80,12 @@ class PublicStartOut(msgspec.Struct, frozen=True):
     session_id: int
     remaining_minutes: int
     session_token: str
+
+
+class HeartbeatIn(msgspec.Struct, frozen=True):
+    """A heartbeat's optional body: the player's position in the video."""
+
+    position: Annotated[float, Meta(ge=0, le=MAX_POSITION_SECONDS)] | None = None
 
 
 class HeartbeatOut(msgspec.Struct, frozen=True):
@@ -131,8 +144,9 @@ def _device_ids(data: Any, device: Device) -> tuple[int, int]:
     return profile_id, video_id
 
 
-def _position(data: Any) -> float | None:
-    """The optional ``{position: seconds}`` of a heartbeat."""
+def _position(body: bytes) -> float | None:
+    """The optional ``{position: seconds}`` of a heartbeat's body."""
+    data = _json_body(body)
     if data is None:
         return None
     if not isinstance(data, dict):
@@ -294,6 +308,7 @@ class SessionsController(Controller):
         "/start",
         status_code=201,
         summary="Start a watch session (parent's token, or a paired device's for its profile)",
+        opt=facts(ids_in_body=True, json_body=SessionStart),
         middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def start(
@@ -311,10 +326,10 @@ class SessionsController(Controller):
             principal = await authenticate(request, token)
             user_id, actor = principal.user_id, principal.sub
             profile_id, video_id = _ids(data)
-        profile = await catalog.get_profile(container.engine, user_id, profile_id)
+        profile = await catalog.get_profile(container, user_id, profile_id)
         if profile is None:
             raise ApiError(404, "Profile not found")
-        if await catalog.get_video(container.engine, user_id, video_id) is None:
+        if await catalog.get_video(container, user_id, video_id) is None:
             raise ApiError(404, "Video not found")
         receipt = receipt_of(request.scope, _answer_start)
         started = await _start(
@@ -332,19 +347,19 @@ class SessionsController(Controller):
         "/start/public",
         status_code=201,
         summary="Start a session in kids mode (no login)",
-        opt=route_policy("public", public=True),
+        opt=facts(policy="public", public=True, ids_in_body=True, json_body=SessionStart),
         middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def start_public(
         self, request: Request[Any, Any, Any], container: ContainerDep, data: JSONBody[Any] = None
     ) -> PublicStartOut:
         profile_id, video_id = _ids(data)
-        profile = await catalog.get_profile_unscoped(container.engine, profile_id)
+        profile = await catalog.get_profile_unscoped(container, profile_id)
         if profile is None:
             raise ApiError(404, "Profile not found")
         if not profile.kids_mode:
             raise ApiError(403, "Kids mode is not enabled for this profile")
-        if await catalog.get_video(container.engine, profile.user_id, video_id) is None:
+        if await catalog.get_video(container, profile.user_id, video_id) is None:
             raise ApiError(404, "Video not found")
         receipt = receipt_of(request.scope, _answer_public_start)
         actor = f"kids-mode:profile:{profile.id}"
@@ -353,46 +368,11 @@ class SessionsController(Controller):
         )
         return _public_start_out(started)
 
-    @asgi("/{session_id:int}/heartbeat", opt=inline_guards("telemetry"), copy_scope=False)
-    async def heartbeat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """``POST``: keep a session alive (appends ``session.heartbeat``), 200.
-
-        An ingest route, so a raw ASGI handler like the progress save (``api/progress.py``
-        says why); its OpenAPI operation is written out in ``api/openapi.py``.
-        """
-        if scope.get("method") != "POST":
-            raise MethodNotAllowedException(headers={"Allow": "POST"})
-        body = await admit(scope, receive, "telemetry")
-        data = _json_body(body)
-        session_id = int(scope["path_params"]["session_id"])  # parsed by the router
-        services = services_of(scope["app"].state)
-        caller = await _caller(
-            services,
-            session_id,
-            header_value(scope, SESSION_TOKEN_HEADER.encode()),
-            header_value(scope, b"authorization"),
-        )
-        position = _position(data)
-        try:
-            beat = await sessions.heartbeat(services.container, session_id, caller, position)
-        except sessions.SessionNotFound:
-            raise _not_found() from None
-        except sessions.SessionOver:
-            raise _ended() from None
-        last = beat.state.last_heartbeat or beat.state.started_at
-        out = HeartbeatOut(
-            status=beat.status,
-            session_id=session_id,
-            last_heartbeat=iso_ms(last),
-            remaining_minutes=beat.remaining_minutes,
-        )
-        await send_json(send, 200, _encoder.encode(out))
-
     @post(
         "/{session_id:int}/end",
         status_code=200,
         summary="End a session",
-        opt=route_policy("telemetry"),
+        opt=facts(policy="telemetry", session_state=True, session_token=True),
         middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def end(
@@ -408,7 +388,7 @@ class SessionsController(Controller):
             raise _ended() from None
         return _end_out(state)
 
-    @get("/{session_id:int}", summary="A session's current state")
+    @get("/{session_id:int}", summary="A session's current state", opt=facts(session_token=True))
     async def read(
         self, request: Request[Any, Any, Any], container: ContainerDep, session_id: FromPath[int]
     ) -> SessionOut:
@@ -418,3 +398,49 @@ class SessionsController(Controller):
         except sessions.SessionNotFound:
             raise _not_found() from None
         return _session_out(state)
+
+
+async def _session_caller(services: Services, scope: Scope) -> Caller:
+    return await _caller(
+        services,
+        int(scope["path_params"]["session_id"]),  # parsed by the router
+        header_value(scope, SESSION_TOKEN_HEADER.encode()),
+        header_value(scope, b"authorization"),
+    )
+
+
+SESSION_CALLER = Auth(_session_caller, ("bearer", "sessionToken"))
+
+
+async def _heartbeat(call: Call[float | None]) -> HeartbeatOut:
+    session_id: int = call.params["session_id"]  # parsed by the router
+    try:
+        beat = await sessions.heartbeat(call.services.container, session_id, call.caller, call.body)
+    except sessions.SessionNotFound:
+        raise _not_found() from None
+    except sessions.SessionOver:
+        raise _ended() from None
+    last = beat.state.last_heartbeat or beat.state.started_at
+    return HeartbeatOut(
+        status=beat.status,
+        session_id=session_id,
+        last_heartbeat=iso_ms(last),
+        remaining_minutes=beat.remaining_minutes,
+    )
+
+
+# An ingest route, so a fast route like the progress save (``api/fast.py`` says why).
+heartbeat = fast_route(
+    "/api/sessions/{session_id:int}/heartbeat",
+    Endpoint(
+        "POST",
+        _heartbeat,
+        "Keep a session alive",
+        RouteFacts(policy="telemetry", session_state=True, session_token=True),
+        auth=SESSION_CALLER,
+        answer=HeartbeatOut,
+        body=Body(HeartbeatIn, _position, required=False),
+        operation_id="ApiSessionsSessionIdHeartbeatHeartbeat",
+    ),
+    tags=["sessions"],
+)

@@ -17,11 +17,13 @@ from litestar.datastructures import ETag
 from litestar.params import FromPath
 from litestar.response import File
 
-from adapters.media import MediaStore
 from api.catalog_schema import not_found
 from api.deps import ContainerDep, PrincipalDep
+from api.openapi_parts import thumbnail_responses
+from api.route_facts import facts
 from domain.media import stored_image_type
 from services import catalog
+from services.media import media_of
 
 # Private: the image is one family's; a day, since the URL names the video, not the file.
 CACHE_CONTROL = "private, max-age=86400"
@@ -33,7 +35,11 @@ class ThumbnailController(Controller):
     path = "/api/videos"
     tags = ["videos"]
 
-    @get("/{video_id:int}/thumbnail", summary="An uploaded video's thumbnail image")
+    @get(
+        "/{video_id:int}/thumbnail",
+        summary="An uploaded video's thumbnail image",
+        opt=facts(document=thumbnail_responses),
+    )
     async def get_thumbnail(
         self,
         request: Request[Any, Any, Any],
@@ -41,10 +47,10 @@ class ThumbnailController(Controller):
         principal: PrincipalDep,
         video_id: FromPath[int],
     ) -> Response[Any]:
-        video = await catalog.get_video(container.engine, principal.user_id, video_id)
+        video = await catalog.get_video(container, principal.user_id, video_id)
         if video is None:
             raise not_found("Video")
-        path = MediaStore(container.settings.media_path).locate(video.thumbnail_path)
+        path = media_of(container).locate(video.thumbnail_path)
         image_type = stored_image_type(path.suffix.lstrip(".")) if path else None
         if path is None or image_type is None:
             raise not_found("Thumbnail")

@@ -20,18 +20,20 @@ from anyio import AsyncFile
 from litestar import Controller, Request, post
 from litestar.exceptions import InternalServerException
 
-from adapters.container import Container
-from adapters.media import MediaStore
 from api.catalog_schema import VideoOut, answer_video, invalid, video_out
 from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError, FieldError, InvalidFields, SpecialError
 from api.idempotency import Idempotent, receipt_of
 from api.limits import timed_out
 from api.multipart_stream import PartData, PartStarted, boundary_of, form_events
+from api.openapi_parts import upload_body
+from api.route_facts import facts
 from domain.catalog import MSG_DURATION, Problem, Video, check_video_details, is_ascii_digits
 from domain.media import SNIFF_BYTES, MediaKind, MediaType, file_too_large, sniff
 from services import catalog
+from services.container import Container
 from services.idempotency import SQL_ANSWERS, Receipt
+from services.media import MediaStore
 
 FORM_OVERHEAD = 1024 * 1024  # text fields, part headers and boundaries around the files
 MAX_TEXT_FIELD = 64 * 1024
@@ -200,7 +202,7 @@ async def save_upload(
             "mime_type": video_type.mime_type,
         }
         now = container.clock.now()
-        return await catalog.create_video(container.engine, user_id, values, now, receipt)
+        return await catalog.create_video(container, user_id, values, now, receipt)
     except BaseException:
         form.media.remove(*published)
         raise
@@ -218,6 +220,7 @@ class UploadController(Controller):
         "/upload",
         request_max_body_size=None,
         summary="Upload a video file (multipart)",
+        opt=facts(file_upload=True, document=upload_body),
         middleware=[Idempotent(SQL_ANSWERS)],
     )
     async def upload_video(

@@ -11,7 +11,6 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from adapters.media import MediaStore
 from api.catalog_schema import (
     VideoList,
     VideoOut,
@@ -25,9 +24,12 @@ from api.catalog_schema import (
 )
 from api.deps import ContainerDep, PrincipalDep
 from api.idempotency import Idempotent, receipt_of
+from api.openapi_parts import PAGING, VIDEO_CREATE, VIDEO_UPDATE
+from api.route_facts import facts
 from domain.catalog import check_video, video_values
 from services import catalog
 from services.idempotency import SQL_ANSWERS
+from services.media import media_of
 
 DEFAULT_LIMIT = 20
 
@@ -38,7 +40,7 @@ class VideosController(Controller):
     path = "/api/videos"
     tags = ["videos"]
 
-    @get(summary="The caller's videos, newest first")
+    @get(summary="The caller's videos, newest first", opt=facts(query=PAGING))
     async def list_videos(
         self,
         container: ContainerDep,
@@ -47,10 +49,14 @@ class VideosController(Controller):
         limit: FromQuery[str | None] = None,
     ) -> VideoList:
         wanted = page_query(page, limit, DEFAULT_LIMIT)
-        found, total = await catalog.list_videos(container.engine, principal.user_id, wanted)
+        found, total = await catalog.list_videos(container, principal.user_id, wanted)
         return VideoList(videos=[video_out(v) for v in found], metadata=metadata(wanted, total))
 
-    @post(summary="Add a video by URL", middleware=[Idempotent(SQL_ANSWERS)])
+    @post(
+        summary="Add a video by URL",
+        opt=facts(json_body=VIDEO_CREATE),
+        middleware=[Idempotent(SQL_ANSWERS)],
+    )
     async def create_video(
         self,
         request: Request[Any, Any, Any],
@@ -62,7 +68,7 @@ class VideosController(Controller):
         if problems := check_video(body, "create"):
             raise invalid(problems)
         created = await catalog.create_video(
-            container.engine,
+            container,
             principal.user_id,
             video_values(body, "create"),
             container.clock.now(),
@@ -74,12 +80,16 @@ class VideosController(Controller):
     async def get_video(
         self, container: ContainerDep, principal: PrincipalDep, video_id: FromPath[int]
     ) -> VideoOut:
-        found = await catalog.get_video(container.engine, principal.user_id, video_id)
+        found = await catalog.get_video(container, principal.user_id, video_id)
         if found is None:
             raise not_found("Video")
         return video_out(found)
 
-    @patch("/{video_id:int}", summary="Change some fields of a video")
+    @patch(
+        "/{video_id:int}",
+        summary="Change some fields of a video",
+        opt=facts(json_body=VIDEO_UPDATE),
+    )
     async def update_video(
         self,
         container: ContainerDep,
@@ -91,7 +101,7 @@ class VideosController(Controller):
         if problems := check_video(body, "update"):
             raise invalid(problems)
         changed = await catalog.update_video(
-            container.engine,
+            container,
             principal.user_id,
             video_id,
             video_values(body, "update"),
@@ -105,8 +115,8 @@ class VideosController(Controller):
     async def delete_video(
         self, container: ContainerDep, principal: PrincipalDep, video_id: FromPath[int]
     ) -> Response[None]:
-        removed = await catalog.delete_video(container.engine, principal.user_id, video_id)
+        removed = await catalog.delete_video(container, principal.user_id, video_id)
         if removed is None:
             raise not_found("Video")
-        MediaStore(container.settings.media_path).remove(removed.file_path, removed.thumbnail_path)
+        media_of(container).remove(removed.file_path, removed.thumbnail_path)
         return Response(content=None, status_code=204)

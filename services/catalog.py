@@ -1,8 +1,9 @@
 """The catalog store: child profiles and videos in SQL, always scoped by their owner.
 
-Every function takes an ``AsyncEngine`` or an open ``AsyncConnection`` (so a caller can run it
-inside its own transaction). Reads return ``domain.catalog`` records or ``None``; an id that
-belongs to someone else is indistinguishable from an unknown id. The ``*_unscoped`` readers are
+Every function takes the container (as every use case does), or an ``AsyncEngine`` or an open
+``AsyncConnection`` (so a caller can run it inside its own transaction). Reads return
+``domain.catalog`` records or ``None``; an id that belongs to someone else is indistinguishable
+from an unknown id. The ``*_unscoped`` readers are
 for the kids-mode public routes, which know a profile/video id but no owner.
 """
 
@@ -15,12 +16,20 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.container import Container
 from adapters.tables import profiles, videos
 from domain.catalog import Page, Profile, Video
 from services.idempotency import Receipt, write_once
 
 T = TypeVar("T")
-Db = AsyncEngine | AsyncConnection
+Db = Container | AsyncEngine | AsyncConnection
+Sql = AsyncEngine | AsyncConnection
+
+
+def _sql(db: Db) -> Sql:
+    return db.engine if isinstance(db, Container) else db
+
+
 MAX_ID = 2**63 - 1
 
 
@@ -43,21 +52,24 @@ def _video(row: sa.Row[Any]) -> Video:
     return Video(**data)
 
 
-async def _first(db: Db, statement: sa.Executable) -> sa.Row[Any] | None:
+async def _first(source: Db, statement: sa.Executable) -> sa.Row[Any] | None:
+    db = _sql(source)
     if isinstance(db, AsyncEngine):
         async with db.connect() as conn:
             return (await conn.execute(statement)).first()
     return (await db.execute(statement)).first()
 
 
-async def _all(db: Db, statement: sa.Executable) -> Sequence[sa.Row[Any]]:
+async def _all(source: Db, statement: sa.Executable) -> Sequence[sa.Row[Any]]:
+    db = _sql(source)
     if isinstance(db, AsyncEngine):
         async with db.connect() as conn:
             return (await conn.execute(statement)).all()
     return (await db.execute(statement)).all()
 
 
-async def _write(db: Db, statement: sa.Executable) -> sa.Row[Any] | None:
+async def _write(source: Db, statement: sa.Executable) -> sa.Row[Any] | None:
+    db = _sql(source)
     if isinstance(db, AsyncEngine):
         async with db.begin() as conn:
             return (await conn.execute(statement)).first()
@@ -65,7 +77,7 @@ async def _write(db: Db, statement: sa.Executable) -> sa.Row[Any] | None:
 
 
 async def _created(
-    db: Db,
+    source: Db,
     statement: sa.Executable,
     record: Callable[[sa.Row[Any]], T],
     now: datetime,
@@ -78,6 +90,7 @@ async def _created(
         assert row is not None
         return record(row)
 
+    db = _sql(source)
     if receipt is not None:
         return await write_once(db, receipt, now, insert)
     if isinstance(db, AsyncEngine):

@@ -346,7 +346,7 @@ async def revoke_profile_devices(container: Container, profile_id: int, actor: s
 
 async def device_home(container: Container, device: Device) -> DeviceHome | None:
     """The device's profile and its day so far; ``None`` if the profile is gone."""
-    profile = await catalog.get_profile(container.engine, device.user_id, device.profile_id)
+    profile = await catalog.get_profile(container, device.user_id, device.profile_id)
     if profile is None:
         return None
     watched = await watched_today_ms(container, profile, container.clock.now())
@@ -357,4 +357,4 @@ async def device_videos(
     container: Container, device: Device, page: Page
 ) -> tuple[list[Video], int]:
     """One page of the videos the device's child may watch: the parent's, newest first."""
-    return await catalog.list_videos(container.engine, device.user_id, page)
+    return await catalog.list_videos(container, device.user_id, page)

@@ -20,13 +20,24 @@ from domain.events import AnyEvent
 from domain.progress import SaveProgress, epoch_ms, progress_deleted, progress_saved
 from projections.resume import (
     ResumeEntry,
+    ResumePosition,
     ResumeProjection,
     has_position,
     listed_positions,
+    read_position,
     version_key,
 )
 from services.idempotency import Receipt, decide_once
-from services.read_your_writes import await_own_writes, own_version
+from services.read_your_writes import await_own_writes, own_version, read_own
+
+__all__ = [  # with the answers' types, for the API to document
+    "ResumeEntry",
+    "ResumePosition",
+    "delete_progress",
+    "get_progress",
+    "list_progress",
+    "save_progress",
+]
 
 T = TypeVar("T")
 
@@ -80,6 +91,16 @@ async def delete_progress(container: Container, actor: str, clerk_id: str, tmdb_
     event = progress_deleted(clerk_id, tmdb_id, actor, container.clock.now())
     await container.events.append(clerk_id, event, note_written=True)
     return True
+
+
+async def get_progress(container: Container, clerk_id: str, tmdb_id: str) -> ResumePosition | None:
+    """The title's position, once the user's own writes are in."""
+    return await read_own(
+        container,
+        clerk_id,
+        ResumeProjection.name,
+        lambda: read_position(container.pipeline, clerk_id, tmdb_id),
+    )
 
 
 async def list_progress(container: Container, clerk_id: str, limit: int) -> list[ResumeEntry]:

@@ -33,6 +33,16 @@ from services.read_your_writes import await_own_writes, read_own
 
 PROJECTION = SeriesResumeProjection.name
 
+__all__ = [  # the answers' types, for the API to document
+    "SeriesEntry",
+    "SeriesPosition",
+    "delete_series_progress",
+    "get_episode",
+    "get_series",
+    "get_series_list",
+    "save_series_progress",
+]
+
 
 async def save_series_progress(
     container: Container,

@@ -17,7 +17,6 @@ from adapters.container import Container
 from adapters.eventlog import stream_name
 from adapters.settings import Settings
 from api.app import create_app
-from api.auth import UserDirectory
 from domain.catalog import Profile, Video
 from domain.clock import FakeClock
 from domain.codec import decode, encode
@@ -25,6 +24,7 @@ from domain.events import AnyEvent
 from projections.base import Envelope
 from services import catalog
 from services.container import build_container
+from services.users import UserDirectory
 
 NOW = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
 
@@ -40,7 +40,7 @@ def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
 
 async def new_owner(container: Container) -> int:
     """A fresh parent user row."""
-    return await UserDirectory(container.engine).user_id(f"user_{secrets.token_hex(6)}")
+    return await UserDirectory(container).user_id(f"user_{secrets.token_hex(6)}")
 
 
 async def new_profile(container: Container, user_id: int, **values: Any) -> Profile:

@@ -14,7 +14,8 @@ from litestar.testing import AsyncTestClient
 from adapters.container import Container
 from adapters.settings import Settings
 from adapters.tables import users
-from api.auth import UserDirectory, create_token
+from api.auth import create_token
+from services.users import UserDirectory
 
 
 async def _user_rows(container: Container, sub: str) -> int:
@@ -71,7 +72,7 @@ async def test_a_sub_that_cannot_be_stored_is_an_invalid_token(
 async def test_one_bad_subject_does_not_stop_other_users_rows(container: Container) -> None:
     """The background registration upserts new users in batches; one row the database
     refuses used to fail every batch it was in, for good (0 of 60 new users got a row)."""
-    directory = UserDirectory(container.engine)
+    directory = UserDirectory(container)
     good = [f"user_batch_{n}_{secrets.token_hex(3)}" for n in range(20)]
     directory.note("user\x00poison")
     for sub in good:
@@ -86,7 +87,7 @@ async def test_one_bad_subject_does_not_stop_other_users_rows(container: Contain
 async def test_the_known_users_of_a_process_are_bounded(container: Container) -> None:
     """Every sub ever seen was kept in memory for good (issue 15, L16): now the most recent
     ``KNOWN_USERS`` only, and one forgotten is looked up again, with the same id."""
-    directory = UserDirectory(container.engine)
+    directory = UserDirectory(container)
     directory.KNOWN_USERS = 5
     subs = [f"user_lru_{n}_{secrets.token_hex(3)}" for n in range(12)]
     ids = [await directory.user_id(sub) for sub in subs]

@@ -38,34 +38,8 @@ TOOLING = ("tests", "bench")
 PROJECT = (*LAYERED, *TOOLING)
 API_SETTINGS = "adapters.settings"
 
-# Controllers that still reach adapters or read models directly instead of calling a service.
-# Moving these behind services is the controller rewrite; this list must only shrink, to empty.
-# Each entry is (importing file, imported module).
-API_PENDING: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("api/app.py", "adapters.container"),  # the ASGI factory builds the container
-        ("api/app.py", "adapters.heap"),
-        ("api/app.py", "adapters.logs"),
-        ("api/app.py", "projections.recovery"),
-        ("api/auth.py", "adapters.tables"),  # the users repository
-        ("api/deps.py", "adapters.container"),
-        ("api/events.py", "projections.archive_pages"),
-        ("api/health.py", "adapters.container"),
-        ("api/health.py", "projections.lag"),
-        ("api/progress.py", "adapters.container"),
-        ("api/progress.py", "projections.resume"),
-        ("api/ratelimit.py", "adapters.scripts"),
-        ("api/series_progress.py", "adapters.container"),
-        ("api/series_progress.py", "projections.series_resume"),
-        ("api/sessions.py", "adapters.container"),
-        ("api/streaming.py", "adapters.file_span"),
-        ("api/streaming.py", "adapters.media"),
-        ("api/thumbnails.py", "adapters.media"),
-        ("api/uploads.py", "adapters.container"),
-        ("api/uploads.py", "adapters.media"),
-        ("api/videos.py", "adapters.media"),
-    }
-)
+# Names the API never uses: controllers call services, which pick the store.
+STORE_NAMES = frozenset({"engine", "redis", "pipeline"})
 
 
 def module_name(path: Path) -> str:
@@ -127,9 +101,7 @@ def upward_imports() -> list[str]:
             if top == folder:
                 continue
             if folder == "api" and (
-                target == API_SETTINGS
-                or target.startswith(API_SETTINGS + ".")
-                or (relative, target) in API_PENDING
+                target == API_SETTINGS or target.startswith(API_SETTINGS + ".")
             ):
                 continue
             if top not in MAY_IMPORT[folder]:
@@ -156,15 +128,49 @@ def test_nothing_but_tooling_imports_medio() -> None:
     )
 
 
-def test_api_pending_list_only_names_imports_that_exist() -> None:
-    """A pending import that was moved behind a service leaves the list too."""
-    present = {
-        (path.relative_to(ROOT).as_posix(), target)
+def store_names(path: Path) -> Iterator[tuple[int, str]]:
+    """Where ``path`` names a store (``STORE_NAMES``) as an identifier, attribute, argument or
+    module: ``container.engine``, ``redis.exceptions``, ``def f(pipeline)``."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names: list[str] = []
+        if isinstance(node, ast.Name):
+            names = [node.id]
+        elif isinstance(node, ast.Attribute):
+            names = [node.attr]
+        elif isinstance(node, ast.arg):
+            names = [node.arg]
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            modules = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+            names = [part for module in modules for part in module.split(".")]
+            names += [a.asname or a.name for a in node.names]
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names = [node.name]
+        for name in names:
+            if name in STORE_NAMES:
+                yield getattr(node, "lineno", 0), name
+
+
+def test_api_names_no_store() -> None:
+    """Controllers call services; only a service touches ``engine``, ``redis`` or ``pipeline``."""
+    problems = [
+        f"{path.relative_to(ROOT).as_posix()}:{line} names {name}"
         for path in project_files(("api",))
-        for _, target in imports_of(path)
-    }
-    stale = sorted(API_PENDING - present)
-    assert not stale, f"no longer imported, remove from API_PENDING: {stale}"
+        for line, name in store_names(path)
+    ]
+    assert not problems, "the API names a store:\n" + "\n".join(problems)
+
+
+def test_the_store_check_sees_each_kind_of_name(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import redis.exceptions\nasync def f(container, pipeline):\n    engine = container.redis\n"
+    )
+    assert sorted(name for _, name in store_names(sample)) == [
+        "engine",
+        "pipeline",
+        "redis",
+        "redis",
+    ]
 
 
 def cycles(edges: dict[str, dict[str, tuple[Path, int]]]) -> list[list[str]]:
