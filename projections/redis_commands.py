@@ -83,22 +83,26 @@ def queue_list_versions(
     batch: Sequence[Envelope],
     kinds: tuple[type[UserEvent], ...],
     version_key: Callable[[str, int], str],
+    changed: dict[str, float],
 ) -> None:
-    """Queue, for each user with an event of ``kinds`` in ``batch``, the stream id of that
-    user's last such event as the user's list version (``list_version_key``).
+    """Queue, for each user whose list the batch changed (``changed``: user -> the newest
+    ``updatedAt`` ms the user's index now holds), the stream id of that user's last event in
+    ``batch`` as the user's list version (``list_version_key``).
 
-    Every event counts, also one the projection skips as older than what it holds: a new
-    version that changes nothing costs a reader one uncached read, a missed one would serve a
-    stale list. It expires after the resume lifetime: a missing version is never cached on.
+    An event skipped as older than what the projection holds changes nothing, so it moves no
+    version. The version expires with the user's index (``PXAT`` newest + the resume lifetime),
+    so ``clear`` finds it through the user list whenever it exists; a missing version is never
+    cached on.
     """
     last: dict[str, Envelope] = {}
     for envelope in batch:
         event = envelope.event
-        if isinstance(event, kinds):
+        if isinstance(event, kinds) and event.clerk_id in changed:
             last[event.clerk_id] = envelope
     for clerk_id, envelope in last.items():
         key = version_key(clerk_id, envelope.shard)
-        queue(pipe, "SET", key, envelope.stream_id, "PX", RESUME_TTL_MS)
+        expiry = int(changed[clerk_id] + RESUME_TTL_MS)
+        queue(pipe, "SET", key, envelope.stream_id, "PXAT", expiry)
 
 
 def text(value: bytes | str) -> str:

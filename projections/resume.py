@@ -192,7 +192,7 @@ class ResumeProjection(RedisProjection):
                 max(newest.values()) - RESUME_TTL_MS,
             )
         queue_list_versions(
-            pipe, batch, _PROGRESS, lambda u, shard: self.key(version_key(u, shard))
+            pipe, batch, _PROGRESS, lambda u, shard: self.key(version_key(u, shard)), newest
         )
 
     def _drop_oldest(

@@ -162,7 +162,9 @@ class SeriesResumeProjection(RedisProjection):
             for clerk_id, at_ms in changes.newest.items()
         }
         self._prune(pipe, newest)
-        queue_list_versions(pipe, batch, _SERIES, lambda u, shard: self.key(version_key(u, shard)))
+        queue_list_versions(
+            pipe, batch, _SERIES, lambda u, shard: self.key(version_key(u, shard)), newest
+        )
 
     def _write(self, pipe: Pipeline, event: SeriesEvent, at_ms: int) -> int:
         """Queue the series' current-episode writes; returns its new index score."""
