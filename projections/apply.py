@@ -41,7 +41,8 @@ from projections.checkpoints import (
     write_sql_checkpoints,
 )
 from projections.redis_batch import recorded, recorder, run_batch
-from projections.streams import GROUP, Entry, fence_problem, text
+from projections.redis_commands import text
+from projections.streams import GROUP, Entry, fence_problem
 
 MAX_CAS_RETRIES = 20
 
