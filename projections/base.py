@@ -5,8 +5,9 @@ Two kinds, by where the read model lives:
 * ``SqlProjection`` writes rows through an ``AsyncConnection``; the runtime calls ``apply``
   inside the transaction that also moves the projection's checkpoint, so rows and position
   commit together.
-* ``RedisProjection`` queues commands on a ``MULTI`` pipeline; the runtime adds the checkpoint
-  write to the same pipeline and executes it, so the batch and the position apply atomically.
+* ``RedisProjection`` appends its commands to a command list (``Commands``); the runtime runs
+  the list in one script that also moves the checkpoint, so the batch and the position apply
+  atomically.
 
 Both receive only events they ``handle`` that are newer than their checkpoint, in stream
 order (which is per-key order). Both can be built against scratch storage (``scratch=True``)
@@ -22,11 +23,14 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.settings import Settings
 from domain.events import AnyEvent
+
+Arg = str | bytes | int | float
+Command = tuple[Arg, ...]  # one Redis command's arguments, its name first: ("INCRBY", key, 5)
+Commands = list[Command]  # a batch's Redis writes, in the order they run
 
 SCRATCH_SUFFIX = "__rebuild"
 SCRATCH_PREFIX = "medio:rebuild:"
@@ -114,8 +118,9 @@ class RedisProjection(ABC):
         return None
 
     @abstractmethod
-    def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
-        """Queue the commands for ``batch`` on a transactional pipeline."""
+    def apply(self, commands: Commands, batch: Sequence[Envelope], prepared: Any) -> None:
+        """Append the commands for ``batch`` to ``commands`` (they run later, all at once:
+        nothing here may depend on a reply)."""
 
     @abstractmethod
     async def dump(self, redis: Redis) -> dict[str, Any]:
