@@ -1,7 +1,7 @@
 """Where each projection keeps the last stream entry it applied, per shard.
 
 SQL projections keep it in ``projection_checkpoints``, written in the transaction that writes
-their rows; Redis projections keep it in a key written in the ``MULTI`` that applies their
+their rows; Redis projections keep it in a key written by the script that applies their
 batch. Either way the position and the effects commit together, so a redelivered entry at or
 below the checkpoint is recognised and skipped.
 """

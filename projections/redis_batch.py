@@ -1,10 +1,10 @@
 """One Redis round trip per batch: the projections' commands, the fence and the checkpoints.
 
-Redis projections append their commands to a command list (``projections.redis_commands``);
+Redis projections append their commands to a command list (``projections.base.Commands``);
 the runtime runs the list inside one script together with the checkpoint compare-and-set, the
-pending-entries fence and the ``XACK``. A script
-runs atomically, like ``MULTI``, but costs one reply instead of one per command (redis-py
-parses each ``QUEUED`` reply of a transaction separately, which dominated the projector's CPU).
+pending-entries fence and the ``XACK``. A script runs atomically, like ``MULTI``, but costs one
+reply instead of one per command (redis-py parses each ``QUEUED`` reply of a transaction
+separately, which dominated the projector's CPU).
 The commands travel as one MessagePack argument (``cmsgpack`` is built into Redis), so
 redis-py does not pack thousands of arguments one by one either.
 
