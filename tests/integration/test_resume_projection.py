@@ -18,6 +18,7 @@ from domain.events import AnyEvent, ProgressDeleted, ProgressSaved
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms as iso
 from projections.base import Envelope
+from projections.redis_batch import apply_redis
 from projections.resume import (
     USERS_KEY,
     ResumeEntry,
@@ -81,12 +82,8 @@ def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
 
 
 async def project(redis: Redis, projection: ResumeProjection, *events: AnyEvent) -> None:
-    """One batch: ``prepare`` then ``apply`` on a MULTI pipeline, as the runtime runs it."""
-    batch = envelopes(events)
-    prepared = await projection.prepare(redis, batch)
-    async with redis.pipeline(transaction=True) as pipe:
-        projection.apply(pipe, batch, prepared)
-        await pipe.execute()
+    """One batch: ``prepare``, then ``apply``'s commands in one script, as the runtime runs it."""
+    await apply_redis(redis, projection, envelopes(events))
 
 
 @pytest.fixture
@@ -335,10 +332,7 @@ async def test_a_change_notes_the_users_list_version_expiring_with_the_index(
 ) -> None:
     at = recent()
     batch = envelopes([saved(clerk, "1", at), saved(clerk, "2", at)])
-    prepared = await live.prepare(container.redis, batch)
-    async with container.redis.pipeline(transaction=True) as pipe:
-        live.apply(pipe, batch, prepared)
-        await pipe.execute()
+    await apply_redis(container.redis, live, batch)
     key = version_key(clerk, 0)
     assert await container.redis.get(key) == batch[-1].stream_id.encode()
     expiry = epoch_ms(at + 30 * DAY)
@@ -346,10 +340,7 @@ async def test_a_change_notes_the_users_list_version_expiring_with_the_index(
     assert await container.redis.pexpiretime(index_key(clerk)) == expiry
     # an older save of a title is skipped: the list did not change, nor does its version
     older = envelopes([saved(clerk, "1", at - timedelta(seconds=1))])
-    prepared = await live.prepare(container.redis, older)
-    async with container.redis.pipeline(transaction=True) as pipe:
-        live.apply(pipe, older, prepared)
-        await pipe.execute()
+    await apply_redis(container.redis, live, older)
     assert await container.redis.get(key) == batch[-1].stream_id.encode()
 
 
