@@ -5,7 +5,7 @@ page. A list costs two or three Redis round trips and decoding each entry; answe
 memory costs one small ``MGET``, the same one that checks read-your-writes
 (``services.read_your_writes.own_version``), which also fetches the user's list version: the
 stream id of the last event the projection applied for that user
-(``projections.redis_commands.list_version_key``), written in the projection's ``MULTI``
+(``projections.redis_commands.list_version_key``), written by the projection's batch script
 with its checkpoint. A kept list is answered only when
 
 * its version is the current one (any event of the user since, applied or skipped, changes it);

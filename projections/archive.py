@@ -4,18 +4,22 @@ Positions are handed out in commit order: on Postgres a transaction-scoped advis
 held from reading ``max(position)`` to commit, so a transaction that commits later always has
 higher positions and a reader following ``position > last_seen`` never skips a row that
 commits late. SQLite serialises writers, which gives the same order for free.
+
+The rows themselves go through an ``ArchiveWriter``: asyncpg's binary ``COPY`` on Postgres (the
+fastest bulk insert there is), a SQLAlchemy ``INSERT`` elsewhere.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.tables import events
-from projections.base import Envelope, SqlProjection
+from projections.base import Envelope, RowWriters, SqlProjection
+from projections.bulk_sql import raw_connection
 
 # pg_advisory_xact_lock key of "archive positions" (any constant shared by every writer).
 POSITION_LOCK_KEY = 0x6D6564696F  # "medio"
@@ -40,6 +44,36 @@ def archive_row(position: int, envelope: Envelope) -> tuple[Any, ...]:
     )
 
 
+class ArchiveWriter(Protocol):
+    """Appends archive rows (``COLUMNS``, positions already given) in the caller's transaction."""
+
+    async def append(
+        self, conn: AsyncConnection, table: sa.Table, rows: Sequence[tuple[Any, ...]]
+    ) -> None: ...
+
+
+class CopyArchiveWriter:
+    """``ArchiveWriter`` on asyncpg: one binary ``COPY`` of the batch."""
+
+    async def append(
+        self, conn: AsyncConnection, table: sa.Table, rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        raw = await raw_connection(conn)
+        await raw.copy_records_to_table(table.name, records=rows, columns=COLUMNS)
+
+
+class InsertArchiveWriter:
+    """``ArchiveWriter`` on any database: one SQLAlchemy ``INSERT`` of the batch."""
+
+    async def append(
+        self, conn: AsyncConnection, table: sa.Table, rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        await conn.execute(table.insert(), [dict(zip(COLUMNS, row, strict=True)) for row in rows])
+
+
+WRITERS = RowWriters[ArchiveWriter](asyncpg=CopyArchiveWriter(), sqlalchemy=InsertArchiveWriter())
+
+
 class Archive(SqlProjection):
     """Stores every event exactly as appended; the permanent event store."""
 
@@ -57,18 +91,4 @@ class Archive(SqlProjection):
         last = (await conn.execute(sa.select(sa.func.max(table.c.position)))).scalar()
         first = (last or 0) + 1
         rows = [archive_row(first + i, envelope) for i, envelope in enumerate(batch)]
-        raw = await _asyncpg_connection(conn)
-        if raw is not None:
-            await raw.copy_records_to_table(table.name, records=rows, columns=COLUMNS)
-        else:
-            await conn.execute(
-                table.insert(), [dict(zip(COLUMNS, row, strict=True)) for row in rows]
-            )
-
-
-async def _asyncpg_connection(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under ``conn`` (COPY is the fastest bulk insert), else None."""
-    if conn.dialect.driver != "asyncpg":
-        return None
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection
+        await WRITERS.pick(conn, self.backend).append(conn, table, rows)

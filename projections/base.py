@@ -4,9 +4,11 @@ Two kinds, by where the read model lives:
 
 * ``SqlProjection`` writes rows through an ``AsyncConnection``; the runtime calls ``apply``
   inside the transaction that also moves the projection's checkpoint, so rows and position
-  commit together.
-* ``RedisProjection`` queues commands on a ``MULTI`` pipeline; the runtime adds the checkpoint
-  write to the same pipeline and executes it, so the batch and the position apply atomically.
+  commit together. Its rows go through a writer interface of its own with two backends
+  (``RowWriters``): asyncpg's bulk statements on Postgres, SQLAlchemy statements elsewhere.
+* ``RedisProjection`` appends its commands to a command list (``Commands``); the runtime runs
+  the list in one script that also moves the checkpoint, so the batch and the position apply
+  atomically.
 
 Both receive only events they ``handle`` that are newer than their checkpoint, in stream
 order (which is per-key order). Both can be built against scratch storage (``scratch=True``)
@@ -18,15 +20,18 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import sqlalchemy as sa
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.settings import Settings
 from domain.events import AnyEvent
+
+Arg = str | bytes | int | float
+Command = tuple[Arg, ...]  # one Redis command's arguments, its name first: ("INCRBY", key, 5)
+Commands = list[Command]  # a batch's Redis writes, in the order they run
 
 SCRATCH_SUFFIX = "__rebuild"
 SCRATCH_PREFIX = "medio:rebuild:"
@@ -50,6 +55,29 @@ def stream_id_key(stream_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+Backend = Literal["asyncpg", "sqlalchemy"]
+Writer = TypeVar("Writer")
+
+
+@dataclass(frozen=True)
+class RowWriters(Generic[Writer]):
+    """A SQL projection's two writers of the same rows, behind its own interface ``Writer``.
+
+    ``asyncpg`` writes a batch in a few bulk statements on the raw asyncpg connection (what
+    Medio runs on Postgres; see ``projections.bulk_sql``); ``sqlalchemy`` writes it with
+    SQLAlchemy statements on any database (SQLite for ``medio dev``). Both must leave the same
+    rows: ``tests/integration/test_row_writers.py`` runs one contract on each.
+    """
+
+    asyncpg: Writer
+    sqlalchemy: Writer
+
+    def pick(self, conn: AsyncConnection, backend: Backend | None = None) -> Writer:
+        """The writer for ``backend``; by default the one ``conn``'s driver allows."""
+        chosen = backend or ("asyncpg" if conn.dialect.driver == "asyncpg" else "sqlalchemy")
+        return self.asyncpg if chosen == "asyncpg" else self.sqlalchemy
+
+
 class SqlProjection(ABC):
     """A read model in the relational database."""
 
@@ -57,8 +85,11 @@ class SqlProjection(ABC):
     handles: ClassVar[frozenset[str]]  # event type names; empty means every event
     live_tables: ClassVar[Sequence[sa.Table]] = ()
 
-    def __init__(self, scratch: bool = False) -> None:
+    def __init__(self, scratch: bool = False, backend: Backend | None = None) -> None:
+        """``backend`` pins which of its row writers the projection uses (tests compare them);
+        by default the connection's driver decides."""
         self.scratch = scratch
+        self.backend = backend
         self.tables = {t.name: scratch_copy(t) if scratch else t for t in self.live_tables}
 
     @abstractmethod
@@ -114,8 +145,9 @@ class RedisProjection(ABC):
         return None
 
     @abstractmethod
-    def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
-        """Queue the commands for ``batch`` on a transactional pipeline."""
+    def apply(self, commands: Commands, batch: Sequence[Envelope], prepared: Any) -> None:
+        """Append the commands for ``batch`` to ``commands`` (they run later, all at once:
+        nothing here may depend on a reply)."""
 
     @abstractmethod
     async def dump(self, redis: Redis) -> dict[str, Any]:

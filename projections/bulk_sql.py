@@ -10,8 +10,9 @@ once per connection and a batch is one round trip and one string.
 JSON carries every value exactly: integers as digits, floats in their shortest round-trip
 form, dates and aware datetimes in ISO form (microseconds kept), ``None`` as ``null``.
 
-Only on asyncpg (``raw_connection`` is None elsewhere); the projections keep their SQLAlchemy
-statements for other drivers, which have the same effect row for row.
+Only on asyncpg: these are the ``asyncpg`` backends of the projections' row writers, whose
+``sqlalchemy`` backends have the same effect row for row on any database
+(``projections.base.RowWriters``).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ _encode = msgspec.json.Encoder().encode
 
 
 async def raw_connection(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under ``conn`` (same transaction), else None."""
+    """The asyncpg connection under ``conn`` (same transaction)."""
     if conn.dialect.driver != "asyncpg":
-        return None
+        raise TypeError(f"an asyncpg row writer cannot write through {conn.dialect.driver}")
     raw = await conn.get_raw_connection()
     return raw.driver_connection
 

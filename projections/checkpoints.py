@@ -1,7 +1,7 @@
 """Where each projection keeps the last stream entry it applied, per shard.
 
 SQL projections keep it in ``projection_checkpoints``, written in the transaction that writes
-their rows; Redis projections keep it in a key written in the ``MULTI`` that applies their
+their rows; Redis projections keep it in a key written by the script that applies their
 batch. Either way the position and the effects commit together, so a redelivered entry at or
 below the checkpoint is recognised and skipped.
 """
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.tables import projection_checkpoints
 from projections.base import stream_id_key
+from projections.redis_commands import text
 
 ZERO = "0-0"
 REDIS_CHECKPOINT_PREFIX = "medio:checkpoint:"
@@ -109,11 +110,7 @@ async def read_redis_checkpoints(redis: Redis, names: Iterable[str], shard: int)
     if not wanted:
         return {}
     values = await redis.mget([redis_checkpoint_key(n, shard) for n in wanted])
-    return {n: _text(v) if v else ZERO for n, v in zip(wanted, values, strict=True)}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return {n: text(v) if v else ZERO for n, v in zip(wanted, values, strict=True)}
 
 
 async def lowest_checkpoint(

@@ -20,12 +20,11 @@ from functools import lru_cache
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from domain.events import DayShare, SessionEnded, SessionHeartbeat
 from domain.sessions import share_ms
-from projections.base import Envelope, RedisProjection
-from projections.redis_commands import queue, read_all, read_chunked
+from projections.base import Commands, Envelope, RedisProjection
+from projections.redis_commands import read_all, read_chunked, text
 
 _WATCHED = (SessionHeartbeat, SessionEnded)  # a tuple: isinstance is faster than on a union
 
@@ -37,10 +36,6 @@ UNLINK_CHUNK = 1000  # keys per UNLINK, so clearing never holds Redis for long
 def counter_key(profile_id: int, local_date: str) -> str:
     """The live counter of one profile's local day (what the session commands read)."""
     return f"{PREFIX}:{profile_id}:{local_date}"
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class DailyLimitCounters(RedisProjection):
@@ -63,10 +58,10 @@ class DailyLimitCounters(RedisProjection):
         profile_ids = sorted({pid for pid, _shares in _shares_of(batch)})
         found = await read_all(redis, [("SMEMBERS", self._dates(pid)) for pid in profile_ids])
         return {
-            pid: {_text(d) for d in dates} for pid, dates in zip(profile_ids, found, strict=True)
+            pid: {text(d) for d in dates} for pid, dates in zip(profile_ids, found, strict=True)
         }
 
-    def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
+    def apply(self, commands: Commands, batch: Sequence[Envelope], prepared: Any) -> None:
         """A batch summed per profile and date first: one ``INCRBY`` per counter, one ``SADD``
         per profile's dates and one for the profile list."""
         known: dict[int, set[str]] = prepared or {}
@@ -79,17 +74,17 @@ class DailyLimitCounters(RedisProjection):
                 by_date[share.local_date] = by_date.get(share.local_date, 0) + share_ms(share)
         if not added:
             return
-        queue(pipe, "SADD", self._profiles(), *[str(p) for p in added])
+        commands.append(("SADD", self._profiles(), *[str(p) for p in added]))
         for profile_id, by_date in added.items():
             for local_date, ms in by_date.items():
-                queue(pipe, "INCRBY", self._counter(profile_id, local_date), ms)
-            queue(pipe, "SADD", self._dates(profile_id), *by_date)
+                commands.append(("INCRBY", self._counter(profile_id, local_date), ms))
+            commands.append(("SADD", self._dates(profile_id), *by_date))
             dates = known.get(profile_id, set()) | set(by_date)
             cutoff = _cutoff(max(dates))
             old = sorted(d for d in dates if d < cutoff)
             if old:
-                queue(pipe, "DEL", *[self._counter(profile_id, d) for d in old])
-                queue(pipe, "SREM", self._dates(profile_id), *old)
+                commands.append(("DEL", *[self._counter(profile_id, d) for d in old]))
+                commands.append(("SREM", self._dates(profile_id), *old))
 
     async def dump(self, redis: Redis) -> dict[str, Any]:
         counters: dict[str, Any] = {}
@@ -98,7 +93,7 @@ class DailyLimitCounters(RedisProjection):
         keys = [
             (profile_id, local_date)
             for profile_id, dates in zip(profiles, found, strict=True)
-            for local_date in sorted(_text(d) for d in dates)
+            for local_date in sorted(text(d) for d in dates)
         ]
         values = await read_chunked(redis, [("GET", self._counter(p, d)) for p, d in keys])
         for (profile_id, local_date), value in zip(keys, values, strict=True):
@@ -116,7 +111,7 @@ class DailyLimitCounters(RedisProjection):
         profiles = [int(p) for p in await redis.smembers(self._profiles())]
         found = await read_chunked(redis, [("SMEMBERS", self._dates(p)) for p in profiles])
         keys = [
-            self._counter(profile_id, _text(d))
+            self._counter(profile_id, text(d))
             for profile_id, dates in zip(profiles, found, strict=True)
             for d in dates
         ]

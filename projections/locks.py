@@ -24,19 +24,21 @@ from collections.abc import AsyncIterator
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from adapters.scripts import Script
+
 log = logging.getLogger(__name__)
 
 LOCK_PREFIX = "medio:projector:lock:"
 RELEASED_PREFIX = "medio:projector:released:"
 PAUSE_KEY = "medio:projector:pause"
 
-_RENEW = """
+_RENEW = Script("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
-"""
-_RELEASE = """
+""")
+_RELEASE = Script("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1], KEYS[2])
   redis.call('RPUSH', KEYS[2], ARGV[1])
@@ -44,7 +46,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0
-"""
+""")
 RECHECK_SECONDS = 0.1  # how soon a waiter sees a lock that expired (its holder died)
 SIGNAL_TTL_MS = 2000  # a release signal nobody waited for is gone after this
 
@@ -97,13 +99,13 @@ class ShardLock:
             await self.redis.blpop([released_key(self.shard)], wait)
 
     async def renew(self) -> bool:
-        result = await self.redis.eval(_RENEW, 1, self.key, self.token, str(self.ttl_ms))
+        result = await _RENEW.run(self.redis, [self.key], self.token, str(self.ttl_ms))
         return bool(result)
 
     async def release(self) -> None:
         """Give the lock up (if still ours) and wake whoever waits for it."""
-        await self.redis.eval(
-            _RELEASE, 2, self.key, released_key(self.shard), self.token, str(SIGNAL_TTL_MS)
+        await _RELEASE.run(
+            self.redis, [self.key, released_key(self.shard)], self.token, str(SIGNAL_TTL_MS)
         )
 
     async def _keep(self, watch_pause: bool) -> None:

@@ -6,12 +6,12 @@ until the one bad entry is found; that entry goes to the dead-letter stream and 
 moves on. A store that is down (connection refused, timeout) stops nothing: the batch stays
 pending and is retried with a growing pause.
 
-A pipelined projector (``ahead=True``, what the runtime uses) overlaps the three parties a
-batch waits on: while batch N's SQL transaction runs, batch N-1's Redis side (and ack) runs
-and batch N+1 is read and decoded. Each side still commits its batches in stream order, a
-batch's Redis side starts only after its SQL side committed, and entries are acked only by
-the Redis side, so nothing changes for exactly-once: an error just leaves the batches in
-flight pending, to be read again from the group's pending list.
+Each batch is committed by ``ProjectionSet.commit`` (SQL side, then Redis side and ack). A
+pipelined projector (``ahead=True``, what the runtime uses) overlaps the three parties a batch
+waits on: while batch N's SQL transaction runs, batch N-1's Redis side (and ack) runs and batch
+N+1 is read and decoded. Each side still commits its batches in stream order (a commit waits
+for the one before it between its two sides), so nothing changes for exactly-once: an error
+just leaves the batches in flight pending, to be read again from the group's pending list.
 """
 
 from __future__ import annotations
@@ -26,18 +26,11 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.eventlog import stream_name
-from projections.apply import FenceBroken, ProjectionFailed, ProjectionSet, is_transient
+from projections.apply import FenceBroken, ProjectionSet, is_transient
 from projections.checkpoints import ZERO, lowest_checkpoint
+from projections.redis_commands import text
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
-from projections.streams import (
-    GROUP,
-    Entry,
-    claim_all,
-    dead_letter,
-    ensure_group,
-    entries_of,
-    stream_ids,
-)
+from projections.streams import GROUP, Entry, claim_all, dead_letter, ensure_group, entries_of
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +63,9 @@ class ShardProjector:
         self.backlog = True  # our pending entries come before new ones
         self._cursor = "0"  # the last pending entry read in this pass over the backlog
         self._next: asyncio.Task[list[Entry]] | None = None  # the batch read ahead
-        self._redis_side: tuple[Sequence[Entry], asyncio.Task[None]] | None = None
+        # Batches whose commit is running (at most two: one on its Redis side, one on its SQL
+        # side), oldest first.
+        self._in_flight: list[tuple[Sequence[Entry], asyncio.Task[None]]] = []
         self.applied = 0
         self.dead_lettered = 0
         self._last_trim = 0.0
@@ -131,26 +126,21 @@ class ShardProjector:
         ahead, self._next = self._next, None
         return await (ahead if ahead is not None else self.read(block_ms))
 
-    async def settle(self) -> None:
-        """Wait for the Redis side (and ack) of the batch still in flight, if any."""
-        if self._redis_side is None:
-            return
-        entries, task = self._redis_side
-        self._redis_side = None
-        try:
-            await task
-        except ProjectionFailed:  # its SQL side is in: only the Redis side is retried
-            if not await self._commit_isolating(entries):
-                await self._ack(entries)
-        self.applied += sum(1 for e in entries if e.envelope is not None)
+    async def settle(self, keep: int = 0) -> None:
+        """Wait for the commits in flight but the newest ``keep``: each one's Redis side and
+        ack. A commit that failed raises here (its batch stays pending)."""
+        while len(self._in_flight) > keep:
+            entries, commit = self._in_flight.pop(0)
+            await commit
+            self.applied += sum(1 for e in entries if e.envelope is not None)
 
     async def _drop_in_flight(self) -> None:
         """Forget the batches in flight after an error: they stay pending in the group."""
         reading, self._next = self._next, None
         if reading is not None:
             reading.cancel()
-        side, self._redis_side = self._redis_side, None
-        for task in (reading, side[1] if side else None):
+        committing, self._in_flight = self._in_flight, []
+        for task in [reading, *(commit for _, commit in committing)]:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -213,47 +203,27 @@ class ShardProjector:
         return entries_of(self.shard, reply)
 
     async def handle(self, entries: Sequence[Entry]) -> None:
-        """Dead-letter undecodable entries, commit the SQL side of the rest exactly once, then
-        start their Redis side (and ack) once the previous batch's is done."""
+        """Dead-letter undecodable entries and start committing the batch; return once its SQL
+        side is in and the batch before it is done (its own Redis side may still run)."""
         for entry in entries:
             if entry.problem is not None:
                 await self._dead_letter(entry, entry.problem)
-        try:
-            await self.projections.commit_sql(
-                await self._sql(), self.redis, self.shard, entries, self.consumer
+        sql_committed = asyncio.get_running_loop().create_future()
+        commit = asyncio.create_task(
+            self.projections.commit(
+                await self._sql(),
+                self.redis,
+                self.shard,
+                entries,
+                self.consumer,
+                previous=self._in_flight[-1][1] if self._in_flight else None,
+                sql_committed=lambda: sql_committed.set_result(None),
+                refuse=self._dead_letter,
             )
-        except ProjectionFailed:
-            await self.settle()
-            if not await self._commit_isolating(entries):
-                await self._ack(entries)
-            self.applied += sum(1 for e in entries if e.envelope is not None)
-            return
-        await self.settle()
-        self._redis_side = (entries, asyncio.create_task(self._commit_redis(entries)))
-
-    async def _commit_redis(self, entries: Sequence[Entry]) -> None:
-        if not await self.projections.commit_redis(self.redis, self.shard, entries, self.consumer):
-            await self._ack(entries)
-
-    async def _ack(self, entries: Sequence[Entry]) -> None:
-        await self.redis.xack(self.stream, GROUP, *stream_ids(entries))
-
-    async def _commit_isolating(self, entries: Sequence[Entry]) -> bool:
-        """Commit, splitting around entries a projection refuses; whether all were acked."""
-        try:
-            return await self.projections.commit(
-                await self._sql(), self.redis, self.shard, entries, self.consumer
-            )
-        except ProjectionFailed as exc:
-            if len(entries) == 1:
-                await self._dead_letter(entries[0], str(exc))
-                gone = Entry(entries[0].stream_id, entries[0].key, None, {})
-                return await self.projections.commit(
-                    await self._sql(), self.redis, self.shard, [gone], self.consumer
-                )
-            half = len(entries) // 2
-            first = await self._commit_isolating(entries[:half])
-            return await self._commit_isolating(entries[half:]) and first
+        )
+        self._in_flight.append((entries, commit))
+        await asyncio.wait((sql_committed, commit), return_when=asyncio.FIRST_COMPLETED)
+        await self.settle(keep=0 if commit.done() else 1)
 
     async def _dead_letter(self, entry: Entry, reason: str) -> None:
         log.error("shard %s: entry %s dead-lettered: %s", self.shard, entry.stream_id, reason)
@@ -283,8 +253,7 @@ class ShardProjector:
     async def _forget_idle_consumers(self) -> None:
         """Remove long-idle consumers with nothing pending: dead runs must not pile up."""
         for consumer in await self.redis.xinfo_consumers(self.stream, GROUP):
-            name = consumer["name"]
-            name = name.decode() if isinstance(name, bytes) else name
+            name = text(consumer["name"])
             idle = consumer.get("idle", 0) > IDLE_CONSUMER_MS
             if name != self.consumer and not consumer["pending"] and idle:
                 await self.redis.xgroup_delconsumer(self.stream, GROUP, name)

@@ -68,9 +68,10 @@ from projections.checkpoints import (
 )
 from projections.locks import projectors_paused
 from projections.redis_batch import apply_redis
+from projections.redis_commands import text
 from projections.redis_generation import CHECKED_KEY, mark_checked, run_id
 from projections.registry import REDIS_PROJECTIONS
-from projections.streams import ensure_group, text
+from projections.streams import ensure_group
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """One Redis round trip per batch: the projections' commands, the fence and the checkpoints.
 
-Redis projections queue their commands on a ``Pipeline`` as the interface promises; the
-runtime never executes that pipeline. It takes the queued commands and runs them inside one
-script together with the checkpoint compare-and-set and the pending-entries fence. A script
-runs atomically, like ``MULTI``, but costs one reply instead of one per command (redis-py
-parses each ``QUEUED`` reply of a transaction separately, which dominated the projector's CPU).
+Redis projections append their commands to a command list (``projections.base.Commands``);
+the runtime runs the list inside one script together with the checkpoint compare-and-set, the
+pending-entries fence and the ``XACK``. A script runs atomically, like ``MULTI``, but costs one
+reply instead of one per command (redis-py parses each ``QUEUED`` reply of a transaction
+separately, which dominated the projector's CPU).
 The commands travel as one MessagePack argument (``cmsgpack`` is built into Redis), so
 redis-py does not pack thousands of arguments one by one either.
 
@@ -22,15 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
 
 from adapters.msgpack import UNPACK_COMMANDS_LUA, pack_commands
 from adapters.scripts import Script
-from projections.base import Envelope, RedisProjection
+from projections.base import Command, Commands, Envelope, RedisProjection
+from projections.redis_commands import text
 from projections.redis_generation import RedisNotChecked, is_checked
 
 _COMMIT = Script(
@@ -53,7 +52,8 @@ for _, command in ipairs(unpack_commands(ARGV[6 + n])) do
 end
 for i = 1, n do redis.call('SET', KEYS[i], ARGV[4]) end
 return {1, errors}
-"""
+""",
+    gated=True,
 )
 _APPLY = Script(
     UNPACK_COMMANDS_LUA
@@ -77,27 +77,9 @@ class Outcome:
     errors: tuple[str, ...] = ()
 
 
-class _Recorder(Pipeline):
-    """A pipeline that only queues: no watch or transaction state is consulted per command."""
-
-    def execute_command(self, *args: Any, **options: Any) -> Pipeline:  # type: ignore[override]
-        self.command_stack.append((args, options))
-        return self
-
-
-def recorder(redis: Redis) -> Pipeline:
-    """A pipeline to hand to ``RedisProjection.apply``; it is read, never executed."""
-    return _Recorder(redis.connection_pool, redis.response_callbacks, False, None)
-
-
-def recorded(pipe: Pipeline) -> list[tuple[Any, ...]]:
-    """The commands queued on ``pipe``, as argument tuples."""
-    return [args for args, _options in pipe.command_stack]
-
-
 async def run_batch(
     redis: Redis,
-    commands: Sequence[tuple[Any, ...]],
+    commands: Sequence[Command],
     checkpoints: dict[str, str] | None = None,
     upto: str = "",
     stream: str = "",
@@ -115,28 +97,25 @@ async def run_batch(
     else:
         argv: list[bytes | str] = [stream, group, consumer, upto, fence_after]
         argv += [*checkpoints.values(), payload]
-        reply = await _live_commit(redis, list(checkpoints), argv)
+        gate = partial(_refuse_unchecked, redis)
+        reply = await _COMMIT.run(redis, list(checkpoints), *argv, gate=gate)
     status, detail = reply
     if not status:
-        text = detail.decode() if isinstance(detail, bytes) else str(detail)
-        return Outcome(False, text)
-    return Outcome(True, None, tuple(e.decode() if isinstance(e, bytes) else e for e in detail))
+        return Outcome(False, text(detail))
+    return Outcome(True, None, tuple(text(e) for e in detail))
 
 
-async def _live_commit(redis: Redis, keys: list[str], argv: list[bytes | str]) -> Any:
-    try:
-        return await redis.evalsha(_COMMIT.sha, len(keys), *keys, *argv)
-    except NoScriptError:  # first use on this server: unless it restarted unchecked
-        if not await is_checked(redis):
-            raise RedisNotChecked("Redis restarted; the archive check has not run yet") from None
-        return await redis.eval(_COMMIT.source, len(keys), *keys, *argv)
+async def _refuse_unchecked(redis: Redis) -> None:
+    """The gate of a live commit on a Redis that lacks its script: refused unless checked."""
+    if not await is_checked(redis):
+        raise RedisNotChecked("Redis restarted; the archive check has not run yet")
 
 
 async def apply_redis(redis: Redis, projection: RedisProjection, batch: list[Envelope]) -> None:
     """Apply ``batch`` to ``projection`` with no checkpoint (replay, restore from the archive)."""
     prepared = await projection.prepare(redis, batch)
-    pipe = recorder(redis)
-    projection.apply(pipe, batch, prepared)
-    outcome = await run_batch(redis, recorded(pipe))
+    commands: Commands = []
+    projection.apply(commands, batch, prepared)
+    outcome = await run_batch(redis, commands)
     if outcome.errors:
         raise RuntimeError(f"{projection.name}: Redis refused: {'; '.join(outcome.errors)}")

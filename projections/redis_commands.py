@@ -1,4 +1,5 @@
-"""Cheap Redis commands for projections: one round trip for a batch's reads, raw queued writes.
+"""Redis commands of projections: one round trip for a batch's reads, and the helpers that
+read replies and append writes to a batch's command list (``projections.base.Commands``).
 
 redis-py spends tens of microseconds of Python per command (argument handling, encoding, reply
 callbacks), which for a projection that touches a few thousand keys a batch was most of the
@@ -8,9 +9,9 @@ projector's CPU. So:
   MessagePack argument (as ``redis_batch`` does for writes) and returns every reply in one
   array: one command for redis-py to send and one reply for hiredis to parse. Replies come
   back in RESP2 form, as a script sees them (scores as text, a missing member as ``None``).
-* ``queue`` puts a command on a pipeline the way ``Pipeline.pipeline_execute_command`` would,
-  without going through redis-py's per-command methods; a queued command is just its argument
-  tuple, and numbers are sent as their text by the packer (or by redis-py's encoder).
+* a batch's writes are plain argument tuples appended to a list, which the projector runs in
+  one script (``projections.redis_batch``): no redis-py method runs per command, and numbers
+  are sent as their text by the packer.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from adapters.autopipeline import AutoPipeline
 from adapters.msgpack import UNPACK_COMMANDS_LUA, pack_commands
 from adapters.scripts import Script
 from domain.events import ProgressDeleted, ProgressSaved, SeriesProgressDeleted, SeriesProgressSaved
 from domain.progress import RESUME_TTL_MS, epoch_ms
-from projections.base import Envelope
+from projections.base import Commands, Envelope
 
 _READ = Script(
     UNPACK_COMMANDS_LUA
@@ -63,11 +63,6 @@ async def read_chunked(
 UserEvent = ProgressSaved | ProgressDeleted | SeriesProgressSaved | SeriesProgressDeleted
 
 
-def queue(pipe: Pipeline, *args: Any) -> None:
-    """Queue one command on ``pipe`` (not watching, so nothing runs immediately)."""
-    pipe.command_stack.append((args, {}))
-
-
 def list_version_key(projection: str, clerk_id: str, shard: int) -> str:
     """Where a per-user projection notes the last event that changed the user's list.
 
@@ -79,30 +74,34 @@ def list_version_key(projection: str, clerk_id: str, shard: int) -> str:
 
 
 def queue_list_versions(
-    pipe: Pipeline,
+    commands: Commands,
     batch: Sequence[Envelope],
     kinds: tuple[type[UserEvent], ...],
     version_key: Callable[[str, int], str],
+    changed: dict[str, float],
 ) -> None:
-    """Queue, for each user with an event of ``kinds`` in ``batch``, the stream id of that
-    user's last such event as the user's list version (``list_version_key``).
+    """Queue, for each user whose list the batch changed (``changed``: user -> the newest
+    ``updatedAt`` ms the user's index now holds), the stream id of that user's last event in
+    ``batch`` as the user's list version (``list_version_key``).
 
-    Every event counts, also one the projection skips as older than what it holds: a new
-    version that changes nothing costs a reader one uncached read, a missed one would serve a
-    stale list. It expires after the resume lifetime: a missing version is never cached on.
+    An event skipped as older than what the projection holds changes nothing, so it moves no
+    version. The version expires with the user's index (``PXAT`` newest + the resume lifetime),
+    so ``clear`` finds it through the user list whenever it exists; a missing version is never
+    cached on.
     """
     last: dict[str, Envelope] = {}
     for envelope in batch:
         event = envelope.event
-        if isinstance(event, kinds):
+        if isinstance(event, kinds) and event.clerk_id in changed:
             last[event.clerk_id] = envelope
     for clerk_id, envelope in last.items():
         key = version_key(clerk_id, envelope.shard)
-        queue(pipe, "SET", key, envelope.stream_id, "PX", RESUME_TTL_MS)
+        expiry = int(changed[clerk_id] + RESUME_TTL_MS)
+        commands.append(("SET", key, envelope.stream_id, "PXAT", expiry))
 
 
 def text(value: bytes | str) -> str:
-    """A reply's string as ``str``."""
+    """A reply's string as ``str`` (redis-py gives ``bytes`` unless a client decodes)."""
     return value.decode() if isinstance(value, bytes) else value
 
 

@@ -18,16 +18,14 @@ from __future__ import annotations
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from projections.redis_commands import text
+
 CHECKED_KEY = "medio:command-side:checked"
 NO_RUN_ID = "no-run-id"  # a server that does not report one (an in-process test server)
 
 
 class RedisNotChecked(Exception):
     """Redis restarted and the command side has not been compared with the archive yet."""
-
-
-def _text(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 async def run_id(redis: Redis) -> str:
@@ -41,7 +39,8 @@ async def run_id(redis: Redis) -> str:
 
 async def is_checked(redis: Redis) -> bool:
     """Whether the command side was checked against the archive on this server run."""
-    return _text(await redis.get(CHECKED_KEY)) == await run_id(redis)
+    checked = await redis.get(CHECKED_KEY)
+    return checked is not None and text(checked) == await run_id(redis)
 
 
 async def mark_checked(redis: Redis, server_run: str) -> None:

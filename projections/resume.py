@@ -43,7 +43,6 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from adapters.autopipeline import AutoPipeline
 from adapters.eventlog import shard_for
@@ -51,14 +50,13 @@ from adapters.list_cache import Listed
 from domain.events import ProgressDeleted, ProgressSaved
 from domain.progress import RESUME_TTL_MS, epoch_ms, resume_value
 from domain.timestamps import iso_ms
-from projections.base import Envelope, RedisProjection
+from projections.base import Commands, Envelope, RedisProjection
 from projections.redis_commands import (
     as_score,
     chunks,
     indexes_of_users,
     list_version_key,
     live_members,
-    queue,
     queue_list_versions,
     read_all,
     text,
@@ -147,8 +145,8 @@ class ResumeProjection(RedisProjection):
     def max_titles(self) -> int:
         return self.settings.max_titles_per_user
 
-    def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
-        """Queue the batch's key writes, index moves and pruning on ``pipe``.
+    def apply(self, commands: Commands, batch: Sequence[Envelope], prepared: Any) -> None:
+        """Append the batch's key writes, index moves and pruning to ``commands``.
 
         Only the last applied event of a title in the batch is written (it overwrites the
         others' key and index score anyway), and each user's index moves in one ``ZADD``.
@@ -170,39 +168,34 @@ class ResumeProjection(RedisProjection):
             newest[event.clerk_id] = max(previous, at_ms)
         moves: dict[str, list[Any]] = {}
         for (clerk_id, tmdb_id), (event, at_ms) in last.items():
-            score = self._write(pipe, event, at_ms)
+            score = self._write(commands, event, at_ms)
             moves.setdefault(clerk_id, []).extend((score, tmdb_id))
         for clerk_id, members in moves.items():
-            queue(pipe, "ZADD", self.key(index_key(clerk_id)), *members)
+            commands.append(("ZADD", self.key(index_key(clerk_id)), *members))
         for clerk_id, index_now in known.full.items():
-            self._drop_oldest(pipe, clerk_id, index_now, scores)
+            self._drop_oldest(commands, clerk_id, index_now, scores)
         for clerk_id, newest_ms in newest.items():
             index = self.key(index_key(clerk_id))
             cutoff = newest_ms - RESUME_TTL_MS
-            queue(pipe, "ZREMRANGEBYSCORE", index, -cutoff, cutoff)
-            queue(pipe, "PEXPIREAT", index, int(newest_ms + RESUME_TTL_MS))
+            commands.append(("ZREMRANGEBYSCORE", index, -cutoff, cutoff))
+            commands.append(("PEXPIREAT", index, int(newest_ms + RESUME_TTL_MS)))
         if newest:
             users = [part for clerk_id, ms in newest.items() for part in (ms, clerk_id)]
-            queue(pipe, "ZADD", self.key(USERS_KEY), "GT", *users)
-            queue(
-                pipe,
-                "ZREMRANGEBYSCORE",
-                self.key(USERS_KEY),
-                "-inf",
-                max(newest.values()) - RESUME_TTL_MS,
-            )
+            commands.append(("ZADD", self.key(USERS_KEY), "GT", *users))
+            oldest = max(newest.values()) - RESUME_TTL_MS
+            commands.append(("ZREMRANGEBYSCORE", self.key(USERS_KEY), "-inf", oldest))
         queue_list_versions(
-            pipe, batch, _PROGRESS, lambda u, shard: self.key(version_key(u, shard))
+            commands, batch, _PROGRESS, lambda u, shard: self.key(version_key(u, shard)), newest
         )
 
     def _drop_oldest(
         self,
-        pipe: Pipeline,
+        commands: Commands,
         clerk_id: str,
         stored: dict[str, float],
         scores: dict[Title, float | None],
     ) -> None:
-        """Queue the removal of the user's titles beyond the cap: oldest first, ties by title."""
+        """Append the removal of the user's titles beyond the cap: oldest first, ties by title."""
         merged = dict(stored)
         for (user, tmdb_id), score in scores.items():
             if user == clerk_id and score is not None:
@@ -211,19 +204,19 @@ class ResumeProjection(RedisProjection):
             return
         ranked = sorted(merged.items(), key=lambda item: (abs(item[1]), item[0]), reverse=True)
         dropped = ranked[self.max_titles :]
-        queue(pipe, "ZREM", self.key(index_key(clerk_id)), *[t for t, _ in dropped])
+        commands.append(("ZREM", self.key(index_key(clerk_id)), *[t for t, _ in dropped]))
         live = [self.key(resume_key(clerk_id, t)) for t, score in dropped if score > 0]
         if live:
-            queue(pipe, "DEL", *live)
+            commands.append(("DEL", *live))
 
-    def _write(self, pipe: Pipeline, event: ProgressSaved | ProgressDeleted, at_ms: int) -> int:
-        """Queue the title's key write; returns its new index score."""
+    def _write(self, commands: Commands, event: ProgressSaved | ProgressDeleted, at_ms: int) -> int:
+        """Append the title's key write; returns its new index score."""
         key = self.key(resume_key(event.clerk_id, event.tmdb_id))
         if isinstance(event, ProgressSaved) and not event.finished:
             value = resume_value(event.current_time, iso_ms(event.occurred_at))
-            queue(pipe, "SET", key, value, "PXAT", at_ms + RESUME_TTL_MS)
+            commands.append(("SET", key, value, "PXAT", at_ms + RESUME_TTL_MS))
             return at_ms
-        queue(pipe, "DEL", key)
+        commands.append(("DEL", key))
         return -at_ms
 
     async def _indexes(self, redis: Redis) -> list[tuple[str, list[tuple[str, float]]]]:

@@ -40,7 +40,6 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from adapters.autopipeline import AutoPipeline
 from adapters.eventlog import shard_for
@@ -55,14 +54,13 @@ from domain.series_progress import (
     series_value,
 )
 from domain.timestamps import iso_ms
-from projections.base import Envelope, RedisProjection
+from projections.base import Commands, Envelope, RedisProjection
 from projections.redis_commands import (
     as_score,
     chunks,
     indexes_of_users,
     list_version_key,
     live_members,
-    queue,
     queue_list_versions,
     read_all,
     read_chunked,
@@ -143,29 +141,31 @@ class SeriesResumeProjection(RedisProjection):
         known.newest = {u: as_score(s) for u, s in zip(users, newest, strict=True)}
         return known
 
-    def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
-        """Queue the batch's key writes, index moves and pruning on ``pipe``: the rules are
+    def apply(self, commands: Commands, batch: Sequence[Envelope], prepared: Any) -> None:
+        """Append the batch's key writes, index moves and pruning to ``commands``: the rules are
         ``domain.series_progress.fold_series_events``'s; each series is written once."""
         known: Known = prepared if isinstance(prepared, Known) else Known()
         changes = fold_series_events(known.series, _series_events(batch))
         for (clerk_id, series_id), episodes in changes.removed.items():
             if episodes:
                 gone = sorted(self.key(series_key(clerk_id, series_id, e)) for e in episodes)
-                queue(pipe, "DEL", *gone)
+                commands.append(("DEL", *gone))
         moves: dict[str, list[Any]] = {}
         for pair, (event, at_ms) in changes.written.items():
-            moves.setdefault(pair[0], []).extend((self._write(pipe, event, at_ms), pair[1]))
+            moves.setdefault(pair[0], []).extend((self._write(commands, event, at_ms), pair[1]))
         for clerk_id, members in moves.items():
-            queue(pipe, "ZADD", self.key(index_key(clerk_id)), *members)
+            commands.append(("ZADD", self.key(index_key(clerk_id)), *members))
         newest = {
             clerk_id: max(at_ms, known.newest.get(clerk_id) or 0.0)
             for clerk_id, at_ms in changes.newest.items()
         }
-        self._prune(pipe, newest)
-        queue_list_versions(pipe, batch, _SERIES, lambda u, shard: self.key(version_key(u, shard)))
+        self._prune(commands, newest)
+        queue_list_versions(
+            commands, batch, _SERIES, lambda u, shard: self.key(version_key(u, shard)), newest
+        )
 
-    def _write(self, pipe: Pipeline, event: SeriesEvent, at_ms: int) -> int:
-        """Queue the series' current-episode writes; returns its new index score."""
+    def _write(self, commands: Commands, event: SeriesEvent, at_ms: int) -> int:
+        """Append the series' current-episode writes; returns its new index score."""
         pointer = self.key(current_key(event.clerk_id, event.series_id))
         if isinstance(event, SeriesProgressSaved) and not event.finished:
             expiry = at_ms + RESUME_TTL_MS
@@ -173,24 +173,24 @@ class SeriesResumeProjection(RedisProjection):
             value = series_value(
                 event.series_id, event.tmdb_id, event.current_time, iso_ms(event.occurred_at)
             )
-            queue(pipe, "SET", key, value, "PXAT", expiry)
-            queue(pipe, "SET", pointer, event.tmdb_id, "PXAT", expiry)
+            commands.append(("SET", key, value, "PXAT", expiry))
+            commands.append(("SET", pointer, event.tmdb_id, "PXAT", expiry))
             return at_ms
-        queue(pipe, "DEL", pointer)
+        commands.append(("DEL", pointer))
         return -at_ms
 
-    def _prune(self, pipe: Pipeline, newest: dict[str, float]) -> None:
+    def _prune(self, commands: Commands, newest: dict[str, float]) -> None:
         """Drop index members 30 days older than their user's newest event (as ``resume``)."""
         for clerk_id, newest_ms in newest.items():
             index = self.key(index_key(clerk_id))
             cutoff = newest_ms - RESUME_TTL_MS
-            queue(pipe, "ZREMRANGEBYSCORE", index, -cutoff, cutoff)
-            queue(pipe, "PEXPIREAT", index, int(newest_ms + RESUME_TTL_MS))
+            commands.append(("ZREMRANGEBYSCORE", index, -cutoff, cutoff))
+            commands.append(("PEXPIREAT", index, int(newest_ms + RESUME_TTL_MS)))
         if newest:
             users = [part for clerk_id, ms in newest.items() for part in (ms, clerk_id)]
-            queue(pipe, "ZADD", self.key(USERS_KEY), "GT", *users)
+            commands.append(("ZADD", self.key(USERS_KEY), "GT", *users))
             oldest = max(newest.values()) - RESUME_TTL_MS
-            queue(pipe, "ZREMRANGEBYSCORE", self.key(USERS_KEY), "-inf", oldest)
+            commands.append(("ZREMRANGEBYSCORE", self.key(USERS_KEY), "-inf", oldest))
 
     async def _indexes(self, redis: Redis) -> list[tuple[str, list[tuple[str, float]]]]:
         """Every user with an index and the index's members, found through the user list."""

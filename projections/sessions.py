@@ -2,7 +2,8 @@
 
 ``session.started`` inserts the row; heartbeats move ``last_heartbeat_at``, the watched time and
 the position; ``session.ended`` records how and when it ended. A batch is folded per session
-first, so a busy session costs one row write per batch, not one per beat.
+first (``SessionRows``), so a busy session costs one row write per batch, not one per beat; a
+``SessionRowWriter`` writes the fold (asyncpg's bulk statements, or SQLAlchemy's).
 
 The row is also what ``GET /api/sessions/:id`` answers once the session's working state in Redis
 has expired (``session_state`` below): the same fields, read back as a ``SessionState``.
@@ -11,8 +12,9 @@ has expired (``session_state`` below): the same fields, read back as a ``Session
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,13 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.tables import profiles, watch_sessions
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import MS_PER_SECOND, SessionState
-from projections.base import Envelope, SqlProjection
-from projections.bulk_sql import (
-    coalescing_update_sql,
-    execute,
-    insert_sql,
-    raw_connection,
-)
+from projections.base import Envelope, RowWriters, SqlProjection
+from projections.bulk_sql import coalescing_update_sql, execute, insert_sql, raw_connection
 
 _LATER = (SessionHeartbeat, SessionEnded)  # a tuple: isinstance is faster than on a union
 
@@ -75,34 +72,61 @@ def _started_row(event: SessionStarted) -> dict[str, Any]:
     }
 
 
-class SessionsProjection(SqlProjection):
-    """``session.*`` events into ``watch_sessions``."""
+@dataclass
+class SessionRows:
+    """A batch folded per session: the rows of sessions it started, and the changes to rows
+    already there (``CHANGING`` columns; a ``None`` value means "leave as it is")."""
 
-    name = "sessions"
-    handles = frozenset({"session.started", "session.heartbeat", "session.ended"})
-    live_tables = (watch_sessions,)
+    new: dict[int, dict[str, Any]] = field(default_factory=dict)
+    changed: dict[int, dict[str, Any]] = field(default_factory=dict)
 
-    async def apply(self, conn: AsyncConnection, batch: Sequence[Envelope]) -> None:
-        new: dict[int, dict[str, Any]] = {}
-        changed: dict[int, dict[str, Any]] = {}
-        for envelope in batch:
-            event = envelope.event
-            if isinstance(event, SessionStarted):
-                new[event.session_id] = _started_row(event)
-            elif isinstance(event, _LATER):
-                changes = {k: v for k, v in _changes(event).items() if v is not None}
-                target = new.get(event.session_id)
-                if target is None:
-                    target = changed.setdefault(event.session_id, {})
-                target.update(changes)
-        table = self.tables[watch_sessions.name]
+
+def _fold(batch: Sequence[Envelope]) -> SessionRows:
+    new: dict[int, dict[str, Any]] = {}
+    changed: dict[int, dict[str, Any]] = {}
+    for envelope in batch:
+        event = envelope.event
+        if isinstance(event, SessionStarted):
+            new[event.session_id] = _started_row(event)
+        elif isinstance(event, _LATER):
+            changes = {k: v for k, v in _changes(event).items() if v is not None}
+            target = new.get(event.session_id)
+            if target is None:
+                target = changed.setdefault(event.session_id, {})
+            target.update(changes)
+    return SessionRows(new, changed)
+
+
+class SessionRowWriter(Protocol):
+    """Writes a ``SessionRows`` fold to the sessions table, in the caller's transaction."""
+
+    async def write(self, conn: AsyncConnection, table: sa.Table, rows: SessionRows) -> None: ...
+
+
+class AsyncpgSessionRows:
+    """``SessionRowWriter`` on asyncpg: one insert and one update statement (``bulk_sql``)."""
+
+    async def write(self, conn: AsyncConnection, table: sa.Table, rows: SessionRows) -> None:
         raw = await raw_connection(conn)
-        if raw is not None:
-            await _apply_rows(raw, table, new, changed)
-            return
-        if new:
-            await conn.execute(table.insert(), list(new.values()))
-        if changed:
+        if rows.new:
+            columns = tuple(next(iter(rows.new.values())))  # every row has _started_row's keys
+            values = [list(row.values()) for row in rows.new.values()]
+            await execute(raw, insert_sql(table, columns), values)
+        if rows.changed:
+            changes = [
+                (sid, *(values.get(n) for n in CHANGING))
+                for sid, values in sorted(rows.changed.items())
+            ]
+            await execute(raw, coalescing_update_sql(table, "session_id", CHANGING), changes)
+
+
+class SqlAlchemySessionRows:
+    """``SessionRowWriter`` on any database: an ``executemany`` insert and update."""
+
+    async def write(self, conn: AsyncConnection, table: sa.Table, rows: SessionRows) -> None:
+        if rows.new:
+            await conn.execute(table.insert(), list(rows.new.values()))
+        if rows.changed:
             await conn.execute(
                 table.update()
                 .where(table.c.session_id == sa.bindparam("sid"))
@@ -116,9 +140,26 @@ class SessionsProjection(SqlProjection):
                 ),
                 [
                     {"sid": sid, **{f"new_{n}": values.get(n) for n in CHANGING}}
-                    for sid, values in changed.items()
+                    for sid, values in rows.changed.items()
                 ],
             )
+
+
+WRITERS = RowWriters[SessionRowWriter](
+    asyncpg=AsyncpgSessionRows(), sqlalchemy=SqlAlchemySessionRows()
+)
+
+
+class SessionsProjection(SqlProjection):
+    """``session.*`` events into ``watch_sessions``."""
+
+    name = "sessions"
+    handles = frozenset({"session.started", "session.heartbeat", "session.ended"})
+    live_tables = (watch_sessions,)
+
+    async def apply(self, conn: AsyncConnection, batch: Sequence[Envelope]) -> None:
+        table = self.tables[watch_sessions.name]
+        await WRITERS.pick(conn, self.backend).write(conn, table, _fold(batch))
 
     async def session_state(
         self, conn: AsyncConnection, session_id: int, user_id: int
@@ -173,17 +214,3 @@ def _utc(moment: datetime | None) -> datetime | None:
     if moment is None or moment.tzinfo is not None:
         return moment
     return moment.replace(tzinfo=UTC)
-
-
-async def _apply_rows(
-    raw: Any, table: sa.Table, new: dict[int, dict[str, Any]], changed: dict[int, dict[str, Any]]
-) -> None:
-    """The same inserts and updates as one statement each, on asyncpg (see ``bulk_sql``)."""
-    if new:
-        columns = tuple(next(iter(new.values())))  # every row has _started_row's keys
-        await execute(raw, insert_sql(table, columns), [list(row.values()) for row in new.values()])
-    if changed:
-        rows = [
-            (sid, *(values.get(n) for n in CHANGING)) for sid, values in sorted(changed.items())
-        ]
-        await execute(raw, coalescing_update_sql(table, "session_id", CHANGING), rows)

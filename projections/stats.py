@@ -7,7 +7,8 @@ Everything ``GET /api/profiles/:id/stats`` needs is here, so the route never sca
   favourites);
 * ``stats_totals``: watched ms, sessions, and sessions that watched anything (the average).
 
-A batch is summed in memory and added to the rows with one upsert per table.
+A batch is summed in memory and added to the rows with one upsert per table, by a
+``StatsRowWriter`` (asyncpg's bulk statement, or SQLAlchemy's ``ON CONFLICT``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,39 +27,53 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.tables import stats_daily, stats_totals, stats_videos
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import MS_PER_SECOND, share_ms
-from projections.base import Envelope, SqlProjection
+from projections.base import Envelope, RowWriters, SqlProjection
 from projections.bulk_sql import execute, insert_sql, raw_connection
 
 _WATCHED = (SessionHeartbeat, SessionEnded)  # a tuple: isinstance is faster than on a union
 
 
-async def add_to_rows(
-    conn: AsyncConnection,
-    table: sa.Table,
-    keys: tuple[str, ...],
-    counters: tuple[str, ...],
-    rows: list[tuple[Any, ...]],
-) -> None:
-    """Insert ``rows`` (key values, then counter values), or add their counters to the rows
-    already there.
+@dataclass
+class CounterRows:
+    """A batch's rows for one stats table: key values, then counter values."""
 
-    In key order, so concurrent batches of different shards lock shared rows in one order.
-    """
-    if not rows:
-        return
-    rows.sort()  # keys are unique and come first: ordered by key
-    columns = keys + counters
-    raw = await raw_connection(conn)
-    if raw is not None:
-        await execute(raw, insert_sql(table, columns, keys), rows)
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(table)
-    statement = insert.on_conflict_do_update(
-        index_elements=[table.c[k] for k in keys],
-        set_={c: table.c[c] + insert.excluded[c] for c in counters},
-    )
-    await conn.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
+    table: sa.Table
+    keys: tuple[str, ...]
+    counters: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+
+class StatsRowWriter(Protocol):
+    """Adds a batch's counters to keyed rows in the caller's transaction: inserts each row, or
+    adds its counters to the row already there."""
+
+    async def add(self, conn: AsyncConnection, counted: CounterRows) -> None: ...
+
+
+class AsyncpgStatsRows:
+    """``StatsRowWriter`` on asyncpg: one ``INSERT ... ON CONFLICT`` statement (``bulk_sql``)."""
+
+    async def add(self, conn: AsyncConnection, counted: CounterRows) -> None:
+        columns = counted.keys + counted.counters
+        sql = insert_sql(counted.table, columns, counted.keys)
+        await execute(await raw_connection(conn), sql, counted.rows)
+
+
+class SqlAlchemyStatsRows:
+    """``StatsRowWriter`` on any database: an ``executemany`` upsert."""
+
+    async def add(self, conn: AsyncConnection, counted: CounterRows) -> None:
+        table, columns = counted.table, counted.keys + counted.counters
+        insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+        statement = insert.on_conflict_do_update(
+            index_elements=[table.c[k] for k in counted.keys],
+            set_={c: table.c[c] + insert.excluded[c] for c in counted.counters},
+        )
+        rows = [dict(zip(columns, row, strict=True)) for row in counted.rows]
+        await conn.execute(statement, rows)
+
+
+WRITERS = RowWriters[StatsRowWriter](asyncpg=AsyncpgStatsRows(), sqlalchemy=SqlAlchemyStatsRows())
 
 
 @lru_cache(maxsize=256)
@@ -120,27 +135,32 @@ class StatsProjection(SqlProjection):
 
     async def apply(self, conn: AsyncConnection, batch: Sequence[Envelope]) -> None:
         sums = _sum(batch)
-        await add_to_rows(
-            conn,
-            self.tables[stats_daily.name],
-            ("profile_id", "local_date"),
-            ("watched_ms",),
-            [(p, d, ms) for (p, d), ms in sums.daily.items() if ms],
-        )
-        await add_to_rows(
-            conn,
-            self.tables[stats_videos.name],
-            ("profile_id", "video_id"),
-            ("watch_count", "watched_ms"),
-            [(p, v, n, ms) for (p, v), (n, ms) in sums.videos.items()],
-        )
-        await add_to_rows(
-            conn,
-            self.tables[stats_totals.name],
-            ("profile_id",),
-            ("watched_ms", "sessions", "watched_sessions"),
-            [(p, ms, n, w) for p, (ms, n, w) in sums.totals.items()],
-        )
+        writer = WRITERS.pick(conn, self.backend)
+        for counted in (
+            CounterRows(
+                self.tables[stats_daily.name],
+                ("profile_id", "local_date"),
+                ("watched_ms",),
+                [(p, d, ms) for (p, d), ms in sums.daily.items() if ms],
+            ),
+            CounterRows(
+                self.tables[stats_videos.name],
+                ("profile_id", "video_id"),
+                ("watch_count", "watched_ms"),
+                [(p, v, n, ms) for (p, v), (n, ms) in sums.videos.items()],
+            ),
+            CounterRows(
+                self.tables[stats_totals.name],
+                ("profile_id",),
+                ("watched_ms", "sessions", "watched_sessions"),
+                [(p, ms, n, w) for p, (ms, n, w) in sums.totals.items()],
+            ),
+        ):
+            if counted.rows:
+                # In key order (keys are unique and come first), so concurrent batches of
+                # different shards lock shared rows in one order.
+                counted.rows.sort()
+                await writer.add(conn, counted)
 
     async def totals(
         self, conn: AsyncConnection, profile_id: int, days: Sequence[date], top: int

@@ -8,18 +8,19 @@ from typing import Any, NamedTuple
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from adapters.scripts import Script
 from domain.codec import UnknownEvent, decode
 from projections.base import Envelope, stream_id_key
+from projections.redis_commands import text
 
 GROUP = "projectors"
 DEAD_LETTER_STREAM = "medio:dead-letter"
 DEAD_LETTER_MAXLEN = 100_000
 
-# The first pending entry in (start, end] held by a consumer other than ARGV[4], or false.
 # What keeps a commit of the entries from ARGV[6] to ARGV[3] after the checkpoint ARGV[2]
 # ("(" + id) from being exactly once: an entry between the checkpoint and the batch (the commit
 # would pass over it), or one in range pending at another consumer (ARGV[4] is ours).
-_FENCE = """
+_FENCE = Script("""
 local skipped = redis.call('XRANGE', KEYS[1], ARGV[2], '(' .. ARGV[6], 'COUNT', 1)[1]
 if skipped then return {'skipped', skipped[1]} end
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[5])
@@ -27,19 +28,19 @@ for i = 1, #p do
   if p[i][2] ~= ARGV[4] then return {'foreign', p[i][1]} end
 end
 return false
-"""
+""")
 # XAUTOCLAIM ... JUSTID, keeping the cursor redis-py's reply parser drops.
-_CLAIM = """
+_CLAIM = Script("""
 local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3],
                     'COUNT', ARGV[4], 'JUSTID')
 return {r[1], #r[2]}
-"""
+""")
 # How many entries lie after ARGV[1] (exclusive), capped at ARGV[2], and the first one's id.
-_BEHIND = """
+_BEHIND = Script("""
 local e = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
 if #e == 0 then return {0, false} end
 return {#e, e[1][1]}
-"""
+""")
 
 
 class Entry(NamedTuple):
@@ -50,10 +51,6 @@ class Entry(NamedTuple):
     envelope: Envelope | None
     fields: dict[bytes, bytes]
     problem: str | None = None  # why it cannot be projected (undecodable); None when deleted
-
-
-def text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def to_entry(shard: int, raw_id: bytes | str, fields: dict[bytes, bytes] | None) -> Entry:
@@ -102,9 +99,7 @@ async def fence_problem(
     """Why the entries ``first`` .. ``upto`` may not be committed after the checkpoint
     ``after``, if they may not: an entry between ``after`` and ``first`` that the batch would
     pass over, or an entry in ``(after, upto]`` pending at another consumer."""
-    found = await redis.eval(
-        _FENCE, 1, stream, GROUP, "(" + after, upto, consumer, "1000000", first
-    )
+    found = await _FENCE.run(redis, [stream], GROUP, "(" + after, upto, consumer, "1000000", first)
     if not found:
         return None
     kind, entry = text(found[0]), text(found[1])
@@ -117,13 +112,13 @@ async def claim_all(
     redis: Redis, stream: str, consumer: str, cursor: str, count: int = 1000
 ) -> tuple[str, int]:
     """Claim up to ``count`` pending entries from ``cursor`` on; the next cursor and how many."""
-    next_cursor, claimed = await redis.eval(_CLAIM, 1, stream, GROUP, consumer, cursor, str(count))
+    next_cursor, claimed = await _CLAIM.run(redis, [stream], GROUP, consumer, cursor, str(count))
     return text(next_cursor), int(claimed)
 
 
 async def behind(redis: Redis, stream: str, after: str, cap: int) -> tuple[int, str | None]:
     """How many entries follow ``after`` (at most ``cap``) and the id of the first."""
-    count, first = await redis.eval(_BEHIND, 1, stream, after, str(cap))
+    count, first = await _BEHIND.run(redis, [stream], after, str(cap))
     return int(count), text(first) if first else None
 
 

@@ -16,7 +16,6 @@ import pytest
 import sqlalchemy as sa
 from projector_env import Stack, isolated_stack
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adapters.container import Container
@@ -27,10 +26,9 @@ from domain.events import ProgressSaved
 from projections import apply as apply_module
 from projections.apply import FenceBroken, ProjectionSet
 from projections.archive import Archive
-from projections.base import Envelope, RedisProjection
+from projections.base import Commands, Envelope, RedisProjection
 from projections.projector import ShardProjector
 from projections.recovery import ensure_current
-from projections.redis_commands import queue
 from projections.runtime import project_pending
 from projections.streams import DEAD_LETTER_STREAM, GROUP
 from services.container import build_container
@@ -65,14 +63,14 @@ class _TitleLog(RedisProjection):
     name = "title_log"
     handles = frozenset({"progress.saved"})
 
-    def apply(self, pipe: Pipeline, batch: Sequence[Envelope], prepared: Any) -> None:
+    def apply(self, commands: Commands, batch: Sequence[Envelope], prepared: Any) -> None:
         titles = []
         for envelope in batch:
             assert isinstance(envelope.event, ProgressSaved)
             if envelope.event.tmdb_id == "poison":
                 raise ValueError("cannot project a poison title")
             titles.append(envelope.event.tmdb_id)
-        queue(pipe, "RPUSH", self.key(TITLES_KEY), *titles)
+        commands.append(("RPUSH", self.key(TITLES_KEY), *titles))
 
     async def dump(self, redis: Redis) -> dict[str, Any]:
         return {"titles": await redis.lrange(self.key(TITLES_KEY), 0, -1)}
@@ -157,10 +155,10 @@ async def test_a_batch_that_would_pass_over_an_earlier_entry_is_refused(iso: Con
     assert [e.stream_id for e in first + second] == ids
     async with iso.engine.connect() as conn:
         with pytest.raises(FenceBroken, match="lies between the checkpoint and the batch"):
-            await projections.commit_sql(conn, iso.redis, 0, second, "reader")
+            await projections.commit(conn, iso.redis, 0, second, "reader")
         await conn.rollback()
         assert await _archived(iso) == []
-        await projections.commit_sql(conn, iso.redis, 0, first, "reader")
-        await projections.commit_sql(conn, iso.redis, 0, second, "reader")
+        await projections.commit(conn, iso.redis, 0, first, "reader")
+        await projections.commit(conn, iso.redis, 0, second, "reader")
     assert await _archived(iso) == ids
     await reader.close()

@@ -17,6 +17,7 @@ from domain.events import AnyEvent, DayShare, ProgressSaved, SessionHeartbeat
 from projections import daily_limit, resume
 from projections.base import RedisProjection
 from projections.daily_limit import DailyLimitCounters, counter_key
+from projections.redis_batch import apply_redis
 from projections.resume import ResumeProjection, resume_key
 
 PROFILES = 40
@@ -24,11 +25,7 @@ DAYS = 3  # within KEEP_DAYS: every date stays, so each profile has DAYS counter
 
 
 async def _project(redis: Redis, projection: RedisProjection, events: Sequence[AnyEvent]) -> None:
-    batch = envelopes(events)
-    prepared = await projection.prepare(redis, batch)
-    async with redis.pipeline(transaction=True) as pipe:
-        projection.apply(pipe, batch, prepared)
-        await pipe.execute()
+    await apply_redis(redis, projection, envelopes(events))
 
 
 async def _keys(redis: Redis, prefix: str) -> list[bytes]:

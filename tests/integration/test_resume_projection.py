@@ -18,6 +18,7 @@ from domain.events import AnyEvent, ProgressDeleted, ProgressSaved
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms as iso
 from projections.base import Envelope
+from projections.redis_batch import apply_redis
 from projections.resume import (
     USERS_KEY,
     ResumeEntry,
@@ -81,12 +82,8 @@ def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
 
 
 async def project(redis: Redis, projection: ResumeProjection, *events: AnyEvent) -> None:
-    """One batch: ``prepare`` then ``apply`` on a MULTI pipeline, as the runtime runs it."""
-    batch = envelopes(events)
-    prepared = await projection.prepare(redis, batch)
-    async with redis.pipeline(transaction=True) as pipe:
-        projection.apply(pipe, batch, prepared)
-        await pipe.execute()
+    """One batch: ``prepare``, then ``apply``'s commands in one script, as the runtime runs it."""
+    await apply_redis(redis, projection, envelopes(events))
 
 
 @pytest.fixture
@@ -330,24 +327,21 @@ async def test_past_the_title_cap_the_oldest_titles_go_alike_in_any_batching(
     }
 
 
-async def test_each_event_notes_the_users_list_version_even_one_skipped_as_older(
+async def test_a_change_notes_the_users_list_version_expiring_with_the_index(
     container: Container, live: ResumeProjection, clerk: str
 ) -> None:
     at = recent()
     batch = envelopes([saved(clerk, "1", at), saved(clerk, "2", at)])
-    prepared = await live.prepare(container.redis, batch)
-    async with container.redis.pipeline(transaction=True) as pipe:
-        live.apply(pipe, batch, prepared)
-        await pipe.execute()
+    await apply_redis(container.redis, live, batch)
     key = version_key(clerk, 0)
     assert await container.redis.get(key) == batch[-1].stream_id.encode()
+    expiry = epoch_ms(at + 30 * DAY)
+    assert await container.redis.pexpiretime(key) == expiry
+    assert await container.redis.pexpiretime(index_key(clerk)) == expiry
+    # an older save of a title is skipped: the list did not change, nor does its version
     older = envelopes([saved(clerk, "1", at - timedelta(seconds=1))])
-    prepared = await live.prepare(container.redis, older)
-    async with container.redis.pipeline(transaction=True) as pipe:
-        live.apply(pipe, older, prepared)
-        await pipe.execute()
-    assert await container.redis.get(key) == older[0].stream_id.encode()
-    assert 0 < await container.redis.pttl(key) <= 30 * 24 * 3600 * 1000
+    await apply_redis(container.redis, live, older)
+    assert await container.redis.get(key) == batch[-1].stream_id.encode()
 
 
 async def test_a_kept_list_follows_every_change_and_lapses_with_its_oldest_entry(

@@ -16,6 +16,7 @@ from domain.events import AnyEvent, SeriesProgressDeleted, SeriesProgressSaved
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms as iso
 from projections.base import Envelope
+from projections.redis_batch import apply_redis
 from projections.resume import list_positions
 from projections.series_resume import (
     USERS_KEY,
@@ -77,12 +78,8 @@ def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
 
 
 async def project(redis: Redis, projection: SeriesResumeProjection, *events: AnyEvent) -> None:
-    """One batch: ``prepare`` then ``apply`` on a MULTI pipeline, as the runtime runs it."""
-    batch = envelopes(events)
-    prepared = await projection.prepare(redis, batch)
-    async with redis.pipeline(transaction=True) as pipe:
-        projection.apply(pipe, batch, prepared)
-        await pipe.execute()
+    """One batch: ``prepare``, then ``apply``'s commands in one script, as the runtime runs it."""
+    await apply_redis(redis, projection, envelopes(events))
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from adapters.container import Container
 from domain.events import AnyEvent, DayShare, SessionEnded, SessionHeartbeat, SessionStarted
 from projections.base import Envelope, SqlProjection
 from projections.daily_limit import KEEP_DAYS, DailyLimitCounters
+from projections.redis_batch import apply_redis
 from projections.sessions import SessionsProjection
 from projections.stats import StatsProjection
 
@@ -175,10 +176,7 @@ async def _apply_redis(
     container: Container, projection: DailyLimitCounters, batches: Sequence[list[Envelope]]
 ) -> dict[str, Any]:
     for batch in batches:
-        prepared = await projection.prepare(container.redis, batch)
-        async with container.redis.pipeline(transaction=True) as pipe:
-            projection.apply(pipe, batch, prepared)
-            await pipe.execute()
+        await apply_redis(container.redis, projection, batch)
     return await projection.dump(container.redis)
 
 
