@@ -19,7 +19,8 @@ HISTORY_ROLES = frozenset({"analyst", "admin"})
 
 
 class FeedEvent(msgspec.Struct, frozen=True):
-    """One archived event; ``data`` is its body upcast to ``version`` (the current one)."""
+    """One archived event; ``data`` is its body upcast to ``version`` (the current one), or
+    ``null`` with ``erased: true`` once its family or child was erased (CONTRACT §15)."""
 
     position: int
     id: str
@@ -28,6 +29,7 @@ class FeedEvent(msgspec.Struct, frozen=True):
     occurred_at: str
     data: msgspec.Raw
     stored_version: int
+    erased: bool
 
 
 class EventFeed(msgspec.Struct, frozen=True):
@@ -52,6 +54,7 @@ def _feed_event(event: ArchivedEvent) -> FeedEvent:
         occurred_at=iso_ms(event.occurred_at),
         data=msgspec.Raw(body),
         stored_version=event.version,
+        erased=event.erased,
     )
 
 
@@ -87,7 +90,7 @@ class EventsController(Controller):
         _authorise(principal)
         query = _query(after, limit, types, since, until)
         async with container.engine.connect() as conn:
-            page = await read_page(conn, query.after, query.limit, query.wanted)
+            page = await read_page(conn, container.keyring, query.after, query.limit, query.wanted)
         full = len(page) == query.limit
         return EventFeed(
             events=[_feed_event(event) for event in page],

@@ -228,7 +228,7 @@ async def _replay(
     sql = [t.projection for t in targets if isinstance(t.projection, SqlProjection)]
     redis = [t.projection for t in targets if isinstance(t.projection, RedisProjection)]
     with heap.frozen():
-        async with ArchiveChunks(container.engine) as chunks:
+        async with ArchiveChunks(container.engine, container.keyring) as chunks:
             await _create_scratch(container.engine, sql)
             await _each(container, [partial(p.clear, container.redis) for p in redis])
             await _apply_chunks(container, targets, chunks, report, progress, started)
