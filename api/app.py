@@ -25,6 +25,7 @@ from api.guards import Guards
 from api.health import HealthController
 from api.limits import BodyLimits
 from api.openapi import document_api
+from api.privacy import MeController
 from api.profiles import ProfilesController
 from api.progress import ProgressController
 from api.ratelimit import RateLimiter
@@ -46,6 +47,7 @@ ROUTE_HANDLERS: list[type] = [
     CsrfController,
     EventsController,
     ProfilesController,
+    MeController,
     VideosController,
     UploadController,
     StreamController,

@@ -64,6 +64,8 @@ def _conditions(wanted: ArchiveFilter) -> list[sa.ColumnElement[bool]]:
         conditions.append(events.c.occurred_at >= wanted.since)
     if wanted.until is not None:
         conditions.append(events.c.occurred_at < wanted.until)
+    if wanted.key_ids:
+        conditions.append(events.c.key_id.in_(wanted.key_ids))
     return conditions
 
 

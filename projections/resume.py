@@ -36,7 +36,7 @@ and the route changes in api/progress.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -264,6 +264,25 @@ class ResumeProjection(RedisProjection):
                 pipe.unlink(*chunk)
             await pipe.execute()
         await redis.unlink(self.key(USERS_KEY))
+
+    async def forget(
+        self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
+    ) -> None:
+        shards = self.settings.stream_shards
+        for clerk_id in clerk_ids:
+            titles = await redis.zrange(self.key(index_key(clerk_id)), 0, -1)
+            keys = [
+                self.key(resume_key(clerk_id, text(t)))
+                for t in titles
+                if isinstance(t, bytes | str)
+            ]
+            keys += [
+                self.key(index_key(clerk_id)),
+                self.key(version_key(clerk_id, shard_for(clerk_id, shards))),
+            ]
+            for chunk in chunks(keys, CHUNK):
+                await redis.unlink(*chunk)
+            await redis.zrem(self.key(USERS_KEY), clerk_id)
 
 
 # Reads: one title's position, or a user's list, newest first.

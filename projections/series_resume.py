@@ -33,7 +33,7 @@ with their read-your-writes check.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -246,6 +246,27 @@ class SeriesResumeProjection(RedisProjection):
                 pipe.unlink(*chunk)
             await pipe.execute()
         await redis.unlink(self.key(USERS_KEY))
+
+    async def forget(
+        self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
+    ) -> None:
+        shards = self.settings.stream_shards
+        for clerk_id in clerk_ids:
+            found = await redis.zrange(self.key(index_key(clerk_id)), 0, -1)
+            series = [(clerk_id, text(s)) for s in found if isinstance(s, bytes | str)]
+            keys = [self.key(current_key(*s)) for s in series]
+            for (_, series_id), episode in zip(
+                series, await self._currents(redis, series), strict=True
+            ):
+                if episode is not None:
+                    keys.append(self.key(series_key(clerk_id, series_id, episode)))
+            keys += [
+                self.key(index_key(clerk_id)),
+                self.key(version_key(clerk_id, shard_for(clerk_id, shards))),
+            ]
+            for chunk in chunks(keys, CHUNK):
+                await redis.unlink(*chunk)
+            await redis.zrem(self.key(USERS_KEY), clerk_id)
 
 
 # Reads: one series, one episode, or a user's series, newest first.
