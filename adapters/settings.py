@@ -17,6 +17,7 @@ from dotenv import dotenv_values
 PREFIX = "MEDIO_"
 MIN_SECRET_LENGTH = 32
 MASTER_KEY_BYTES = 32
+MIN_RETENTION_DAYS = 31  # longer than a resume position lives
 DEFAULT_DATA_DIR = "var"
 # What makes a folder a Medio data dir (see find_data_dir).
 DATA_DIR_MARKERS = ("medio.db", "jwt-secret", "redis")
@@ -109,8 +110,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ) from None
         if self.database_url is not None:
             _check_database_url(self.database_url)
-        if self.retention_days < 0:
-            raise SettingsError("MEDIO_RETENTION_DAYS must be 0 (keep) or a number of days")
+        if self.retention_days < 0 or 0 < self.retention_days < MIN_RETENTION_DAYS:
+            raise SettingsError(
+                f"MEDIO_RETENTION_DAYS must be 0 (keep) or at least {MIN_RETENTION_DAYS}: "
+                "resume positions are kept 30 days (CONTRACT §4)"
+            )
         if self.master_key is not None:
             _check_master_key(self.master_key)
         elif self.env == "production":

@@ -30,6 +30,10 @@ from domain.privacy import subject_of
 from projections.base import Backend, Envelope, RowWriters, SqlProjection
 from projections.bulk_sql import raw_connection
 
+# The shard of rows that were never in the log: what a retention run carried over
+# (``services.retention``). Their stream id is ``0-<position>``.
+ARCHIVE_ONLY_SHARD = -1
+
 # pg_advisory_xact_lock key of "archive positions" (any constant shared by every writer).
 POSITION_LOCK_KEY = 0x6D6564696F  # "medio"
 

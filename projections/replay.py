@@ -263,7 +263,10 @@ async def _apply_chunks(
 def _selected(
     batch: list[Envelope], keys: list[tuple[int, int]] | None, target: _Target
 ) -> list[Envelope]:
-    """The events of ``batch`` that ``target`` handles, up to its bound (``keys``: their ids)."""
+    """The events of ``batch`` that ``target`` handles, up to its bound (``keys``: their ids).
+
+    Rows of no stream shard (``ARCHIVE_ONLY_SHARD``: what a retention run carried over) were
+    never in the log, so no checkpoint bounds them: they are always applied."""
     handles = target.projection.handles
     bound = target.bound
     if bound is None or keys is None:
@@ -271,7 +274,7 @@ def _selected(
     return [
         e
         for key, e in zip(keys, batch, strict=True)
-        if (not handles or e.type in handles) and key <= bound[e.shard]
+        if (not handles or e.type in handles) and (e.shard not in bound or key <= bound[e.shard])
     ]
 
 
