@@ -115,6 +115,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 f"MEDIO_RETENTION_DAYS must be 0 (keep) or at least {MIN_RETENTION_DAYS}: "
                 "resume positions are kept 30 days (CONTRACT §4)"
             )
+        weak_secret = len(self.jwt_secret or "") < MIN_SECRET_LENGTH
+        if self.env == "production" and weak_secret and not self.jwt_jwks_url:
+            raise SettingsError(
+                f"MEDIO_JWT_SECRET must be set to at least {MIN_SECRET_LENGTH} characters in "
+                "production (make one: python -c 'import secrets;print(secrets.token_urlsafe(48))')"
+            )
         if self.master_key is not None:
             _check_master_key(self.master_key)
         elif self.env == "production":
@@ -122,12 +128,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "MEDIO_MASTER_KEY must be set in production: it wraps every family's data key "
                 "(make one: python -c 'import base64,os;print(base64.urlsafe_b64encode("
                 "os.urandom(32)).decode())'; keep it apart from database backups)"
-            )
-        weak_secret = len(self.jwt_secret or "") < MIN_SECRET_LENGTH
-        if self.env == "production" and weak_secret and not self.jwt_jwks_url:
-            raise SettingsError(
-                f"MEDIO_JWT_SECRET must be set to at least {MIN_SECRET_LENGTH} characters in "
-                "production (make one: python -c 'import secrets;print(secrets.token_urlsafe(48))')"
             )
 
     @property
