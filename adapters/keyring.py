@@ -89,16 +89,18 @@ class Keyring:
 
     def __init__(self, master: bytes) -> None:
         self._master = AESGCM(master)
-        self._ciphers: dict[int, AESGCM] = {}
+        # By wrapped key (its random nonce makes it unique): a key id names different keys in
+        # different databases, and one process (a test run, a migration) may open several.
+        self._ciphers: dict[bytes, AESGCM] = {}
 
-    def _unwrap(self, key_id: int, subject: str, wrapped: bytes) -> AESGCM:
-        cipher = self._ciphers.get(key_id)
+    def _unwrap(self, subject: str, wrapped: bytes) -> AESGCM:
+        cipher = self._ciphers.get(wrapped)
         if cipher is None:
             nonce, sealed = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:]
             cipher = AESGCM(self._master.decrypt(nonce, sealed, subject.encode()))
             if len(self._ciphers) >= CACHED_KEYS:
                 self._ciphers.clear()
-            self._ciphers[key_id] = cipher
+            self._ciphers[wrapped] = cipher
         return cipher
 
     def _wrap(self, subject: str) -> bytes:
@@ -113,7 +115,7 @@ class Keyring:
         if not subjects:
             return {}
         found = await self._select(conn, privacy_keys.c.subject.in_(list(subjects)))
-        missing = [s for s in subjects if s not in found]
+        missing = sorted(s for s in subjects if s not in found)  # one lock order for all writers
         if missing:
             now = datetime.now(UTC)
             insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(
@@ -140,7 +142,7 @@ class Keyring:
         query = sa.select(table.c.id, table.c.subject, table.c.wrapped).where(where)
         rows = await conn.execute(query)
         return {
-            subject: (int(key_id), self._unwrap(int(key_id), subject, bytes(wrapped)))
+            subject: (int(key_id), self._unwrap(subject, bytes(wrapped)))
             for key_id, subject, wrapped in rows
         }
 

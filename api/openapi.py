@@ -324,6 +324,10 @@ JSON_BODIES: dict[tuple[str, str], tuple[Schema, bool]] = {
         ),
         True,
     ),
+    ("delete", "/api/me"): (
+        _body(["confirm"], confirm=Schema(type=OpenAPIType.STRING, enum=["DELETE"])),
+        True,
+    ),
 }
 
 
@@ -390,7 +394,7 @@ def error_statuses(method: str, path: str, operation: Operation) -> set[int]:
         statuses.add(503)
     if key not in PUBLIC:
         statuses |= {401, 403}  # 403: a device token (CONTRACT §14) on a route it may not use
-    if method in BODY_METHODS:
+    if method in BODY_METHODS or key in JSON_BODIES:
         statuses |= {400, 403, 408, 413, 415}
     if method == "delete" or key in OWNER_OR_ROLE_CHECKED:
         statuses.add(403)
