@@ -12,24 +12,9 @@ from api.auth import Principal
 from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError, FieldError, InvalidFields
 from domain.history import FeedQuery, parse_feed_query
-from domain.timestamps import iso_ms
-from projections.archive_pages import ArchivedEvent, current_body, read_page
+from projections.archive_pages import FeedEvent, feed_event, read_page
 
 HISTORY_ROLES = frozenset({"analyst", "admin"})
-
-
-class FeedEvent(msgspec.Struct, frozen=True):
-    """One archived event; ``data`` is its body upcast to ``version`` (the current one), or
-    ``null`` with ``erased: true`` once its family or child was erased (CONTRACT §15)."""
-
-    position: int
-    id: str
-    type: str
-    version: int
-    occurred_at: str
-    data: msgspec.Raw
-    stored_version: int
-    erased: bool
 
 
 class EventFeed(msgspec.Struct, frozen=True):
@@ -42,20 +27,6 @@ class EventFeed(msgspec.Struct, frozen=True):
 def _authorise(principal: Principal) -> None:
     if principal.role not in HISTORY_ROLES:
         raise ApiError(403, "The event history is for analyst and admin roles only")
-
-
-def _feed_event(event: ArchivedEvent) -> FeedEvent:
-    version, body = current_body(event)
-    return FeedEvent(
-        position=event.position,
-        id=event.id,
-        type=event.type,
-        version=version,
-        occurred_at=iso_ms(event.occurred_at),
-        data=msgspec.Raw(body),
-        stored_version=event.version,
-        erased=event.erased,
-    )
 
 
 def _query(
@@ -93,6 +64,6 @@ class EventsController(Controller):
             page = await read_page(conn, container.keyring, query.after, query.limit, query.wanted)
         full = len(page) == query.limit
         return EventFeed(
-            events=[_feed_event(event) for event in page],
+            events=[feed_event(event) for event in page],
             next=page[-1].position if full else None,
         )

@@ -27,6 +27,7 @@ from adapters.keyring import Keyring
 from adapters.tables import events
 from domain.codec import CURRENT_VERSION, UnknownEvent, decode
 from domain.history import ArchiveFilter
+from domain.timestamps import iso_ms
 from projections.archive import place_of
 
 EXPORT_PAGE_SIZE = 5_000
@@ -190,3 +191,33 @@ def current_body(event: ArchivedEvent) -> tuple[int, bytes]:
     except UnknownEvent:
         return event.version, stored
     return CURRENT_VERSION[event.type], msgspec.json.encode(upcast)
+
+
+class FeedEvent(msgspec.Struct, frozen=True):
+    """One archived event as served (the feed, a family's export): ``data`` is its body upcast
+    to ``version`` (the current one), or ``null`` with ``erased: true`` once its family or
+    child was erased (CONTRACT §15)."""
+
+    position: int
+    id: str
+    type: str
+    version: int
+    occurred_at: str
+    data: msgspec.Raw
+    stored_version: int
+    erased: bool
+
+
+def feed_event(event: ArchivedEvent) -> FeedEvent:
+    """``event`` as served."""
+    version, body = current_body(event)
+    return FeedEvent(
+        position=event.position,
+        id=event.id,
+        type=event.type,
+        version=version,
+        occurred_at=iso_ms(event.occurred_at),
+        data=msgspec.Raw(body),
+        stored_version=event.version,
+        erased=event.erased,
+    )

@@ -54,6 +54,7 @@ from projections.base import Commands, Envelope, RedisProjection
 from projections.redis_commands import (
     as_score,
     chunks,
+    forget_users,
     indexes_of_users,
     list_version_key,
     live_members,
@@ -269,20 +270,13 @@ class ResumeProjection(RedisProjection):
         self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
     ) -> None:
         shards = self.settings.stream_shards
-        for clerk_id in clerk_ids:
-            titles = await redis.zrange(self.key(index_key(clerk_id)), 0, -1)
-            keys = [
-                self.key(resume_key(clerk_id, text(t)))
-                for t in titles
-                if isinstance(t, bytes | str)
-            ]
-            keys += [
-                self.key(index_key(clerk_id)),
-                self.key(version_key(clerk_id, shard_for(clerk_id, shards))),
-            ]
-            for chunk in chunks(keys, CHUNK):
-                await redis.unlink(*chunk)
-            await redis.zrem(self.key(USERS_KEY), clerk_id)
+
+        async def keys_of(clerk_id: str, titles: list[str]) -> list[str]:
+            version = self.key(version_key(clerk_id, shard_for(clerk_id, shards)))
+            return [version, *[self.key(resume_key(clerk_id, t)) for t in titles]]
+
+        indexes = {c: self.key(index_key(c)) for c in clerk_ids}
+        await forget_users(redis, self.key(USERS_KEY), indexes, keys_of, CHUNK)
 
 
 # Reads: one title's position, or a user's list, newest first.

@@ -58,6 +58,7 @@ from projections.base import Commands, Envelope, RedisProjection
 from projections.redis_commands import (
     as_score,
     chunks,
+    forget_users,
     indexes_of_users,
     list_version_key,
     live_members,
@@ -251,22 +252,21 @@ class SeriesResumeProjection(RedisProjection):
         self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
     ) -> None:
         shards = self.settings.stream_shards
-        for clerk_id in clerk_ids:
-            found = await redis.zrange(self.key(index_key(clerk_id)), 0, -1)
-            series = [(clerk_id, text(s)) for s in found if isinstance(s, bytes | str)]
-            keys = [self.key(current_key(*s)) for s in series]
-            for (_, series_id), episode in zip(
-                series, await self._currents(redis, series), strict=True
-            ):
-                if episode is not None:
-                    keys.append(self.key(series_key(clerk_id, series_id, episode)))
+
+        async def keys_of(clerk_id: str, series_ids: list[str]) -> list[str]:
+            series = [(clerk_id, s) for s in series_ids]
+            keys = [self.key(version_key(clerk_id, shard_for(clerk_id, shards)))]
+            keys += [self.key(current_key(*s)) for s in series]
+            episodes = await self._currents(redis, series)
             keys += [
-                self.key(index_key(clerk_id)),
-                self.key(version_key(clerk_id, shard_for(clerk_id, shards))),
+                self.key(series_key(clerk_id, series_id, episode))
+                for (_, series_id), episode in zip(series, episodes, strict=True)
+                if episode is not None
             ]
-            for chunk in chunks(keys, CHUNK):
-                await redis.unlink(*chunk)
-            await redis.zrem(self.key(USERS_KEY), clerk_id)
+            return keys
+
+        indexes = {c: self.key(index_key(c)) for c in clerk_ids}
+        await forget_users(redis, self.key(USERS_KEY), indexes, keys_of, CHUNK)
 
 
 # Reads: one series, one episode, or a user's series, newest first.

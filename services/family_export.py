@@ -38,7 +38,7 @@ from adapters.tables import (
 from domain.history import ArchiveFilter
 from domain.privacy import family_subject, profile_subject
 from domain.timestamps import iso_ms
-from projections.archive_pages import ArchivedEvent, current_body, iter_archive
+from projections.archive_pages import feed_event, iter_archive
 from projections.resume import list_positions
 from projections.series_resume import list_series
 
@@ -126,17 +126,6 @@ async def _series(container: Container, family: Family) -> Rows:
     )
 
 
-class ExportedEvent(msgspec.Struct, frozen=True):
-    """One of the family's archived events, as the feed shows it."""
-
-    position: int
-    id: str
-    type: str
-    version: int
-    occurred_at: str
-    data: msgspec.Raw
-
-
 async def _events(container: Container, family: Family) -> Rows:
     subjects = [family_subject(family.clerk_id)]
     subjects += [profile_subject(p) for p in await _profile_ids(container, family)]
@@ -149,19 +138,7 @@ async def _events(container: Container, family: Family) -> Rows:
     if key_ids:
         wanted = ArchiveFilter(key_ids=key_ids)
         async for page in iter_archive(container.engine, container.keyring, wanted, last, PAGE):
-            yield [_exported(e) for e in page if e.data is not None]
-
-
-def _exported(event: ArchivedEvent) -> ExportedEvent:
-    version, body = current_body(event)
-    return ExportedEvent(
-        position=event.position,
-        id=event.id,
-        type=event.type,
-        version=version,
-        occurred_at=iso_ms(event.occurred_at),
-        data=msgspec.Raw(body),
-    )
+            yield [feed_event(e) for e in page if not e.erased]
 
 
 SECTIONS: list[Section] = [

@@ -51,14 +51,12 @@ from adapters.tables import (
 from domain.codec import UnknownEvent, decode
 from domain.events import ErasedScope, SubjectErased
 from domain.privacy import family_subject, profile_subject, subject_of
-from projections.locks import projectors_paused
 from projections.registry import REDIS_PROJECTIONS
-from projections.runtime import drain_shard
+from projections.runtime import projectors_caught_up
 from projections.streams import DEAD_LETTER_STREAM
 from services import catalog, sessions
 
 ERASER = "system:privacy"
-HANDOVER_SECONDS = 30.0
 PAGE = 1000
 _FAMILY_TYPES = ("progress.saved", "progress.deleted")
 _SERIES_TYPES = ("series_progress.saved", "series_progress.deleted")
@@ -136,14 +134,7 @@ async def _erase(
         await sessions.end_profile_sessions(
             container, profile_id, "profile_deleted", public_only=False
         )
-    async with projectors_paused(
-        container.redis,
-        settings.stream_shards,
-        settings.projector_lock_ttl_seconds,
-        HANDOVER_SECONDS,
-    ) as owner:
-        for shard in range(settings.stream_shards):
-            await drain_shard(container, shard, owner)
+    async with projectors_caught_up(container):
         async with container.engine.connect() as conn:
             subject = await find(conn)
             subject.session_ids = await _session_ids(conn, subject)

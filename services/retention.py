@@ -44,12 +44,10 @@ from domain.events import (
 from domain.privacy import profile_subject
 from projections.archive import ARCHIVE_ONLY_SHARD, POSITION_LOCK_KEY, place_of
 from projections.base import Envelope
-from projections.locks import projectors_paused
-from projections.runtime import drain_shard
+from projections.runtime import projectors_caught_up
 from projections.stats import sum_stats
 
 RETAINER = "system:retention"
-HANDOVER_SECONDS = 30.0
 PAGE = 5000
 _SESSION = (SessionStarted, SessionHeartbeat, SessionEnded)
 
@@ -61,16 +59,8 @@ async def apply_retention(container: Container) -> int:
         return 0
     now = container.clock.now()
     horizon = now - timedelta(days=settings.retention_days)
-    async with projectors_paused(
-        container.redis,
-        settings.stream_shards,
-        settings.projector_lock_ttl_seconds,
-        HANDOVER_SECONDS,
-    ) as owner:
-        for shard in range(settings.stream_shards):
-            await drain_shard(container, shard, owner)
-        async with container.engine.begin() as conn:
-            shredded = await _shred(conn, container.keyring, horizon)
+    async with projectors_caught_up(container), container.engine.begin() as conn:
+        shredded = await _shred(conn, container.keyring, horizon)
     if shredded:
         ran = RetentionApplied(occurred_at=now, actor=RETAINER, horizon=horizon, events=shredded)
         await container.events.append(RETAINER, ran)
