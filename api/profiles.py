@@ -25,7 +25,7 @@ from api.catalog_schema import (
 from api.deps import ContainerDep, PrincipalDep
 from api.idempotency import Idempotent, receipt_of
 from domain.catalog import check_profile, profile_values
-from services import catalog, devices, privacy, sessions
+from services import catalog, privacy, sessions
 from services.idempotency import SQL_ANSWERS
 
 DEFAULT_LIMIT = 10

@@ -4,10 +4,12 @@ Two kinds of subject, each with a key of its own (``adapters.keyring``), so that
 be erased without the rest of the family:
 
 * a **family** (an account, the token's ``sub``): its progress and series progress events;
-* a **child** (a profile): its session events and the stats carried past the retention horizon.
+* a **child** (a profile): its session events, its paired devices' events and the stats
+  carried past the retention horizon.
 
 Erasing a family destroys its key and the keys of all its children. An event of neither kind
-(an erasure, a retention run) carries no personal data and is archived in the clear.
+(a pairing started, an erasure, a retention run) carries no personal data and is archived in
+the clear.
 
 What is personal: every field of a subject's event body, the common ``actor`` included (a
 parent's ``sub``, a session or profile id), since ids, titles watched, positions and watch
@@ -19,6 +21,9 @@ from __future__ import annotations
 
 from domain.events import (
     AnyEvent,
+    DevicePaired,
+    DeviceRevoked,
+    DeviceTokenIssued,
     ProgressDeleted,
     ProgressSaved,
     SeriesProgressDeleted,
@@ -30,7 +35,15 @@ from domain.events import (
 )
 
 _FAMILY = (ProgressSaved, ProgressDeleted, SeriesProgressSaved, SeriesProgressDeleted)
-_CHILD = (SessionStarted, SessionHeartbeat, SessionEnded, StatsCarried)
+_CHILD = (
+    SessionStarted,
+    SessionHeartbeat,
+    SessionEnded,
+    DevicePaired,
+    DeviceTokenIssued,
+    DeviceRevoked,
+    StatsCarried,
+)
 
 
 def family_subject(clerk_id: str) -> str:

@@ -4,9 +4,10 @@
 The document is an object with one member per section, written as it is read:
 
 ``user``, ``profiles``, ``videos`` (metadata, not the files), ``sessions``, ``stats_daily``,
-``stats_videos``, ``stats_totals`` (rows as stored), ``progress`` and ``series_progress``
-(the resume lists, unexpired entries), and ``events``: the family's events from the archive
-(its own and its children's), opened, in archive order, as the feed shows them.
+``stats_videos``, ``stats_totals`` (rows as stored), ``devices`` (without token hashes),
+``progress`` and ``series_progress`` (the resume lists, unexpired entries), and ``events``:
+the family's events from the archive (its own and its children's), opened, in archive order,
+as the feed shows them.
 
 Memory does not grow with the history: every section that can grow (sessions, events) is read
 in keyset pages of ``PAGE`` rows and each page is encoded and handed to the response before the
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 
 from adapters.container import Container
 from adapters.tables import (
+    devices,
     events,
     privacy_keys,
     profiles,
@@ -108,6 +110,12 @@ def _stats(table: sa.Table) -> Callable[[Container, Family], Rows]:
     return rows
 
 
+async def _devices(container: Container, family: Family) -> Rows:
+    """The family's paired devices, without the token hash (no secrets)."""
+    shown = [c for c in devices.c if c.name != "token_hash"]
+    yield await _rows(container, sa.select(*shown).where(devices.c.user_id == family.user_id))
+
+
 async def _progress(container: Container, family: Family) -> Rows:
     now = container.clock.now()
     yield list(
@@ -149,6 +157,7 @@ SECTIONS: list[Section] = [
     ("stats_daily", _stats(stats_daily)),
     ("stats_videos", _stats(stats_videos)),
     ("stats_totals", _stats(stats_totals)),
+    ("devices", _devices),
     ("progress", _progress),
     ("series_progress", _series),
     ("events", _events),

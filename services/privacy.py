@@ -3,16 +3,16 @@
 An erasure runs with the live projectors paused (as ``medio replay`` does), so nothing of the
 subject is being projected while it is removed:
 
-1. the subject's running sessions are ended (each end an event, as a profile deletion always
-   did), and every shard is drained: all of its events are archived (sealed with its keys) and
-   projected;
+1. the subject's running sessions are ended and its paired devices revoked (each an event, as
+   a profile deletion always did; a revoked token fails at once), and every shard is drained:
+   all of its events are archived (sealed with its keys) and projected;
 2. its Redis state goes: resume and series keys with their indexes and list versions, daily
    counters, session states and indexes, read-your-writes notes and rate-limit counters (any
    key named after the account), and its entries in the event streams and the dead-letter
    stream (the live log must not keep its plaintext until trimming);
-3. in one transaction its rows go (sessions, stats, videos, profiles, the user) and so do its
-   privacy keys: from then on its archived events read as erased, in the feed, in exports and
-   in replay. Events archived in the clear before privacy keys existed are blanked;
+3. in one transaction its rows go (sessions, stats, devices, videos, profiles, the user) and so
+   do its privacy keys: from then on its archived events read as erased, in the feed, in
+   exports and in replay. Events archived in the clear before privacy keys existed are blanked;
 4. its uploaded files are deleted, and a ``privacy.erased`` event without personal data is
    appended, so the archive records that an erasure happened.
 
@@ -38,6 +38,7 @@ from adapters.eventlog import WRITTEN_PREFIX, shard_for, stream_name, written_ke
 from adapters.keyring import ERASED_KEY, delete_keys
 from adapters.media import MediaStore
 from adapters.session_keys import ACTIVE_INDEX, profile_index, session_key
+from adapters.tables import devices as devices_table
 from adapters.tables import (
     events,
     profiles,
@@ -54,13 +55,20 @@ from domain.privacy import family_subject, profile_subject, subject_of
 from projections.registry import REDIS_PROJECTIONS
 from projections.runtime import projectors_caught_up
 from projections.streams import DEAD_LETTER_STREAM
-from services import catalog, sessions
+from services import catalog, devices, sessions
 
 ERASER = "system:privacy"
 PAGE = 1000
 _FAMILY_TYPES = ("progress.saved", "progress.deleted")
 _SERIES_TYPES = ("series_progress.saved", "series_progress.deleted")
-_SESSION_TYPES = ("session.started", "session.heartbeat", "session.ended")
+_SESSION_TYPES = (
+    "session.started",
+    "session.heartbeat",
+    "session.ended",
+    "device.paired",
+    "device.token_issued",
+    "device.revoked",
+)
 
 
 @dataclass
@@ -130,10 +138,11 @@ async def _erase(
     find: Callable[[AsyncConnection], Awaitable[Subject]],
 ) -> None:
     settings = container.settings
-    for profile_id in running:  # ended as a deleted profile's sessions always were
+    for profile_id in running:  # as a deleted profile's sessions and devices always were
         await sessions.end_profile_sessions(
             container, profile_id, "profile_deleted", public_only=False
         )
+        await devices.revoke_profile_devices(container, profile_id, ERASER)
     async with projectors_caught_up(container):
         async with container.engine.connect() as conn:
             subject = await find(conn)
@@ -241,7 +250,7 @@ async def _delete_rows(conn: AsyncConnection, subject: Subject) -> int:
                 watch_sessions.delete().where(watch_sessions.c.session_id.in_(chunk))
             )
     if shown:
-        for table in (stats_daily, stats_videos, stats_totals):
+        for table in (stats_daily, stats_videos, stats_totals, devices_table):
             await conn.execute(table.delete().where(table.c.profile_id.in_(shown)))
         await conn.execute(profiles.delete().where(profiles.c.id.in_(shown)))
     if subject.user_id is not None:

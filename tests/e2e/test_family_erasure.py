@@ -1,4 +1,5 @@
-"""A family's data (CONTRACT §15): the export holds it, and after an erasure no byte of it is
+"""A family's data (CONTRACT §15): a family watches, saves progress and series progress and pairs
+a device; the export holds it, and after an erasure no byte of it is
 left in Postgres (every table), Redis (every key and stream entry), the media root or a new
 export; the feed shows its events erased in place; another family is untouched; replay
 --verify is clean. The same for one child's profile.
@@ -98,6 +99,13 @@ async def _family(world: World, children: int = 1) -> Family:
         assert made.status_code == 201, made.text
         profiles.append(made.json())
         needles.append(name)
+        pairing = (await client.post("/api/devices/pair")).json()
+        device = {"user_code": pairing["user_code"], "name": f"Tablet{n}{tag}"}
+        paired = await client.post(
+            f"/api/profiles/{made.json()['id']}/devices", json=device, headers=headers
+        )
+        assert paired.status_code == 201, paired.text
+        needles.append(device["name"])
         body = {"profile_id": made.json()["id"], "video_id": video.json()["id"]}
         started = await client.post("/api/sessions/start", json=body, headers=headers)
         assert started.status_code == 201, started.text
