@@ -127,7 +127,7 @@ class DailyLimitCounters(RedisProjection):
     ) -> None:
         for profile_id in profile_ids:
             dates = await redis.smembers(self._dates(profile_id))
-            keys = [self._counter(profile_id, _text(d)) for d in dates]
+            keys = [self._counter(profile_id, text(d)) for d in dates]
             await redis.unlink(self._dates(profile_id), *keys)
             await redis.srem(self._profiles(), str(profile_id))
 
