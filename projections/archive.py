@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -152,11 +153,31 @@ class Archive(SqlProjection):
         await WRITERS.pick(conn, self.backend).append(conn, table, rows)
 
     async def dump(self, conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:
-        """Every event as readers see it, in position order: sealed bodies opened (their
-        ciphertext differs from copy to copy; what they say does not), erased ones ``None``."""
+        """Every event as readers see it, in position order (``COLUMNS`` but the key): sealed
+        bodies opened and their actor read back from them (ciphertext differs from copy to
+        copy; what it says does not); an erased one has data ``None`` and actor ``""``."""
         table = self.tables[events.name]
         rows = (await conn.execute(sa.select(table).order_by(table.c.position))).all()
         bodies = await self.keyring.open(
             conn, [(r.key_id, place_of(r.shard, r.stream_id), r.data) for r in rows]
         )
-        return {events.name: [(*row[:6], body) for row, body in zip(rows, bodies, strict=True)]}
+        return {
+            events.name: [
+                (*row[:6], actor_of(row, body), None if body is None else body.decode())
+                for row, body in zip(rows, bodies, strict=True)
+            ]
+        }
+
+
+class _Actor(msgspec.Struct):
+    actor: str = ""
+
+
+_actor_of = msgspec.json.Decoder(_Actor)
+
+
+def actor_of(row: Any, body: bytes | None) -> str:
+    """The actor column, or for a sealed row the actor inside its body."""
+    if row.key_id is None:
+        return str(row.actor)
+    return _actor_of.decode(body).actor if body is not None else ""

@@ -28,7 +28,7 @@ from adapters.tables import events
 from domain.codec import CURRENT_VERSION, UnknownEvent, decode
 from domain.history import ArchiveFilter
 from domain.timestamps import iso_ms
-from projections.archive import place_of
+from projections.archive import actor_of, place_of
 
 EXPORT_PAGE_SIZE = 5_000
 
@@ -71,7 +71,6 @@ def _conditions(wanted: ArchiveFilter) -> list[sa.ColumnElement[bool]]:
 
 
 class _Owner(msgspec.Struct):
-    actor: str = ""
     profile_id: int | None = None
 
 
@@ -82,9 +81,6 @@ def _opened(row: Any, body: bytes | None) -> ArchivedEvent:
     occurred_at: datetime = row.occurred_at
     if occurred_at.tzinfo is None:  # SQLite hands back naive UTC
         occurred_at = occurred_at.replace(tzinfo=UTC)
-    actor = row.actor
-    if row.key_id is not None:  # sealed: the actor is inside
-        actor = _owner.decode(body).actor if body is not None else ""
     return ArchivedEvent(
         position=int(row.position),
         shard=int(row.shard),
@@ -92,7 +88,7 @@ def _opened(row: Any, body: bytes | None) -> ArchivedEvent:
         type=row.type,
         version=int(row.version),
         occurred_at=occurred_at,
-        actor=actor,
+        actor=actor_of(row, body),
         data=body.decode() if body is not None else None,
     )
 
