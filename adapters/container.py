@@ -20,6 +20,7 @@ from adapters.clock import SystemClock
 from adapters.data_dir import embedded_redis_url
 from adapters.db import create_engine
 from adapters.eventlog import EventLog
+from adapters.keyring import Keyring, keyring_for
 from adapters.list_cache import ListCache
 from adapters.settings import Settings
 from domain.clock import Clock
@@ -43,6 +44,11 @@ class Container:
     pipeline: AutoPipeline  # Redis commands of concurrent requests, one round trip
     clock: Clock = field(default_factory=SystemClock)
     lists: ListCache = field(default_factory=ListCache)  # progress lists this process keeps
+
+    @property
+    def keyring(self) -> Keyring:
+        """The privacy keys, under this deployment's master key (read on first use)."""
+        return keyring_for(self.settings)
 
     async def close(self) -> None:
         await self.pipeline.close()

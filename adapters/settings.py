@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from functools import lru_cache
@@ -14,6 +16,8 @@ from dotenv import dotenv_values
 
 PREFIX = "MEDIO_"
 MIN_SECRET_LENGTH = 32
+MASTER_KEY_BYTES = 32
+MIN_RETENTION_DAYS = 31  # longer than a resume position lives
 DEFAULT_DATA_DIR = "var"
 # What makes a folder a Medio data dir (see find_data_dir).
 DATA_DIR_MARKERS = ("medio.db", "jwt-secret", "redis")
@@ -82,6 +86,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     projector_lock_ttl_seconds: float = 5.0
     log_level: str = "INFO"
     access_log: bool = True
+    # Wraps every privacy key (adapters.keyring): 32 bytes, URL-safe base64. Outside
+    # production one is made once and kept under the data dir.
+    master_key: str | None = None
+    retention_days: int = 0  # 0: keep events' personal data; else shred it after this many days
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -102,11 +110,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ) from None
         if self.database_url is not None:
             _check_database_url(self.database_url)
+        if self.retention_days < 0 or 0 < self.retention_days < MIN_RETENTION_DAYS:
+            raise SettingsError(
+                f"MEDIO_RETENTION_DAYS must be 0 (keep) or at least {MIN_RETENTION_DAYS}: "
+                "resume positions are kept 30 days (CONTRACT §4)"
+            )
         weak_secret = len(self.jwt_secret or "") < MIN_SECRET_LENGTH
         if self.env == "production" and weak_secret and not self.jwt_jwks_url:
             raise SettingsError(
                 f"MEDIO_JWT_SECRET must be set to at least {MIN_SECRET_LENGTH} characters in "
                 "production (make one: python -c 'import secrets;print(secrets.token_urlsafe(48))')"
+            )
+        if self.master_key is not None:
+            _check_master_key(self.master_key)
+        elif self.env == "production":
+            raise SettingsError(
+                "MEDIO_MASTER_KEY must be set in production: it wraps every family's data key "
+                "(make one: python -c 'import base64,os;print(base64.urlsafe_b64encode("
+                "os.urandom(32)).decode())'; keep it apart from database backups)"
             )
 
     @property
@@ -153,6 +174,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip()
+
+
+def master_key_bytes(text: str) -> bytes | None:
+    """The 32 bytes a ``MEDIO_MASTER_KEY`` value encodes, or ``None`` if it is not that."""
+    try:
+        key = base64.urlsafe_b64decode(text.strip().encode() + b"==")
+    except (ValueError, binascii.Error):
+        return None
+    return key if len(key) == MASTER_KEY_BYTES else None
+
+
+def _check_master_key(text: str) -> None:
+    # The message never repeats the value: it is a secret.
+    if master_key_bytes(text) is None:
+        raise SettingsError(
+            f"MEDIO_MASTER_KEY must be {MASTER_KEY_BYTES} bytes in URL-safe base64 "
+            f"({MASTER_KEY_BYTES * 4 // 3 + 1} characters)"
+        )
 
 
 def _check_database_url(url: str) -> None:

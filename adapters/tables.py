@@ -36,6 +36,9 @@ events = sa.Table(
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("actor", sa.String(255), nullable=False),
     sa.Column("data", sa.Text, nullable=False),  # the event's JSON body exactly as appended
+    # Set: ``data`` is that body sealed with this privacy key (``adapters.keyring``); a row
+    # whose key is gone, or whose ``data`` is empty, is erased.
+    sa.Column("key_id", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("shard", "stream_id", name="uq_events_shard_stream_id"),
     sa.Index("ix_events_type_position", "type", "position"),
     sa.Index("ix_events_occurred_at", "occurred_at"),
@@ -167,4 +170,17 @@ devices = sa.Table(
     sa.Column("token_issued_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_devices_profile_id", "profile_id"),
+)
+
+# Privacy: one data key per family and per child, wrapped by MEDIO_MASTER_KEY (adapters.keyring) --
+
+privacy_keys = sa.Table(
+    "privacy_keys",
+    metadata,
+    # Never reused (AUTOINCREMENT on SQLite too): a deleted key's id must never name a new key.
+    sa.Column("id", BIGINT_PK, primary_key=True),
+    sa.Column("subject", sa.String(300), nullable=False, unique=True),  # family:<sub>, profile:<id>
+    sa.Column("wrapped", sa.LargeBinary, nullable=False),  # nonce + key sealed by the master key
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
 )

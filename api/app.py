@@ -24,6 +24,7 @@ from api.guards import Guards
 from api.health import HealthController
 from api.limits import BodyLimits
 from api.openapi import document_api
+from api.privacy import MeController
 from api.profiles import ProfilesController
 from api.ratelimit import RateLimiter
 from api.request_id import RequestIdMiddleware
@@ -46,6 +47,7 @@ ROUTE_HANDLERS: list[Any] = [
     CsrfController,
     EventsController,
     ProfilesController,
+    MeController,
     VideosController,
     UploadController,
     StreamController,

@@ -14,22 +14,9 @@ from api.errors import ApiError, FieldError, InvalidFields
 from api.openapi_parts import EVENT_QUERY
 from api.route_facts import facts
 from domain.history import FeedQuery, parse_feed_query
-from domain.timestamps import iso_ms
-from services.history import FeedEntry, feed_page
+from services.history import FeedEvent, feed_page
 
 HISTORY_ROLES = frozenset({"analyst", "admin"})
-
-
-class FeedEvent(msgspec.Struct, frozen=True):
-    """One archived event; ``data`` is its body upcast to ``version`` (the current one)."""
-
-    position: int
-    id: str
-    type: str
-    version: int
-    occurred_at: str
-    data: msgspec.Raw
-    stored_version: int
 
 
 class EventFeed(msgspec.Struct, frozen=True):
@@ -42,19 +29,6 @@ class EventFeed(msgspec.Struct, frozen=True):
 def _authorise(principal: Principal) -> None:
     if principal.role not in HISTORY_ROLES:
         raise ApiError(403, "The event history is for analyst and admin roles only")
-
-
-def _feed_event(entry: FeedEntry) -> FeedEvent:
-    event = entry.event
-    return FeedEvent(
-        position=event.position,
-        id=event.id,
-        type=event.type,
-        version=entry.version,
-        occurred_at=iso_ms(event.occurred_at),
-        data=msgspec.Raw(entry.body),
-        stored_version=event.version,
-    )
 
 
 def _query(
@@ -93,7 +67,4 @@ class EventsController(Controller):
         query = _query(after, limit, types, since, until)
         page = await feed_page(container, query)
         full = len(page) == query.limit
-        return EventFeed(
-            events=[_feed_event(entry) for entry in page],
-            next=page[-1].event.position if full else None,
-        )
+        return EventFeed(events=page, next=page[-1].position if full else None)

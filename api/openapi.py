@@ -180,7 +180,7 @@ def error_statuses(method: str, path: str, operation: Operation, facts: RouteFac
         statuses.add(503)
     if not facts.public:
         statuses |= {401, 403}  # 403: a device token (CONTRACT §14) on a route it may not use
-    if method in BODY_METHODS:
+    if method in BODY_METHODS or facts.json_body is not None:  # a DELETE with a body too
         statuses |= {400, 403, 408, 413, 415}
     if method == "delete" or facts.checks_owner:
         statuses.add(403)

@@ -175,6 +175,19 @@ def thumbnail_responses(operation: Operation) -> None:
     operation.responses = responses
 
 
+def export_response(operation: Operation) -> None:
+    """One JSON document, streamed as it is read, to be saved as a file."""
+    responses = operation.responses or {}
+    responses["200"] = OpenAPIResponse(
+        description="The caller's data: one member per section, each a list of rows",
+        content={"application/json": OpenAPIMediaType(schema=Schema(type=OpenAPIType.OBJECT))},
+        headers={
+            "Content-Disposition": header(STRING, 'attachment; filename="medio-export.json"', True)
+        },
+    )
+    operation.responses = responses
+
+
 def upload_body(operation: Operation) -> None:
     """A multipart form: the video, its thumbnail and its details."""
     content = {"multipart/form-data": OpenAPIMediaType(schema=UPLOAD_BODY)}

@@ -27,7 +27,7 @@ from api.idempotency import Idempotent, receipt_of
 from api.openapi_parts import PAGING, PROFILE_CREATE, PROFILE_UPDATE
 from api.route_facts import facts
 from domain.catalog import check_profile, profile_values
-from services import catalog, devices, sessions
+from services import catalog, privacy, sessions
 from services.idempotency import SQL_ANSWERS
 
 DEFAULT_LIMIT = 10
@@ -113,10 +113,6 @@ class ProfilesController(Controller):
     async def delete_profile(
         self, container: ContainerDep, principal: PrincipalDep, profile_id: FromPath[int]
     ) -> Response[None]:
-        if not await catalog.delete_profile(container, principal.user_id, profile_id):
+        if not await privacy.erase_profile(container, principal.user_id, profile_id):
             raise not_found("Profile")
-        await sessions.end_profile_sessions(
-            container, profile_id, "profile_deleted", public_only=False
-        )
-        await devices.revoke_profile_devices(container, profile_id, principal.sub)
         return Response(content=None, status_code=204)

@@ -144,6 +144,37 @@ class DeviceRevoked(Event, frozen=True, kw_only=True, tag="device.revoked"):
     user_id: int
 
 
+ErasedScope = Literal["family", "profile"]
+
+
+class SubjectErased(Event, frozen=True, kw_only=True, tag="privacy.erased"):
+    """A family (an account) or one child was erased: its read models deleted and its keys
+    destroyed, so its archived events can never be read again. No personal data: the record
+    says that an erasure happened, not whose."""
+
+    scope: ErasedScope
+    keys: int  # privacy keys destroyed
+
+
+class RetentionApplied(Event, frozen=True, kw_only=True, tag="privacy.retention_applied"):
+    """Events older than ``horizon`` lost their personal data (``MEDIO_RETENTION_DAYS``)."""
+
+    horizon: datetime
+    events: int  # events shredded by this run
+
+
+class StatsCarried(Event, frozen=True, kw_only=True, tag="stats.carried"):
+    """What shredded sessions had added to one profile's stats, kept past the retention horizon,
+    so that a replay gives the stats the parent saw. Written into the archive (never the log)
+    by the retention run that shredded those sessions; the profile's personal data, sealed
+    with its key like its sessions were."""
+
+    profile_id: int
+    daily: tuple[tuple[str, int], ...]  # (local date, watched ms)
+    videos: tuple[tuple[int, int, int], ...]  # (video id, sessions, watched ms)
+    totals: tuple[int, int, int]  # (watched ms, sessions, sessions that watched anything)
+
+
 AnyEvent = (
     ProgressSaved
     | ProgressDeleted
@@ -156,6 +187,9 @@ AnyEvent = (
     | DevicePaired
     | DeviceTokenIssued
     | DeviceRevoked
+    | SubjectErased
+    | RetentionApplied
+    | StatsCarried
 )
 
 EVENT_TYPES: dict[str, type[AnyEvent]] = {
@@ -172,6 +206,9 @@ EVENT_TYPES: dict[str, type[AnyEvent]] = {
         DevicePaired,
         DeviceTokenIssued,
         DeviceRevoked,
+        SubjectErased,
+        RetentionApplied,
+        StatsCarried,
     )
 }
 

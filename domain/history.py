@@ -32,6 +32,7 @@ class ArchiveFilter:
     since: datetime | None = None  # inclusive, on occurred_at
     until: datetime | None = None  # exclusive, on occurred_at
     profile_id: int | None = None  # events whose body carries this profile_id (sessions)
+    key_ids: tuple[int, ...] = ()  # only events sealed with these privacy keys (one family's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from rich.progress import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.db import create_engine
+from adapters.keyring import Keyring, keyring_for
 from adapters.settings import SettingsError, load_settings
 from domain.history import parse_filter
 from medio.migrate import is_migrated
@@ -46,7 +47,7 @@ def _progress_bar() -> Progress:
     )
 
 
-def _with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+def _with_engine(work: Callable[[AsyncEngine, Keyring], Awaitable[T]]) -> T:
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -59,7 +60,7 @@ def _with_engine(work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
                 raise click.ClickException(
                     "the database has no Medio tables yet: run `medio migrate` first"
                 )
-            return await work(engine)
+            return await work(engine, keyring_for(settings))
         finally:
             await engine.dispose()
 
@@ -94,7 +95,7 @@ def export_command(
             "; ".join(f"{names.get(p.path, '--' + p.path)}: {p.msg}" for p in problems)
         )
 
-    async def work(engine: AsyncEngine) -> int:
+    async def work(engine: AsyncEngine, keyring: Keyring) -> int:
         with _progress_bar() as bar:
             task = bar.add_task(f"export {fmt}", total=None, note="")
 
@@ -102,7 +103,7 @@ def export_command(
                 done, total = (done, total) if total else (1, 1)  # an empty archive is done
                 bar.update(task, completed=done, total=total, note=f"{written:,} events")
 
-            return await export_events(engine, fmt, output, wanted, advance)
+            return await export_events(engine, keyring, fmt, output, wanted, advance)
 
     try:
         written = _with_engine(work)
@@ -116,7 +117,7 @@ def export_command(
 def import_command(source: Path) -> None:
     """Load a JSON Lines export into an empty archive (then run `medio replay`)."""
 
-    async def work(engine: AsyncEngine) -> int:
+    async def work(engine: AsyncEngine, keyring: Keyring) -> int:
         with _progress_bar() as bar:
             task = bar.add_task("import", total=None, note="")
 
@@ -124,7 +125,7 @@ def import_command(source: Path) -> None:
                 done, total = (done, total) if total else (1, 1)  # an empty file is done
                 bar.update(task, completed=done, total=total)
 
-            return await import_events(engine, source, advance)
+            return await import_events(engine, keyring, source, advance)
 
     try:
         count = _with_engine(work)

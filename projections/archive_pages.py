@@ -5,11 +5,16 @@ reader can see are always a prefix of the final order: a later commit never land
 position someone has already read. That is why ``position > after ORDER BY position`` pages
 are complete (no gaps) even while events are being archived, and why every reader here pages
 by position rather than by offset or time.
+
+Pages come back opened: a sealed body (``adapters.keyring``) is decrypted with the keys the page
+names, looked up in one query on the page's connection; an erased event keeps its place with
+``data`` ``None``. The child filter of exports reads the opened bodies, so it is applied here,
+after opening, rather than in SQL.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,16 +23,19 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.keyring import Keyring
 from adapters.tables import events
 from domain.codec import CURRENT_VERSION, UnknownEvent, decode
 from domain.history import ArchiveFilter
+from projections.archive import actor_of, place_of
 
 EXPORT_PAGE_SIZE = 5_000
 
 
 @dataclass(frozen=True, slots=True)
 class ArchivedEvent:
-    """One archive row as stored: ``data`` is the event JSON exactly as appended."""
+    """One archive row, opened: ``data`` is the event JSON exactly as appended, ``None`` once
+    the event is erased (and ``actor`` then empty)."""
 
     position: int
     shard: int
@@ -36,7 +44,11 @@ class ArchivedEvent:
     version: int
     occurred_at: datetime
     actor: str
-    data: str
+    data: str | None
+
+    @property
+    def erased(self) -> bool:
+        return self.data is None
 
     @property
     def id(self) -> str:
@@ -44,17 +56,7 @@ class ArchivedEvent:
         return f"{self.shard}-{self.stream_id}"
 
 
-def _profile_clause(dialect: str, profile_id: int) -> sa.ColumnElement[bool]:
-    # Postgres must parse the TEXT column as JSON; SQLite's json functions read text directly.
-    body: Any = (
-        sa.type_coerce(events.c.data, sa.JSON)
-        if dialect == "sqlite"
-        else sa.cast(events.c.data, sa.JSON)
-    )
-    return body["profile_id"].as_integer() == profile_id  # type: ignore[no-any-return]
-
-
-def _conditions(dialect: str, wanted: ArchiveFilter) -> list[sa.ColumnElement[bool]]:
+def _conditions(wanted: ArchiveFilter) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
     if wanted.types:
         conditions.append(events.c.type.in_(wanted.types))
@@ -62,46 +64,77 @@ def _conditions(dialect: str, wanted: ArchiveFilter) -> list[sa.ColumnElement[bo
         conditions.append(events.c.occurred_at >= wanted.since)
     if wanted.until is not None:
         conditions.append(events.c.occurred_at < wanted.until)
-    if wanted.profile_id is not None:
-        conditions.append(_profile_clause(dialect, wanted.profile_id))
+    if wanted.key_ids:
+        conditions.append(events.c.key_id.in_(wanted.key_ids))
     return conditions
 
 
-def _row(row: Sequence[Any]) -> ArchivedEvent:
-    occurred_at: datetime = row[5]
+class _Owner(msgspec.Struct):
+    profile_id: int | None = None
+
+
+_owner = msgspec.json.Decoder(_Owner)
+
+
+def _opened(row: Any, body: bytes | None) -> ArchivedEvent:
+    occurred_at: datetime = row.occurred_at
     if occurred_at.tzinfo is None:  # SQLite hands back naive UTC
         occurred_at = occurred_at.replace(tzinfo=UTC)
     return ArchivedEvent(
-        position=int(row[0]),
-        shard=int(row[1]),
-        stream_id=row[2],
-        type=row[3],
-        version=int(row[4]),
+        position=int(row.position),
+        shard=int(row.shard),
+        stream_id=row.stream_id,
+        type=row.type,
+        version=int(row.version),
         occurred_at=occurred_at,
-        actor=row[6],
-        data=row[7],
+        actor=actor_of(row, body),
+        data=body.decode() if body is not None else None,
     )
 
 
-async def read_page(
+def _of_profile(event: ArchivedEvent, profile_id: int) -> bool:
+    return event.data is not None and _owner.decode(event.data).profile_id == profile_id
+
+
+async def _read(
     conn: AsyncConnection,
+    keyring: Keyring,
     after: int,
     limit: int,
-    wanted: ArchiveFilter | None = None,
-    upto: int | None = None,
-) -> list[ArchivedEvent]:
-    """Up to ``limit`` matching events with ``after < position (<= upto)``, in archive order."""
-    conditions = _conditions(conn.dialect.name, wanted or ArchiveFilter())
+    wanted: ArchiveFilter,
+    upto: int | None,
+) -> tuple[list[ArchivedEvent], int, int]:
+    """Matching events of the next ``limit`` rows, the rows read and the last position."""
     query = (
         sa.select(*events.c)
-        .where(events.c.position > after, *conditions)
+        .where(events.c.position > after, *_conditions(wanted))
         .order_by(events.c.position)
         .limit(limit)
     )
     if upto is not None:
         query = query.where(events.c.position <= upto)
-    result = await conn.execute(query)
-    return [_row(row) for row in result]
+    rows = (await conn.execute(query)).all()
+    bodies = await keyring.open(
+        conn, [(r.key_id, place_of(r.shard, r.stream_id), r.data) for r in rows]
+    )
+    found = [_opened(row, body) for row, body in zip(rows, bodies, strict=True)]
+    if wanted.profile_id is not None:
+        found = [e for e in found if _of_profile(e, wanted.profile_id)]
+    return found, len(rows), int(rows[-1].position) if rows else after
+
+
+async def read_page(
+    conn: AsyncConnection,
+    keyring: Keyring,
+    after: int,
+    limit: int,
+    wanted: ArchiveFilter | None = None,
+    upto: int | None = None,
+) -> list[ArchivedEvent]:
+    """The events matching ``wanted`` among the ``limit`` rows after ``after`` (up to ``upto``),
+    in archive order."""
+    found, _, _ = await _read(conn, keyring, after, limit, wanted or ArchiveFilter(), upto)
+    return found
 
 
 async def archive_head(conn: AsyncConnection) -> tuple[int, int]:
@@ -116,6 +149,7 @@ async def archive_head(conn: AsyncConnection) -> tuple[int, int]:
 
 async def iter_archive(
     engine: AsyncEngine,
+    keyring: Keyring,
     wanted: ArchiveFilter,
     upto: int,
     page_size: int = EXPORT_PAGE_SIZE,
@@ -128,13 +162,11 @@ async def iter_archive(
     after = 0
     while after < upto:
         async with engine.connect() as conn:
-            page = await read_page(conn, after, page_size, wanted, upto=upto)
-        if not page:
+            page, read, after = await _read(conn, keyring, after, page_size, wanted, upto)
+        if page:
+            yield page
+        if read < page_size:
             return
-        yield page
-        if len(page) < page_size:
-            return
-        after = page[-1].position
 
 
 def current_body(event: ArchivedEvent) -> tuple[int, bytes]:
@@ -142,8 +174,10 @@ def current_body(event: ArchivedEvent) -> tuple[int, bytes]:
 
     Stored JSON at the current version is returned untouched; older versions go through the
     codec's upcasters. A type or version this code cannot read is returned as stored, so an
-    analyst still sees it rather than an error.
+    analyst still sees it rather than an error. An erased event's body is JSON ``null``.
     """
+    if event.data is None:
+        return event.version, b"null"
     stored = event.data.encode()
     if CURRENT_VERSION.get(event.type) == event.version:
         return event.version, stored

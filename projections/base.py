@@ -18,7 +18,7 @@ for ``medio replay --verify``, and can ``dump`` their whole state for comparison
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
@@ -156,3 +156,11 @@ class RedisProjection(ABC):
     @abstractmethod
     async def clear(self, redis: Redis) -> None:
         """Delete the whole state (used before a rebuild swaps in)."""
+
+    async def forget(
+        self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
+    ) -> None:
+        """Delete everything held for these users and profiles (their erasure, CONTRACT §15);
+        their events are erased too, so a rebuild holds nothing of them either. A projection
+        that holds nobody's personal data keeps this as it is."""
+        return None

@@ -14,7 +14,7 @@ Keys (``prefix`` is empty live, ``medio:rebuild:`` for a verify rebuild):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
@@ -121,6 +121,15 @@ class DailyLimitCounters(RedisProjection):
                 pipe.unlink(*keys[start : start + UNLINK_CHUNK])
             await pipe.execute()
         await redis.unlink(self._profiles())
+
+    async def forget(
+        self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
+    ) -> None:
+        for profile_id in profile_ids:
+            dates = await redis.smembers(self._dates(profile_id))
+            keys = [self._counter(profile_id, text(d)) for d in dates]
+            await redis.unlink(self._dates(profile_id), *keys)
+            await redis.srem(self._profiles(), str(profile_id))
 
 
 @lru_cache(maxsize=64)

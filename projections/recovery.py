@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.container import Container
 from adapters.eventlog import stream_name
+from adapters.keyring import Keyring
 from adapters.session_keys import (
     ACTIVE_INDEX,
     SEQUENCE_KEY,
@@ -59,6 +60,7 @@ from domain.codec import UnknownEvent, decode
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import SessionState
 from projections.apply import is_transient
+from projections.archive import place_of
 from projections.base import Envelope, stream_id_key
 from projections.checkpoints import (
     ZERO,
@@ -228,7 +230,7 @@ async def _restore_shard(
     bound = stream_id_key(reached)
     if stream_id_key(earliest) >= bound and stream_id_key(last) >= bound:
         return False
-    archived = await archived_after(container.engine, shard, earliest)
+    archived = await archived_after(container.engine, container.keyring, shard, earliest)
     for cls in REDIS_PROJECTIONS:
         projection = cls(settings=container.settings)
         after = stream_id_key(checkpoints[cls.name])
@@ -268,7 +270,9 @@ async def _stream_ids(redis: Redis, shard: int, after: str, upto: str) -> set[st
         start = "(" + ids[-1]
 
 
-async def archived_after(engine: AsyncEngine, shard: int, after: str) -> list[Envelope]:
+async def archived_after(
+    engine: AsyncEngine, keyring: Keyring, shard: int, after: str
+) -> list[Envelope]:
     """The archived events of ``shard`` after stream id ``after``, in stream order.
 
     One projector commits a shard's batches in stream order, so positions follow stream ids
@@ -278,7 +282,7 @@ async def archived_after(engine: AsyncEngine, shard: int, after: str) -> list[En
     bound = stream_id_key(after)
     found: list[Any] = []
     cursor: int | None = None
-    columns = [events.c[n] for n in ("position", "stream_id", "type", "version", "data")]
+    columns = [events.c[n] for n in ("position", "stream_id", "type", "version", "data", "key_id")]
     async with engine.connect() as conn:
         while True:
             query = sa.select(*columns).where(events.c.shard == shard)
@@ -290,13 +294,20 @@ async def archived_after(engine: AsyncEngine, shard: int, after: str) -> list[En
             if len(newer) < len(rows) or len(rows) < PAGE:
                 break
             cursor = rows[-1].position
+        opened = await keyring.open(
+            conn, [(row.key_id, place_of(shard, row.stream_id), row.data) for row in found]
+        )
     result: list[Envelope] = []
-    for _position, stream_id, name, version, data in reversed(found):
+    for (_position, stream_id, name, version, _stored, _key), data in zip(
+        reversed(found), reversed(opened), strict=True
+    ):
+        if data is None:
+            continue  # erased: nothing of it is left to restore
         try:
             event = decode(name, version, data)
         except UnknownEvent:
             continue
-        result.append(Envelope(shard, stream_id, name, version, data.encode(), event))
+        result.append(Envelope(shard, stream_id, name, version, data, event))
     return result
 
 

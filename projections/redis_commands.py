@@ -16,7 +16,7 @@ projector's CPU. So:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -153,3 +153,22 @@ async def indexes_of_users(
             pairs = [(text(m), float(s)) for m, s in zip(flat[::2], flat[1::2], strict=True)]
             found.append((user, pairs))
     return found
+
+
+async def forget_users(
+    redis: Redis,
+    users_key: str,
+    indexes: dict[str, str],
+    keys_of: Callable[[str, list[str]], Awaitable[list[str]]],
+    size: int,
+) -> None:
+    """Delete per-user projection state (an erasure): for each user of ``indexes`` (user ->
+    index key), the keys ``keys_of(user, members)`` names, then the index and the user's place
+    in ``users_key``."""
+    for user, index in indexes.items():
+        found = await redis.zrange(index, 0, -1)
+        members = [text(m) for m in found if isinstance(m, bytes | str)]
+        keys = [*await keys_of(user, members), index]
+        for chunk in chunks(keys, size):
+            await redis.unlink(*chunk)
+        await redis.zrem(users_key, user)

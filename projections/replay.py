@@ -228,7 +228,7 @@ async def _replay(
     sql = [t.projection for t in targets if isinstance(t.projection, SqlProjection)]
     redis = [t.projection for t in targets if isinstance(t.projection, RedisProjection)]
     with heap.frozen():
-        async with ArchiveChunks(container.engine) as chunks:
+        async with ArchiveChunks(container.engine, container.keyring) as chunks:
             await _create_scratch(container.engine, sql)
             await _each(container, [partial(p.clear, container.redis) for p in redis])
             await _apply_chunks(container, targets, chunks, report, progress, started)
@@ -263,7 +263,10 @@ async def _apply_chunks(
 def _selected(
     batch: list[Envelope], keys: list[tuple[int, int]] | None, target: _Target
 ) -> list[Envelope]:
-    """The events of ``batch`` that ``target`` handles, up to its bound (``keys``: their ids)."""
+    """The events of ``batch`` that ``target`` handles, up to its bound (``keys``: their ids).
+
+    Rows of no stream shard (``ARCHIVE_ONLY_SHARD``: what a retention run carried over) were
+    never in the log, so no checkpoint bounds them: they are always applied."""
     handles = target.projection.handles
     bound = target.bound
     if bound is None or keys is None:
@@ -271,7 +274,7 @@ def _selected(
     return [
         e
         for key, e in zip(keys, batch, strict=True)
-        if (not handles or e.type in handles) and key <= bound[e.shard]
+        if (not handles or e.type in handles) and (e.shard not in bound or key <= bound[e.shard])
     ]
 
 

@@ -36,7 +36,7 @@ and the route changes in api/progress.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -54,6 +54,7 @@ from projections.base import Commands, Envelope, RedisProjection
 from projections.redis_commands import (
     as_score,
     chunks,
+    forget_users,
     indexes_of_users,
     list_version_key,
     live_members,
@@ -264,6 +265,18 @@ class ResumeProjection(RedisProjection):
                 pipe.unlink(*chunk)
             await pipe.execute()
         await redis.unlink(self.key(USERS_KEY))
+
+    async def forget(
+        self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
+    ) -> None:
+        shards = self.settings.stream_shards
+
+        async def keys_of(clerk_id: str, titles: list[str]) -> list[str]:
+            version = self.key(version_key(clerk_id, shard_for(clerk_id, shards)))
+            return [version, *[self.key(resume_key(clerk_id, t)) for t in titles]]
+
+        indexes = {c: self.key(index_key(c)) for c in clerk_ids}
+        await forget_users(redis, self.key(USERS_KEY), indexes, keys_of, CHUNK)
 
 
 # Reads: one title's position, or a user's list, newest first.

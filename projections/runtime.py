@@ -9,13 +9,14 @@ sleeping.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from adapters import heap
 from adapters.container import Container
 from adapters.settings import Settings
 from projections.apply import ProjectionSet
-from projections.locks import ShardLock, consumer_name
+from projections.locks import ShardLock, consumer_name, projectors_paused
 from projections.projector import ShardProjector
 from projections.recovery import ensure_current
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
@@ -23,6 +24,7 @@ from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 MAX_BLOCK_SECONDS = 1.0
 HANDOVER_LEAD = 1.5  # seconds before a run ends that its successor is queued
 STOP_CHECK_SECONDS = 0.5  # a run waiting for its shard's lock sees a stop request this soon
+CATCH_UP_HANDOVER_SECONDS = 30.0  # how long running projectors get to hand their shards over
 
 
 def registered_projections(
@@ -165,3 +167,19 @@ async def drain_shard(
                     raise TimeoutError(f"shard {shard} did not drain in time")
     finally:
         await projector.close()
+
+
+@contextlib.asynccontextmanager
+async def projectors_caught_up(container: Container) -> AsyncIterator[str]:
+    """Every live projector paused and every shard drained (an erasure, a retention run):
+    nothing of the log is unprojected or in flight until the block ends; yields our token."""
+    settings = container.settings
+    async with projectors_paused(
+        container.redis,
+        settings.stream_shards,
+        settings.projector_lock_ttl_seconds,
+        CATCH_UP_HANDOVER_SECONDS,
+    ) as owner:
+        for shard in range(settings.stream_shards):
+            await drain_shard(container, shard, owner)
+        yield owner

@@ -33,7 +33,7 @@ with their read-your-writes check.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -58,6 +58,7 @@ from projections.base import Commands, Envelope, RedisProjection
 from projections.redis_commands import (
     as_score,
     chunks,
+    forget_users,
     indexes_of_users,
     list_version_key,
     live_members,
@@ -246,6 +247,26 @@ class SeriesResumeProjection(RedisProjection):
                 pipe.unlink(*chunk)
             await pipe.execute()
         await redis.unlink(self.key(USERS_KEY))
+
+    async def forget(
+        self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
+    ) -> None:
+        shards = self.settings.stream_shards
+
+        async def keys_of(clerk_id: str, series_ids: list[str]) -> list[str]:
+            series = [(clerk_id, s) for s in series_ids]
+            keys = [self.key(version_key(clerk_id, shard_for(clerk_id, shards)))]
+            keys += [self.key(current_key(*s)) for s in series]
+            episodes = await self._currents(redis, series)
+            keys += [
+                self.key(series_key(clerk_id, series_id, episode))
+                for (_, series_id), episode in zip(series, episodes, strict=True)
+                if episode is not None
+            ]
+            return keys
+
+        indexes = {c: self.key(index_key(c)) for c in clerk_ids}
+        await forget_users(redis, self.key(USERS_KEY), indexes, keys_of, CHUNK)
 
 
 # Reads: one series, one episode, or a user's series, newest first.

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.tables import stats_daily, stats_totals, stats_videos
-from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
+from domain.events import SessionEnded, SessionHeartbeat, SessionStarted, StatsCarried
 from domain.sessions import MS_PER_SECOND, share_ms
 from projections.base import Envelope, RowWriters, SqlProjection
 from projections.bulk_sql import execute, insert_sql, raw_connection
@@ -83,14 +83,28 @@ def _local_date(text: str) -> date:
 
 
 @dataclass
-class _Sums:
+class StatsSums:
     daily: dict[tuple[int, date], int]
     videos: dict[tuple[int, int], list[int]]  # [sessions, ms]
     totals: dict[int, list[int]]  # [ms, sessions, watched sessions]
 
 
-def _sum(batch: Sequence[Envelope]) -> _Sums:
-    sums = _Sums(
+def _carry(sums: StatsSums, event: StatsCarried) -> None:
+    """Add what shredded sessions had added (``services.retention``)."""
+    for local_date, ms in event.daily:
+        sums.daily[(event.profile_id, _local_date(local_date))] += ms
+    for video_id, sessions, ms in event.videos:
+        counts = sums.videos[(event.profile_id, video_id)]
+        counts[0] += sessions
+        counts[1] += ms
+    totals = sums.totals[event.profile_id]
+    for i, value in enumerate(event.totals):
+        totals[i] += value
+
+
+def sum_stats(batch: Sequence[Envelope]) -> StatsSums:
+    """What ``batch`` adds to each profile's rows (also what a retention run carries over)."""
+    sums = StatsSums(
         daily=defaultdict(int),
         videos=defaultdict(lambda: [0, 0]),
         totals=defaultdict(lambda: [0, 0, 0]),
@@ -112,6 +126,8 @@ def _sum(batch: Sequence[Envelope]) -> _Sums:
             session_ms = round(event.watched_seconds * MS_PER_SECOND)
             if added > 0 and session_ms == added:  # the session's first watched time
                 totals[2] += 1
+        elif isinstance(event, StatsCarried):
+            _carry(sums, event)
     return sums
 
 
@@ -130,11 +146,11 @@ class StatsProjection(SqlProjection):
     """``session.*`` events into the per-day, per-video and total stats of each profile."""
 
     name = "stats"
-    handles = frozenset({"session.started", "session.heartbeat", "session.ended"})
+    handles = frozenset({"session.started", "session.heartbeat", "session.ended", "stats.carried"})
     live_tables = (stats_daily, stats_videos, stats_totals)
 
     async def apply(self, conn: AsyncConnection, batch: Sequence[Envelope]) -> None:
-        sums = _sum(batch)
+        sums = sum_stats(batch)
         writer = WRITERS.pick(conn, self.backend)
         for counted in (
             CounterRows(

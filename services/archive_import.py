@@ -4,6 +4,9 @@ The other half of the round trip export -> import -> ``medio replay``: rows keep
 position, shard, stream id, type, version, actor and the event JSON byte for byte, so the
 projections rebuilt from the imported archive equal the ones the export came from.
 
+Bodies are sealed again as the archive writer seals them (``projections.archive``), with this
+deployment's keys; a line exported as erased (``data`` null) stays erased.
+
 The whole file loads in one transaction (inserted in batches, so memory stays flat): a bad
 line anywhere leaves the archive empty, ready for a corrected retry. The same transaction moves
 the archive's checkpoint in each shard to the newest imported stream entry, as the archive
@@ -22,8 +25,11 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.keyring import ERASED_KEY, Keyring
 from adapters.tables import events
-from projections.archive import POSITION_LOCK_KEY, Archive
+from domain.codec import UnknownEvent, decode
+from domain.privacy import subject_of
+from projections.archive import POSITION_LOCK_KEY, Archive, place_of
 from projections.base import stream_id_key
 from projections.checkpoints import lock_sql_checkpoints, newer, write_sql_checkpoints
 
@@ -48,6 +54,7 @@ class ImportLine(msgspec.Struct, frozen=True):
     actor: str
     data: msgspec.Raw
     id: str | None = None
+    erased: bool = False
 
 
 _decoder = msgspec.json.Decoder(ImportLine)
@@ -59,7 +66,9 @@ def _row(line: bytes, number: int, previous: int) -> dict[str, Any]:
     except msgspec.DecodeError as exc:
         raise ImportRefused(f"line {number}: not an exported event ({exc})") from None
     data = bytes(record.data)
-    if not data.startswith(b"{"):
+    if record.erased or data == b"null":
+        data = b""
+    elif not data.startswith(b"{"):
         raise ImportRefused(f"line {number}: data must be a JSON object")
     if record.occurred_at.tzinfo is None:
         raise ImportRefused(f"line {number}: occurred_at must carry a time zone (Z)")
@@ -73,8 +82,30 @@ def _row(line: bytes, number: int, previous: int) -> dict[str, Any]:
         "version": record.version,
         "occurred_at": record.occurred_at,
         "actor": record.actor,
-        "data": data.decode(),
+        "data": data,
     }
+
+
+async def _sealed(
+    conn: AsyncConnection, keyring: Keyring, batch: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows of ``batch`` as the archive stores them: personal bodies sealed."""
+    bodies: list[tuple[str | None, str, bytes]] = []
+    for row in batch:
+        data: bytes = row["data"]
+        try:
+            subject = subject_of(decode(row["type"], row["version"], data)) if data else None
+        except UnknownEvent:
+            subject = None  # a type this code cannot read: kept as it came
+        bodies.append((subject, place_of(row["shard"], row["stream_id"]), data))
+    sealed = await keyring.seal(conn, [b for b in bodies if b[2]])
+    kept = iter(sealed)
+    rows = []
+    for row, (_, _, data) in zip(batch, bodies, strict=True):
+        key_id, stored = next(kept) if data else (ERASED_KEY, "")
+        actor = row["actor"] if key_id is None else ""
+        rows.append({**row, "actor": actor, "data": stored, "key_id": key_id})
+    return rows
 
 
 def _batches(path: Path, on_progress: Progress | None) -> Iterator[list[dict[str, Any]]]:
@@ -110,7 +141,7 @@ async def _advance_archive_checkpoints(conn: AsyncConnection, newest: dict[int, 
 
 
 async def import_events(
-    engine: AsyncEngine, source: Path, on_progress: Progress | None = None
+    engine: AsyncEngine, keyring: Keyring, source: Path, on_progress: Progress | None = None
 ) -> int:
     """Load a JSON Lines export into the archive, which must be empty; returns the count."""
     count = 0
@@ -124,7 +155,7 @@ async def import_events(
                 "(run `medio migrate` against a new MEDIO_DATABASE_URL)"
             )
         for batch in _batches(source, on_progress):
-            await conn.execute(events.insert(), batch)
+            await conn.execute(events.insert(), await _sealed(conn, keyring, batch))
             count += len(batch)
             for row in batch:
                 shard, stream_id = row["shard"], row["stream_id"]

@@ -177,19 +177,6 @@ async def update_profile(
     return _profile(row) if row else None
 
 
-async def delete_profile(db: Db, user_id: int, profile_id: int) -> bool:
-    """Remove the caller's profile; ``False`` when it is not theirs."""
-    if not _valid_id(profile_id):
-        return False
-    row = await _write(
-        db,
-        profiles.delete()
-        .where(profiles.c.id == profile_id, profiles.c.user_id == user_id)
-        .returning(profiles.c.id),
-    )
-    return row is not None
-
-
 # Videos -------------------------------------------------------------------------------------
 
 

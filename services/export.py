@@ -5,8 +5,10 @@ written out before the next is fetched, so memory depends on the page size, neve
 events there are. The file is written next to its destination and renamed into place at the
 end: an interrupted export leaves no half file behind.
 
-Every format has the same columns. ``data`` is the event body exactly as archived (at its
-stored ``version``; no upcasting), so an export can be imported back byte for byte.
+Every format has the same columns. ``data`` is the event body exactly as appended (at its
+stored ``version``; no upcasting; opened if the archive keeps it sealed), so an export can be
+imported back byte for byte. An erased event keeps its row with ``data`` null (empty in CSV)
+and ``erased`` true.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import IO, Any, Literal, Protocol
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.keyring import Keyring
 from domain.history import ArchiveFilter
 from projections.archive_pages import EXPORT_PAGE_SIZE, ArchivedEvent, archive_head, iter_archive
 
@@ -38,6 +41,7 @@ COLUMNS = (
     "occurred_at",
     "actor",
     "data",
+    "erased",
 )
 PARQUET_ROW_GROUP_ROWS = 50_000
 
@@ -65,6 +69,10 @@ class ExportLine(msgspec.Struct, frozen=True):
     occurred_at: str
     actor: str
     data: msgspec.Raw
+    erased: bool
+
+
+_NULL = msgspec.Raw(b"null")
 
 
 class PageWriter(Protocol):
@@ -90,7 +98,8 @@ class JsonlWriter:
                 e.version,
                 iso_us(e.occurred_at),
                 e.actor,
-                msgspec.Raw(e.data.encode()),
+                _NULL if e.data is None else msgspec.Raw(e.data.encode()),
+                e.erased,
             )
             for e in page
         ]
@@ -119,7 +128,8 @@ class CsvWriter:
                 e.version,
                 iso_us(e.occurred_at),
                 e.actor,
-                e.data,
+                e.data or "",
+                e.erased,
             )
             for e in page
         )
@@ -158,6 +168,7 @@ class ParquetWriter:
                 ("occurred_at", pa.timestamp("us", tz="UTC")),
                 ("actor", pa.string()),
                 ("data", pa.string()),
+                ("erased", pa.bool_()),
             ]
         )
         self._writer = parquet.ParquetWriter(str(path), self._schema, compression="zstd")
@@ -175,6 +186,7 @@ class ParquetWriter:
             "occurred_at": [e.occurred_at for e in page],
             "actor": [e.actor for e in page],
             "data": [e.data for e in page],
+            "erased": [e.erased for e in page],
         }
         self._pending.append(self._pa.RecordBatch.from_pydict(columns, schema=self._schema))
         self._pending_rows += len(page)
@@ -202,6 +214,7 @@ def open_writer(fmt: ExportFormat, path: Path) -> PageWriter:
 
 async def export_events(
     engine: AsyncEngine,
+    keyring: Keyring,
     fmt: ExportFormat,
     destination: Path,
     wanted: ArchiveFilter | None = None,
@@ -223,7 +236,7 @@ async def export_events(
     writer = open_writer(fmt, partial)
     written = 0
     try:
-        async for page in iter_archive(engine, wanted or ArchiveFilter(), head, page_size):
+        async for page in iter_archive(engine, keyring, wanted or ArchiveFilter(), head, page_size):
             writer.write(page)
             written += len(page)
             if on_progress:

@@ -1,26 +1,52 @@
 """The event history feed (``GET /api/events``): pages of the archive in order, each event
-upcast to its type's current version, for analysts."""
+upcast to its type's current version, for analysts.
+
+Events come as they are served, in the feed and in a family's export (``services.family_export``)
+alike: an event whose family or child was erased keeps its place with ``data`` null and
+``erased`` true (CONTRACT §15).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from adapters.container import Container
 from domain.history import FeedQuery
+from domain.timestamps import iso_ms
 from projections.archive_pages import ArchivedEvent, current_body, read_page
 
 
-@dataclass(frozen=True)
-class FeedEntry:
-    """An archived event with its body at the current version of its type."""
+class FeedEvent(msgspec.Struct, frozen=True):
+    """One archived event as served: ``data`` is its body upcast to ``version`` (the current
+    one), or ``null`` with ``erased: true`` once its family or child was erased."""
 
-    event: ArchivedEvent
+    position: int
+    id: str
+    type: str
     version: int
-    body: bytes
+    occurred_at: str
+    data: msgspec.Raw
+    stored_version: int
+    erased: bool
 
 
-async def feed_page(container: Container, query: FeedQuery) -> list[FeedEntry]:
+def feed_event(event: ArchivedEvent) -> FeedEvent:
+    """``event`` as served."""
+    version, body = current_body(event)
+    return FeedEvent(
+        position=event.position,
+        id=event.id,
+        type=event.type,
+        version=version,
+        occurred_at=iso_ms(event.occurred_at),
+        data=msgspec.Raw(body),
+        stored_version=event.version,
+        erased=event.erased,
+    )
+
+
+async def feed_page(container: Container, query: FeedQuery) -> list[FeedEvent]:
     """The events after ``query.after`` that ``query`` wants, at most ``query.limit``."""
     async with container.engine.connect() as conn:
-        page = await read_page(conn, query.after, query.limit, query.wanted)
-    return [FeedEntry(event, *current_body(event)) for event in page]
+        page = await read_page(conn, container.keyring, query.after, query.limit, query.wanted)
+    return [feed_event(event) for event in page]

@@ -67,6 +67,10 @@ class UserDirectory:
             task.add_done_callback(lambda _: self._pending.pop(sub, None))
         return (await asyncio.shield(task))[sub]
 
+    def forget(self, sub: str) -> None:
+        """``sub``'s row was erased: its next request makes a new one."""
+        self._ids.pop(sub, None)
+
     def note(self, sub: str) -> None:
         """Register ``sub`` in the background if this process has not seen it."""
         if self._known(sub) is not None:

@@ -8,6 +8,7 @@ These tests write archive rows directly, so they run on a database of their own
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.container import Container
+from adapters.keyring import Keyring
 from adapters.settings import Settings
 from adapters.tables import events
 from api.app import create_app
@@ -33,6 +35,7 @@ from domain.events import (
     SessionStarted,
 )
 from medio.migrate import upgrade
+from projections.archive_pages import read_page
 from services.container import build_container
 from tests import scratch
 
@@ -122,6 +125,7 @@ def archive_row(position: int, event: AnyEvent, shard: int = 0) -> dict[str, Any
         "occurred_at": event.occurred_at,
         "actor": event.actor,
         "data": data.decode(),
+        "key_id": None,  # in the clear, as rows archived before privacy keys existed
     }
 
 
@@ -166,10 +170,11 @@ async def clear_archive(engine: AsyncEngine) -> None:
         await conn.execute(sa.delete(events))
 
 
-async def archive_contents(engine: AsyncEngine) -> list[tuple[Any, ...]]:
+async def archive_contents(engine: AsyncEngine, keyring: Keyring) -> list[tuple[Any, ...]]:
+    """Every archived event as readers see it (opened: sealed bodies in the clear)."""
     async with engine.connect() as conn:
-        result = await conn.execute(sa.select(events).order_by(events.c.position))
-        return [tuple(row) for row in result]
+        page = await read_page(conn, keyring, 0, 1_000_000)
+    return [dataclasses.astuple(event) for event in page]
 
 
 @contextlib.contextmanager

@@ -135,6 +135,7 @@ def _production_with_jwks_only(settings: Settings) -> Settings:
         env="production",
         jwt_secret=None,
         jwt_jwks_url="https://idp.example.test/.well-known/jwks.json",
+        master_key="A" * 43,  # production requires one
     )
 
 

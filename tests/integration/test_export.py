@@ -85,7 +85,7 @@ async def test_csv_export_has_a_header_and_data_as_a_json_string(
     assert tuple(rows[0]) == COLUMNS
     assert len(rows) == COUNT
     assert json.loads(rows[1]["data"])["shares"] == [["2025-07-28", 60.0]]
-    archived = await archive_contents(container.engine)
+    archived = await archive_contents(container.engine, container.keyring)
     assert [row["data"] for row in rows] == [row[7] for row in archived]
 
 
@@ -143,7 +143,7 @@ async def test_export_then_import_into_an_empty_archive_restores_it_byte_for_byt
     await archive(container.engine, mixed_events(COUNT))
     async with container.engine.begin() as conn:
         await insert_rows(conn, [progress_saved_v1_row(COUNT + 5, T0 + timedelta(days=2))])
-    original = await archive_contents(container.engine)
+    original = await archive_contents(container.engine, container.keyring)
     out = tmp_path / "all.jsonl"
     assert (await medio("events", "export", "-o", str(out))).exit_code == 0
 
@@ -151,7 +151,7 @@ async def test_export_then_import_into_an_empty_archive_restores_it_byte_for_byt
     result = await medio("events", "import", str(out))
     assert result.exit_code == 0, result.output
     assert f"imported {COUNT + 1} events" in result.output
-    assert await archive_contents(container.engine) == original
+    assert await archive_contents(container.engine, container.keyring) == original
 
 
 async def test_import_refuses_a_non_empty_archive(
@@ -159,7 +159,7 @@ async def test_import_refuses_a_non_empty_archive(
 ) -> None:
     await archive(container.engine, mixed_events(3))
     out = tmp_path / "three.jsonl"
-    await export_events(container.engine, "jsonl", out)
+    await export_events(container.engine, container.keyring, "jsonl", out)
     result = await medio("events", "import", str(out))
     assert result.exit_code == 1
     assert "not empty" in result.output
@@ -168,25 +168,25 @@ async def test_import_refuses_a_non_empty_archive(
 async def test_a_bad_line_aborts_the_whole_import(container: Container, tmp_path: Path) -> None:
     await archive(container.engine, mixed_events(10))
     out = tmp_path / "broken.jsonl"
-    await export_events(container.engine, "jsonl", out)
+    await export_events(container.engine, container.keyring, "jsonl", out)
     await clear_archive(container.engine)
     lines = out.read_text().splitlines()
     lines[7] = lines[7].replace('"position":8', '"position":"eight"')
     out.write_text("\n".join(lines) + "\n")
     with pytest.raises(ImportRefused, match="line 8"):
-        await import_events(container.engine, out)
-    assert await archive_contents(container.engine) == []
+        await import_events(container.engine, container.keyring, out)
+    assert await archive_contents(container.engine, container.keyring) == []
 
 
 async def test_out_of_order_positions_are_refused(container: Container, tmp_path: Path) -> None:
     await archive(container.engine, mixed_events(4))
     out = tmp_path / "ordered.jsonl"
-    await export_events(container.engine, "jsonl", out)
+    await export_events(container.engine, container.keyring, "jsonl", out)
     await clear_archive(container.engine)
     lines = out.read_text().splitlines()
     out.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
     with pytest.raises(ImportRefused, match="positions must increase"):
-        await import_events(container.engine, out)
+        await import_events(container.engine, container.keyring, out)
 
 
 async def test_parquet_without_pyarrow_says_how_to_install_it(
@@ -196,7 +196,7 @@ async def test_parquet_without_pyarrow_says_how_to_install_it(
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     out = tmp_path / "x.parquet"
     with pytest.raises(ExportError, match=r"medio\[parquet\]"):
-        await export_events(container.engine, "parquet", out)
+        await export_events(container.engine, container.keyring, "parquet", out)
     assert not out.exists()
 
 
@@ -208,7 +208,9 @@ async def test_a_failed_export_leaves_no_file(container: Container, tmp_path: Pa
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        await export_events(container.engine, "jsonl", out, on_progress=explode, page_size=10)
+        await export_events(
+            container.engine, container.keyring, "jsonl", out, on_progress=explode, page_size=10
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -219,7 +221,9 @@ async def test_export_pages_stop_at_the_head_read_when_it_started(
     async with container.engine.connect() as conn:
         _, head = await archive_head(conn)
     positions: list[int] = []
-    async for page in iter_archive(container.engine, ArchiveFilter(), head, page_size=5):
+    async for page in iter_archive(
+        container.engine, container.keyring, ArchiveFilter(), head, page_size=5
+    ):
         if not positions:  # events archived mid-export belong to the next export
             await archive(container.engine, mixed_events(5, start=T0 + timedelta(days=3)), 21)
         positions.extend(event.position for event in page)

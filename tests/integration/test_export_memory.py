@@ -72,7 +72,9 @@ async def test_export_peak_memory_is_a_small_fraction_of_the_data(
     out = tmp_path / f"big.{fmt}"
     tracemalloc.start()
     try:
-        written = await export_events(big_archive.container.engine, fmt, out, page_size=PAGE)
+        written = await export_events(
+            big_archive.container.engine, big_archive.container.keyring, fmt, out, page_size=PAGE
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -13,15 +13,15 @@ from typing import Any
 
 import msgspec
 import pytest
-import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from adapters.container import Container
 from adapters.settings import Settings
-from adapters.tables import events
 from api.app import create_app
+from domain.history import ArchiveFilter
 from medio.embedded import free_port
+from projections.archive_pages import read_page
 from projections.runtime import project_pending
 from tests import scratch
 
@@ -58,12 +58,13 @@ async def outage(settings: Settings) -> AsyncIterator[Outage]:
 
 async def _archived(container: Container, clerk_id: str) -> list[float]:
     async with container.engine.connect() as conn:
-        rows = await conn.execute(
-            sa.select(events.c.data)
-            .where(events.c.type == "progress.saved", events.c.actor == clerk_id)
-            .order_by(events.c.position)
-        )
-        return [float(msgspec.json.decode(row.data)["current_time"]) for row in rows]
+        wanted = ArchiveFilter(types=("progress.saved",))
+        page = await read_page(conn, container.keyring, 0, 1_000_000, wanted)
+    return [
+        float(msgspec.json.decode(e.data)["current_time"])
+        for e in page
+        if e.actor == clerk_id and e.data is not None
+    ]
 
 
 def _assert_503_envelope(response: Any) -> None:

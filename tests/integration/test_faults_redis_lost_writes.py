@@ -27,13 +27,14 @@ from test_faults_redis import PrivateRedis
 
 from adapters.container import Container
 from adapters.settings import Settings
-from adapters.tables import events, stats_totals, watch_sessions
+from adapters.tables import stats_totals, watch_sessions
 from api.app import create_app
 from domain.clock import FakeClock
 from domain.codec import decode
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import share_ms
 from medio.migrate import upgrade
+from projections.archive_pages import read_page
 from projections.replay import verify
 from projections.runtime import project_pending
 from projections.streams import DEAD_LETTER_STREAM
@@ -130,14 +131,11 @@ def _aof(server: PrivateRedis) -> Path:
 async def _archived_sessions(container: Container) -> dict[int, list[Any]]:
     """Every archived session event, by session id, in archive order."""
     async with container.engine.connect() as conn:
-        rows = await conn.execute(
-            sa.select(events.c.type, events.c.version, events.c.data)
-            .where(events.c.type.like("session.%"))
-            .order_by(events.c.position)
-        )
-        found: dict[int, list[Any]] = {}
-        for name, version, data in rows:
-            event = decode(name, version, data)
+        page = await read_page(conn, container.keyring, 0, 10_000_000)
+    found: dict[int, list[Any]] = {}
+    for archived in page:
+        if archived.type.startswith("session.") and archived.data is not None:
+            event = decode(archived.type, archived.version, archived.data)
             assert isinstance(event, SessionStarted | SessionHeartbeat | SessionEnded)
             found.setdefault(event.session_id, []).append(event)
     return found

@@ -40,7 +40,7 @@ async def test_chunks_hold_every_archived_event_once_in_position_order(
 
     seen: list[tuple[str, str]] = []
     sizes: list[int] = []
-    async with ArchiveChunks(container.engine, chunk=7) as chunks:
+    async with ArchiveChunks(container.engine, container.keyring, chunk=7) as chunks:
         async for batch, read in chunks:
             seen += [(e.stream_id, e.type) for e in batch]
             sizes.append(read)
@@ -54,7 +54,7 @@ async def test_leaving_early_leaves_no_read_ahead_running(
 ) -> None:
     await _archive_some(container, drain, 3)
     before = asyncio.all_tasks()
-    async with ArchiveChunks(container.engine, chunk=1) as chunks:
+    async with ArchiveChunks(container.engine, container.keyring, chunk=1) as chunks:
         batch, read = await anext(chunks)
         assert read == 1 and len(batch) == 1
         assert asyncio.all_tasks() - before  # the next chunk is being read

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from adapters.settings import SettingsError, load_settings
@@ -39,10 +41,39 @@ def test_production_refuses_missing_or_short_secret(
         load_settings(env_file=None)
 
 
+MASTER_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode()
+
+
 def test_production_accepts_long_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDIO_ENV", "production")
     monkeypatch.setenv("MEDIO_JWT_SECRET", "s" * 48)
+    monkeypatch.setenv("MEDIO_MASTER_KEY", MASTER_KEY)
     assert load_settings(env_file=None).env == "production"
+
+
+def test_production_refuses_to_start_without_a_master_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDIO_ENV", "production")
+    monkeypatch.setenv("MEDIO_JWT_SECRET", "s" * 48)
+    monkeypatch.delenv("MEDIO_MASTER_KEY", raising=False)
+    with pytest.raises(SettingsError, match="MEDIO_MASTER_KEY must be set in production"):
+        load_settings(env_file=None)
+
+
+@pytest.mark.parametrize("value", ["short", MASTER_KEY[:-4], "!" * 44])
+def test_a_master_key_that_is_not_32_bytes_is_refused_without_being_echoed(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("MEDIO_MASTER_KEY", value)
+    with pytest.raises(SettingsError, match="MEDIO_MASTER_KEY must be 32 bytes") as refused:
+        load_settings(env_file=None)
+    assert value not in str(refused.value)
+
+
+def test_retention_is_off_or_longer_than_a_resume_position_lives() -> None:
+    assert load_settings(env_file=None, retention_days="31").retention_days == 31
+    for days in ("-1", "30"):
+        with pytest.raises(SettingsError, match="MEDIO_RETENTION_DAYS"):
+            load_settings(env_file=None, retention_days=days)
 
 
 def test_rate_limit_policy_must_be_requests_per_seconds() -> None:
