@@ -222,26 +222,58 @@ READ_LABELS = {
     "progress_list": "`GET /api/progress/:clerkId` (20 titles)",
     "progress_title": "`GET /api/progress/:clerkId/:tmdbId`",
     "series_list": "`GET /api/progress/series/:clerkId` (10 series)",
+    "profile_stats": "`GET /api/profiles/:id/stats`",
+    "feed_page": "`GET /api/events?after=N` (a page of 100)",
 }
+
+
+def _size(events: str | int) -> str:
+    count = int(events)
+    return f"{count // 1_000_000}M" if count % 1_000_000 == 0 else f"{count // 1000:,}k"
 
 
 def _reads(result: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
+    by_size: dict[str, dict[str, Any]] = result.get("by_size", {})
+    if not by_size:
+        return rows
+    ratio_target = result.get("targets", {}).get("ratio", 0.5)
+    growth_target = result.get("targets", {}).get("growth", 0.2)
+    sizes = list(by_size)
     for read, label in READ_LABELS.items():
-        servers = result.get(read, {})
-        if "medio" not in servers or "bare" not in servers:
+        at = {size: by_size[size][read] for size in sizes if read in by_size[size]}
+        if not at:
             continue
-        medio, bare = servers["medio"], servers["bare"]
-        ratio = result.get("ratios", {}).get(read, {}).get("medio_vs_bare", 0)
+        parts, met = [], True
+        for size, servers in at.items():
+            medio, bare = servers["medio"], servers["bare"]
+            ratio = medio["rps_median"] / bare["rps_median"] if bare["rps_median"] else 0.0
+            refused = medio.get("non2xx", 0)
+            met = met and ratio >= ratio_target and not refused
+            parts.append(
+                f"{_size(size)} events: {_n(medio['rps_median'])} vs {_n(bare['rps_median'])} "
+                f"req/s = {ratio:.0%}" + (f", {_n(refused)} non-2xx" if refused else "")
+            )
         rows.append(
             (
                 f"{label}: Medio vs a bare Litestar GET of the same JSON",
-                f"{_n(medio['rps_median'])} vs {_n(bare['rps_median'])} req/s = {ratio:.0%}, "
-                f"Medio p99 {medio['p99_ms_median']} ms, non-2xx {medio.get('non2xx', 0)}",
-                "≥ 50%",
-                _verdict(ratio >= 0.5 and not medio.get("non2xx")),
+                "; ".join(parts),
+                f"≥ {ratio_target:.0%}",
+                _verdict(met),
             )
         )
+        if len(at) > 1:
+            first, last = at[sizes[0]]["medio"], at[sizes[-1]]["medio"]
+            change = last["p50_ms_median"] / first["p50_ms_median"] - 1
+            rows.append(
+                (
+                    f"{label}: Medio's median latency as the history grows "
+                    f"{_size(sizes[0])} → {_size(sizes[-1])} events",
+                    f"{first['p50_ms_median']} → {last['p50_ms_median']} ms ({change:+.0%})",
+                    f"change < {growth_target:.0%}",
+                    _verdict(abs(change) < growth_target),
+                )
+            )
     return rows
 
 
