@@ -23,7 +23,14 @@ import httpx
 import jwt
 
 from bench import wrk
-from bench.services import ROOT, medio_command, postgres_database, process, redis_server
+from bench.services import (
+    ROOT,
+    bare_command,
+    medio_command,
+    postgres_database,
+    process,
+    redis_server,
+)
 from medio.embedded import free_port
 
 PEER_DIR = ROOT.parent / "shared" / "peers" / "express-progress"
@@ -111,7 +118,7 @@ def medio_and_bare(
             prepare(redis_url, database_url)
         medio_port, bare_port = free_port(), free_port()
         medio_api = medio_command("api", "--port", str(medio_port), "--workers", str(workers))
-        bare = [*medio_command()[:1], "-m", "bench.bare_app", str(bare_port), str(workers)]
+        bare = bare_command(bare_port, workers)
         with process(medio_api, env=env, port=medio_port):
             extra = bare_env(medio_port) if bare_env is not None else {}
             with process(bare, env={**env, **extra}, port=bare_port):

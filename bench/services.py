@@ -88,3 +88,8 @@ def postgres_database() -> contextlib.AbstractContextManager[str]:
 
 def medio_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "medio.cli", *args]
+
+
+def bare_command(port: int, workers: int) -> list[str]:
+    """The bare Litestar endpoint (``bench.bare_app``) on ``port`` with ``workers`` processes."""
+    return [sys.executable, "-m", "bench.bare_app", str(port), str(workers)]
