@@ -27,10 +27,12 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.keyring import Keyring
 from adapters.tables import events, profiles, users, videos
 from bench.workload import realistic_events
 from domain.codec import encode
 from domain.events import AnyEvent, DayShare, SessionEnded, SessionHeartbeat, SessionStarted
+from projections import archive
 from projections.base import Envelope, SqlProjection
 from projections.registry import SQL_PROJECTIONS
 
@@ -161,12 +163,13 @@ def others(count: int, seed: int) -> Iterator[AnyEvent]:
 
 
 class Archive:
-    """Writes events through every SQL projection, numbering their stream ids in one shard."""
+    """Writes events through every SQL projection, numbering their stream ids in one shard;
+    personal bodies are sealed with ``keyring`` (the API's master key, so it can open them)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, keyring: Keyring) -> None:
         self.engine = engine
-        ordered = sorted(SQL_PROJECTIONS, key=lambda kind: getattr(kind, "apply_last", False))
-        self.projections: list[SqlProjection] = [kind() for kind in ordered]
+        others = [kind() for kind in SQL_PROJECTIONS if kind is not archive.Archive]
+        self.projections: list[SqlProjection] = [*others, archive.Archive(keyring=keyring)]
         self.appended = 0
         self.stream_ms = 0  # stream ids: the time of writing and a running number, as XADD's
 

@@ -7,6 +7,7 @@ servers so a noisy neighbour hurts them alike, and medians are reported.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shutil
@@ -35,6 +36,7 @@ from medio.embedded import free_port
 
 PEER_DIR = ROOT.parent / "shared" / "peers" / "express-progress"
 SECRET = "b" * 64
+MASTER_KEY = base64.urlsafe_b64encode(b"m" * 32).decode()  # wraps the families' data keys
 
 
 def tokens_for(users: list[str], role: str | None = None) -> list[str]:
@@ -74,6 +76,7 @@ def medio_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]
     return {
         "MEDIO_ENV": "production",
         "MEDIO_JWT_SECRET": SECRET,
+        "MEDIO_MASTER_KEY": MASTER_KEY,
         "MEDIO_REDIS_URL": redis_url,
         "MEDIO_DATABASE_URL": database_url,
         "MEDIO_RATE_LIMIT_ENABLED": "true",

@@ -26,8 +26,10 @@ their requests, so its ceiling is raised for this benchmark: every request is st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,12 +38,13 @@ from typing import Any
 import httpx
 import msgspec
 import redis
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from adapters.keyring import keyring_for
 from adapters.settings import load_settings
 from bench import history, wrk
 from bench.bare_app import SEEDED, SEEDED_SERIES, seeded_list, seeded_series
-from bench.ingest import Servers, measure, medio_and_bare, ratios, tokens_for
+from bench.ingest import MASTER_KEY, Servers, measure, medio_and_bare, ratios, tokens_for
 from domain.progress import RESUME_TTL_MS, epoch_ms, resume_value
 from domain.series_progress import series_value
 from projections import resume, series_resume
@@ -109,31 +112,29 @@ def seed(redis_url: str, users: list[str]) -> None:
     client.close()
 
 
-def _archive_engine(database_url: str) -> AsyncEngine:
-    return create_async_engine(
-        load_settings(env_file=None, database_url=database_url).sqlalchemy_url
-    )
+@contextlib.asynccontextmanager
+async def _archive(database_url: str) -> AsyncIterator[history.Archive]:
+    """The archive of ``database_url``, sealing with the API's master key."""
+    settings = load_settings(env_file=None, database_url=database_url, master_key=MASTER_KEY)
+    engine = create_async_engine(settings.sqlalchemy_url)
+    try:
+        yield history.Archive(engine, keyring_for(settings))
+    finally:
+        await engine.dispose()
 
 
 async def _seed_families(database_url: str, families: list[str], size: int) -> list[str]:
     """The families' weeks, then others' events up to ``size``; the families' profile ids."""
-    engine = _archive_engine(database_url)
-    try:
-        readers = await history.add_readers(engine, families)
-        archive = history.Archive(engine)
+    async with _archive(database_url) as archive:
+        readers = await history.add_readers(archive.engine, families)
         await archive.write(history.readers_history(readers))
         await archive.grow(size)
-    finally:
-        await engine.dispose()
     return [str(reader.profile_id) for reader in readers]
 
 
 async def _grow(database_url: str, size: int) -> None:
-    engine = _archive_engine(database_url)
-    try:
-        await history.Archive(engine).grow(size)
-    finally:
-        await engine.dispose()
+    async with _archive(database_url) as archive:
+        await archive.grow(size)
 
 
 def _bare_answers(port: int, audiences: dict[str, Audience]) -> dict[str, str]:
