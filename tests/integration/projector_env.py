@@ -16,10 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import sqlalchemy as sa
 
+from adapters.container import Container
 from adapters.settings import Settings, load_settings
+from adapters.tables import events
 from medio.migrate import upgrade
 from tests import scratch
+
+
+async def archived_count(container: Container) -> int:
+    """How many events the archive holds."""
+    async with container.engine.connect() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(events))).scalar())
 
 
 @dataclass(frozen=True)
