@@ -4,11 +4,13 @@
 one script. ``envelopes`` gives each event a stream id from its time. ``fresh_clerk`` hands out
 a new user and, afterwards, removes what the test wrote for it directly (without events), so
 the live projection still equals a rebuild from the archive for later tests. The ``assert_*``
-helpers and ``dump_alike_in_any_batching`` hold the checks both projections pass alike.
+helpers and ``dump_alike_in_any_batching`` hold the checks both projections pass alike;
+``legacy_save`` writes a key the way the services before Medio did, for the import tests.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -21,10 +23,12 @@ from adapters.autopipeline import AutoPipeline
 from domain.codec import encode
 from domain.events import AnyEvent
 from domain.progress import epoch_ms
+from domain.timestamps import iso_ms
 from projections.base import Envelope, RedisProjection
 from projections.redis_batch import apply_redis
 
 DAY = timedelta(days=1)
+LEGACY_TTL = 2_592_000  # 30 days: what the services before Medio passed to SET ... EX
 SECOND = timedelta(seconds=1)
 
 P = TypeVar("P", bound=RedisProjection)
@@ -50,6 +54,18 @@ def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
 async def project(redis: Redis, projection: RedisProjection, *events: AnyEvent) -> None:
     """One batch: ``prepare``, then ``apply``'s commands in one script, as the runtime runs it."""
     await apply_redis(redis, projection, envelopes(events))
+
+
+async def legacy_save(
+    redis: Redis, key: str, value: dict[str, Any], age: timedelta
+) -> tuple[str, bytes]:
+    """``SET key <json> EX <30 days - age>`` as the services before Medio did ``age`` ago:
+    ``value`` with its ``updatedAt``, in compact JSON. Returns the key and the stored bytes."""
+    stored = json.dumps(
+        {**value, "updatedAt": iso_ms(datetime.now(UTC) - age)}, separators=(",", ":")
+    )
+    await redis.set(key, stored, ex=LEGACY_TTL - int(age.total_seconds()))
+    return key, stored.encode()
 
 
 @asynccontextmanager
