@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
 import shutil
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ from bench.services import (
     ROOT,
     bare_command,
     medio_command,
+    migrate,
     postgres_database,
     process,
     redis_server,
@@ -111,12 +111,7 @@ def medio_and_bare(
     bare endpoint's environment; ``settings`` are extra ``MEDIO_*`` variables for Medio."""
     with redis_server() as redis_url, postgres_database() as database_url:
         env = medio_env(redis_url, database_url, **settings)
-        subprocess.run(
-            medio_command("migrate"),
-            env={**os.environ, **env},
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        migrate(env)
         if prepare is not None:
             prepare(redis_url, database_url)
         medio_port, bare_port = free_port(), free_port()

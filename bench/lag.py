@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,7 +49,14 @@ from bench import pyspy, wrk
 from bench.ingest import medio_env, tokens_for
 from bench.observe import ArchiveRate, CpuMeter, LagProbe
 from bench.openloop import OpenLoop, Outcome, post_json
-from bench.services import bare_command, medio_command, postgres_database, process, redis_server
+from bench.services import (
+    bare_command,
+    medio_command,
+    migrate,
+    postgres_database,
+    process,
+    redis_server,
+)
 from domain.events import ProgressSaved
 from medio.embedded import free_port
 
@@ -106,12 +112,7 @@ def medio_stack(args: argparse.Namespace) -> Iterator[Stack]:
     """Redis, a database, the API and the workers, all gone afterwards."""
     with redis_server() as redis_url, postgres_database() as database_url:
         env = medio_env(redis_url, database_url, MEDIO_STREAM_SHARDS=str(args.shards))
-        subprocess.run(
-            medio_command("migrate"),
-            env={**os.environ, **env},
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        migrate(env)
         port, bare_port = free_port(), free_port()
         api = medio_command("api", "--port", str(port), "--workers", str(args.api_workers))
         with contextlib.ExitStack() as stack:

@@ -86,6 +86,13 @@ def postgres_database() -> contextlib.AbstractContextManager[str]:
     return scratch.throwaway_database("bench")
 
 
+def migrate(env: dict[str, str]) -> None:
+    """``medio migrate`` on the stores ``env`` (``MEDIO_*`` variables) names."""
+    subprocess.run(
+        medio_command("migrate"), env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL
+    )
+
+
 def medio_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "medio.cli", *args]
 
