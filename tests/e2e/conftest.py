@@ -2,11 +2,13 @@
 
 ``clock`` starts at ``session_samples.START`` and moves only when a test moves it;
 ``api_on_clock`` is the API served on that clock (``session_samples.clocked_client``).
+``clocked`` is the API and its fake clock, set an hour ago.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from litestar import Litestar
@@ -28,3 +30,11 @@ async def api_on_clock(
 ) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with clocked_client(settings, clock) as (client, _settings):
         yield client
+
+
+@pytest.fixture
+async def clocked(settings: Settings) -> AsyncIterator[tuple[AsyncTestClient[Litestar], FakeClock]]:
+    """A client whose server clock moves only when the test says so."""
+    clock = FakeClock(datetime.now(UTC) - timedelta(hours=1))
+    async with clocked_client(settings, clock) as (client, _settings):
+        yield client, clock
