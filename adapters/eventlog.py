@@ -24,7 +24,7 @@ from adapters.scripts import Script
 from domain.codec import encode
 from domain.events import AnyEvent
 
-R = TypeVar("R")
+R = TypeVar("R", covariant=True)  # a Decision[X] is a Decision[X | Y]
 
 STREAM_PREFIX = "medio:events"
 WRITTEN_PREFIX = "medio:written"

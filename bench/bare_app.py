@@ -1,12 +1,21 @@
-"""The baseline: a bare Litestar endpoint, served with Medio's exact server settings."""
+"""The baseline: a bare Litestar endpoint, served with Medio's exact server settings.
+
+Answers that depend on seeded data Medio computes (a profile's stats, a page of the event
+feed) are read at start-up from the JSON file ``MEDIO_BENCH_ANSWERS`` names, written by the
+benchmark from Medio's own answers, and served from memory.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, get, post
+from litestar.exceptions import NotFoundException
 
 from medio.server import serve
 
@@ -76,9 +85,46 @@ async def list_series(clerk_id: str) -> list[dict[str, Any]]:
     return SEEDED_SERIES
 
 
+def _answers() -> dict[str, dict[str, Any]]:
+    """``{"stats": {profile id: answer}, "feed": {after: answer}}`` from MEDIO_BENCH_ANSWERS."""
+    path = os.environ.get("MEDIO_BENCH_ANSWERS")
+    loaded: dict[str, dict[str, Any]] = json.loads(Path(path).read_text()) if path else {}
+    return {"stats": loaded.get("stats", {}), "feed": loaded.get("feed", {})}
+
+
+ANSWERS = _answers()
+
+
+def _answer(kind: str, key: str) -> Any:
+    found = ANSWERS[kind].get(key)
+    if found is None:
+        raise NotFoundException()
+    return found
+
+
+@get("/api/profiles/{profile_id:str}/stats")
+async def profile_stats(profile_id: str) -> Any:
+    """The stats Medio answered for this profile."""
+    return _answer("stats", profile_id)
+
+
+@get("/api/events")
+async def feed_page(after: str = "0") -> Any:
+    """The feed page Medio answered after this position."""
+    return _answer("feed", after)
+
+
 def create() -> Litestar:
     return Litestar(
-        [save_progress, heartbeat, list_progress, read_progress, list_series],
+        [
+            save_progress,
+            heartbeat,
+            list_progress,
+            read_progress,
+            list_series,
+            profile_stats,
+            feed_page,
+        ],
         logging_config=None,
         openapi_config=None,
     )

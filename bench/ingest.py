@@ -7,14 +7,15 @@ servers so a noisy neighbour hurts them alike, and medians are reported.
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import os
 import shutil
 import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +23,27 @@ import httpx
 import jwt
 
 from bench import wrk
-from bench.services import ROOT, medio_command, postgres_database, process, redis_server
+from bench.services import (
+    ROOT,
+    bare_command,
+    medio_command,
+    migrate,
+    postgres_database,
+    process,
+    redis_server,
+)
 from medio.embedded import free_port
 
 PEER_DIR = ROOT.parent / "shared" / "peers" / "express-progress"
 SECRET = "b" * 64
+MASTER_KEY = base64.urlsafe_b64encode(b"m" * 32).decode()  # wraps the families' data keys
 
 
-def tokens_for(users: list[str]) -> list[str]:
+def tokens_for(users: list[str], role: str | None = None) -> list[str]:
+    """An hour's HS256 token per user; parents unless ``role`` names another role."""
     exp = int(time.time()) + 3600
-    return [jwt.encode({"sub": u, "exp": exp}, SECRET, algorithm="HS256") for u in users]
+    claims = {"role": role} if role else {}
+    return [jwt.encode({"sub": u, "exp": exp, **claims}, SECRET, algorithm="HS256") for u in users]
 
 
 @contextlib.contextmanager
@@ -64,6 +76,7 @@ def medio_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]
     return {
         "MEDIO_ENV": "production",
         "MEDIO_JWT_SECRET": SECRET,
+        "MEDIO_MASTER_KEY": MASTER_KEY,
         "MEDIO_REDIS_URL": redis_url,
         "MEDIO_DATABASE_URL": database_url,
         "MEDIO_RATE_LIMIT_ENABLED": "true",
@@ -75,28 +88,39 @@ def medio_env(redis_url: str, database_url: str, **extra: str) -> dict[str, str]
     }
 
 
+@dataclass(frozen=True)
+class Servers:
+    """Where a benchmark's Medio and bare endpoint listen, and their stores."""
+
+    redis_url: str
+    database_url: str
+    medio_port: int
+    bare_port: int
+
+
 @contextlib.contextmanager
 def medio_and_bare(
-    workers: int, prepare: Callable[[str], None] | None = None
-) -> Iterator[tuple[str, int, int]]:
+    workers: int,
+    prepare: Callable[[str, str], None] | None = None,
+    bare_env: Callable[[int], dict[str, str]] | None = None,
+    **settings: str,
+) -> Iterator[Servers]:
     """A private Redis and database, a migrated Medio API and the bare endpoint beside it, each
-    with ``workers`` processes: ``(redis_url, medio_port, bare_port)``. ``prepare(redis_url)``
-    runs before the servers start (data a benchmark reads)."""
+    with ``workers`` processes. ``prepare(redis_url, database_url)`` runs before the servers
+    start (data a benchmark reads); ``bare_env(medio_port)``, once Medio answers, gives the
+    bare endpoint's environment; ``settings`` are extra ``MEDIO_*`` variables for Medio."""
     with redis_server() as redis_url, postgres_database() as database_url:
-        env = medio_env(redis_url, database_url)
-        subprocess.run(
-            medio_command("migrate"),
-            env={**os.environ, **env},
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        env = medio_env(redis_url, database_url, **settings)
+        migrate(env)
         if prepare is not None:
-            prepare(redis_url)
+            prepare(redis_url, database_url)
         medio_port, bare_port = free_port(), free_port()
         medio_api = medio_command("api", "--port", str(medio_port), "--workers", str(workers))
-        bare = [*medio_command()[:1], "-m", "bench.bare_app", str(bare_port), str(workers)]
-        with process(medio_api, env=env, port=medio_port), process(bare, env=env, port=bare_port):
-            yield redis_url, medio_port, bare_port
+        bare = bare_command(bare_port, workers)
+        with process(medio_api, env=env, port=medio_port):
+            extra = bare_env(medio_port) if bare_env is not None else {}
+            with process(bare, env={**env, **extra}, port=bare_port):
+                yield Servers(redis_url, database_url, medio_port, bare_port)
 
 
 def measure(
@@ -172,9 +196,10 @@ def run(
     tokens = tokens_for(names)
     progress_script = wrk.write_script(tokens, names, wrk.PROGRESS_BODY, wrk.PROGRESS_PATH)
     with (
-        medio_and_bare(workers) as (redis_url, medio_port, bare_port),
-        express_peer(redis_url, workers) as express_port,
+        medio_and_bare(workers) as servers,
+        express_peer(servers.redis_url, workers) as express_port,
     ):
+        medio_port, bare_port = servers.medio_port, servers.bare_port
         targets = {"medio": medio_port, "bare": bare_port}
         if express_port:
             targets["express"] = express_port

@@ -1,22 +1,32 @@
-"""End-to-end lag (acknowledged -> visible in the projection) at a steady rate of progress saves.
+"""End-to-end capacity, lag (acknowledged -> visible) at half of it, and the CPU cost of a save.
 
-``python -m bench lag [--rate 2000] [--seconds 20] [--sample 20] [--users 2000]
-[--api-workers 2] [--projector-workers 1] [--shards 1] [--phases api,direct] [--profile DIR]``
+``python -m bench lag [--rate R] [--capacity-seconds 8] [--seconds 20] [--sample 20]
+[--users 2000] [--api-workers 2] [--projector-workers 1] [--shards 1]
+[--phases api,direct,bare] [--profile DIR]``
 
 Starts a private redis-server, a Postgres database, ``medio api`` (production settings, rate
-limiting on, many users so none is limited) and ``medio worker`` processes (the projector runs
-as an RQ job in them), then runs two phases of ``seconds`` each at ``rate`` saves per second:
+limiting on, many users so none is limited), ``medio worker`` processes (the projector runs
+as an RQ job in them) and the bare Litestar endpoint (``bench.bare_app``, as many processes as
+the API). First, unless ``--rate`` is given, the **end-to-end capacity**: wrk saturates
+``POST /api/progress`` (64 connections) for ``capacity-seconds``, and the saves accepted are
+divided by the time until the archive held them all (the API's time plus the projector's
+catch-up): the rate the whole system sustains. Then phases of ``seconds`` each at half of
+that rate (or ``rate``) saves per second:
 
 * ``api``: ``POST /api/progress``, open loop (``bench.openloop``): the whole path. On a small
   machine the API, the projector and this generator share the cores, so the rate the API
   actually accepted is reported next to the target.
 * ``direct``: the same ``progress.saved`` events appended to the stream as the API appends
   them (``XADD``), at exactly ``rate``: the projector at the target rate, without the API.
+* ``bare``: the same requests to the bare endpoint, which accepts and drops them: the CPU of
+  one bare request, against which the ``api`` phase's CPU per accepted save (API + workers +
+  Redis + Postgres) is the end-to-end cost of a save.
 
 One save in ``sample`` is of a title of its own; from its acknowledgement (2xx, or the XADD
 reply) a probe polls its resume key (what ``GET /api/progress/{clerk}/{tmdb}`` reads) and the
 time until it is there is that save's lag. The projector's observed throughput is the growth
-of the ``events`` archive; CPU per request is measured for every party.
+of the ``events`` archive; CPU per request is measured for every party (the probe's polling
+and the archive counter are part of the Redis and Postgres figures: a few µs per save).
 """
 
 from __future__ import annotations
@@ -25,7 +35,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,16 +45,24 @@ import msgspec
 from redis.asyncio import Redis
 
 from adapters.eventlog import entry_fields, shard_for, stream_name
-from bench import pyspy
+from bench import pyspy, wrk
 from bench.ingest import medio_env, tokens_for
 from bench.observe import ArchiveRate, CpuMeter, LagProbe
 from bench.openloop import OpenLoop, Outcome, post_json
-from bench.services import medio_command, postgres_database, process, redis_server
+from bench.services import (
+    bare_command,
+    medio_command,
+    migrate,
+    postgres_database,
+    process,
+    redis_server,
+)
 from domain.events import ProgressSaved
 from medio.embedded import free_port
 
 TARGET_P99_MS = 250
-PHASES = ("api", "direct")
+TARGET_COST = 6.0  # a save's end-to-end CPU, in bare requests' CPU
+PHASES = ("api", "direct", "bare")
 TICK_SECONDS = 0.002
 
 Acknowledged = Callable[[int, int, float], None]  # (index, status, loop time)
@@ -53,7 +70,12 @@ Acknowledged = Callable[[int, int, float], None]  # (index, status, loop time)
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench lag", description=__doc__)
-    parser.add_argument("--rate", type=float, default=2000, help="saves per second")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="saves per second [half the measured capacity]"
+    )
+    parser.add_argument(
+        "--capacity-seconds", type=int, default=8, help="length of the capacity measurement"
+    )
     parser.add_argument("--seconds", type=float, default=20, help="length of each phase")
     parser.add_argument("--sample", type=int, default=20, help="measure lag of 1 in N saves")
     parser.add_argument("--users", type=int, default=2000, help="distinct users (tokens)")
@@ -81,6 +103,8 @@ class Stack:
     database_url: str
     api_pids: list[int]
     worker_pids: list[int]
+    bare_port: int
+    bare_pids: list[int]
 
 
 @contextlib.contextmanager
@@ -88,13 +112,8 @@ def medio_stack(args: argparse.Namespace) -> Iterator[Stack]:
     """Redis, a database, the API and the workers, all gone afterwards."""
     with redis_server() as redis_url, postgres_database() as database_url:
         env = medio_env(redis_url, database_url, MEDIO_STREAM_SHARDS=str(args.shards))
-        subprocess.run(
-            medio_command("migrate"),
-            env={**os.environ, **env},
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        port = free_port()
+        migrate(env)
+        port, bare_port = free_port(), free_port()
         api = medio_command("api", "--port", str(port), "--workers", str(args.api_workers))
         with contextlib.ExitStack() as stack:
             server = stack.enter_context(process(api, env=env, port=port))
@@ -102,7 +121,18 @@ def medio_stack(args: argparse.Namespace) -> Iterator[Stack]:
                 stack.enter_context(process(medio_command("worker"), env=env))
                 for _ in range(args.projector_workers)
             ]
-            yield Stack(port, redis_url, database_url, [server.pid], [w.pid for w in workers])
+            bare = stack.enter_context(
+                process(bare_command(bare_port, args.api_workers), env=env, port=bare_port)
+            )
+            yield Stack(
+                port,
+                redis_url,
+                database_url,
+                [server.pid],
+                [w.pid for w in workers],
+                bare_port,
+                [bare.pid],
+            )
 
 
 @contextlib.contextmanager
@@ -135,10 +165,11 @@ class Saves:
     def resume_key(self, i: int) -> str:
         return f"resume:{self.users[i % len(self.users)]}:{self.title(i)}"
 
-    def request(self, i: int) -> bytes:
+    def request(self, i: int, port: int | None = None) -> bytes:
+        """Save ``i`` as an HTTP request, to Medio or to ``port``."""
         user = i % len(self.users)
         body = {"clerkId": self.users[user], "tmdbId": self.title(i), "currentTime": i % 7200}
-        return post_json(self.port, "/api/progress", self.tokens[user], self._encode(body))
+        return post_json(port or self.port, "/api/progress", self.tokens[user], self._encode(body))
 
     def event(self, i: int) -> tuple[str, ProgressSaved]:
         user = self.users[i % len(self.users)]
@@ -219,22 +250,73 @@ async def _phase(
         "load": outcome.figures(),
         "lag": probe.figures(),
         "projector": {**archive.figures(), "catch_up_after_last_ack_s": round(catch_up, 2)},
-        "cpu": CpuMeter.spent(before, after, outcome.planned),
+        "cpu": CpuMeter.spent(before, after, max(1, outcome.ok)),
         "profiles": {name: pyspy.summary(path) for name, path in profiles.items()},
     }
 
 
+async def _capacity(
+    args: argparse.Namespace, stack: Stack, saves: Saves, archived: int
+) -> dict[str, Any]:
+    """Saves per second the whole system sustains: wrk saturates the API, then the projector
+    catches up; the saves accepted over the time until the archive held them all."""
+    script = wrk.write_script(saves.tokens, saves.users, wrk.PROGRESS_BODY, wrk.PROGRESS_PATH)
+    try:
+        loaded = await asyncio.to_thread(wrk.run, stack.port, script, args.capacity_seconds)
+    finally:
+        script.unlink()
+    accepted = loaded.requests - loaded.non2xx
+    catch_up = await ArchiveRate(stack.database_url).wait_for(archived + accepted, timeout=300)
+    api_seconds = loaded.requests / loaded.rps
+    return {
+        "accepted": accepted,
+        "non2xx": loaded.non2xx,
+        "api_saves_per_s": round(accepted / api_seconds),
+        "catch_up_s": round(catch_up, 2),
+        "saves_per_s": round(accepted / (api_seconds + catch_up)),
+    }
+
+
+async def _bare(args: argparse.Namespace, stack: Stack, saves: Saves) -> dict[str, Any]:
+    """The same requests at the same rate to the bare endpoint: its CPU per request."""
+    client = OpenLoop(stack.bare_port, max_connections=args.connections)
+    redis = Redis.from_url(stack.redis_url)
+    meter = CpuMeter(redis, stack.database_url, stack.bare_pids, [])
+    try:
+        before = await meter.sample()
+        outcome = await client.run(
+            args.rate, int(args.rate * args.seconds), lambda i: saves.request(i, stack.bare_port)
+        )
+        after = await meter.sample()
+    finally:
+        client.close()
+        await redis.aclose()
+    return {"load": outcome.figures(), "cpu": CpuMeter.spent(before, after, max(1, outcome.ok))}
+
+
+def _cost(figures: dict[str, Any]) -> dict[str, Any]:
+    """CPU of one accepted save end to end (API, workers, Redis, Postgres) in bare requests."""
+    used = figures["api"]["cpu"]["us_per_request"]
+    save = sum(used[party] for party in ("api", "workers", "redis", "postgres"))
+    bare = figures["bare"]["cpu"]["us_per_request"]["api"]
+    return {"save_us": save, "bare_us": bare, "ratio": round(save / bare, 2) if bare else None}
+
+
 async def _drive(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     saves = Saves(args, stack.port)
-    count = int(args.rate * args.seconds)
     figures: dict[str, Any] = {}
     client = OpenLoop(stack.port, max_connections=args.connections)
     redis = Redis.from_url(stack.redis_url)
     try:
         # Every user once (their row, their token in each process's cache), then quiet.
-        warm = await client.run(min(args.rate, 1000), len(saves.users), saves.request)
+        warm = await client.run(1000, len(saves.users), saves.request)
         archived = warm.ok
         await ArchiveRate(stack.database_url).wait_for(archived)
+        if args.rate is None:
+            figures["capacity"] = await _capacity(args, stack, saves, archived)
+            archived += figures["capacity"]["accepted"]
+            args.rate = figures["capacity"]["saves_per_s"] / 2
+        count = int(args.rate * args.seconds)
         first = len(saves.users)
         if "api" in args.phases:
 
@@ -257,6 +339,10 @@ async def _drive(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
                 )
 
             figures["direct"] = await _phase(stack, args, "direct", archived, appended, saves)
+        if "bare" in args.phases:
+            figures["bare"] = await _bare(args, stack, saves)
+            if "api" in figures:
+                figures["cost"] = _cost(figures)
     finally:
         client.close()
         await redis.aclose()
@@ -280,7 +366,7 @@ def main(argv: list[str]) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_average_before": round(load_before, 2),
         **figures,
-        "targets": {"lag_p99_ms": TARGET_P99_MS},
+        "targets": {"lag_p99_ms": TARGET_P99_MS, "cost_ratio": TARGET_COST},
     }
     _print(result)
     return result
@@ -292,7 +378,14 @@ def _print(result: dict[str, Any]) -> None:
         f"{result['api_workers']} API + {result['projector_workers']} worker process(es), "
         f"{result['cpus']} CPUs, load average {result['load_average_before']}"
     )
-    for phase in PHASES:
+    if "capacity" in result:
+        capacity = result["capacity"]
+        print(
+            f"  [capacity] {capacity['saves_per_s']:,} saves/s end to end "
+            f"({capacity['accepted']:,} accepted at {capacity['api_saves_per_s']:,}/s, "
+            f"archived {capacity['catch_up_s']} s after the load stopped)"
+        )
+    for phase in ("api", "direct"):
         if phase not in result:
             continue
         load, lag, projector = (result[phase][k] for k in ("load", "lag", "projector"))
@@ -321,3 +414,10 @@ def _print(result: dict[str, Any]) -> None:
         )
         for name, found in result[phase]["profiles"].items():
             pyspy.print_summary(f"{phase}/{name}", found)
+    if "cost" in result:
+        cost = result["cost"]
+        print(
+            f"  [cost] one save {cost['save_us']} µs of CPU (API + workers + Redis + Postgres), "
+            f"one bare request {cost['bare_us']} µs: {cost['ratio']} times "
+            f"(target <= {TARGET_COST:g})"
+        )

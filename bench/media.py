@@ -37,7 +37,7 @@ import psutil  # type: ignore[import-untyped]
 
 from bench import pyspy
 from bench.ingest import medio_env, tokens_for
-from bench.services import medio_command, postgres_database, process, redis_server
+from bench.services import medio_command, migrate, postgres_database, process, redis_server
 from medio.embedded import free_port
 
 MB = 1_000_000
@@ -77,12 +77,7 @@ def medio_api(workdir: Path) -> Iterator[Api]:
             MEDIO_MEDIA_ROOT=str(media),
             MEDIO_DATA_DIR=str(workdir / "data"),
         )
-        subprocess.run(
-            medio_command("migrate"),
-            env={**os.environ, **env},
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        migrate(env)
         port = free_port()
         with process(medio_command("api", "--port", str(port), "--workers", "1"), env, port) as api:
             yield Api(port, api.pid, tokens_for(["bench_parent"])[0], media)

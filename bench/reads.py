@@ -1,41 +1,86 @@
-"""Reads: the player's progress reads on Medio vs a bare Litestar GET of the same JSON.
+"""Reads on Medio vs a bare Litestar GET of the same JSON, at two sizes of event history.
 
-Three reads, each against a bare endpoint answering the same bytes from memory:
+Five reads, each against a bare endpoint answering the same bytes from memory:
 
 * ``progress_list``: ``GET /api/progress/:clerkId`` (20 titles), what every player page lists;
 * ``progress_title``: ``GET /api/progress/:clerkId/:tmdbId``, one title's resume point;
-* ``series_list``: ``GET /api/progress/series/:clerkId`` (10 series).
+* ``series_list``: ``GET /api/progress/series/:clerkId`` (10 series);
+* ``profile_stats``: ``GET /api/profiles/:id/stats``, a parent's view of a child's week;
+* ``feed_page``: ``GET /api/events?after=N``, a page of 100 archived events (analyst role).
 
-Medio reads them from the resume and series projections' keys, with read-your-writes checked
-(users with nothing pending, as most reads are). The data is seeded as the projections write it,
-list versions included, so a list read twice by one API process is answered as Medio answers
-it in production (``adapters.list_cache``). Both servers run with 2 processes beside one
-Redis, driven by wrk at 64 connections over many users' tokens, rounds alternating; medians.
+The progress reads come from the resume and series projections' keys, with read-your-writes
+checked (users with nothing pending, as most reads are), seeded as the projections write
+them, list versions included, so a list read twice by one API process is answered as Medio
+answers it in production (``adapters.list_cache``). Stats and feed pages come from Postgres:
+``bench.history`` writes families' weeks and the rest of the platform's events through the
+real SQL projections. Every read is measured at each archive size of ``--sizes`` (default
+10,000 then 1,000,000 events: the history grows 100x between them, the readers' own data does
+not), so the change of Medio's median latency is measured in the same run.
+
+Both servers run with 2 processes beside one Redis, driven by wrk at 64 connections over many
+users' tokens, rounds alternating; medians. The stats and feed readers are few (500 families,
+500 analysts) and the ``general`` rate limit (100 per 15 min per user) would refuse most of
+their requests, so its ceiling is raised for this benchmark: every request is still counted.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
+import contextlib
+import json
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 import redis
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench import wrk
+from adapters.keyring import keyring_for
+from adapters.settings import load_settings
+from bench import history, wrk
 from bench.bare_app import SEEDED, SEEDED_SERIES, seeded_list, seeded_series
-from bench.ingest import measure, medio_and_bare, ratios, tokens_for
+from bench.ingest import MASTER_KEY, Servers, measure, medio_and_bare, ratios, tokens_for
 from domain.progress import RESUME_TTL_MS, epoch_ms, resume_value
 from domain.series_progress import series_value
 from projections import resume, series_resume
 
-# name -> the path wrk requests (Lua, ``users[k]`` is the user of the token in use)
-READS: dict[str, str] = {
-    "progress_list": wrk.PROGRESS_LIST_PATH,
-    "progress_title": f'"/api/progress/" .. users[k] .. "/{SEEDED[0]["tmdbId"]}"',
-    "series_list": '"/api/progress/series/" .. users[k]',
+TARGET_RATIO = 0.5
+TARGET_GROWTH = 0.2  # the median may change by less than this when the history grows
+SIZES = (10_000, 1_000_000)
+FEED_PAGES = 20
+FEED_LIMIT = 100  # the feed's default page
+
+
+@dataclass(frozen=True)
+class Read:
+    """A read: the path wrk requests (Lua: ``users[k]`` and ``targets[k]`` are the user and
+    target of the token in use), and who reads it."""
+
+    path: str
+    audience: str  # "players", "families" or "analysts"
+
+
+READS: dict[str, Read] = {
+    "progress_list": Read(wrk.PROGRESS_LIST_PATH, "players"),
+    "progress_title": Read(f'"/api/progress/" .. users[k] .. "/{SEEDED[0]["tmdbId"]}"', "players"),
+    "series_list": Read('"/api/progress/series/" .. users[k]', "players"),
+    "profile_stats": Read('"/api/profiles/" .. targets[k] .. "/stats"', "families"),
+    "feed_page": Read('"/api/events?after=" .. targets[k]', "analysts"),
 }
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Tokens, with the user and the path target of each."""
+
+    tokens: list[str]
+    users: list[str]
+    targets: list[str]
 
 
 def _ms(updated_at: str) -> int:
@@ -67,34 +112,156 @@ def seed(redis_url: str, users: list[str]) -> None:
     client.close()
 
 
-def run(rounds: int = 3, seconds: int = 10, users: int = 2000, workers: int = 2) -> dict[str, Any]:
-    names = [f"reader_{i}" for i in range(users)]
-    tokens = tokens_for(names)
-    prepare = functools.partial(seed, users=names)
+@contextlib.asynccontextmanager
+async def _archive(database_url: str) -> AsyncIterator[history.Archive]:
+    """The archive of ``database_url``, sealing with the API's master key."""
+    settings = load_settings(env_file=None, database_url=database_url, master_key=MASTER_KEY)
+    engine = create_async_engine(settings.sqlalchemy_url)
+    try:
+        yield history.Archive(engine, keyring_for(settings))
+    finally:
+        await engine.dispose()
+
+
+async def _seed_families(database_url: str, families: list[str], size: int) -> list[str]:
+    """The families' weeks, then others' events up to ``size``; the families' profile ids."""
+    async with _archive(database_url) as archive:
+        readers = await history.add_readers(archive.engine, families)
+        await archive.write(history.readers_history(readers))
+        await archive.grow(size)
+    return [str(reader.profile_id) for reader in readers]
+
+
+async def _grow(database_url: str, size: int) -> None:
+    async with _archive(database_url) as archive:
+        await archive.grow(size)
+
+
+def _bare_answers(port: int, audiences: dict[str, Audience]) -> dict[str, str]:
+    """Medio's answers to the stats and feed reads, in a file for the bare endpoint."""
+    answers: dict[str, dict[str, Any]] = {"stats": {}, "feed": {}}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        for kind, read in (("stats", "profile_stats"), ("feed", "feed_page")):
+            audience = audiences[READS[read].audience]
+            for user, token, target in zip(
+                audience.users, audience.tokens, audience.targets, strict=True
+            ):
+                if target in answers[kind]:
+                    continue
+                path = script_path(READS[read].path, user, target)
+                got = client.get(path, headers={"Authorization": f"Bearer {token}"})
+                got.raise_for_status()
+                answers[kind][target] = got.json()
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(answers, handle)
+    return {"MEDIO_BENCH_ANSWERS": handle.name}
+
+
+def run(
+    rounds: int = 3,
+    seconds: int = 4,
+    users: int = 2000,
+    readers: int = 500,
+    sizes: tuple[int, ...] = SIZES,
+    workers: int = 2,
+) -> dict[str, Any]:
+    if sizes[0] < max(readers * history.READER_EVENTS, FEED_LIMIT * FEED_PAGES):
+        raise SystemExit(f"the first size must hold {readers} families' weeks and the pages")
+    players = [f"reader_{i}" for i in range(users)]
+    families = [f"family_{i}" for i in range(readers)]
+    analysts = [f"analyst_{i}" for i in range(readers)]
+    step = (sizes[0] - FEED_LIMIT) // FEED_PAGES  # pages inside the first size: same at all
+    pages = [str(n * step) for n in range(FEED_PAGES)]
+    audiences = {
+        "players": Audience(tokens_for(players), players, players),
+        "analysts": Audience(
+            tokens_for(analysts, role="analyst"),
+            analysts,
+            [pages[n % FEED_PAGES] for n in range(readers)],
+        ),
+    }
+
+    def prepare(redis_url: str, database_url: str) -> None:
+        seed(redis_url, players)
+        profile_ids = asyncio.run(_seed_families(database_url, families, sizes[0]))
+        audiences["families"] = Audience(tokens_for(families), families, profile_ids)
+
     result: dict[str, Any] = {
         "connections": 64,
         "server_processes": workers,
         "answer_bytes": len(msgspec.json.encode(SEEDED)),
         "series_answer_bytes": len(msgspec.json.encode(SEEDED_SERIES)),
+        "sizes": list(sizes),
+        "families": readers,
+        "by_size": {},
         "ratios": {},
     }
-    with medio_and_bare(workers, prepare) as (_redis_url, medio_port, bare_port):
-        for path in READS.values():  # before the load spends the first user's rate limit
-            _check_same_answer(medio_port, bare_port, script_path(path, names[0]), tokens[0])
-        for name, path in READS.items():
-            script = wrk.write_script(tokens, names, wrk.NO_BODY, path, method="GET")
-            measured = measure({"medio": medio_port, "bare": bare_port}, script, rounds, seconds)
-            script.unlink()
-            result[name] = measured
-            result["ratios"][name] = ratios(measured)
+    with medio_and_bare(
+        workers,
+        prepare,
+        lambda port: _bare_answers(port, audiences),
+        MEDIO_RATE_LIMIT_GENERAL="1000000/900",
+    ) as servers:
+        scripts = {
+            name: wrk.write_script(
+                audiences[read.audience].tokens,
+                audiences[read.audience].users,
+                wrk.NO_BODY,
+                read.path,
+                targets=audiences[read.audience].targets,
+                method="GET",
+            )
+            for name, read in READS.items()
+        }
+        try:
+            for size in sizes:
+                asyncio.run(_grow(servers.database_url, size))
+                result["by_size"][str(size)] = _measure_all(
+                    servers, audiences, scripts, rounds, seconds
+                )
+        finally:
+            for script in scripts.values():
+                script.unlink()
+    first, last = (result["by_size"][str(size)] for size in (sizes[0], sizes[-1]))
+    result["ratios"] = {name: ratios(measured) for name, measured in first.items()}
+    result["ratios_by_size"] = {
+        size: {name: ratios(measured)["medio_vs_bare"] for name, measured in by_read.items()}
+        for size, by_read in result["by_size"].items()
+    }
+    result["growth"] = {
+        name: round(
+            last[name]["medio"]["p50_ms_median"] / first[name]["medio"]["p50_ms_median"] - 1, 3
+        )
+        for name in READS
+    }
+    result["targets"] = {"ratio": TARGET_RATIO, "growth": TARGET_GROWTH}
     return result
 
 
-def script_path(lua_path: str, user: str) -> str:
-    """The path a wrk Lua expression names for ``user``."""
+def _measure_all(
+    servers: Servers,
+    audiences: dict[str, Audience],
+    scripts: dict[str, Path],
+    rounds: int,
+    seconds: int,
+) -> dict[str, Any]:
+    """Every read on both servers at the archive's present size (same answers checked first)."""
+    measured = {}
+    for name, read in READS.items():
+        audience = audiences[read.audience]
+        for n in range(3):
+            path = script_path(read.path, audience.users[n], audience.targets[n])
+            _check_same_answer(servers.medio_port, servers.bare_port, path, audience.tokens[n])
+        targets = {"medio": servers.medio_port, "bare": servers.bare_port}
+        measured[name] = measure(targets, scripts[name], rounds, seconds, warmup=2)
+    return measured
+
+
+def script_path(lua_path: str, user: str, target: str = "") -> str:
+    """The path a wrk Lua expression names for ``user`` and ``target``."""
+    names = {"users[k]": user, "targets[k]": target}
     return "".join(
-        user if part.strip() == "users[k]" else part.strip().strip('"')
-        for part in lua_path.split("..")
+        names.get(part.strip(), part.strip().strip('"')) for part in lua_path.split("..")
     )
 
 
@@ -112,17 +279,30 @@ def _check_same_answer(medio_port: int, bare_port: int, path: str, token: str) -
 
 
 def main(argv: list[str]) -> dict[str, Any]:
-    """``python -m bench reads [--rounds N] [--seconds S] [--users U]``."""
-    options = {"rounds": 3, "seconds": 10, "users": 2000}
+    """``python -m bench reads [--rounds N] [--seconds S] [--users U] [--families F]
+    [--sizes 10000,1000000]``."""
+    options: dict[str, Any] = {"rounds": 3, "seconds": 4, "users": 2000, "families": 500}
+    sizes = SIZES
     for flag, value in zip(argv[::2], argv[1::2], strict=False):
-        options[flag.lstrip("-")] = int(value)
-    result = run(rounds=options["rounds"], seconds=options["seconds"], users=options["users"])
-    for read in READS:
-        for name, figures in result[read].items():
-            print(
-                f"{read:15} {name:6} {figures['rps_median']:>7} req/s  "
-                f"p50 {figures['p50_ms_median']:>7} ms  p99 {figures['p99_ms_median']:>7} ms  "
-                f"non-2xx {figures['non2xx']}"
-            )
-    print("ratios:", result["ratios"])
+        if flag == "--sizes":
+            sizes = tuple(int(size) for size in value.split(","))
+        else:
+            options[flag.lstrip("-")] = int(value)
+    result = run(
+        rounds=options["rounds"],
+        seconds=options["seconds"],
+        users=options["users"],
+        readers=options["families"],
+        sizes=sizes,
+    )
+    for size, by_read in result["by_size"].items():
+        for read, servers in by_read.items():
+            for name, figures in servers.items():
+                print(
+                    f"{int(size):>9,} events {read:15} {name:6} {figures['rps_median']:>7} req/s  "
+                    f"p50 {figures['p50_ms_median']:>7} ms  p99 {figures['p99_ms_median']:>7} ms  "
+                    f"non-2xx {figures['non2xx']}"
+                )
+    print("Medio / bare by size:", result["ratios_by_size"])
+    print("change of Medio's median latency, first to last size:", result["growth"])
     return result

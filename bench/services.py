@@ -86,5 +86,17 @@ def postgres_database() -> contextlib.AbstractContextManager[str]:
     return scratch.throwaway_database("bench")
 
 
+def migrate(env: dict[str, str]) -> None:
+    """``medio migrate`` on the stores ``env`` (``MEDIO_*`` variables) names."""
+    subprocess.run(
+        medio_command("migrate"), env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL
+    )
+
+
 def medio_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "medio.cli", *args]
+
+
+def bare_command(port: int, workers: int) -> list[str]:
+    """The bare Litestar endpoint (``bench.bare_app``) on ``port`` with ``workers`` processes."""
+    return [sys.executable, "-m", "bench.bare_app", str(port), str(workers)]

@@ -44,11 +44,16 @@ class _Viewer:
 
 
 def realistic_events(
-    count: int, seed: int = 7, profiles: int = 200, actor_prefix: str = "user"
+    count: int,
+    seed: int = 7,
+    profiles: int = 200,
+    actor_prefix: str = "user",
+    start: datetime | None = None,
 ) -> Iterator[tuple[str, AnyEvent]]:
-    """``count`` events: about 55 % heartbeats, 25 % progress saves, the rest starts and ends."""
+    """``count`` events: about 55 % heartbeats, 25 % progress saves, the rest starts and ends,
+    about 10.5 ms apart from ``start`` (two hours ago by default)."""
     rng = random.Random(seed)
-    clock = datetime.now(UTC) - timedelta(hours=2)
+    clock = start or datetime.now(UTC) - timedelta(hours=2)
     viewers = [
         _Viewer(profile_id=seed * 100_000 + p, user_id=p // 2 + 1, clerk_id=f"{actor_prefix}_{p}")
         for p in range(profiles)

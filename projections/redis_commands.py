@@ -16,10 +16,12 @@ projector's CPU. So:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from redis.asyncio import Redis
 
 from adapters.autopipeline import AutoPipeline
@@ -28,6 +30,8 @@ from adapters.scripts import Script
 from domain.events import ProgressDeleted, ProgressSaved, SeriesProgressDeleted, SeriesProgressSaved
 from domain.progress import RESUME_TTL_MS, epoch_ms
 from projections.base import Commands, Envelope
+
+T = TypeVar("T")
 
 _READ = Script(
     UNPACK_COMMANDS_LUA
@@ -153,6 +157,55 @@ async def indexes_of_users(
             pairs = [(text(m), float(s)) for m, s in zip(flat[::2], flat[1::2], strict=True)]
             found.append((user, pairs))
     return found
+
+
+def queue_user_pruning(
+    commands: Commands, users_key: str, index_of: Callable[[str], str], newest: dict[str, float]
+) -> None:
+    """Append, for each user of ``newest`` (user -> newest event ms), the removal of index
+    members 30 days older than that event and the index's expiry; then the users' place in
+    ``users_key`` (only ever moved forward) and the removal of users whose lists all lapsed."""
+    for clerk_id, newest_ms in newest.items():
+        index = index_of(clerk_id)
+        cutoff = newest_ms - RESUME_TTL_MS
+        commands.append(("ZREMRANGEBYSCORE", index, -cutoff, cutoff))
+        commands.append(("PEXPIREAT", index, int(newest_ms + RESUME_TTL_MS)))
+    if newest:
+        users = [part for clerk_id, ms in newest.items() for part in (ms, clerk_id)]
+        commands.append(("ZADD", users_key, "GT", *users))
+        oldest = max(newest.values()) - RESUME_TTL_MS
+        commands.append(("ZREMRANGEBYSCORE", users_key, "-inf", oldest))
+
+
+async def values_with_expiry(redis: Redis, keys: Sequence[str]) -> list[tuple[Any, Any]]:
+    """Each key's value and ``PEXPIRETIME``, in order (a missing key: ``None`` and -2), read in
+    chunks: how a projection dumps its live keys."""
+    replies = await read_chunked(redis, [(cmd, k) for k in keys for cmd in ("GET", "PEXPIRETIME")])
+    return list(zip(replies[::2], replies[1::2], strict=True))
+
+
+async def unlink_all(redis: Redis, keys: Sequence[str], users_key: str, size: int) -> None:
+    """Unlink ``keys`` in chunks on one pipeline, then ``users_key``: the list of users goes
+    last, so a clear that fails part way is finished by the next one."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for chunk in chunks(keys, size):
+            pipe.unlink(*chunk)
+        await pipe.execute()
+    await redis.unlink(users_key)
+
+
+def decoded(
+    decoder: msgspec.json.Decoder[T], key: str, raw: Any, log: logging.Logger, what: str
+) -> T | None:
+    """``raw`` (the value of ``key``) decoded, or ``None`` when absent or unreadable; an
+    unreadable value is logged as an ``unreadable {what} value``."""
+    if raw is None:
+        return None
+    try:
+        return decoder.decode(raw)
+    except msgspec.DecodeError:
+        log.warning(f"unreadable {what} value", extra={"key": key})
+        return None
 
 
 async def forget_users(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -93,6 +94,17 @@ def replayable(names: Sequence[str] | None = None) -> list[str]:
     return list(names)
 
 
+def _paused(container: Container) -> AbstractAsyncContextManager[str]:
+    """Every live projector stopped for a replay, all shard locks held (``projectors_paused``)."""
+    settings = container.settings
+    return projectors_paused(
+        container.redis,
+        settings.stream_shards,
+        settings.projector_lock_ttl_seconds,
+        HANDOVER_SECONDS,
+    )
+
+
 async def rebuild(
     container: Container, names: Sequence[str] | None = None, progress: Progress | None = None
 ) -> ReplayReport:
@@ -104,12 +116,7 @@ async def rebuild(
     ]
     settings = container.settings
     report = ReplayReport(selected)
-    async with projectors_paused(
-        container.redis,
-        settings.stream_shards,
-        settings.projector_lock_ttl_seconds,
-        HANDOVER_SECONDS,
-    ) as owner:
+    async with _paused(container) as owner:
         async with container.engine.connect() as conn:
             archived = await read_sql_checkpoints(conn)
         reached = {s: archived.get((ARCHIVE, s), ZERO) for s in range(settings.stream_shards)}
@@ -137,12 +144,7 @@ async def verify(
     settings = container.settings
     shards = range(settings.stream_shards)
     report = ReplayReport(selected)
-    async with projectors_paused(
-        container.redis,
-        settings.stream_shards,
-        settings.projector_lock_ttl_seconds,
-        HANDOVER_SECONDS,
-    ):
+    async with _paused(container):
         async with container.engine.connect() as conn:
             sql_positions = await read_sql_checkpoints(conn)
         targets: list[_Target] = []

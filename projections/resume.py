@@ -53,14 +53,17 @@ from domain.timestamps import iso_ms
 from projections.base import Commands, Envelope, RedisProjection
 from projections.redis_commands import (
     as_score,
-    chunks,
+    decoded,
     forget_users,
     indexes_of_users,
     list_version_key,
     live_members,
     queue_list_versions,
+    queue_user_pruning,
     read_all,
     text,
+    unlink_all,
+    values_with_expiry,
 )
 
 log = logging.getLogger("medio.resume")
@@ -175,16 +178,7 @@ class ResumeProjection(RedisProjection):
             commands.append(("ZADD", self.key(index_key(clerk_id)), *members))
         for clerk_id, index_now in known.full.items():
             self._drop_oldest(commands, clerk_id, index_now, scores)
-        for clerk_id, newest_ms in newest.items():
-            index = self.key(index_key(clerk_id))
-            cutoff = newest_ms - RESUME_TTL_MS
-            commands.append(("ZREMRANGEBYSCORE", index, -cutoff, cutoff))
-            commands.append(("PEXPIREAT", index, int(newest_ms + RESUME_TTL_MS)))
-        if newest:
-            users = [part for clerk_id, ms in newest.items() for part in (ms, clerk_id)]
-            commands.append(("ZADD", self.key(USERS_KEY), "GT", *users))
-            oldest = max(newest.values()) - RESUME_TTL_MS
-            commands.append(("ZREMRANGEBYSCORE", self.key(USERS_KEY), "-inf", oldest))
+        queue_user_pruning(commands, self.key(USERS_KEY), lambda u: self.key(index_key(u)), newest)
         queue_list_versions(
             commands, batch, _PROGRESS, lambda u, shard: self.key(version_key(u, shard)), newest
         )
@@ -234,25 +228,18 @@ class ResumeProjection(RedisProjection):
             if members:
                 state[index_key(clerk_id)] = dict(members)
             titles.extend((clerk_id, tmdb_id) for tmdb_id, score in members if score > 0)
-        for chunk in chunks(titles, CHUNK):
-            commands: list[tuple[str, str]] = []
-            for clerk_id, tmdb_id in chunk:
-                key = self.key(resume_key(clerk_id, tmdb_id))
-                commands += [("GET", key), ("PEXPIRETIME", key)]
-            results = await read_all(redis, commands)
-            for (clerk_id, tmdb_id), value, expiry in zip(
-                chunk, results[::2], results[1::2], strict=True
-            ):
-                if value is not None:
-                    state[resume_key(clerk_id, tmdb_id)] = [text(value), expiry]
+        names = [resume_key(clerk_id, tmdb_id) for clerk_id, tmdb_id in titles]
+        stored = await values_with_expiry(redis, [self.key(n) for n in names])
+        for name, (value, expiry) in zip(names, stored, strict=True):
+            if value is not None:
+                state[name] = [text(value), expiry]
         return state
 
     async def clear(self, redis: Redis) -> None:
         """Delete every indexed resume key, every index and the user list.
 
         A replay clears before it rebuilds, with the projectors paused, so the keys are
-        unlinked in chunks on one pipeline rather than a round trip per chunk; the user list
-        goes last, so a clear that fails part way is finished by the next one.
+        unlinked in chunks on one pipeline rather than a round trip per chunk (``unlink_all``).
         """
         keys: list[str] = []
         shards = self.settings.stream_shards
@@ -260,11 +247,7 @@ class ResumeProjection(RedisProjection):
             keys.append(self.key(index_key(clerk_id)))
             keys.append(self.key(version_key(clerk_id, shard_for(clerk_id, shards))))
             keys.extend(self.key(resume_key(clerk_id, tmdb_id)) for tmdb_id, _ in members)
-        async with redis.pipeline(transaction=False) as pipe:
-            for chunk in chunks(keys, CHUNK):
-                pipe.unlink(*chunk)
-            await pipe.execute()
-        await redis.unlink(self.key(USERS_KEY))
+        await unlink_all(redis, keys, self.key(USERS_KEY), CHUNK)
 
     async def forget(
         self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
@@ -302,13 +285,7 @@ _positions_decoder = msgspec.json.Decoder(list[ResumePosition | None])
 
 
 def _position(key: str, raw: Any) -> ResumePosition | None:
-    if raw is None:
-        return None
-    try:
-        return _position_decoder.decode(raw)
-    except msgspec.DecodeError:
-        log.warning("unreadable resume value", extra={"key": key})
-        return None
+    return decoded(_position_decoder, key, raw, log, "resume")
 
 
 async def read_position(redis: AutoPipeline, clerk_id: str, tmdb_id: str) -> ResumePosition | None:

@@ -57,15 +57,18 @@ from domain.timestamps import iso_ms
 from projections.base import Commands, Envelope, RedisProjection
 from projections.redis_commands import (
     as_score,
-    chunks,
+    decoded,
     forget_users,
     indexes_of_users,
     list_version_key,
     live_members,
     queue_list_versions,
+    queue_user_pruning,
     read_all,
     read_chunked,
     text,
+    unlink_all,
+    values_with_expiry,
 )
 
 log = logging.getLogger("medio.series_resume")
@@ -160,7 +163,7 @@ class SeriesResumeProjection(RedisProjection):
             clerk_id: max(at_ms, known.newest.get(clerk_id) or 0.0)
             for clerk_id, at_ms in changes.newest.items()
         }
-        self._prune(commands, newest)
+        queue_user_pruning(commands, self.key(USERS_KEY), lambda u: self.key(index_key(u)), newest)
         queue_list_versions(
             commands, batch, _SERIES, lambda u, shard: self.key(version_key(u, shard)), newest
         )
@@ -179,19 +182,6 @@ class SeriesResumeProjection(RedisProjection):
             return at_ms
         commands.append(("DEL", pointer))
         return -at_ms
-
-    def _prune(self, commands: Commands, newest: dict[str, float]) -> None:
-        """Drop index members 30 days older than their user's newest event (as ``resume``)."""
-        for clerk_id, newest_ms in newest.items():
-            index = self.key(index_key(clerk_id))
-            cutoff = newest_ms - RESUME_TTL_MS
-            commands.append(("ZREMRANGEBYSCORE", index, -cutoff, cutoff))
-            commands.append(("PEXPIREAT", index, int(newest_ms + RESUME_TTL_MS)))
-        if newest:
-            users = [part for clerk_id, ms in newest.items() for part in (ms, clerk_id)]
-            commands.append(("ZADD", self.key(USERS_KEY), "GT", *users))
-            oldest = max(newest.values()) - RESUME_TTL_MS
-            commands.append(("ZREMRANGEBYSCORE", self.key(USERS_KEY), "-inf", oldest))
 
     async def _indexes(self, redis: Redis) -> list[tuple[str, list[tuple[str, float]]]]:
         """Every user with an index and the index's members, found through the user list."""
@@ -219,9 +209,8 @@ class SeriesResumeProjection(RedisProjection):
             if episode is not None:
                 names.append(current_key(clerk_id, series_id))
                 names.append(series_key(clerk_id, series_id, episode))
-        commands = [(cmd, self.key(n)) for n in names for cmd in ("GET", "PEXPIRETIME")]
-        replies = await read_chunked(redis, commands)
-        for name, value, expiry in zip(names, replies[::2], replies[1::2], strict=True):
+        stored = await values_with_expiry(redis, [self.key(n) for n in names])
+        for name, (value, expiry) in zip(names, stored, strict=True):
             if value is not None:
                 state[name] = [text(value), expiry]
         return state
@@ -242,11 +231,7 @@ class SeriesResumeProjection(RedisProjection):
             keys.append(self.key(current_key(clerk_id, series_id)))
             if episode is not None:
                 keys.append(self.key(series_key(clerk_id, series_id, episode)))
-        async with redis.pipeline(transaction=False) as pipe:
-            for chunk in chunks(keys, CHUNK):
-                pipe.unlink(*chunk)
-            await pipe.execute()
-        await redis.unlink(self.key(USERS_KEY))
+        await unlink_all(redis, keys, self.key(USERS_KEY), CHUNK)
 
     async def forget(
         self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
@@ -301,13 +286,7 @@ _stored_decoder = msgspec.json.Decoder(_Stored)
 
 
 def _stored(key: str, raw: Any) -> _Stored | None:
-    if raw is None:
-        return None
-    try:
-        return _stored_decoder.decode(raw)
-    except msgspec.DecodeError:
-        log.warning("unreadable series resume value", extra={"key": key})
-        return None
+    return decoded(_stored_decoder, key, raw, log, "series resume")
 
 
 async def read_episode(

@@ -45,6 +45,23 @@ COLUMNS = (
 )
 PARQUET_ROW_GROUP_ROWS = 50_000
 
+
+def _row(e: ArchivedEvent, data: Any) -> tuple[Any, ...]:
+    """One event's values in ``COLUMNS`` order, ``data`` as the format at hand writes it."""
+    return (
+        e.position,
+        e.id,
+        e.shard,
+        e.stream_id,
+        e.type,
+        e.version,
+        iso_us(e.occurred_at),
+        e.actor,
+        data,
+        e.erased,
+    )
+
+
 Progress = Callable[[int, int, int], None]  # (positions done, positions in total, events written)
 
 
@@ -89,18 +106,7 @@ class JsonlWriter:
 
     def write(self, page: list[ArchivedEvent]) -> None:
         lines = [
-            ExportLine(
-                e.position,
-                e.id,
-                e.shard,
-                e.stream_id,
-                e.type,
-                e.version,
-                iso_us(e.occurred_at),
-                e.actor,
-                _NULL if e.data is None else msgspec.Raw(e.data.encode()),
-                e.erased,
-            )
+            ExportLine(*_row(e, _NULL if e.data is None else msgspec.Raw(e.data.encode())))
             for e in page
         ]
         self._file.write(self._encoder.encode_lines(lines))
@@ -118,21 +124,7 @@ class CsvWriter:
         self._csv.writerow(COLUMNS)
 
     def write(self, page: list[ArchivedEvent]) -> None:
-        self._csv.writerows(
-            (
-                e.position,
-                e.id,
-                e.shard,
-                e.stream_id,
-                e.type,
-                e.version,
-                iso_us(e.occurred_at),
-                e.actor,
-                e.data or "",
-                e.erased,
-            )
-            for e in page
-        )
+        self._csv.writerows(_row(e, e.data or "") for e in page)
 
     def close(self) -> None:
         self._file.close()

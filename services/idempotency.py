@@ -26,7 +26,7 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -180,14 +180,7 @@ async def decide_once(
         if decision.events:  # an answer that changed nothing is stored after the fact
             answer = receipt.answer(decision.result)
             records[record] = (encode_answer(answer, receipt.ref), RECORD_TTL_SECONDS)
-        return Decision(
-            result=decision.result,
-            events=decision.events,
-            writes=decision.writes,
-            ttl_seconds=decision.ttl_seconds,
-            index_scores=decision.index_scores,
-            records=records,
-        )
+        return replace(decision, records=records)
 
     outcome = await events.decide(key, [*state_keys, record], once)
     if isinstance(outcome, _Found):

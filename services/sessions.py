@@ -255,15 +255,7 @@ def _guarded(
         state = _decode(current[0])
         if state is not None and (state.profile_id, state.timezone) != route:
             return Decision(result=_STALE)
-        decision = decide(state, int(current[1] or 0) if len(current) > 1 else 0)
-        return Decision(
-            result=decision.result,
-            events=decision.events,
-            writes=decision.writes,
-            ttl_seconds=decision.ttl_seconds,
-            index_scores=decision.index_scores,
-            records=decision.records,
-        )
+        return decide(state, int(current[1] or 0) if len(current) > 1 else 0)
 
     return checked
 

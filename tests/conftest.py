@@ -25,9 +25,13 @@ from services.container import build_container
 from tests import scratch
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """``MEDIO_*`` variables of this run's own database, Redis index and data dir."""
+    """``MEDIO_*`` variables of this run's own database, Redis index and data dir.
+
+    Set for every test, before any module's own fixtures: settings built from the environment
+    by a fixture that does not ask for this one would otherwise find the defaults, such as
+    ``./var`` (the data dir, and master key, of a ``medio dev`` in the checkout)."""
     database = scratch.new_name("test")
     index = scratch.claim_redis_index(database)  # first: a run without an index leaves no db
     env = {

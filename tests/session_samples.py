@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +26,12 @@ from services import catalog
 from services.container import build_container
 from services.users import UserDirectory
 
+Client = AsyncTestClient[Litestar]
+Auth = Callable[..., dict[str, str]]  # the ``auth`` fixture: a user's Authorization header
+Drain = Callable[[], Awaitable[int]]  # the ``drain`` fixture: project what was appended
+
 NOW = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)
+START = datetime(2026, 5, 6, 3, 0, tzinfo=UTC)  # where API tests' fake clock starts: 12:00 in Tokyo
 
 
 def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:

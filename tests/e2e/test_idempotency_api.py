@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -30,12 +29,6 @@ from services.container import build_container
 from services.idempotency import RECORD_TTL_SECONDS, RUNNING_PREFIX, record_key, scope_digest
 
 Auth = Callable[..., dict[str, str]]
-START = datetime(2026, 5, 6, 3, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
 
 
 @pytest.fixture

@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
-from session_samples import clocked_client, csrf_headers, parent_setup
+from session_samples import Auth, Client, Drain, csrf_headers, parent_setup
 
 from adapters.container import Container
-from adapters.settings import Settings
 from adapters.tables import watch_sessions
 from domain.clock import FakeClock
 from projections.replay import verify
 
-Client = AsyncTestClient[Litestar]
-Auth = Callable[..., dict[str, str]]
-Drain = Callable[[], Awaitable[int]]
-START = datetime(2026, 5, 6, 3, 0, tzinfo=UTC)
-
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-async def client(settings: Settings, clock: FakeClock) -> AsyncIterator[Client]:
-    async with clocked_client(settings, clock) as (client, _settings):
-        yield client
+def client(api_on_clock: Client) -> Client:
+    return api_on_clock
 
 
 async def _public_start(client: Client, profile_id: int, video_id: int) -> Any:

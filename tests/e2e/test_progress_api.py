@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,13 +15,10 @@ from litestar.testing import AsyncTestClient
 
 from adapters.container import Container
 from adapters.eventlog import stream_name
-from adapters.settings import Settings
-from api.app import create_app
 from domain.clock import FakeClock
 from domain.codec import decode
 from domain.events import ProgressSaved
 from projections.base import stream_id_key
-from services.container import build_container
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]
@@ -65,16 +62,6 @@ async def test_integer_tmdb_id_is_read_back_by_its_decimal_string(
     assert read.json()["currentTime"] == 12.5
     listed = await client.get(f"/api/progress/{clerk}", headers=auth(clerk))
     assert [e["tmdbId"] for e in listed.json()] == ["550"]
-
-
-@pytest.fixture
-async def clocked(settings: Settings) -> AsyncIterator[tuple[Client, FakeClock]]:
-    """A client whose server clock moves only when the test says so."""
-    clock = FakeClock(datetime.now(UTC) - timedelta(hours=1))
-    container = build_container(settings, clock=clock)
-    async with AsyncTestClient(app=create_app(settings, container=container)) as test_client:
-        yield test_client, clock
-        test_client.blocking_portal.call(container.close)  # on the loop that served the app
 
 
 async def test_list_is_newest_first_with_the_seed_fields_and_honours_limit(

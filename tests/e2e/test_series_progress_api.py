@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,14 +13,13 @@ from litestar.testing import AsyncTestClient
 
 from adapters.container import Container
 from adapters.eventlog import stream_name
-from adapters.settings import Settings, load_settings
+from adapters.settings import load_settings
 from api.app import create_app
 from api.idempotency import MSG_REUSED
 from domain.clock import FakeClock
 from domain.codec import decode
 from domain.events import SeriesProgressSaved
 from projections.series_resume import series_key
-from services.container import build_container
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]
@@ -38,16 +36,6 @@ def clerk() -> str:
 async def save(client: Client, auth: Auth, clerk: str, **fields: Any) -> Any:
     body = {"clerkId": clerk, "seriesId": "1399", "tmdbId": "63056", "currentTime": 600, **fields}
     return await client.post(SERIES, json=body, headers=auth(clerk))
-
-
-@pytest.fixture
-async def clocked(settings: Settings) -> AsyncIterator[tuple[Client, FakeClock]]:
-    """A client whose server clock moves only when the test says so."""
-    clock = FakeClock(datetime.now(UTC) - timedelta(hours=1))
-    container = build_container(settings, clock=clock)
-    async with AsyncTestClient(app=create_app(settings, container=container)) as test_client:
-        yield test_client, clock
-        test_client.blocking_portal.call(container.close)
 
 
 async def test_save_is_204_and_the_series_reads_back_its_current_episode(

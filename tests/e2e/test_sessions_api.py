@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
-from session_samples import clocked_client, csrf_headers, parent_setup
+from session_samples import Auth, Client, Drain, csrf_headers, parent_setup
 
-from adapters.settings import Settings
 from domain.clock import FakeClock
 
-Client = AsyncTestClient[Litestar]
-Auth = Callable[..., dict[str, str]]
-Drain = Callable[[], Awaitable[int]]
-START = datetime(2026, 5, 6, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
-
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-async def client(settings: Settings, clock: FakeClock) -> AsyncIterator[Client]:
-    async with clocked_client(settings, clock) as (client, _settings):
-        yield client
+def client(api_on_clock: Client) -> Client:
+    return api_on_clock
 
 
 async def _start(client: Client, headers: dict[str, str], **profile: Any) -> dict[str, Any]:

@@ -16,10 +16,31 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import sqlalchemy as sa
 
+from adapters.container import Container
 from adapters.settings import Settings, load_settings
+from adapters.tables import events
 from medio.migrate import upgrade
+from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from tests import scratch
+
+
+async def archived_count(container: Container) -> int:
+    """How many events the archive holds."""
+    async with container.engine.connect() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(events))).scalar())
+
+
+async def projection_snapshot(container: Container) -> dict[str, Any]:
+    """Every projection's dump by name: equal snapshots, equal read models."""
+    state: dict[str, Any] = {}
+    async with container.engine.connect() as conn:
+        for cls in SQL_PROJECTIONS:
+            state[cls.name] = await cls().dump(conn)
+    for rcls in REDIS_PROJECTIONS:
+        state[rcls.name] = await rcls().dump(container.redis)
+    return state
 
 
 @dataclass(frozen=True)

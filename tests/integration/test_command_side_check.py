@@ -9,35 +9,28 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from test_faults_redis import PrivateRedis
+from private_stores import PrivateRedis, migrated_database, running_redis
 
 from adapters.container import Container
 from adapters.settings import Settings
-from medio.migrate import upgrade
 from projections.recovery import ensure_current
 from projections.redis_batch import run_batch
 from projections.redis_generation import CHECKED_KEY, RedisNotChecked, is_checked
 from services.container import build_container
-from tests import scratch
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[PrivateRedis]:
-    private = PrivateRedis(tmp_path / "redis")
-    private.start()
-    yield private
-    if private.process is not None:
-        private.crash()
+    with running_redis(tmp_path / "redis") as private:
+        yield private
 
 
 @pytest.fixture
 async def own(settings: Settings, server: PrivateRedis) -> AsyncIterator[Settings]:
-    async with scratch.throwaway_database_async("test_check") as url:
-        mine = msgspec.structs.replace(settings, database_url=url, redis_url=server.url)
-        await asyncio.to_thread(upgrade, mine)
-        yield mine
+    async with migrated_database(settings, "test_check") as url:
+        yield msgspec.structs.replace(settings, database_url=url, redis_url=server.url)
 
 
 @pytest.fixture

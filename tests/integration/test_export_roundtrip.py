@@ -17,7 +17,7 @@ import msgspec
 import pytest
 from click.testing import CliRunner, Result
 from history_samples import archive_of_its_own
-from projector_env import isolated_stack
+from projector_env import isolated_stack, projection_snapshot
 
 from adapters.container import Container
 from adapters.eventlog import stream_name
@@ -26,7 +26,6 @@ from adapters.tables import events
 from bench.workload import append_all, realistic_events
 from medio.cli import main
 from projections.archive import Archive
-from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.runtime import project_pending
 from services.container import build_container
 from tests import scratch
@@ -67,16 +66,6 @@ async def _empty_redis(container: Container) -> None:
     await container.redis.set(scratch.OWNER_KEY, "medio-tests")
 
 
-async def _snapshot(container: Container) -> dict[str, Any]:
-    state: dict[str, Any] = {}
-    async with container.engine.connect() as conn:
-        for cls in SQL_PROJECTIONS:
-            state[cls.name] = await cls().dump(conn)
-    for rcls in REDIS_PROJECTIONS:
-        state[rcls.name] = await rcls().dump(container.redis)
-    return state
-
-
 async def _append_v1_progress_save(container: Container) -> None:
     """A save as the Express era wrote it (v1), so the round trip carries an upcast event too."""
     body = {
@@ -100,19 +89,19 @@ async def test_export_import_replay_reproduces_every_projection(
         await append_all(origin.redis, SHARDS, realistic_events(EVENTS, seed=5))
         await _append_v1_progress_save(origin)
         assert await project_pending(origin) == EVENTS + 1
-        original = await _snapshot(origin)
+        original = await projection_snapshot(origin)
         assert original["stats"] and original["resume"]  # something to compare
         export = tmp_path / "history.jsonl"
 
         await _medio(source, "events", "export", "--format", "jsonl", "-o", str(export))
         archived = await _archive(origin)
         await _empty_redis(origin)
-        assert await _snapshot(copy) != original
+        assert await projection_snapshot(copy) != original
         imported = await _medio(target, "events", "import", str(export))
         assert f"imported {EVENTS + 1:,} events" in imported.output
         await _medio(target, "replay")
 
-        assert await _snapshot(copy) == original
+        assert await projection_snapshot(copy) == original
         assert await _archive(copy) == archived
         verified = await _medio(target, "replay", "--verify")
         assert "no differences" in verified.output

@@ -7,10 +7,8 @@ shutdown) and starts it again on the same port.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -21,61 +19,19 @@ import pytest
 import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from private_stores import PrivateRedis, migrated_database
 
 from adapters.eventlog import stream_name
 from adapters.settings import Settings
 from api.app import create_app
-from medio.embedded import free_port
-from medio.migrate import upgrade
 from projections.runtime import project_pending
 from services.container import build_container
-from tests import scratch
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]
 MAX_OUTAGE_ANSWER_SECONDS = 5.0
-
-
-class PrivateRedis:
-    """A ``redis-server`` of this test's own, which can crash and come back on the same port."""
-
-    def __init__(self, data_dir: Path, appendfsync: str | None = None) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.data_dir = data_dir
-        self.persistence = (
-            ["--appendonly", "yes", "--appendfsync", appendfsync]
-            if appendfsync
-            else ["--appendonly", "no"]
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        listen = ["--port", str(self.port), "--bind", "127.0.0.1"]
-        self.process = subprocess.Popen(
-            ["redis-server", *listen, "--save", "", "--dir", str(self.data_dir), *self.persistence],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                client.close()
-                return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "private redis-server did not start"
-                time.sleep(0.05)
-
-    def crash(self) -> None:
-        assert self.process is not None
-        self.process.kill()  # SIGKILL: no shutdown, no final fsync
-        self.process.wait()
-        self.process = None
 
 
 @pytest.fixture
@@ -90,15 +46,13 @@ def private_redis(tmp_path: Path) -> Iterator[Callable[..., PrivateRedis]]:
 
     yield make
     for server in started:
-        if server.process is not None:
-            server.crash()
+        server.stop()
 
 
 @pytest.fixture
 async def own_database(settings: Settings) -> AsyncIterator[str]:
     """A migrated database of this test's own (the archive must not mix two event logs)."""
-    async with scratch.throwaway_database_async("test_faults") as url:
-        await asyncio.to_thread(upgrade, msgspec.structs.replace(settings, database_url=url))
+    async with migrated_database(settings, "test_faults") as url:
         yield url
 
 

@@ -9,7 +9,6 @@ second phase and has lost the third entirely. The same API process then serves m
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +22,7 @@ import redis
 import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from test_faults_redis import PrivateRedis
+from private_stores import PrivateRedis, migrated_database, running_redis
 
 from adapters.container import Container
 from adapters.settings import Settings
@@ -33,13 +32,11 @@ from domain.clock import FakeClock
 from domain.codec import decode
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import share_ms
-from medio.migrate import upgrade
 from projections.archive_pages import read_page
 from projections.replay import verify
 from projections.runtime import project_pending
 from projections.streams import DEAD_LETTER_STREAM
 from services.container import build_container
-from tests import scratch
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
@@ -51,17 +48,13 @@ FAMILIES = 3
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[PrivateRedis]:
-    private = PrivateRedis(tmp_path / "redis", appendfsync="always")
-    private.start()
-    yield private
-    if private.process is not None:
-        private.crash()
+    with running_redis(tmp_path / "redis", appendfsync="always") as private:
+        yield private
 
 
 @pytest.fixture
 async def own_database(settings: Settings) -> AsyncIterator[str]:
-    async with scratch.throwaway_database_async("test_lost_writes") as url:
-        await asyncio.to_thread(upgrade, msgspec.structs.replace(settings, database_url=url))
+    async with migrated_database(settings, "test_lost_writes") as url:
         yield url
 
 

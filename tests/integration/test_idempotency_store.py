@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from projector_env import Stack, isolated_stack
 from session_samples import NOW, new_owner, new_profile, new_video, session_events
 
 from adapters.container import Container
@@ -80,20 +79,6 @@ async def _racing_profile_creates(container: Container) -> None:
 
 async def test_racing_profile_creates_insert_one_row_on_postgres(container: Container) -> None:
     await _racing_profile_creates(container)
-
-
-@pytest.fixture(scope="module")
-def sqlite_stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with isolated_stack(sqlite_dir=str(tmp_path_factory.mktemp("sqlite"))) as built:
-        yield built
-
-
-@pytest.fixture
-async def on_sqlite(sqlite_stack: Stack) -> AsyncIterator[Container]:
-    container = build_container(sqlite_stack.settings)
-    assert container.settings.is_sqlite
-    yield container
-    await container.close()
 
 
 async def test_racing_profile_creates_insert_one_row_on_sqlite(on_sqlite: Container) -> None:

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from projector_env import Stack, isolated_stack
+from projector_env import Stack, isolated_stack, projection_snapshot
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -85,16 +85,6 @@ async def _pending(redis: Redis, shard: int) -> int:
     return int((await redis.xpending(stream_name(shard), GROUP))["pending"])
 
 
-async def _snapshot(container: Container) -> dict[str, Any]:
-    state: dict[str, Any] = {}
-    async with container.engine.connect() as conn:
-        for cls in SQL_PROJECTIONS:
-            state[cls.name] = await cls().dump(conn)
-    for rcls in REDIS_PROJECTIONS:
-        state[rcls.name] = await rcls().dump(container.redis)
-    return state
-
-
 async def test_every_event_is_archived_once_in_stream_order_and_matches_replay(
     iso: Container,
 ) -> None:
@@ -133,12 +123,12 @@ async def test_redelivered_batch_changes_nothing(
     }
     assert await project_pending(iso) == 1500  # redelivered: SQL skips them, Redis applies
     assert len(await _archived(iso)) == 1500
-    projected = await _snapshot(iso)
+    projected = await projection_snapshot(iso)
     for shard, entries in delivered.items():  # every entry once more, all already applied
         for start in range(0, len(entries), 500):
             batch = entries[start : start + 500]
             await registered_projections().commit(iso.engine, iso.redis, shard, batch, "x")
-    assert await _snapshot(iso) == projected
+    assert await projection_snapshot(iso) == projected
     assert (await verify(iso)).differences == {}
 
 

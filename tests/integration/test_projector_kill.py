@@ -17,12 +17,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import psutil
 import pytest
 import sqlalchemy as sa
-from projector_env import Stack, isolated_stack
+from projector_env import Stack, archived_count, isolated_stack
 
 from adapters.container import Container
 from adapters.eventlog import shard_for
@@ -30,7 +30,6 @@ from adapters.settings import Settings
 from adapters.tables import events
 from bench.workload import append_all, realistic_events
 from projections.replay import verify
-from services.container import build_container
 
 EVENTS = 20_000
 KILLS = 8  # one chunk of events appended before each kill, so every kill finds work to do
@@ -48,13 +47,6 @@ def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment
         log_level="WARNING",
     ) as built:
         yield built
-
-
-@pytest.fixture
-async def iso(stack: Stack) -> AsyncIterator[Container]:
-    container = build_container(stack.settings)
-    yield container
-    await container.close()
 
 
 def _start_worker(stack: Stack) -> subprocess.Popen[bytes]:
@@ -76,15 +68,10 @@ def _kill_9(worker: subprocess.Popen[bytes]) -> None:
     worker.wait()
 
 
-async def _archived(container: Container) -> int:
-    async with container.engine.connect() as conn:
-        return int((await conn.execute(sa.select(sa.func.count()).select_from(events))).scalar())
-
-
 async def _wait_for_progress(container: Container, above: int, timeout: float = 15) -> int:
     """The archive count once it exceeds ``above`` (the workers are projecting)."""
     deadline = time.monotonic() + timeout
-    while (count := await _archived(container)) <= above:
+    while (count := await archived_count(container)) <= above:
         assert time.monotonic() < deadline, f"no progress past {above} archived events"
         await asyncio.sleep(0.05)
     return count
@@ -111,7 +98,7 @@ async def test_sigkilled_workers_lose_nothing_double_nothing_and_keep_per_key_or
             victim = rng.randrange(len(workers))
             _kill_9(workers[victim])
             workers[victim] = _start_worker(stack)
-        while (count := await _archived(iso)) < EVENTS:
+        while (count := await archived_count(iso)) < EVENTS:
             assert time.monotonic() - started < DEADLINE_SECONDS, f"only {count} archived"
             await asyncio.sleep(0.1)
     finally:

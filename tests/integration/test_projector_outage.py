@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import msgspec
 import pytest
-import sqlalchemy as sa
-from projector_env import Stack, isolated_stack
+from projector_env import Stack, archived_count, isolated_stack
 
 from adapters.container import Container
 from adapters.eventlog import stream_name
 from adapters.settings import Settings
-from adapters.tables import events
 from bench.workload import append_all, realistic_events
 from medio.embedded import free_port
 from projections.lag import projection_lag
@@ -75,18 +73,6 @@ def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment
         yield built
 
 
-@pytest.fixture
-async def direct(stack: Stack) -> AsyncIterator[Container]:
-    container = build_container(stack.settings)
-    yield container
-    await container.close()
-
-
-async def _archived(container: Container) -> int:
-    async with container.engine.connect() as conn:
-        return int((await conn.execute(sa.select(sa.func.count()).select_from(events))).scalar())
-
-
 async def _until(condition: object, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not await condition():  # type: ignore[operator]
@@ -95,7 +81,7 @@ async def _until(condition: object, timeout: float) -> None:
 
 
 async def test_projection_catches_up_with_nothing_lost_after_postgres_refused_connections(
-    stack: Stack, direct: Container
+    stack: Stack, iso: Container
 ) -> None:
     url = stack.settings.database_url
     assert url
@@ -106,36 +92,36 @@ async def test_projection_catches_up_with_nothing_lost_after_postgres_refused_co
     projector = asyncio.create_task(run_projector(proxied, 0, seconds=60))
     try:
         items = list(realistic_events(6000, seed=31))
-        await append_all(direct.redis, 1, items[:2000])
-        await _until(lambda: _at_least(direct, 2000), timeout=20)
+        await append_all(iso.redis, 1, items[:2000])
+        await _until(lambda: _at_least(iso, 2000), timeout=20)
 
         await switch.down()
-        await append_all(direct.redis, 1, items[2000:5000])  # appends do not need Postgres
+        await append_all(iso.redis, 1, items[2000:5000])  # appends do not need Postgres
         await asyncio.sleep(1.5)  # the projector keeps failing to connect meanwhile
-        assert await _archived(direct) == 2000
-        lag = await projection_lag(direct.redis, direct.engine, 1)
+        assert await archived_count(iso) == 2000
+        lag = await projection_lag(iso.redis, iso.engine, 1)
         assert lag["archive"]["0"].behind == 3000
         assert lag["resume"]["0"].behind == 3000  # Redis waits for Postgres: one order
 
         await switch.up()
-        await append_all(direct.redis, 1, items[5000:])
-        await _until(lambda: _caught_up(direct), timeout=30)
+        await append_all(iso.redis, 1, items[5000:])
+        await _until(lambda: _caught_up(iso), timeout=30)
     finally:
-        await direct.redis.set(PAUSE_KEY, "test", px=10_000)  # how replay stops projectors
+        await iso.redis.set(PAUSE_KEY, "test", px=10_000)  # how replay stops projectors
         await asyncio.wait_for(projector, timeout=15)
-        await direct.redis.delete(PAUSE_KEY)
+        await iso.redis.delete(PAUSE_KEY)
         await proxied.close()
         if switch.server is not None:
             await switch.down()
-    assert await _archived(direct) == 6000
-    assert (await direct.redis.xpending(stream_name(0), GROUP))["pending"] == 0
-    report = await verify(direct)
+    assert await archived_count(iso) == 6000
+    assert (await iso.redis.xpending(stream_name(0), GROUP))["pending"] == 0
+    report = await verify(iso)
     assert report.differences == {}
     assert report.events == 6000
 
 
 async def _at_least(container: Container, count: int) -> bool:
-    return await _archived(container) >= count
+    return await archived_count(container) >= count
 
 
 async def _caught_up(container: Container) -> bool:

@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import sqlalchemy as sa
-from projector_env import Stack, isolated_stack
+from projector_env import Stack
 
 from adapters.container import Container
-from adapters.settings import Settings
 from adapters.tables import events, projection_checkpoints, stats_daily
 from bench.workload import append_all, realistic_events
 from projections import replay
 from projections.replay import rebuild, replayable, verify
 from projections.resume import ResumeProjection
 from projections.runtime import project_pending
-from services.container import build_container
-
-
-@pytest.fixture(scope="module")
-def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment is set
-    with isolated_stack() as built:
-        yield built
-
-
-@pytest.fixture
-async def iso(stack: Stack) -> AsyncIterator[Container]:
-    container = build_container(stack.settings)
-    yield container
-    await container.close()
 
 
 async def _daily_rows(container: Container) -> int:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 from redis.asyncio import Redis
+from resume_env import LEGACY_TTL, legacy_save
 
 from adapters.container import Container
 from domain.progress import epoch_ms
@@ -19,7 +20,6 @@ from projections.resume import index_key, list_positions
 from services.progress_import import import_express_keys, read_legacy, split_key
 
 Drain = Callable[[], Awaitable[int]]
-TTL = 2_592_000  # what the Express service passed to SET ... EX
 
 
 @pytest.fixture
@@ -31,13 +31,7 @@ async def express_save(
     redis: Redis, clerk: str, tmdb: str, seconds: float, age: timedelta = timedelta(0)
 ) -> tuple[str, bytes]:
     """``SET resume:{clerk}:{tmdb} <json> EX <30 days - age>``, as Express did ``age`` ago."""
-    updated = datetime.now(UTC) - age
-    value = json.dumps(
-        {"currentTime": seconds, "updatedAt": iso_ms(updated)}, separators=(",", ":")
-    )
-    key = f"resume:{clerk}:{tmdb}"
-    await redis.set(key, value, ex=TTL - int(age.total_seconds()))
-    return key, value.encode()
+    return await legacy_save(redis, f"resume:{clerk}:{tmdb}", {"currentTime": seconds}, age)
 
 
 async def test_imported_keys_are_listed_newest_first_with_values_unchanged(
@@ -58,7 +52,8 @@ async def test_imported_keys_are_listed_newest_first_with_values_unchanged(
     assert await redis.get(key_a) == value_a and await redis.get(key_b) == value_b
     updated_a = json.loads(value_a)["updatedAt"]
     assert (
-        await redis.pexpiretime(key_a) == epoch_ms(datetime.fromisoformat(updated_a)) + TTL * 1000
+        await redis.pexpiretime(key_a)
+        == epoch_ms(datetime.fromisoformat(updated_a)) + LEGACY_TTL * 1000
     )
     assert abs(await redis.pexpiretime(key_a) - expiry_a) < 2000
 
@@ -99,7 +94,7 @@ async def test_unreadable_and_lapsed_keys_are_counted_and_left_alone(
     container: Container, drain: Drain, clerk: str
 ) -> None:
     redis = container.redis
-    await redis.set(f"resume:{clerk}:bad", "not json", ex=TTL)
+    await redis.set(f"resume:{clerk}:bad", "not json", ex=LEGACY_TTL)
     old = iso_ms(datetime.now(UTC) - timedelta(days=31))
     await redis.set(f"resume:{clerk}:old", json.dumps({"currentTime": 1, "updatedAt": old}))
     report = await import_express_keys(container)

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import msgspec
 import pytest
-from redis.asyncio import Redis
+from resume_env import (
+    DAY,
+    CommandRecorder,
+    assert_clear_removes_every_key,
+    assert_scratch_copy_leaves_live_keys,
+    dump_alike_in_any_batching,
+    envelopes,
+    fresh_clerk,
+    own_prefix,
+    project,
+    recent,
+)
 
 from adapters.container import Container
 from adapters.settings import Settings
-from domain.codec import encode
+from domain.clock import FakeClock
 from domain.events import AnyEvent, ProgressDeleted, ProgressSaved
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms as iso
-from projections.base import Envelope
 from projections.redis_batch import apply_redis
 from projections.resume import (
     USERS_KEY,
@@ -30,20 +38,6 @@ from projections.resume import (
     version_key,
 )
 from services.progress import list_progress
-
-DAY = timedelta(days=1)
-
-
-class FixedClock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-
-def recent() -> datetime:
-    return datetime.now(UTC).replace(microsecond=123_000) - timedelta(hours=1)
 
 
 def saved(
@@ -69,49 +63,15 @@ def deleted(clerk: str, tmdb: str, at: datetime) -> ProgressDeleted:
     return ProgressDeleted(occurred_at=at, actor=clerk, clerk_id=clerk, tmdb_id=tmdb)
 
 
-_sequence = iter(range(1, 10**9))
-
-
-def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
-    batch = []
-    for event in events:
-        name, version, data = encode(event)
-        stream_id = f"{epoch_ms(event.occurred_at)}-{next(_sequence)}"
-        batch.append(Envelope(0, stream_id, name, version, data, event))
-    return batch
-
-
-async def project(redis: Redis, projection: ResumeProjection, *events: AnyEvent) -> None:
-    """One batch: ``prepare``, then ``apply``'s commands in one script, as the runtime runs it."""
-    await apply_redis(redis, projection, envelopes(events))
-
-
 @pytest.fixture
 async def clerk(container: Container) -> AsyncIterator[str]:
-    """A fresh user; what the test wrote for it (without events) is removed afterwards, so
-    the live projection still equals a rebuild from the archive for later tests."""
-    clerk_id = f"user_{secrets.token_hex(5)}"
-    yield clerk_id
-    keys = [key async for key in container.redis.scan_iter(match=f"*{clerk_id}*")]
-    if keys:
-        await container.redis.delete(*keys)
-    users = await container.redis.zrange(USERS_KEY, 0, -1)
-    mine = [u for u in users if clerk_id.encode() in u]
-    if mine:
-        await container.redis.zrem(USERS_KEY, *mine)
+    async with fresh_clerk(container.redis, USERS_KEY) as clerk_id:
+        yield clerk_id
 
 
 @pytest.fixture
 def live() -> ResumeProjection:
     return ResumeProjection()
-
-
-@pytest.fixture
-def isolated() -> Iterator[ResumeProjection]:
-    """A projection under a prefix of its own, so dump and clear see only this test's state."""
-    projection = ResumeProjection(scratch=True)
-    projection.prefix = f"test:{secrets.token_hex(4)}:"
-    yield projection
 
 
 async def test_save_writes_express_value_expiring_30_days_after_update(
@@ -208,16 +168,10 @@ async def test_list_reads_only_the_users_index_and_keys(
     container: Container, live: ResumeProjection, clerk: str
 ) -> None:
     await project(container.redis, live, saved(clerk, "a", recent()))
-    calls: list[str] = []
-
-    class Recorder:
-        async def execute(self, *args: Any) -> Any:
-            calls.append(args[0])
-            return await container.pipeline.execute(*args)
-
-    listed = await list_positions(Recorder(), clerk, 100, datetime.now(UTC))  # type: ignore[arg-type]
+    recorder = CommandRecorder(container.pipeline)
+    listed = await list_positions(recorder, clerk, 100, datetime.now(UTC))  # type: ignore[arg-type]
     assert [e.tmdb_id for e in listed] == ["a"]
-    assert calls == ["ZREVRANGEBYSCORE", "MGET"]
+    assert recorder.calls == ["ZREVRANGEBYSCORE", "MGET"]
 
 
 async def test_entries_30_days_older_than_the_users_newest_event_are_pruned(
@@ -261,11 +215,7 @@ async def test_dump_is_the_same_whatever_the_batch_boundaries(
     ]
     one_batch, one_by_one = ResumeProjection(scratch=True), ResumeProjection(scratch=True)
     one_batch.prefix, one_by_one.prefix = f"a{clerk}:", f"b{clerk}:"
-    await project(container.redis, one_batch, *events)
-    for event in events:
-        await project(container.redis, one_by_one, event)
-    dumped = await one_batch.dump(container.redis)
-    assert dumped == await one_by_one.dump(container.redis)
+    dumped = await dump_alike_in_any_batching(container.redis, one_batch, one_by_one, events)
     assert dumped[resume_key(clerk, "1")][0] == (f'{{"currentTime":11,"updatedAt":"{iso(at)}"}}')
     assert dumped[resume_key(other, "8")][1] == epoch_ms(at + 30 * DAY)
     assert dumped[index_key(clerk)] == {"1": epoch_ms(at), "2": -epoch_ms(at)}
@@ -273,29 +223,25 @@ async def test_dump_is_the_same_whatever_the_batch_boundaries(
 
 
 async def test_clear_removes_every_key_the_projection_wrote(
-    container: Container, isolated: ResumeProjection, clerk: str
+    container: Container, clerk: str
 ) -> None:
     at = recent()
-    await project(
+    await assert_clear_removes_every_key(
         container.redis,
-        isolated,
+        own_prefix(ResumeProjection(scratch=True)),
         saved(clerk, "1", at),
         saved(clerk + "x", "2", at),
         deleted(clerk, "3", at),
     )
-    assert await isolated.dump(container.redis) != {}
-    await isolated.clear(container.redis)
-    assert await isolated.dump(container.redis) == {}
-    leftover = [k async for k in container.redis.scan_iter(match=f"{isolated.prefix}*")]
-    assert leftover == []
 
 
 async def test_scratch_copy_never_touches_live_keys(container: Container, clerk: str) -> None:
-    scratch = ResumeProjection(scratch=True)
-    await project(container.redis, scratch, saved(clerk, "1", recent()))
-    assert await container.redis.exists(resume_key(clerk, "1")) == 0
-    assert await container.redis.exists(scratch.key(resume_key(clerk, "1"))) == 1
-    await scratch.clear(container.redis)
+    await assert_scratch_copy_leaves_live_keys(
+        container.redis,
+        ResumeProjection(scratch=True),
+        saved(clerk, "1", recent()),
+        resume_key(clerk, "1"),
+    )
 
 
 async def test_past_the_title_cap_the_oldest_titles_go_alike_in_any_batching(
@@ -358,5 +304,5 @@ async def test_a_kept_list_follows_every_change_and_lapses_with_its_oldest_entry
     listed = await list_progress(container, clerk, 100)
     assert [(e.tmdb_id, e.current_time) for e in listed] == [("new", 3), ("old", 1)]
     later = at - 10 * DAY + 30 * DAY  # "old" lapses; the list kept above must not answer it
-    container.clock = FixedClock(later)
+    container.clock = FakeClock(later)
     assert [e.tmdb_id for e in await list_progress(container, clerk, 100)] == ["new"]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 from redis.asyncio import Redis
+from resume_env import LEGACY_TTL, legacy_save
 
 from adapters.container import Container
 from domain.progress import epoch_ms
@@ -20,7 +21,6 @@ from projections.series_resume import index_key, list_series, read_series
 from services.series_import import OriginValue, import_series_keys, read_origin, split_key
 
 Drain = Callable[[], Awaitable[int]]
-TTL = 2_592_000  # 30 days, as the origin service set it
 
 
 @pytest.fixture
@@ -37,19 +37,8 @@ async def origin_save(
     age: timedelta = timedelta(0),
 ) -> tuple[str, bytes]:
     """``SET series_resume:{clerk}:{series}:{episode} <json> EX <30 days - age>``."""
-    updated = datetime.now(UTC) - age
-    value = json.dumps(
-        {
-            "currentTime": seconds,
-            "seriesId": series,
-            "tmdbId": episode,
-            "updatedAt": iso_ms(updated),
-        },
-        separators=(",", ":"),
-    )
-    key = f"series_resume:{clerk}:{series}:{episode}"
-    await redis.set(key, value, ex=TTL - int(age.total_seconds()))
-    return key, value.encode()
+    value = {"currentTime": seconds, "seriesId": series, "tmdbId": episode}
+    return await legacy_save(redis, f"series_resume:{clerk}:{series}:{episode}", value, age)
 
 
 async def test_imported_series_are_listed_newest_first_keeping_one_episode_each(
@@ -101,8 +90,8 @@ async def test_unreadable_and_lapsed_keys_are_counted_and_left_alone(
 ) -> None:
     redis = container.redis
     bad, wrong = f"series_resume:{clerk}:s:bad", f"series_resume:{clerk}:s:wrong"
-    await redis.set(bad, "not json", ex=TTL)
-    await redis.set(wrong, '{"currentTime":1,"seriesId":"t","tmdbId":"wrong"}', ex=TTL)
+    await redis.set(bad, "not json", ex=LEGACY_TTL)
+    await redis.set(wrong, '{"currentTime":1,"seriesId":"t","tmdbId":"wrong"}', ex=LEGACY_TTL)
     old = iso_ms(datetime.now(UTC) - timedelta(days=31))
     await redis.set(
         f"series_resume:{clerk}:s:old", json.dumps({"currentTime": 1, "updatedAt": old})

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from redis.asyncio import Redis
+from resume_env import (
+    DAY,
+    SECOND,
+    CommandRecorder,
+    assert_clear_removes_every_key,
+    assert_scratch_copy_leaves_live_keys,
+    dump_alike_in_any_batching,
+    fresh_clerk,
+    own_prefix,
+    project,
+    recent,
+)
 
 from adapters.container import Container
-from domain.codec import encode
 from domain.events import AnyEvent, SeriesProgressDeleted, SeriesProgressSaved
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms as iso
-from projections.base import Envelope
-from projections.redis_batch import apply_redis
 from projections.resume import list_positions
 from projections.series_resume import (
     USERS_KEY,
@@ -32,13 +38,6 @@ from projections.series_resume import (
     version_key,
 )
 from services.series_progress import get_series_list
-
-DAY = timedelta(days=1)
-SECOND = timedelta(seconds=1)
-
-
-def recent() -> datetime:
-    return datetime.now(UTC).replace(microsecond=123_000) - timedelta(hours=1)
 
 
 def saved(
@@ -65,49 +64,15 @@ def deleted(clerk: str, series: str, at: datetime) -> SeriesProgressDeleted:
     return SeriesProgressDeleted(occurred_at=at, actor=clerk, clerk_id=clerk, series_id=series)
 
 
-_sequence = iter(range(1, 10**9))
-
-
-def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
-    batch = []
-    for event in events:
-        name, version, data = encode(event)
-        stream_id = f"{epoch_ms(event.occurred_at)}-{next(_sequence)}"
-        batch.append(Envelope(0, stream_id, name, version, data, event))
-    return batch
-
-
-async def project(redis: Redis, projection: SeriesResumeProjection, *events: AnyEvent) -> None:
-    """One batch: ``prepare``, then ``apply``'s commands in one script, as the runtime runs it."""
-    await apply_redis(redis, projection, envelopes(events))
-
-
 @pytest.fixture
 async def clerk(container: Container) -> AsyncIterator[str]:
-    """A fresh user; what the test wrote for it (without events) is removed afterwards, so
-    the live projection still equals a rebuild from the archive for later tests."""
-    clerk_id = f"user_{secrets.token_hex(5)}"
-    yield clerk_id
-    keys = [key async for key in container.redis.scan_iter(match=f"*{clerk_id}*")]
-    if keys:
-        await container.redis.delete(*keys)
-    users = await container.redis.zrange(USERS_KEY, 0, -1)
-    mine = [u for u in users if clerk_id.encode() in u]
-    if mine:
-        await container.redis.zrem(USERS_KEY, *mine)
+    async with fresh_clerk(container.redis, USERS_KEY) as clerk_id:
+        yield clerk_id
 
 
 @pytest.fixture
 def live() -> SeriesResumeProjection:
     return SeriesResumeProjection()
-
-
-@pytest.fixture
-def isolated() -> Iterator[SeriesResumeProjection]:
-    """A projection under a prefix of its own, so dump and clear see only this test's state."""
-    projection = SeriesResumeProjection(scratch=True)
-    projection.prefix = f"test:{secrets.token_hex(4)}:"
-    yield projection
 
 
 async def test_save_writes_the_origin_value_expiring_30_days_after_update(
@@ -227,16 +192,10 @@ async def test_list_reads_only_the_users_index_and_keys(
     container: Container, live: SeriesResumeProjection, clerk: str
 ) -> None:
     await project(container.redis, live, saved(clerk, "s", "1", recent()))
-    calls: list[str] = []
-
-    class Recorder:
-        async def execute(self, *args: Any) -> Any:
-            calls.append(args[0])
-            return await container.pipeline.execute(*args)
-
-    listed = await list_series(Recorder(), clerk, 100, datetime.now(UTC))  # type: ignore[arg-type]
+    recorder = CommandRecorder(container.pipeline)
+    listed = await list_series(recorder, clerk, 100, datetime.now(UTC))  # type: ignore[arg-type]
     assert [e.series_id for e in listed] == ["s"]
-    assert calls == ["ZREVRANGEBYSCORE", "MGET", "MGET"]
+    assert recorder.calls == ["ZREVRANGEBYSCORE", "MGET", "MGET"]
 
 
 async def test_series_never_reach_the_title_list(
@@ -279,11 +238,7 @@ async def test_dump_is_the_same_whatever_the_batch_boundaries(
     one_batch = SeriesResumeProjection(scratch=True)
     one_by_one = SeriesResumeProjection(scratch=True)
     one_batch.prefix, one_by_one.prefix = f"a{clerk}:", f"b{clerk}:"
-    await project(container.redis, one_batch, *events)
-    for event in events:
-        await project(container.redis, one_by_one, event)
-    dumped = await one_batch.dump(container.redis)
-    assert dumped == await one_by_one.dump(container.redis)
+    dumped = await dump_alike_in_any_batching(container.redis, one_batch, one_by_one, events)
     assert dumped[series_key(clerk, "s1", "e2")][0] == (
         f'{{"currentTime":11,"seriesId":"s1","tmdbId":"e2","updatedAt":"{iso(at)}"}}'
     )
@@ -297,30 +252,26 @@ async def test_dump_is_the_same_whatever_the_batch_boundaries(
 
 
 async def test_clear_removes_every_key_the_projection_wrote(
-    container: Container, isolated: SeriesResumeProjection, clerk: str
+    container: Container, clerk: str
 ) -> None:
     at = recent()
-    await project(
+    await assert_clear_removes_every_key(
         container.redis,
-        isolated,
+        own_prefix(SeriesResumeProjection(scratch=True)),
         saved(clerk, "s1", "1", at),
         saved(clerk + "x", "s2", "2", at),
         saved(clerk, "s3", "3", at),
         deleted(clerk, "s3", at),
     )
-    assert await isolated.dump(container.redis) != {}
-    await isolated.clear(container.redis)
-    assert await isolated.dump(container.redis) == {}
-    leftover = [k async for k in container.redis.scan_iter(match=f"{isolated.prefix}*")]
-    assert leftover == []
 
 
 async def test_scratch_copy_never_touches_live_keys(container: Container, clerk: str) -> None:
-    scratch = SeriesResumeProjection(scratch=True)
-    await project(container.redis, scratch, saved(clerk, "s", "1", recent()))
-    assert await container.redis.exists(series_key(clerk, "s", "1")) == 0
-    assert await container.redis.exists(scratch.key(series_key(clerk, "s", "1"))) == 1
-    await scratch.clear(container.redis)
+    await assert_scratch_copy_leaves_live_keys(
+        container.redis,
+        SeriesResumeProjection(scratch=True),
+        saved(clerk, "s", "1", recent()),
+        series_key(clerk, "s", "1"),
+    )
 
 
 async def test_a_kept_series_list_follows_every_change(

@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
-import pytest
-from projector_env import Stack, isolated_stack
-
 from adapters.container import Container
-from adapters.settings import Settings
 from domain.events import SeriesProgressDeleted, SeriesProgressSaved
 from projections.replay import rebuild, replayable, verify
 from projections.runtime import project_pending
 from projections.series_resume import SeriesResumeProjection, series_key
-from services.container import build_container
 
 CLERK = "user_series_verify"
-
-
-@pytest.fixture(scope="module")
-def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment is set
-    with isolated_stack() as built:
-        yield built
-
-
-@pytest.fixture
-async def iso(stack: Stack) -> AsyncIterator[Container]:
-    container = build_container(stack.settings)
-    yield container
-    await container.close()
 
 
 async def _history(container: Container) -> None:

@@ -6,7 +6,6 @@ database, and watches the scheduler child RQ forks from it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -15,15 +14,12 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import msgspec
 import psutil
 import pytest
 import redis
-from test_faults_redis import PrivateRedis
+from private_stores import PrivateRedis, migrated_database, running_redis
 
 from adapters.settings import Settings
-from medio.migrate import upgrade
-from tests import scratch
 from workers.queues import QUEUE_NAMES
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
@@ -34,17 +30,13 @@ WAIT_SECONDS = 40.0  # a worker starts in 1-2 s; much more on a loaded machine
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[PrivateRedis]:
-    private = PrivateRedis(tmp_path / "redis")
-    private.start()
-    yield private
-    if private.process is not None:
-        private.crash()
+    with running_redis(tmp_path / "redis") as private:
+        yield private
 
 
 @pytest.fixture
 async def own_database(settings: Settings) -> AsyncIterator[str]:
-    async with scratch.throwaway_database_async("test_scheduler") as url:
-        await asyncio.to_thread(upgrade, msgspec.structs.replace(settings, database_url=url))
+    async with migrated_database(settings, "test_scheduler") as url:
         yield url
 
 
