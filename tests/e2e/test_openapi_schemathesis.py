@@ -87,11 +87,14 @@ def _exercise(operation: Any, mode: GenerationMode, caller: dict[str, str]) -> N
         database=None,
     )
     def run(case: Any) -> None:
-        # The caller's own clerkId, else every progress request is only a stranger's 403.
-        if case.path_parameters and "clerk_id" in case.path_parameters:
-            case.path_parameters["clerk_id"] = caller["sub"]
-        if isinstance(case.body, dict) and "clerkId" in case.body:
-            case.body["clerkId"] = caller["sub"]
+        # The caller's own clerkId, else every progress request is only a stranger's 403. Not
+        # in negative mode: the generated clerkId may be the part made invalid, and putting a
+        # valid one back turns the case into a valid request (rightly answered 2xx).
+        if mode == GenerationMode.POSITIVE:
+            if case.path_parameters and "clerk_id" in case.path_parameters:
+                case.path_parameters["clerk_id"] = caller["sub"]
+            if isinstance(case.body, dict) and "clerkId" in case.body:
+                case.body["clerkId"] = caller["sub"]
         key = (case.headers or {}).get(IDEMPOTENCY_KEY)
         if mode == GenerationMode.POSITIVE and key is not None:
             # A client sends a fresh key per distinct request; the generator reuses values, and
