@@ -1,8 +1,8 @@
-"""Keeps a projector job queued for every shard nobody projects, and runs the periodic jobs.
+"""Enqueues the periodic jobs that are due: a background thread of every ``medio worker``.
 
-Each ``medio worker`` runs one in a background thread. Every second it queues a projector job
-for each shard whose lock is free and that has no job waiting, so a dead worker's shard is
-taken over within the lock's TTL plus a second, and enqueues periodic jobs that are due.
+Every second it enqueues each job of ``workers.periodic.PERIODIC_JOBS`` whose interval has
+passed (one worker of many wins the job's key). Which shards a worker projects is decided by
+its shard balancer (``workers.balancer``), not by jobs.
 """
 
 from __future__ import annotations
@@ -14,34 +14,21 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from adapters.settings import Settings
-from projections.locks import PAUSE_KEY, lock_key
 from workers.periodic import PERIODIC_JOBS, due_key
-from workers.queues import enqueue_projector, queue, queued_key, rq_connection
+from workers.queues import queue, rq_connection
 
 log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 1.0
 
 
-def supervise_once(settings: Settings, connection: Redis) -> list[int]:
-    """One round: queue what is missing; returns the shards a projector was queued for."""
-    queued: list[int] = []
-    shards = range(settings.stream_shards)
-    pipe = connection.pipeline(transaction=False)
-    pipe.exists(PAUSE_KEY)
-    for shard in shards:
-        pipe.exists(lock_key(shard), queued_key(shard))
-    paused, *busy = pipe.execute()
-    if not paused:
-        for shard, taken in zip(shards, busy, strict=True):
-            if not taken and enqueue_projector(settings, connection, shard):
-                queued.append(shard)
+def supervise_once(settings: Settings, connection: Redis) -> None:
+    """One round: enqueue the periodic jobs that are due."""
     for job in PERIODIC_JOBS:
         if connection.set(due_key(job), "1", nx=True, px=max(int(job.every_seconds * 1000), 1)):
             queue(settings, job.queue, connection).enqueue(
                 job.function, job_timeout=job.timeout_seconds, result_ttl=0, failure_ttl=86400
             )
-    return queued
 
 
 class Supervisor(threading.Thread):
@@ -56,8 +43,7 @@ class Supervisor(threading.Thread):
         connection = rq_connection(self.settings)
         while not self.stopping.wait(INTERVAL_SECONDS):
             try:
-                for shard in supervise_once(self.settings, connection):
-                    log.info("queued a projector for shard %s", shard)
+                supervise_once(self.settings, connection)
             except RedisError as exc:
                 log.warning("supervisor round failed: %s", exc)
 

@@ -1,16 +1,16 @@
-"""``medio worker``: an RQ worker for the projection and maintenance queues.
+"""``medio worker``: the projectors of its share of the shards, and an RQ worker for the
+maintenance queue.
 
-Besides serving jobs it runs the supervisor thread (projector jobs for unowned shards,
-periodic jobs), so any number of identical workers keep every shard projected. Jobs run in
-this process (``SimpleWorker``, no work horse forked per job) on one event loop and container
-kept for the life of the process (``workers.job_loop``): a projector run hands its shard to the
-next run in a few Redis round trips instead of a fork and fresh connections.
+The projectors run in a thread of their own (``workers.balancer``): the worker keeps
+``ceil(shards / live workers)`` shards projected and gives shards up or takes free ones as
+workers come and go, so any number of identical workers keep every shard projected. RQ serves
+the maintenance jobs (the session reaper, the periodic jobs the supervisor thread enqueues) in
+this process (``SimpleWorker``, no work horse forked per job).
 
-RQ logs through Medio's JSON formatter. Its per-job lines (a projector job starts and ends
-every ``MEDIO_PROJECTOR_RUN_SECONDS`` per shard, the reaper every slot, the scheduler ticks)
-are routine: at ``MEDIO_LOG_LEVEL=INFO`` only RQ's warnings and errors show, so an idle worker
-is quiet; ``DEBUG`` shows them all. RQ's scheduler child survives Redis restarts and stops
-with its worker (``workers.scheduler``).
+RQ logs through Medio's JSON formatter. Its per-job lines (the reaper every slot, the
+scheduler ticks) are routine: at ``MEDIO_LOG_LEVEL=INFO`` only RQ's warnings and errors show,
+so an idle worker is quiet; ``DEBUG`` shows them all. RQ's scheduler child survives Redis
+restarts and stops with its worker (``workers.scheduler``).
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from typing import Any
 
 from rq.exceptions import StopRequested
 
-import workers.jobs  # noqa: F401  (loaded at start, not by the first job)
 from adapters.lifeline import forks_die_with_this_process
 from adapters.logs import configure_logging
 from adapters.settings import Settings
-from workers.job_loop import SHUTTING_DOWN, stop_job_loop
+from workers.balancer import ProjectorThread
 from workers.queues import QUEUE_NAMES, rq_connection
 from workers.reaper import schedule_reaper
 from workers.scheduler import REDIS_AWAY, ResilientWorker
@@ -39,11 +38,14 @@ RESTART_PAUSE_SECONDS = 1.0
 
 
 class MedioWorker(ResilientWorker):
-    """RQ's in-process worker whose warm shutdown also ends a running projector run early:
-    otherwise Ctrl-C waited for the rest of the run (up to ``MEDIO_PROJECTOR_RUN_SECONDS``)."""
+    """RQ's in-process worker whose warm shutdown also lets the worker's shards go at once,
+    rather than once RQ's current job has ended."""
+
+    projectors: ProjectorThread | None = None
 
     def request_stop(self, signum: int, frame: FrameType | None) -> Any:
-        SHUTTING_DOWN.set()
+        if self.projectors is not None:
+            self.projectors.stop_requested.set()
         return super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
 
@@ -61,13 +63,16 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
     forks_die_with_this_process()  # RQ's scheduler process ends with this worker
     connection = rq_connection(settings)
     supervisor = Supervisor(settings)
-    if not burst:  # projector jobs queue their next run, so a burst would never end
+    projectors = ProjectorThread(settings)
+    if not burst:  # a burst serves the queued jobs only
+        projectors.start()
         supervisor.start()
         schedule_reaper(settings, connection)  # RQ's scheduler; each run schedules the next
     log.info("worker serving %s", ", ".join(QUEUE_NAMES))
     try:
         while True:
             worker = MedioWorker(list(QUEUE_NAMES), connection=connection)
+            worker.projectors = projectors
             try:
                 # logging_level None: RQ adds no handler of its own (the JSON one is there) and
                 # keeps the levels set above
@@ -85,4 +90,5 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
                 return
     finally:
         supervisor.stop()
-        stop_job_loop()
+        if projectors.is_alive():
+            projectors.stop()

@@ -42,7 +42,6 @@ def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment
     with isolated_stack(
         stream_shards=SHARDS,
         projector_lock_ttl_seconds=1.0,
-        projector_run_seconds=3.0,
         projector_batch_size=1000,
         log_level="WARNING",
     ) as built:
