@@ -104,8 +104,12 @@ class ResilientWorker(SimpleWorker):
 
     @property
     def stop_was_requested(self) -> bool:
-        """Whether the worker was asked to stop (a signal), not ended by an error."""
-        return bool(self._stop_requested)
+        """Whether the worker was asked to stop (a signal), not ended by an error.
+
+        RQ marks ``_stop_requested`` only for a stop asked during a job; an idle worker's
+        stop shows as the shutdown's date alone.
+        """
+        return bool(self._stop_requested) or self._shutdown_requested_date is not None
 
     def check_for_suspension(self, burst: bool) -> None:
         try:
