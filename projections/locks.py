@@ -5,10 +5,11 @@ from competing for a shard (and lets ``medio replay`` pause them); correctness d
 it: the checkpoint fence in ``projections.apply`` refuses a commit that would skip entries
 another consumer still holds.
 
-A run's successor is queued before the run ends and waits for the lock. Releasing pushes a
-signal onto a list the waiter blocks on (``BLPOP``), so the shard changes hands in a round
-trip rather than at the waiter's next poll; a holder that dies sends none, and its lock is
-taken once the TTL runs out, found by a recheck every ``RECHECK_SECONDS``.
+Workers take free locks only (``SET NX``), each up to its fair share (``workers.balancer``).
+One that waits for a held lock (``medio replay`` pausing the projectors, a test draining the
+shards) blocks on a list that a release pushes a signal onto (``BLPOP``), so the shard changes
+hands in a round trip rather than at the waiter's next poll; a holder that dies sends none,
+and its lock is taken once the TTL runs out, found by a recheck every ``RECHECK_SECONDS``.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class ShardLock:
         finally:
             self._done = True
             with contextlib.suppress(RedisError):
-                await self.release()  # first, so a waiting successor takes over at once
+                await self.release()  # first, so a waiting taker has the shard at once
             await _stop(keeper)  # a late renewal finds the token gone and does nothing
 
     @property
@@ -149,7 +150,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
     """Stop a background loop without trusting cancellation alone.
 
     A cancellation that lands while a Redis call is in flight can be swallowed under
-    Python 3.11 (seen as a projector job that never ended, its lock renewed forever), so the
+    Python 3.11 (seen as a projector run that never ended, its lock renewed forever), so the
     loop also checks a flag after every sleep and we wait for it only so long.
     """
     task.cancel()
