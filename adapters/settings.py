@@ -82,6 +82,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     default_timezone: str = "UTC"
     projector_batch_size: int = 2000
     max_titles_per_user: int = 1000  # resume entries (and tombstones) kept per user
+    projector_run_seconds: float = 10.0
     projector_lock_ttl_seconds: float = 5.0
     log_level: str = "INFO"
     access_log: bool = True

@@ -1,16 +1,16 @@
-"""Running projectors: a run under the shard lock (a worker's), or a drain (tests).
+"""Running projectors: a bounded run under the shard lock (the RQ job's), or a drain (tests).
 
-``run_projector`` is what a worker's shard balancer (``workers.balancer``) runs for each shard
-it keeps: take the shard's lock, read and project until asked to stop (or for a bounded time),
-give the lock back. ``project_pending`` projects everything appended so far on every shard, in
-this process, and returns; tests use it to wait for projections without sleeping.
+``run_projector`` is what a projector job runs for each shard of its worker's share
+(``workers.balancer``): take the shard's lock (or the one its worker's previous job handed
+over), read and project for a bounded time, give the lock back or hand it to the next job.
+``project_pending`` projects everything appended so far on every shard, in this process, and
+returns; tests use it to wait for projections without sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from collections.abc import AsyncIterator, Callable
 
 from adapters import heap
@@ -59,21 +59,27 @@ async def run_projector(
     projections: ProjectionSet | None = None,
     wait_seconds: float = 0.0,
     stopping: Callable[[], bool] = lambda: False,
+    adopt: bool = False,
+    hand_over: bool = False,
 ) -> int | None:
-    """Project ``shard``; the events projected, or None if it is held elsewhere.
+    """Project ``shard`` for ``seconds``; the events projected, or None if it is held elsewhere.
 
-    Waits up to ``wait_seconds`` for the lock. The run ends after ``seconds`` (None: no time
-    limit), once ``stopping()`` (after its current step: the worker is shutting down or gives
-    the shard up), or when the lock is lost or a pause (``medio replay``) is asked for.
+    Waits up to ``wait_seconds`` for the lock. With ``adopt`` the lock is one an earlier run
+    handed over under ``consumer``: it is renewed, never taken afresh, so a token that once let
+    go never holds the shard again. The run ends after ``seconds`` (default
+    ``MEDIO_PROJECTOR_RUN_SECONDS``), once ``stopping()`` (after its current step: the worker is
+    shutting down or gives the shard up), or when the lock is lost or a pause (``medio replay``)
+    is asked for. With ``hand_over``, a run that ends on its time keeps the lock for a TTL
+    instead of releasing it, for the next run under ``consumer`` to adopt.
     """
     settings = container.settings
     await ensure_current(container)  # a restarted Redis is checked against the archive first
     consumer = consumer or consumer_name()
     lock = ShardLock(container.redis, shard, settings.projector_lock_ttl_seconds, consumer)
-    if not await _acquire(lock, wait_seconds, stopping):
+    if not await (lock.renew() if adopt else _acquire(lock, wait_seconds, stopping)):
         return None
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + (math.inf if seconds is None else seconds)
+    deadline = loop.time() + (settings.projector_run_seconds if seconds is None else seconds)
     block_seconds = min(MAX_BLOCK_SECONDS, settings.projector_lock_ttl_seconds / 3)
     async with lock.held():
         projector = _projector(container, shard, consumer, projections)
@@ -81,6 +87,8 @@ async def run_projector(
             await projector.start()
             with heap.frozen():
                 await _project_until(projector, lock, deadline, block_seconds, stopping)
+            if hand_over and lock.active and not stopping():
+                lock.hand_over()
         finally:
             await projector.close()
         return projector.applied

@@ -1,8 +1,9 @@
-"""Enqueues the periodic jobs that are due: a background thread of every ``medio worker``.
+"""Keeps its worker's projector job queued, and runs the periodic jobs.
 
-Every second it enqueues each job of ``workers.periodic.PERIODIC_JOBS`` whose interval has
-passed (one worker of many wins the job's key). Which shards a worker projects is decided by
-its shard balancer (``workers.balancer``), not by jobs.
+Each ``medio worker`` runs one in a background thread. Every second it queues a projector job
+on its worker's own queue if none is queued or running (the worker just started, a pause of
+the projectors ended, a job was lost), and enqueues periodic jobs that are due. Once running,
+a projector job queues its own successor (``workers.jobs``).
 """
 
 from __future__ import annotations
@@ -14,36 +15,41 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from adapters.settings import Settings
+from projections.locks import PAUSE_KEY
 from workers.periodic import PERIODIC_JOBS, due_key
-from workers.queues import queue, rq_connection
+from workers.queues import enqueue_projector, queue, rq_connection
 
 log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 1.0
 
 
-def supervise_once(settings: Settings, connection: Redis) -> None:
-    """One round: enqueue the periodic jobs that are due."""
+def supervise_once(settings: Settings, connection: Redis, worker: str) -> bool:
+    """One round: queue what is missing; True if a projector job was queued for ``worker``."""
+    queued = not connection.exists(PAUSE_KEY) and enqueue_projector(settings, connection, worker)
     for job in PERIODIC_JOBS:
         if connection.set(due_key(job), "1", nx=True, px=max(int(job.every_seconds * 1000), 1)):
             queue(settings, job.queue, connection).enqueue(
                 job.function, job_timeout=job.timeout_seconds, result_ttl=0, failure_ttl=86400
             )
+    return queued
 
 
 class Supervisor(threading.Thread):
     """The background thread of one worker process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: str) -> None:
         super().__init__(name="medio-supervisor", daemon=True)
         self.settings = settings
+        self.worker = worker
         self.stopping = threading.Event()
 
     def run(self) -> None:
         connection = rq_connection(self.settings)
         while not self.stopping.wait(INTERVAL_SECONDS):
             try:
-                supervise_once(self.settings, connection)
+                if supervise_once(self.settings, connection, self.worker):
+                    log.info("queued a projector job for worker %s", self.worker)
             except RedisError as exc:
                 log.warning("supervisor round failed: %s", exc)
 

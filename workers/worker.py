@@ -1,16 +1,18 @@
-"""``medio worker``: the projectors of its share of the shards, and an RQ worker for the
-maintenance queue.
+"""``medio worker``: an RQ worker for the maintenance queue and its own projector queue.
 
-The projectors run in a thread of their own (``workers.balancer``): the worker keeps
-``ceil(shards / live workers)`` shards projected and gives shards up or takes free ones as
-workers come and go, so any number of identical workers keep every shard projected. RQ serves
-the maintenance jobs (the session reaper, the periodic jobs the supervisor thread enqueues) in
-this process (``SimpleWorker``, no work horse forked per job).
+Besides serving jobs it runs the supervisor thread (its projector job, periodic jobs). Its
+projector job projects the worker's fair share of the shards and queues the next one
+(``workers.balancer``), so any number of identical workers keep every shard projected and
+share the shards as they come and go. Jobs run in this process (``SimpleWorker``, no work
+horse forked per job) on one event loop and container kept for the life of the process
+(``workers.job_loop``): a projector job hands its shards to the next job in a few Redis round
+trips instead of a fork and fresh connections.
 
-RQ logs through Medio's JSON formatter. Its per-job lines (the reaper every slot, the
-scheduler ticks) are routine: at ``MEDIO_LOG_LEVEL=INFO`` only RQ's warnings and errors show,
-so an idle worker is quiet; ``DEBUG`` shows them all. RQ's scheduler child survives Redis
-restarts and stops with its worker (``workers.scheduler``).
+RQ logs through Medio's JSON formatter. Its per-job lines (a projector job starts and ends
+every ``MEDIO_PROJECTOR_RUN_SECONDS`` per worker, the reaper every slot, the scheduler ticks)
+are routine: at ``MEDIO_LOG_LEVEL=INFO`` only RQ's warnings and errors show, so an idle worker
+is quiet; ``DEBUG`` shows them all. RQ's scheduler child survives Redis restarts and stops
+with its worker (``workers.scheduler``).
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ import time
 from types import FrameType
 from typing import Any
 
+from redis.exceptions import RedisError
 from rq.exceptions import StopRequested
 
+import workers.jobs  # noqa: F401  (loaded at start, not by the first job)
 from adapters.lifeline import forks_die_with_this_process
 from adapters.logs import configure_logging
 from adapters.settings import Settings
-from workers.balancer import ProjectorThread
-from workers.queues import QUEUE_NAMES, rq_connection
+from projections.locks import consumer_name
+from workers.balancer import WORKERS_KEY
+from workers.job_loop import SHUTTING_DOWN, stop_job_loop
+from workers.queues import drop_projector_queue, rq_connection, worker_queues
 from workers.reaper import schedule_reaper
 from workers.scheduler import REDIS_AWAY, ResilientWorker
 from workers.supervisor import Supervisor
@@ -38,14 +44,11 @@ RESTART_PAUSE_SECONDS = 1.0
 
 
 class MedioWorker(ResilientWorker):
-    """RQ's in-process worker whose warm shutdown also lets the worker's shards go at once,
-    rather than once RQ's current job has ended."""
-
-    projectors: ProjectorThread | None = None
+    """RQ's in-process worker whose warm shutdown also ends a running projector job early:
+    otherwise Ctrl-C waited for the rest of the job (up to ``MEDIO_PROJECTOR_RUN_SECONDS``)."""
 
     def request_stop(self, signum: int, frame: FrameType | None) -> Any:
-        if self.projectors is not None:
-            self.projectors.stop_requested.set()
+        SHUTTING_DOWN.set()
         return super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
 
@@ -62,17 +65,16 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
     quiet_rq(settings.log_level)
     forks_die_with_this_process()  # RQ's scheduler process ends with this worker
     connection = rq_connection(settings)
-    supervisor = Supervisor(settings)
-    projectors = ProjectorThread(settings)
-    if not burst:  # a burst serves the queued jobs only
-        projectors.start()
+    name = consumer_name()  # its heartbeat in the live set and its projector queue
+    queues = worker_queues(name)
+    supervisor = Supervisor(settings, name)
+    if not burst:  # projector jobs queue their next run, so a burst would never end
         supervisor.start()
         schedule_reaper(settings, connection)  # RQ's scheduler; each run schedules the next
-    log.info("worker serving %s", ", ".join(QUEUE_NAMES))
+    log.info("worker serving %s", ", ".join(queues))
     try:
         while True:
-            worker = MedioWorker(list(QUEUE_NAMES), connection=connection)
-            worker.projectors = projectors
+            worker = MedioWorker(queues, connection=connection)
             try:
                 # logging_level None: RQ adds no handler of its own (the JSON one is there) and
                 # keeps the levels set above
@@ -90,5 +92,9 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
                 return
     finally:
         supervisor.stop()
-        if projectors.is_alive():
-            projectors.stop()
+        stop_job_loop()  # its projectors let their shards go
+        try:
+            drop_projector_queue(settings, connection, name)
+            connection.zrem(WORKERS_KEY, name)  # the others take its share at once
+        except RedisError as exc:  # gone in their TTLs
+            log.warning("leaving the worker set failed: %s", exc)
