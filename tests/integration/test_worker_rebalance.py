@@ -2,7 +2,8 @@
 
 Eight shards; one worker, then two, then three are started, then one is stopped (SIGTERM) and
 one SIGKILLed, while events are appended all along and every shard lock is sampled every
-20 ms. Asserted:
+20 ms. Each worker's projector job lasts ``RUN_SECONDS``, so jobs end and hand their shards to
+the next ones throughout. Asserted:
 
 * one holder at a time, projecting only while it holds the lock: a shard's lock, once held by
   another run, never shows the earlier holder again; no sample shows a worker that has exited
@@ -42,6 +43,7 @@ from workers.balancer import WORKERS_KEY
 
 SHARDS = 8
 TTL_SECONDS = 1.0
+RUN_SECONDS = 2.0  # projector jobs end and hand their shards to the next job all along
 MARGIN_SECONDS = 3.0  # a round, a step, and a projector's start on a busy 2-core machine
 START_SECONDS = 20.0  # a new process imports Medio and sends its first heartbeat
 SAMPLE_SECONDS = 0.02
@@ -57,6 +59,7 @@ def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment
     with isolated_stack(
         stream_shards=SHARDS,
         projector_lock_ttl_seconds=TTL_SECONDS,
+        projector_run_seconds=RUN_SECONDS,
         projector_batch_size=500,
         log_level="WARNING",
     ) as built:
