@@ -1,10 +1,10 @@
 """``kill -9`` at random points: nothing lost, nothing applied twice, order kept.
 
-Real ``medio worker`` processes (their shard balancers and projectors) project 20,000
-events of the realistic mix on two shards while appends continue; a worker is SIGKILLed at
-random moments just after the workers made progress, and restarted. Then the archive must hold
-every appended event once, each key's events in append order, and every projection must equal
-a clean replay of the archive.
+Real ``medio worker`` processes (RQ, projector jobs, the supervisor) project 20,000
+events of the realistic mix on two shards while appends continue; a worker and its job are
+SIGKILLed at random moments just after the workers made progress, and restarted. Then the
+archive must hold every appended event once, each key's events in append order, and every
+projection must equal a clean replay of the archive.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment
     with isolated_stack(
         stream_shards=SHARDS,
         projector_lock_ttl_seconds=1.0,
+        projector_run_seconds=3.0,
         projector_batch_size=1000,
         log_level="WARNING",
     ) as built:
