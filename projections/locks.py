@@ -5,10 +5,15 @@ from competing for a shard (and lets ``medio replay`` pause them); correctness d
 it: the checkpoint fence in ``projections.apply`` refuses a commit that would skip entries
 another consumer still holds.
 
-A run's successor is queued before the run ends and waits for the lock. Releasing pushes a
-signal onto a list the waiter blocks on (``BLPOP``), so the shard changes hands in a round
-trip rather than at the waiter's next poll; a holder that dies sends none, and its lock is
-taken once the TTL runs out, found by a recheck every ``RECHECK_SECONDS``.
+Projector jobs take free locks only (``SET NX``), each worker up to its fair share
+(``workers.balancer``). A job that ends on its time hands the shards it keeps to its worker's
+next job: the lock stays held (renewed once more, then left to its TTL) and the next job
+renews it under the same token, so the shard has no holderless gap between jobs; if no next
+job comes (the worker died), the lock expires. One that waits for a held lock (``medio
+replay`` pausing the projectors, a test draining the shards) blocks on a list that a release
+pushes a signal onto (``BLPOP``), so the shard changes hands in a round trip rather than at the
+waiter's next poll; a holder that dies sends none, and its lock is taken once the TTL runs
+out, found by a recheck every ``RECHECK_SECONDS``.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class ShardLock:
         self.lost = asyncio.Event()
         self.paused = asyncio.Event()
         self._done = False
+        self._handed_over = False
 
     async def acquire(self) -> bool:
         """Take the lock if it is free (or already ours)."""
@@ -102,6 +108,11 @@ class ShardLock:
         result = await _RENEW.run(self.redis, [self.key], self.token, str(self.ttl_ms))
         return bool(result)
 
+    def hand_over(self) -> None:
+        """Keep the lock when ``held`` ends (for the TTL): the next run under this token
+        renews it."""
+        self._handed_over = True
+
     async def release(self) -> None:
         """Give the lock up (if still ours) and wake whoever waits for it."""
         await _RELEASE.run(
@@ -125,14 +136,16 @@ class ShardLock:
 
     @contextlib.asynccontextmanager
     async def held(self, watch_pause: bool = True) -> AsyncIterator[ShardLock]:
-        """Renew the (already acquired) lock in the background; release it on exit."""
+        """Renew the (already acquired) lock in the background; release it on exit, or renew it
+        a last time if it is handed over."""
         keeper = asyncio.create_task(self._keep(watch_pause))
         try:
             yield self
         finally:
             self._done = True
             with contextlib.suppress(RedisError):
-                await self.release()  # first, so a waiting successor takes over at once
+                # first, so a waiting taker has the shard at once (or the next run a full TTL)
+                await (self.renew() if self._handed_over else self.release())
             await _stop(keeper)  # a late renewal finds the token gone and does nothing
 
     @property
@@ -149,7 +162,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
     """Stop a background loop without trusting cancellation alone.
 
     A cancellation that lands while a Redis call is in flight can be swallowed under
-    Python 3.11 (seen as a projector job that never ended, its lock renewed forever), so the
+    Python 3.11 (seen as a projector run that never ended, its lock renewed forever), so the
     loop also checks a flag after every sleep and we wait for it only so long.
     """
     task.cancel()

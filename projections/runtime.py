@@ -1,16 +1,17 @@
-"""Running projectors: a bounded run under the shard lock (the RQ job), or a drain (tests).
+"""Running projectors: a bounded run under the shard lock (the RQ job's), or a drain (tests).
 
-``run_projector`` is what the RQ job calls: take the shard's lock, read and project for a
-bounded time, give the lock back. ``project_pending`` projects everything appended so far on
-every shard, in this process, and returns; tests use it to wait for projections without
-sleeping.
+``run_projector`` is what a projector job runs for each shard of its worker's share
+(``workers.balancer``): take the shard's lock (or the one its worker's previous job handed
+over), read and project for a bounded time, give the lock back or hand it to the next job.
+``project_pending`` projects everything appended so far on every shard, in this process, and
+returns; tests use it to wait for projections without sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 from adapters import heap
 from adapters.container import Container
@@ -22,7 +23,6 @@ from projections.recovery import ensure_current
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 
 MAX_BLOCK_SECONDS = 1.0
-HANDOVER_LEAD = 1.5  # seconds before a run ends that its successor is queued
 STOP_CHECK_SECONDS = 0.5  # a run waiting for its shard's lock sees a stop request this soon
 CATCH_UP_HANDOVER_SECONDS = 30.0  # how long running projectors get to hand their shards over
 
@@ -58,21 +58,25 @@ async def run_projector(
     consumer: str | None = None,
     projections: ProjectionSet | None = None,
     wait_seconds: float = 0.0,
-    successor: Callable[[], Awaitable[None]] | None = None,
     stopping: Callable[[], bool] = lambda: False,
+    adopt: bool = False,
+    hand_over: bool = False,
 ) -> int | None:
     """Project ``shard`` for ``seconds``; the events projected, or None if it is held elsewhere.
 
-    Waits up to ``wait_seconds`` for the lock. ``successor`` is called once, ``HANDOVER_LEAD``
-    seconds before the run ends, so the next run can start and wait for the lock while this one
-    finishes: the shard changes hands without a gap. Once ``stopping()`` (the worker is shutting
-    down) the run ends after its current step, queueing no successor.
+    Waits up to ``wait_seconds`` for the lock. With ``adopt`` the lock is one an earlier run
+    handed over under ``consumer``: it is renewed, never taken afresh, so a token that once let
+    go never holds the shard again. The run ends after ``seconds`` (default
+    ``MEDIO_PROJECTOR_RUN_SECONDS``), once ``stopping()`` (after its current step: the worker is
+    shutting down or gives the shard up), or when the lock is lost or a pause (``medio replay``)
+    is asked for. With ``hand_over``, a run that ends on its time keeps the lock for a TTL
+    instead of releasing it, for the next run under ``consumer`` to adopt.
     """
     settings = container.settings
     await ensure_current(container)  # a restarted Redis is checked against the archive first
     consumer = consumer or consumer_name()
     lock = ShardLock(container.redis, shard, settings.projector_lock_ttl_seconds, consumer)
-    if not await _acquire(lock, wait_seconds, stopping):
+    if not await (lock.renew() if adopt else _acquire(lock, wait_seconds, stopping)):
         return None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (settings.projector_run_seconds if seconds is None else seconds)
@@ -82,7 +86,9 @@ async def run_projector(
         try:
             await projector.start()
             with heap.frozen():
-                await _project_until(projector, lock, deadline, block_seconds, successor, stopping)
+                await _project_until(projector, lock, deadline, block_seconds, stopping)
+            if hand_over and lock.active and not stopping():
+                lock.hand_over()
         finally:
             await projector.close()
         return projector.applied
@@ -90,7 +96,7 @@ async def run_projector(
 
 async def _acquire(lock: ShardLock, wait_seconds: float, stopping: Callable[[], bool]) -> bool:
     """``lock.wait_acquire`` in slices, so a worker asked to stop does not wait on for the
-    lock (up to ``wait_seconds``, several seconds for a successor)."""
+    lock (up to ``wait_seconds``)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while not stopping():
@@ -107,16 +113,12 @@ async def _project_until(
     lock: ShardLock,
     deadline: float,
     block_seconds: float,
-    successor: Callable[[], Awaitable[None]] | None,
     stopping: Callable[[], bool],
 ) -> None:
-    """Step while the lock is held, time is left and no stop is asked; queue ``successor``."""
+    """Step while the lock is held, time is left and no stop is asked."""
     loop = asyncio.get_running_loop()
     while lock.active and not stopping():
         remaining = deadline - loop.time()
-        if successor is not None and remaining <= HANDOVER_LEAD:
-            await successor()
-            successor = None
         if remaining <= 0:
             return
         await projector.step(block_ms=max(1, int(min(block_seconds, remaining) * 1000)))

@@ -1,18 +1,19 @@
 """One event loop and one container per worker process, kept from job to job.
 
-A projector run hands its shard to the next run every ``MEDIO_PROJECTOR_RUN_SECONDS``. When
-each job forked a work horse and built its own container, the shard stood still for the fork,
-a new Postgres connection and SQLAlchemy's first compilation of every statement: 65-110 ms
-per handover on the 2-core machine, the whole of the lag bench's tail. Jobs run in the worker
-process itself (RQ's ``SimpleWorker``) and their coroutines on this loop, so a run's successor
-finds its connections open and its statements compiled.
+A worker's projector job hands its shards to the worker's next job every
+``MEDIO_PROJECTOR_RUN_SECONDS``. When each job forked a work horse and built its own
+container, the shards stood still for the fork, new Postgres connections and SQLAlchemy's
+first compilation of every statement: 65-110 ms per handover on the 2-core machine, the whole
+of the lag bench's tail. Jobs run in the worker process itself (RQ's ``SimpleWorker``) and
+their coroutines on this loop, so the next job finds its connections open, its statements
+compiled, and the shards handed over in the loop's ``ShardBalancer``.
 
 The loop has a thread of its own rather than the main one: RQ's job timeout and shutdown
 signals raise in the main thread, where they always interrupt the wait for the job; raised
 inside a running event loop they could be swallowed by a callback. A job whose wait is
 interrupted is cancelled; if it does not end within ``ABANDON_SECONDS`` (a cancellation lost
 in a driver) its loop is stopped and dropped with it, as the horse's kill did before: its
-tasks never run again, so its shard lock expires and another run takes over.
+tasks never run again, so its shard locks expire and other runs take over.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 from adapters.container import Container
 from adapters.settings import Settings
 from services.container import build_container
+from workers.balancer import ShardBalancer
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,6 @@ ABANDON_SECONDS = 2.0
 # Set when the worker is asked to stop: a projector run then ends after its current step
 # instead of reading on for the rest of its MEDIO_PROJECTOR_RUN_SECONDS.
 SHUTTING_DOWN = threading.Event()
-POOL_SIZE = 2  # a projector's connection, and one for trimming or a maintenance job
 
 
 class JobLoop:
@@ -46,7 +47,10 @@ class JobLoop:
 
     def __init__(self, settings: Settings) -> None:
         self.loop = asyncio.new_event_loop()
-        self.container = build_container(settings, pool_size=POOL_SIZE)
+        # a connection per shard its projectors may hold (all of them, alone) and one for
+        # trimming or a maintenance job
+        self.container = build_container(settings, pool_size=settings.stream_shards + 1)
+        self.balancer = ShardBalancer(self.container)
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="medio-job-loop", daemon=True
         )
@@ -78,10 +82,17 @@ class JobLoop:
             log.warning("a job ignored its cancellation; its event loop is dropped")
             self.stop(close_container=False)
 
+    async def _close(self) -> None:
+        try:
+            await self.balancer.let_go()
+        finally:
+            await self.container.close()
+
     def stop(self, close_container: bool = True) -> None:
-        """Close the container (within ``ABANDON_SECONDS``), then stop the loop."""
+        """Release the shards handed over to a next job that will not come and close the
+        container (within ``ABANDON_SECONDS``), then stop the loop."""
         if close_container and self.alive:
-            closing = asyncio.run_coroutine_threadsafe(self.container.close(), self.loop)
+            closing = asyncio.run_coroutine_threadsafe(self._close(), self.loop)
             with contextlib.suppress(Exception):  # a store that is down: the process ends anyway
                 closing.result(timeout=ABANDON_SECONDS)
         self.loop.call_soon_threadsafe(self.loop.stop)

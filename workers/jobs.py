@@ -10,51 +10,51 @@ from redis import Redis
 from adapters.container import Container
 from adapters.settings import load_settings
 from projections.locks import PAUSE_KEY
-from projections.redis_generation import RedisNotChecked
-from projections.runtime import HANDOVER_LEAD, run_projector
-from workers.job_loop import SHUTTING_DOWN, job_loop
-from workers.queues import enqueue_projector, queued_key, rq_connection
+from workers.job_loop import SHUTTING_DOWN, JobLoop, job_loop
+from workers.queues import enqueue_projector, job_seconds, queued_key, rq_connection
 
 log = logging.getLogger(__name__)
 
 
-def project_shard(shard: int) -> int:
-    """Project ``shard`` for ``MEDIO_PROJECTOR_RUN_SECONDS``, queueing the next run near the end.
+def project_share(worker: str) -> int:
+    """Project ``worker``'s fair share of the shards for ``MEDIO_PROJECTOR_RUN_SECONDS``,
+    queueing the worker's next job near the end (``workers.balancer``).
 
-    A bounded run (rather than one endless job) keeps RQ's view of the worker honest and lets
-    another worker take the shard over between runs. The successor is queued shortly before
-    the end and waits for the lock, so there is no gap between runs; a job that cannot get the
-    lock within the lock's TTL leaves the shard to its holder (or to the supervisor).
+    A bounded job (rather than one endless job) keeps RQ's view of the worker honest, lets the
+    worker serve maintenance jobs between runs, and bounds how long a worker that stopped
+    renewing holds its shards: the ones it keeps are handed to its next job, and expire if
+    none comes.
     """
-    settings = load_settings()
+    jobs = job_loop(load_settings())
+    settings = jobs.container.settings
+    queued: list[bool] = []
     with rq_connection(settings) as connection:
-        connection.delete(queued_key(shard))
-        applied = job_loop(settings).run(lambda c: _project(c, connection, shard))
-    # an idle run is routine (one per shard every MEDIO_PROJECTOR_RUN_SECONDS): DEBUG
+        connection.set(queued_key(worker), "1", ex=job_seconds(settings))  # running now
+        try:
+            applied = jobs.run(lambda c: _project(c, jobs, connection, worker, queued))
+        finally:
+            if not queued:  # paused or stopping: the supervisor queues the next one, if any
+                connection.delete(queued_key(worker))
+    # an idle job is routine (one per worker every MEDIO_PROJECTOR_RUN_SECONDS): DEBUG
     log.log(
         logging.INFO if applied else logging.DEBUG,
-        "projector of shard %s applied %s events",
-        shard,
-        applied or 0,
+        "projector job of worker %s applied %s events",
+        worker,
+        applied,
     )
-    return applied or 0
+    return applied
 
 
-async def _project(container: Container, connection: Redis, shard: int) -> int | None:
+async def _project(
+    container: Container, jobs: JobLoop, connection: Redis, worker: str, queued: list[bool]
+) -> int:
     settings = container.settings
 
     async def queue_successor() -> None:
         if not await container.redis.exists(PAUSE_KEY):
-            await asyncio.to_thread(enqueue_projector, settings, connection, shard)
+            await asyncio.to_thread(enqueue_projector, settings, connection, worker, True)
+            queued.append(True)
 
-    try:
-        return await run_projector(
-            container,
-            shard,
-            wait_seconds=HANDOVER_LEAD + settings.projector_lock_ttl_seconds + 1,
-            successor=queue_successor,
-            stopping=SHUTTING_DOWN.is_set,
-        )
-    except RedisNotChecked:  # Redis restarted under the run: the next run checks it first
-        log.warning("shard %s: Redis restarted; its next run checks it against the archive", shard)
-        return None
+    return await jobs.balancer.run(
+        worker, settings.projector_run_seconds, SHUTTING_DOWN.is_set, queue_successor
+    )

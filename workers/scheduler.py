@@ -14,7 +14,9 @@ down is logged and retried after the interval, and the loop stops (releasing its
 soon as its worker is gone, noticed by ``PR_SET_PDEATHSIG`` on Linux (a ``SIGTERM`` when the
 parent dies) and, anywhere, by the parent pid changing. ``ResilientWorker`` is RQ's
 ``SimpleWorker`` starting this scheduler instead of RQ's own (``_start_scheduler`` is RQ's
-method with only the class replaced).
+method with the class replaced, and the scheduler given the shared queues only: every worker
+serves a projector queue of its own, where nothing is ever scheduled, and RQ would otherwise
+have every worker win that queue's lock and fork a scheduler for it).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import SimpleWorker
 from rq.scheduler import RQScheduler
+
+from workers.queues import MAINTENANCE
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +108,12 @@ class ResilientWorker(SimpleWorker):
 
     @property
     def stop_was_requested(self) -> bool:
-        """Whether the worker was asked to stop (a signal), not ended by an error."""
-        return bool(self._stop_requested)
+        """Whether the worker was asked to stop (a signal), not ended by an error.
+
+        RQ marks ``_stop_requested`` only for a stop asked during a job; an idle worker's
+        stop shows as the shutdown's date alone.
+        """
+        return bool(self._stop_requested) or self._shutdown_requested_date is not None
 
     def check_for_suspension(self, burst: bool) -> None:
         try:
@@ -133,7 +141,8 @@ class ResilientWorker(SimpleWorker):
             options["date_format"] = date_format
         if log_format:
             options["log_format"] = log_format
-        self.scheduler = MedioScheduler(self.queues, connection=self.connection, **options)
+        scheduled = [queue for queue in self.queues if queue.name == MAINTENANCE]
+        self.scheduler = MedioScheduler(scheduled, connection=self.connection, **options)
         self.scheduler.acquire_locks()  # type: ignore[no-untyped-call]
         if not self.scheduler.acquired_locks:
             return

@@ -1,8 +1,9 @@
-"""Keeps a projector job queued for every shard nobody projects, and runs the periodic jobs.
+"""Keeps its worker's projector job queued, and runs the periodic jobs.
 
 Each ``medio worker`` runs one in a background thread. Every second it queues a projector job
-for each shard whose lock is free and that has no job waiting, so a dead worker's shard is
-taken over within the lock's TTL plus a second, and enqueues periodic jobs that are due.
+on its worker's own queue if none is queued or running (the worker just started, a pause of
+the projectors ended, a job was lost), and enqueues periodic jobs that are due. Once running,
+a projector job queues its own successor (``workers.jobs``).
 """
 
 from __future__ import annotations
@@ -14,28 +15,18 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from adapters.settings import Settings
-from projections.locks import PAUSE_KEY, lock_key
+from projections.locks import PAUSE_KEY
 from workers.periodic import PERIODIC_JOBS, due_key
-from workers.queues import enqueue_projector, queue, queued_key, rq_connection
+from workers.queues import enqueue_projector, queue, rq_connection
 
 log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 1.0
 
 
-def supervise_once(settings: Settings, connection: Redis) -> list[int]:
-    """One round: queue what is missing; returns the shards a projector was queued for."""
-    queued: list[int] = []
-    shards = range(settings.stream_shards)
-    pipe = connection.pipeline(transaction=False)
-    pipe.exists(PAUSE_KEY)
-    for shard in shards:
-        pipe.exists(lock_key(shard), queued_key(shard))
-    paused, *busy = pipe.execute()
-    if not paused:
-        for shard, taken in zip(shards, busy, strict=True):
-            if not taken and enqueue_projector(settings, connection, shard):
-                queued.append(shard)
+def supervise_once(settings: Settings, connection: Redis, worker: str) -> bool:
+    """One round: queue what is missing; True if a projector job was queued for ``worker``."""
+    queued = not connection.exists(PAUSE_KEY) and enqueue_projector(settings, connection, worker)
     for job in PERIODIC_JOBS:
         if connection.set(due_key(job), "1", nx=True, px=max(int(job.every_seconds * 1000), 1)):
             queue(settings, job.queue, connection).enqueue(
@@ -47,17 +38,18 @@ def supervise_once(settings: Settings, connection: Redis) -> list[int]:
 class Supervisor(threading.Thread):
     """The background thread of one worker process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: str) -> None:
         super().__init__(name="medio-supervisor", daemon=True)
         self.settings = settings
+        self.worker = worker
         self.stopping = threading.Event()
 
     def run(self) -> None:
         connection = rq_connection(self.settings)
         while not self.stopping.wait(INTERVAL_SECONDS):
             try:
-                for shard in supervise_once(self.settings, connection):
-                    log.info("queued a projector for shard %s", shard)
+                if supervise_once(self.settings, connection, self.worker):
+                    log.info("queued a projector job for worker %s", self.worker)
             except RedisError as exc:
                 log.warning("supervisor round failed: %s", exc)
 

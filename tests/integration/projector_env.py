@@ -3,7 +3,8 @@
 The session's shared database and Redis index see other tests' events and direct writes;
 tests that assert "archive count = appended count" or "live = clean replay" need stores
 nothing else touches. ``isolated_stack`` creates a database and claims an empty Redis index,
-and drops both afterwards.
+and drops both afterwards; ``start_worker`` and ``kill_9`` run real ``medio worker`` processes
+on them.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import psutil
 import sqlalchemy as sa
 
 from adapters.container import Container
@@ -80,3 +85,23 @@ def isolated_stack(sqlite_dir: str | None = None, **settings: Any) -> Iterator[S
         scratch.release_redis_index(index)
         if not sqlite_dir:
             asyncio.run(scratch.drop_database(database))
+
+
+def start_worker(stack: Stack) -> subprocess.Popen[bytes]:
+    """A ``medio worker`` process on the stack's stores."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "medio.cli", "worker"],
+        env=stack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def kill_9(worker: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker (its projectors run in it) and its children (RQ's scheduler)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        parent = psutil.Process(worker.pid)
+        for process in [parent, *parent.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signal.SIGKILL)
+    worker.wait()

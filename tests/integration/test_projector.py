@@ -214,26 +214,34 @@ async def test_dead_consumers_lock_expires_and_a_new_projector_claims_its_pendin
     assert sorted(s for _, _, s in await _archived(iso)) == sorted(ids)
 
 
-async def test_a_run_asked_to_stop_ends_after_its_step_and_queues_no_successor(
+async def test_a_run_asked_to_stop_ends_after_its_step_and_releases_the_shard(
     iso: Container,
 ) -> None:
     stopping = asyncio.Event()
-    successors: list[int] = []
-
-    async def successor() -> None:
-        successors.append(1)
-
     loop = asyncio.get_running_loop()
     started = loop.time()
     run = asyncio.create_task(
-        run_projector(iso, 0, seconds=30, successor=successor, stopping=stopping.is_set)
+        run_projector(iso, 0, seconds=30, stopping=stopping.is_set, hand_over=True)
     )
     await asyncio.sleep(0.3)
-    stopping.set()  # the worker got SIGTERM (Ctrl-C on medio dev)
+    stopping.set()  # the worker got SIGTERM (Ctrl-C on medio dev) or gives the shard up
     assert await asyncio.wait_for(run, timeout=5) == 0
     assert loop.time() - started < 2.5  # one blocking read (<= 1 s) past the stop, not 30 s
-    assert successors == []
     assert await ShardLock(iso.redis, 0, ttl_seconds=1.0, owner="next").acquire()  # released
+
+
+async def test_a_run_that_ends_on_its_time_hands_the_shard_to_the_next_run_of_its_token(
+    iso: Container,
+) -> None:
+    await append_all(iso.redis, 1, realistic_events(300, seed=6))
+    assert await run_projector(iso, 0, seconds=0.5, consumer="job-1", hand_over=True) == 300
+    assert await iso.redis.get(lock_key(0)) == b"job-1"  # kept for the next job
+    assert not await ShardLock(iso.redis, 0, ttl_seconds=1.0, owner="other").acquire()
+    await append_all(iso.redis, 1, realistic_events(200, seed=7))
+    assert await run_projector(iso, 0, seconds=0.5, consumer="job-1", adopt=True) == 200
+    assert await iso.redis.get(lock_key(0)) is None  # no hand_over: released
+    # a token that let go never takes the shard again by adopting it
+    assert await run_projector(iso, 0, seconds=0.5, consumer="job-1", adopt=True) is None
 
 
 async def test_a_run_waiting_for_the_lock_gives_up_when_asked_to_stop(iso: Container) -> None:

@@ -2,27 +2,22 @@
 
 Real ``medio worker`` processes (RQ, projector jobs, the supervisor) project 20,000
 events of the realistic mix on two shards while appends continue; a worker and its job are
-SIGKILLed at random moments just after they made progress, and restarted. Then the archive
-must hold every appended event once, each key's events in append order, and every projection
-must equal a clean replay of the archive.
+SIGKILLed at random moments just after the workers made progress, and restarted. Then the
+archive must hold every appended event once, each key's events in append order, and every
+projection must equal a clean replay of the archive.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
-import psutil
 import pytest
 import sqlalchemy as sa
-from projector_env import Stack, archived_count, isolated_stack
+from projector_env import Stack, archived_count, isolated_stack, kill_9, start_worker
 
 from adapters.container import Container
 from adapters.eventlog import shard_for
@@ -49,25 +44,6 @@ def stack(settings: Settings) -> Iterator[Stack]:  # after the run's environment
         yield built
 
 
-def _start_worker(stack: Stack) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "medio.cli", "worker"],
-        env=stack.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _kill_9(worker: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the worker (its projector job runs in it) and its children (RQ's scheduler)."""
-    with contextlib.suppress(psutil.NoSuchProcess):
-        parent = psutil.Process(worker.pid)
-        for process in [parent, *parent.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.send_signal(signal.SIGKILL)
-    worker.wait()
-
-
 async def _wait_for_progress(container: Container, above: int, timeout: float = 15) -> int:
     """The archive count once it exceeds ``above`` (the workers are projecting)."""
     deadline = time.monotonic() + timeout
@@ -84,7 +60,7 @@ async def test_sigkilled_workers_lose_nothing_double_nothing_and_keep_per_key_or
     rng = random.Random(os.getpid())
     items = list(realistic_events(EVENTS, seed=21, profiles=300))
     keys: dict[tuple[int, str], str] = {}  # (shard, stream id) -> ordering key
-    workers = [_start_worker(stack) for _ in range(SHARDS + 1)]  # as ``medio dev`` runs them
+    workers = [start_worker(stack) for _ in range(SHARDS + 1)]  # as ``medio dev`` runs them
     started = time.monotonic()
     archived = 0
     try:
@@ -96,14 +72,14 @@ async def test_sigkilled_workers_lose_nothing_double_nothing_and_keep_per_key_or
             archived = await _wait_for_progress(iso, archived)
             await asyncio.sleep(rng.uniform(0, 0.4))
             victim = rng.randrange(len(workers))
-            _kill_9(workers[victim])
-            workers[victim] = _start_worker(stack)
+            kill_9(workers[victim])
+            workers[victim] = start_worker(stack)
         while (count := await archived_count(iso)) < EVENTS:
             assert time.monotonic() - started < DEADLINE_SECONDS, f"only {count} archived"
             await asyncio.sleep(0.1)
     finally:
         for worker in workers:
-            _kill_9(worker)
+            kill_9(worker)
 
     async with iso.engine.connect() as conn:
         rows = (

@@ -32,7 +32,7 @@ def _worker_logs(level: str) -> None:
     quiet_rq(level)
     setup_loghandlers(None, name="rq.worker")  # what worker.work(logging_level=None) does
     rq = logging.getLogger("rq.worker")
-    rq.info("Worker w1: medio-projections: Job OK (job-1)")
+    rq.info("Worker w1: medio-maintenance: Job OK (job-1)")
     rq.warning("Worker w1: cold shut down")
 
 
