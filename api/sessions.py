@@ -32,8 +32,9 @@ from api.errors import MSG_MALFORMED_JSON, ApiError, FieldError, InvalidFields, 
 from api.fast import Auth, Body, Call, Endpoint, fast_route
 from api.idempotency import Idempotent, receipt_of
 from api.route_facts import RouteFacts, facts
-from domain.catalog import Profile, json_integer
+from domain.catalog import Profile
 from domain.devices import Device, is_device_token
+from domain.numbers import json_integer
 from domain.sessions import (
     MAX_POSITION_SECONDS,
     MS_PER_SECOND,

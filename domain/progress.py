@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from domain.catalog import json_integer
+from domain.numbers import json_integer
 from domain.events import ProgressDeleted, ProgressSaved
 
 RESUME_TTL = timedelta(days=30)

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import msgspec
 
-from domain.catalog import json_integer
+from domain.numbers import json_integer
 from domain.events import SeriesProgressDeleted, SeriesProgressSaved
 from domain.progress import (
     NOT_UTF8_MESSAGE,

@@ -106,6 +106,12 @@ def test_profile_defaults_fill_in_on_create() -> None:
         "daily_limit_minutes": 60,
         "timezone": "Europe/Paris",
         "kids_mode": False,
+        "weekday_limits": dict.fromkeys(
+            ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+        ),
+        "bedtime": None,
+        "warning_minutes": 5,
+        "limit_action": "stop",
     }
 
 
