@@ -196,6 +196,7 @@ def test_video_values_default_optional_fields_to_null() -> None:
         "description": None,
         "thumbnail_url": None,
         "duration": None,
+        "min_age": 0,
     }
 
 
