@@ -110,6 +110,8 @@ class SessionEnded(Event, frozen=True, kw_only=True, tag="session.ended"):
     # The session's watched seconds including ``shares``, and the player's last position.
     watched_seconds: float = 0.0
     position: float | None = None
+    # The profile's local day of ``ended_at`` (``None`` in events recorded before it was added).
+    local_date: str | None = None
 
 
 class DevicePairingStarted(Event, frozen=True, kw_only=True, tag="device.pairing_started"):

@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from domain.localtime import MS_PER_MINUTE, local_date, start_of_local_day, zone
 from domain.numbers import whole_in
-from domain.sessions import MS_PER_MINUTE, local_date, start_of_local_day, zone
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MAX_DAY_MINUTES = 1440
