@@ -16,11 +16,21 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import bearer_token, unauthorized
 from api.catalog_schema import PageMetadata, invalid, json_object, metadata, not_found, page_query
-from api.deps import ContainerDep, PrincipalDep, principal_of, services_of
+from api.deps import ContainerDep, PrincipalDep, device_of, principal_of, services_of
 from api.errors import ApiError, SpecialError
 from api.idempotency import Idempotent
+from api.openapi_parts import (
+    APPROVE_BODY,
+    BONUS_BODY,
+    ledger_day,
+    LOCK_BODY,
+    TIME_REQUEST_BODY,
+    TIME_REQUEST_QUERY,
+)
+from api.route_facts import facts
 from domain import policy as rules
 from domain.catalog import Problem, Profile
+from domain.devices import is_device_token
 from domain.numbers import whole_in
 from domain.timestamps import iso_ms
 from services import catalog, ledger, policy, sessions
@@ -29,7 +39,7 @@ from services.policy import RequestStatus, TimeRequest
 
 SESSION_TOKEN_HEADER = "x-session-token"
 MSG_BONUS = "Minutes must be an integer between 1 and 240"
-MSG_UNTIL = "until must be null or an ISO-8601 time in the future"
+MSG_UNTIL = "until must be null or an ISO-8601 time with its offset"
 MSG_REQUEST_MINUTES = "Minutes must be an integer between 5 and 120"
 MSG_MESSAGE = "Message must be text of at most 200 characters"
 MSG_PROFILE_ID = "profile_id must be a positive integer"
@@ -82,7 +92,7 @@ def _request_out(request: TimeRequest) -> TimeRequestOut:
 
 
 async def _own_profile(container: ContainerDep, user_id: int, profile_id: int) -> Profile:
-    found = await catalog.get_profile(container.engine, user_id, profile_id)
+    found = await catalog.get_profile(container, user_id, profile_id)
     if found is None:
         raise not_found("Profile")
     return found
@@ -95,7 +105,7 @@ def _minutes(body: dict[str, Any], low: int, high: int, message: str) -> int:
     return minutes
 
 
-def _until(body: dict[str, Any], now: datetime) -> datetime | None:
+def _until(body: dict[str, Any]) -> datetime | None:
     value = body.get("until")
     if value is None:
         return None
@@ -103,9 +113,9 @@ def _until(body: dict[str, Any], now: datetime) -> datetime | None:
         until = datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         until = None
-    if until is None or until.tzinfo is None or until <= now:
+    if until is None or until.tzinfo is None:
         raise invalid([Problem("until", MSG_UNTIL)])
-    return until
+    return until  # a time already past locks nothing
 
 
 class PolicyController(Controller):
@@ -118,6 +128,7 @@ class PolicyController(Controller):
         "/{profile_id:int}/bonus",
         status_code=201,
         summary="Extra minutes for the profile's today",
+        opt=facts(json_body=BONUS_BODY),
         middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def bonus(
@@ -144,6 +155,7 @@ class PolicyController(Controller):
         "/{profile_id:int}/lock",
         status_code=200,
         summary="Pause watching (until a time, or until unlocked)",
+        opt=facts(json_body=LOCK_BODY),
         middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def lock(
@@ -153,7 +165,7 @@ class PolicyController(Controller):
         profile_id: FromPath[int],
         data: JSONBody[Any] = None,
     ) -> LockOut:
-        until = _until(json_object(data), container.clock.now())
+        until = _until(json_object(data))
         profile = await _own_profile(container, principal.user_id, profile_id)
         await policy.set_lock(container, profile, until, principal.sub)
         return LockOut(profile.id, True, iso_ms(until) if until else None)
@@ -166,7 +178,11 @@ class PolicyController(Controller):
         await policy.lift_lock(container, profile, principal.sub)
         return Response(content=None, status_code=204)
 
-    @get("/{profile_id:int}/time-requests", summary="The profile's requests for more time")
+    @get(
+        "/{profile_id:int}/time-requests",
+        summary="The profile's requests for more time",
+        opt=facts(query=TIME_REQUEST_QUERY),
+    )
     async def list_requests(
         self,
         container: ContainerDep,
@@ -184,7 +200,11 @@ class PolicyController(Controller):
         shown = found[wanted.offset : wanted.offset + wanted.limit]
         return TimeRequestList([_request_out(r) for r in shown], metadata(wanted, len(found)))
 
-    @get("/{profile_id:int}/days/{day:str}", summary="The day's ledger: why the budget stands")
+    @get(
+        "/{profile_id:int}/days/{day:str}",
+        summary="The day's ledger: why the budget stands",
+        opt=facts(document=ledger_day),
+    )
     async def day(
         self,
         container: ContainerDep,
@@ -211,7 +231,13 @@ class TimeRequestsController(Controller):
     path = "/api/time-requests"
     tags = ["policy"]
 
-    @post(status_code=201, summary="Ask for more time", middleware=[Idempotent(REDIS_ANSWERS)])
+    @post(
+        status_code=201,
+        summary="Ask for more time (session or device token, or the parent's for a profile)",
+        # 404: the profile named; 409: one already pending
+        opt=facts(session_token=True, ids_in_body=True, session_state=True, json_body=TIME_REQUEST_BODY),
+        middleware=[Idempotent(REDIS_ANSWERS)],
+    )
     async def ask(
         self, request: Request[Any, Any, Any], container: ContainerDep, data: JSONBody[Any] = None
     ) -> TimeRequestOut:
@@ -239,16 +265,21 @@ class TimeRequestsController(Controller):
             if session is None:
                 raise unauthorized("Invalid session token")
             profile = await catalog.get_profile(
-                container.engine, session.user_id, session.profile_id
+                container, session.user_id, session.profile_id
             )
             actor = f"session:{session.session_id}"
+        elif is_device_token(token):  # a paired device asks for its own profile
+            device = await device_of(container, token)
+            asker = sessions.hash_token(token)
+            profile = await catalog.get_profile(container, device.user_id, device.profile_id)
+            actor = f"device:{device.device_id}"
         else:
             principal = await principal_of(services_of(request.app.state), token)
             profile_id = whole_in(body.get("profile_id"), 1, 2**63 - 1)
             if profile_id is None:
                 problems.append(Problem("profile_id", MSG_PROFILE_ID))
                 raise invalid(problems)
-            profile = await catalog.get_profile(container.engine, principal.user_id, profile_id)
+            profile = await catalog.get_profile(container, principal.user_id, profile_id)
             actor = principal.sub
         if problems or minutes is None:
             raise invalid(problems)
@@ -268,7 +299,11 @@ class TimeRequestsController(Controller):
             ) from None
         return _request_out(asked)
 
-    @get("/{request_id:int}", summary="One request (its parent, or the token that asked)")
+    @get(
+        "/{request_id:int}",
+        summary="One request (its parent, or the token that asked)",
+        opt=facts(session_token=True),
+    )
     async def read(
         self, request: Request[Any, Any, Any], container: ContainerDep, request_id: FromPath[int]
     ) -> TimeRequestOut:
@@ -280,6 +315,9 @@ class TimeRequestsController(Controller):
         user_id, asker = None, None
         if sessions.is_session_token(token):
             asker = sessions.hash_token(token)
+        elif is_device_token(token):
+            await device_of(container, token)  # 401 once revoked
+            asker = sessions.hash_token(token)
         else:
             user_id = (await principal_of(services_of(request.app.state), token)).user_id
         try:
@@ -290,7 +328,12 @@ class TimeRequestsController(Controller):
             raise not_found("Time request") from None
         return _request_out(found)
 
-    @post("/{request_id:int}/approve", status_code=200, summary="Approve (with minutes)")
+    @post(
+        "/{request_id:int}/approve",
+        status_code=200,
+        summary="Approve (with minutes)",
+        opt=facts(session_state=True, json_body=APPROVE_BODY, body_required=False),  # 409: decided
+    )
     async def approve(
         self,
         container: ContainerDep,
@@ -304,7 +347,9 @@ class TimeRequestsController(Controller):
             minutes = _minutes(body, rules.MIN_BONUS_MINUTES, rules.MAX_BONUS_MINUTES, MSG_BONUS)
         return await _decide(container, principal.user_id, principal.sub, request_id, minutes)
 
-    @post("/{request_id:int}/deny", status_code=200, summary="Deny")
+    @post(
+        "/{request_id:int}/deny", status_code=200, summary="Deny", opt=facts(session_state=True)
+    )
     async def deny(
         self, container: ContainerDep, principal: PrincipalDep, request_id: FromPath[int]
     ) -> TimeRequestOut:
