@@ -24,8 +24,8 @@ from api.guards import Guards
 from api.health import HealthController
 from api.limits import BodyLimits
 from api.openapi import document_api
-from api.privacy import MeController
 from api.policy import PolicyController, TimeRequestsController
+from api.privacy import MeController
 from api.profiles import ProfilesController
 from api.ratelimit import RateLimiter
 from api.request_id import RequestIdMiddleware

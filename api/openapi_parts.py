@@ -24,6 +24,7 @@ from litestar.openapi.spec.enums import OpenAPIFormat
 
 from domain.catalog import MAX_DURATION, MAX_PAGE_LIMIT
 from domain.devices import MAX_NAME_LENGTH
+from domain.history import MAX_FEED_LIMIT
 from domain.policy import (
     MAX_BONUS_MINUTES,
     MAX_DAY_MINUTES,
@@ -35,7 +36,6 @@ from domain.policy import (
     MIN_REQUEST_MINUTES,
     WEEKDAYS,
 )
-from domain.history import MAX_FEED_LIMIT
 
 STRING = Schema(type=OpenAPIType.STRING)
 INTEGER = Schema(type=OpenAPIType.INTEGER)
@@ -121,7 +121,9 @@ _WINDOW = Schema(
 _WEEKDAY_LIMITS = Schema(
     type=OpenAPIType.OBJECT,
     properties={
-        day: Schema(type=[OpenAPIType.INTEGER, OpenAPIType.NULL], minimum=0, maximum=MAX_DAY_MINUTES)
+        day: Schema(
+            type=[OpenAPIType.INTEGER, OpenAPIType.NULL], minimum=0, maximum=MAX_DAY_MINUTES
+        )
         for day in WEEKDAYS
     },
     additional_properties=False,

@@ -22,10 +22,10 @@ from api.idempotency import Idempotent
 from api.openapi_parts import (
     APPROVE_BODY,
     BONUS_BODY,
-    ledger_day,
     LOCK_BODY,
     TIME_REQUEST_BODY,
     TIME_REQUEST_QUERY,
+    ledger_day,
 )
 from api.route_facts import facts
 from domain import policy as rules
@@ -235,7 +235,9 @@ class TimeRequestsController(Controller):
         status_code=201,
         summary="Ask for more time (session or device token, or the parent's for a profile)",
         # 404: the profile named; 409: one already pending
-        opt=facts(session_token=True, ids_in_body=True, session_state=True, json_body=TIME_REQUEST_BODY),
+        opt=facts(
+            session_token=True, ids_in_body=True, session_state=True, json_body=TIME_REQUEST_BODY
+        ),
         middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def ask(
@@ -264,9 +266,7 @@ class TimeRequestsController(Controller):
             session = await sessions.session_of_token(container, asker)
             if session is None:
                 raise unauthorized("Invalid session token")
-            profile = await catalog.get_profile(
-                container, session.user_id, session.profile_id
-            )
+            profile = await catalog.get_profile(container, session.user_id, session.profile_id)
             actor = f"session:{session.session_id}"
         elif is_device_token(token):  # a paired device asks for its own profile
             device = await device_of(container, token)
@@ -347,9 +347,7 @@ class TimeRequestsController(Controller):
             minutes = _minutes(body, rules.MIN_BONUS_MINUTES, rules.MAX_BONUS_MINUTES, MSG_BONUS)
         return await _decide(container, principal.user_id, principal.sub, request_id, minutes)
 
-    @post(
-        "/{request_id:int}/deny", status_code=200, summary="Deny", opt=facts(session_state=True)
-    )
+    @post("/{request_id:int}/deny", status_code=200, summary="Deny", opt=facts(session_state=True))
     async def deny(
         self, container: ContainerDep, principal: PrincipalDep, request_id: FromPath[int]
     ) -> TimeRequestOut:
