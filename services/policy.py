@@ -342,18 +342,35 @@ async def get_time_request(
     return found
 
 
-async def list_time_requests(
-    container: Container, profile: Profile, status: RequestStatus | None
-) -> list[TimeRequest]:
+async def profile_time_requests(container: Container, profile_id: int) -> list[TimeRequest]:
     """The profile's requests newest first (those of the last ``REQUEST_TTL_SECONDS``)."""
-    ids = await container.redis.zrevrange(request_index(profile.id), 0, -1)
+    ids = await container.redis.zrevrange(request_index(profile_id), 0, -1)
     if not ids:
         return []
     values = await container.redis.mget(
         [request_key(int(i)) for i in ids if isinstance(i, bytes | str)]
     )
-    found = [_request_decoder.decode(v) for v in values if v]
+    return [_request_decoder.decode(v) for v in values if v]
+
+
+async def list_time_requests(
+    container: Container, profile: Profile, status: RequestStatus | None
+) -> list[TimeRequest]:
+    """The profile's requests newest first, those with ``status`` when given."""
+    found = await profile_time_requests(container, profile.id)
     return [r for r in found if status is None or r.status == status]
+
+
+async def forget_profile(container: Container, profile_id: int) -> None:
+    """Delete every key of the profile's policy: the policy, its counts of each day, its
+    requests for time and their index (an erasure, ``services.privacy``)."""
+    redis = container.redis
+    requests = await redis.zrange(request_index(profile_id), 0, -1)
+    doomed: list[bytes | str] = [policy_key(profile_id), request_index(profile_id)]
+    doomed += [request_key(int(r)) for r in requests if isinstance(r, bytes | str)]
+    async for name in redis.scan_iter(match=used_key(profile_id, "*"), count=1000):
+        doomed.append(name)
+    await redis.unlink(*doomed)
 
 
 async def decide_time_request(
