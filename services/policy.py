@@ -101,6 +101,11 @@ def today_ms(projected: bytes | str | None, used: bytes | str | None) -> int:
     return max(int(projected or 0), int(used or 0))
 
 
+async def current_policy(container: Container, profile: Profile) -> Policy:
+    """The profile's policy now: its catalog settings with the parent's stored actions."""
+    return policy_of(profile, decode_policy(await container.redis.get(policy_key(profile.id))))
+
+
 # The parent sets the policy -------------------------------------------------------------------
 
 
