@@ -7,6 +7,7 @@ Thin controllers: bodies checked here with the ``errors`` shape, every decision 
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +46,7 @@ MSG_MESSAGE = "Message must be text of at most 200 characters"
 MSG_PROFILE_ID = "profile_id must be a positive integer"
 MSG_STATUS = "Status must be pending, approved or denied"
 MSG_DATE = "Date must be YYYY-MM-DD or today"
+MSG_COOLDOWN = "A request was denied recently. Please try again later."
 DEFAULT_LIMIT = 20
 
 
@@ -220,6 +222,19 @@ class PolicyController(Controller):
         return found
 
 
+def _cooldown(container: ContainerDep, wait: int) -> SpecialError:
+    """429 after a denial, with the headers of every 429 (CONTRACT §8): the cooldown is a limit
+    of one request per window, used up until it ends."""
+    reset = math.ceil(container.clock.now().timestamp()) + wait
+    headers = {
+        "Retry-After": str(wait),
+        "X-RateLimit-Limit": "1",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(reset),
+    }
+    return SpecialError(429, {"message": MSG_COOLDOWN, "retryAfter": wait}, headers)
+
+
 def _status(status: str | None) -> RequestStatus | None:
     return status if status in ("pending", "approved", "denied") else None  # type: ignore[return-value]
 
@@ -292,11 +307,7 @@ class TimeRequestsController(Controller):
         except policy.RequestPending:
             raise ApiError(409, "A request for this profile is already pending") from None
         except policy.RequestCooldown as exc:
-            wait = exc.retry_after
-            body_429 = {"message": "A request was denied recently. Please try again later."}
-            raise SpecialError(
-                429, {**body_429, "retryAfter": wait}, {"Retry-After": str(wait)}
-            ) from None
+            raise _cooldown(container, exc.retry_after) from None
         return _request_out(asked)
 
     @get(

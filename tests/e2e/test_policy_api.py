@@ -14,6 +14,7 @@ from litestar.testing import AsyncTestClient
 from session_samples import clocked_client, parent_setup
 
 from adapters.settings import Settings
+from api.policy import MSG_COOLDOWN
 from domain.clock import FakeClock
 
 Client = AsyncTestClient[Litestar]
@@ -232,6 +233,10 @@ async def test_requests_approved_and_denied_then_the_ledger_explains_the_day(
     cooled = await client.post("/api/time-requests", json={"minutes": 30}, headers=child)
     assert cooled.status_code == 429
     assert cooled.headers["retry-after"] == "600"
+    assert {"x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"} <= set(
+        cooled.headers
+    )
+    assert cooled.json() == {"message": MSG_COOLDOWN, "retryAfter": 600}
     listed = await client.get(f"/api/profiles/{pid}/time-requests?status=denied", headers=parent)
     assert [r["request_id"] for r in listed.json()["time_requests"]] == [rid2]
 
