@@ -63,6 +63,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_shards: int = 1
     heartbeat_max_gap_seconds: int = 90
     session_timeout_seconds: int = 180
+    time_request_cooldown_seconds: int = 600  # after a denial, no new request for this long
     max_video_bytes: int = 500 * 1024 * 1024
     max_thumbnail_bytes: int = 5 * 1024 * 1024
     max_json_bytes: int = 64 * 1024

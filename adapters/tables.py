@@ -68,6 +68,11 @@ profiles = sa.Table(
     sa.Column("daily_limit_minutes", sa.Integer, nullable=False, server_default="60"),
     sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
     sa.Column("kids_mode", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Parental policy (domain.policy): JSON as the API shows it, checked before it is stored.
+    sa.Column("weekday_limits", sa.JSON, nullable=True),
+    sa.Column("bedtime", sa.JSON, nullable=True),
+    sa.Column("warning_minutes", sa.SmallInteger, nullable=False, server_default="5"),
+    sa.Column("limit_action", sa.String(16), nullable=False, server_default="stop"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_profiles_user_id_id", "user_id", "id"),
@@ -89,6 +94,7 @@ videos = sa.Table(
     sa.Column("thumbnail_path", sa.String(512), nullable=True),
     sa.Column("size", sa.BigInteger, nullable=True),
     sa.Column("mime_type", sa.String(64), nullable=True),
+    sa.Column("min_age", sa.SmallInteger, nullable=False, server_default="0"),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_videos_user_id_created_at", "user_id", "created_at", "id"),
@@ -140,6 +146,22 @@ stats_totals = sa.Table(
     sa.Column("watched_ms", sa.BigInteger, nullable=False),
     sa.Column("sessions", sa.Integer, nullable=False),
     sa.Column("watched_sessions", sa.Integer, nullable=False),  # sessions with watched time > 0
+)
+
+# The day's ledger: what changed a profile's budget, per local day (projections.ledger) ---------
+
+day_ledger = sa.Table(
+    "day_ledger",
+    metadata,
+    sa.Column("profile_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("local_date", sa.Date, primary_key=True),
+    # The event's place in the log: (shard, stream entry ms, sequence) orders a profile's entries.
+    sa.Column("shard", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("entry_ms", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("entry_seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # JSON: the entry's fields besides at and type
 )
 
 # Safe retries: first answers to requests with an Idempotency-Key (services.idempotency) ---------

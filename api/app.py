@@ -24,6 +24,7 @@ from api.guards import Guards
 from api.health import HealthController
 from api.limits import BodyLimits
 from api.openapi import document_api
+from api.policy import PolicyController, TimeRequestsController
 from api.privacy import MeController
 from api.profiles import ProfilesController
 from api.ratelimit import RateLimiter
@@ -48,6 +49,8 @@ ROUTE_HANDLERS: list[Any] = [
     EventsController,
     ProfilesController,
     MeController,
+    PolicyController,
+    TimeRequestsController,
     VideosController,
     UploadController,
     StreamController,

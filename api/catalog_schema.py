@@ -12,6 +12,7 @@ import msgspec
 
 from api.errors import ApiError, FieldError, InvalidFields, Location
 from domain.catalog import Page, Problem, Profile, Video, page_metadata, parse_page
+from domain.policy import weekday_limits_value
 from domain.timestamps import iso_ms
 
 
@@ -39,6 +40,10 @@ class ProfileOut(msgspec.Struct, frozen=True):
     timezone: str
     kids_mode: bool
     updated_at: str
+    weekday_limits: dict[str, int | None]
+    bedtime: dict[str, Any] | None
+    warning_minutes: int
+    limit_action: str
 
 
 class ProfileList(msgspec.Struct, frozen=True):
@@ -67,6 +72,7 @@ class VideoOut(msgspec.Struct, frozen=True):
     mime_type: str | None
     stream_url: str
     updated_at: str
+    min_age: int
 
 
 class VideoList(msgspec.Struct, frozen=True):
@@ -86,6 +92,10 @@ def profile_out(profile: Profile) -> ProfileOut:
         timezone=profile.timezone,
         kids_mode=profile.kids_mode,
         updated_at=iso_ms(profile.updated_at),
+        weekday_limits=weekday_limits_value(profile.weekday_limits),
+        bedtime=profile.bedtime,
+        warning_minutes=profile.warning_minutes,
+        limit_action=profile.limit_action,
     )
 
 
@@ -106,6 +116,7 @@ def video_out(video: Video) -> VideoOut:
         mime_type=video.mime_type,
         stream_url=f"/api/videos/{video.id}/stream",
         updated_at=iso_ms(video.updated_at),
+        min_age=video.min_age,
     )
 
 

@@ -75,11 +75,10 @@ class DeviceHomeOut(msgspec.Struct, frozen=True):
     profile_id: int
     name: str
     age: int
-    daily_limit_minutes: int
+    daily_limit_minutes: int  # today's: the day's limit with today's bonus
     watched_today_minutes: int
     remaining_minutes: int
-    # Parental policy (bedtime windows, locks) is not part of Medio yet: no bedtime, never locked.
-    bedtime: None
+    bedtime: dict[str, Any] | None  # as the parent set it (CONTRACT §13)
     locked: bool
 
 
@@ -230,11 +229,11 @@ class DeviceController(Controller):
             profile_id=profile.id,
             name=profile.name,
             age=profile.age,
-            daily_limit_minutes=profile.daily_limit_minutes,
+            daily_limit_minutes=home.limit_minutes,
             watched_today_minutes=whole_minutes(home.watched_today_ms),
             remaining_minutes=home.remaining_minutes,
-            bedtime=None,
-            locked=False,
+            bedtime=profile.bedtime,
+            locked=home.locked,
         )
 
     @get(

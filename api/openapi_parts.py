@@ -25,6 +25,17 @@ from litestar.openapi.spec.enums import OpenAPIFormat
 from domain.catalog import MAX_DURATION, MAX_PAGE_LIMIT
 from domain.devices import MAX_NAME_LENGTH
 from domain.history import MAX_FEED_LIMIT
+from domain.policy import (
+    MAX_BONUS_MINUTES,
+    MAX_DAY_MINUTES,
+    MAX_MIN_AGE,
+    MAX_REQUEST_MESSAGE,
+    MAX_REQUEST_MINUTES,
+    MAX_WARNING_MINUTES,
+    MIN_BONUS_MINUTES,
+    MIN_REQUEST_MINUTES,
+    WEEKDAYS,
+)
 
 STRING = Schema(type=OpenAPIType.STRING)
 INTEGER = Schema(type=OpenAPIType.INTEGER)
@@ -97,6 +108,37 @@ TIMEZONE = Schema(
     enum=sorted(zoneinfo.available_timezones()),
     description="IANA time zone, e.g. Europe/Paris",
 )
+# The parental policy's fields (CONTRACT §13, ``domain.policy``).
+_NULL = Schema(type=OpenAPIType.NULL)
+_HHMM = Schema(type=OpenAPIType.STRING, pattern="^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_WINDOW = Schema(
+    type=OpenAPIType.OBJECT,
+    properties={"start": _HHMM, "end": _HHMM},
+    required=["end", "start"],
+    additional_properties=False,
+    description="start and end differ; a window whose end is earlier wraps midnight",
+)
+_WEEKDAY_LIMITS = Schema(
+    type=OpenAPIType.OBJECT,
+    properties={
+        day: Schema(
+            type=[OpenAPIType.INTEGER, OpenAPIType.NULL], minimum=0, maximum=MAX_DAY_MINUTES
+        )
+        for day in WEEKDAYS
+    },
+    additional_properties=False,
+)
+_BEDTIME_DAYS = Schema(
+    type=OpenAPIType.OBJECT,
+    properties={day: Schema(one_of=[_WINDOW, _NULL]) for day in WEEKDAYS},
+    additional_properties=False,
+)
+POLICY_FIELDS: dict[str, Schema] = {
+    "weekday_limits": Schema(one_of=[_WEEKDAY_LIMITS, _NULL]),
+    "bedtime": Schema(one_of=[_WINDOW, _BEDTIME_DAYS, _NULL]),
+    "warning_minutes": _whole(0, MAX_WARNING_MINUTES),
+    "limit_action": Schema(type=OpenAPIType.STRING, enum=["finish_video", "stop"]),
+}
 PROFILE_FIELDS: dict[str, Schema] = {
     "name": NAME,
     "age": _whole(1, 17),
@@ -104,6 +146,7 @@ PROFILE_FIELDS: dict[str, Schema] = {
     "daily_limit_minutes": _whole(0, 1440),
     "timezone": TIMEZONE,
     "kids_mode": Schema(type=OpenAPIType.BOOLEAN),
+    **POLICY_FIELDS,
 }
 VIDEO_FIELDS: dict[str, Schema] = {
     "title": TITLE,
@@ -115,6 +158,7 @@ VIDEO_FIELDS: dict[str, Schema] = {
     "duration": Schema(
         type=[OpenAPIType.INTEGER, OpenAPIType.NULL], minimum=0, maximum=MAX_DURATION
     ),
+    "min_age": _whole(0, MAX_MIN_AGE),
 }
 PROFILE_CREATE = _body(["age", "name"], **PROFILE_FIELDS)
 PROFILE_UPDATE = _body([], **PROFILE_FIELDS)
@@ -128,6 +172,58 @@ DEVICE_CONFIRM = _body(
     name=_stripped(MAX_NAME_LENGTH, least=1),
     user_code=Schema(type=OpenAPIType.STRING, pattern=NO_NUL, description="XXXX-XXXX, as shown"),
 )
+# The parent's actions and the child's requests (CONTRACT §13).
+_BONUS_MINUTES = _whole(MIN_BONUS_MINUTES, MAX_BONUS_MINUTES)
+BONUS_BODY = _body(["minutes"], minutes=_BONUS_MINUTES)
+LOCK_BODY = _body(
+    [],
+    until=Schema(
+        one_of=[Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME), _NULL],
+        description="An instant with its offset; null or absent: until unlocked",
+    ),
+)
+TIME_REQUEST_BODY = _body(
+    ["minutes"],
+    minutes=_whole(MIN_REQUEST_MINUTES, MAX_REQUEST_MINUTES),
+    message=Schema(
+        type=[OpenAPIType.STRING, OpenAPIType.NULL], max_length=MAX_REQUEST_MESSAGE, pattern=NO_NUL
+    ),
+    profile_id=Schema(
+        type=OpenAPIType.INTEGER,
+        minimum=1,
+        maximum=2**63 - 1,
+        description="Required with a parent's token; a session or device token implies it",
+    ),
+)
+APPROVE_BODY = _body(
+    [],
+    minutes=Schema(
+        type=[OpenAPIType.INTEGER, OpenAPIType.NULL],
+        minimum=MIN_BONUS_MINUTES,
+        maximum=MAX_BONUS_MINUTES,
+        description="Minutes granted; null or absent: the minutes asked for",
+    ),
+)
+TIME_REQUEST_QUERY = {
+    "page": _whole(1, 999_999_999),
+    "limit": _whole(1, 100),
+    "status": Schema(type=OpenAPIType.STRING, enum=["approved", "denied", "pending"]),
+}
+# A day of the ledger: a local date or ``today``.
+DAY = Schema(
+    type=OpenAPIType.STRING,
+    pattern="^(today|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))$",
+    description="YYYY-MM-DD (the profile's local day) or today",
+)
+
+
+def ledger_day(operation: Operation) -> None:
+    """The ledger's ``day`` path parameter: a local date or ``today``."""
+    for parameter in operation.parameters or []:
+        if isinstance(parameter, Parameter) and parameter.name == "day":
+            parameter.schema = DAY
+
+
 # Query numbers the handlers read as text (to answer with the seed's messages): what they take.
 PAGING = {"page": _whole(1, 999_999_999), "limit": _whole(1, MAX_PAGE_LIMIT)}
 EVENT_QUERY = {"limit": _whole(1, MAX_FEED_LIMIT), "after": _whole(0)}

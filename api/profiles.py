@@ -27,10 +27,12 @@ from api.idempotency import Idempotent, receipt_of
 from api.openapi_parts import PAGING, PROFILE_CREATE, PROFILE_UPDATE
 from api.route_facts import facts
 from domain.catalog import check_profile, profile_values
-from services import catalog, privacy, sessions
+from domain.policy import POLICY_FIELDS
+from services import catalog, policy, privacy, sessions
 from services.idempotency import SQL_ANSWERS
 
 DEFAULT_LIMIT = 10
+POLICY_INPUTS = {"daily_limit_minutes", "timezone", *POLICY_FIELDS}
 
 
 class ProfilesController(Controller):
@@ -73,6 +75,7 @@ class ProfilesController(Controller):
         created = await catalog.create_profile(
             container, principal.user_id, values, container.clock.now(), receipt
         )
+        await policy.record_policy(container, created, principal.sub)
         return profile_out(created)
 
     @get("/{profile_id:int}", summary="One of the caller's profiles")
@@ -105,6 +108,8 @@ class ProfilesController(Controller):
         )
         if changed is None:
             raise not_found("Profile")
+        if POLICY_INPUTS & values.keys():  # applies to running sessions at their next beat
+            await policy.record_policy(container, changed, principal.sub)
         if values.get("kids_mode") is False:  # kids-mode sessions stop counting now
             await sessions.end_profile_sessions(container, profile_id, "parent", public_only=True)
         return profile_out(changed)

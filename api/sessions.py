@@ -21,6 +21,7 @@ from msgspec import Meta
 from api.auth import bearer_token, unauthorized
 from api.deps import (
     ContainerDep,
+    PrincipalDep,
     Services,
     authenticate,
     device_of,
@@ -32,8 +33,9 @@ from api.errors import MSG_MALFORMED_JSON, ApiError, FieldError, InvalidFields, 
 from api.fast import Auth, Body, Call, Endpoint, fast_route
 from api.idempotency import Idempotent, receipt_of
 from api.route_facts import RouteFacts, facts
-from domain.catalog import Profile, json_integer
+from domain.catalog import Profile, Video
 from domain.devices import Device, is_device_token
+from domain.numbers import json_integer
 from domain.sessions import (
     MAX_POSITION_SECONDS,
     MS_PER_SECOND,
@@ -50,6 +52,12 @@ from services.idempotency import REDIS_ANSWERS, Receipt
 from services.sessions import Caller, Started
 
 SESSION_TOKEN_HEADER = "x-session-token"
+REFUSAL_MESSAGES = {
+    "daily_limit": "Daily watch limit exceeded",
+    "bedtime": "Bedtime",
+    "locked": "Watching is paused by a parent",
+    "age_rating": "Video not allowed for this profile",
+}
 MSG_ID = "{} must be a positive integer"
 MSG_OTHER_PROFILE = "This device may start sessions for its own profile only"
 MAX_ID = 2**63 - 1
@@ -89,10 +97,20 @@ class HeartbeatIn(msgspec.Struct, frozen=True):
 
 
 class HeartbeatOut(msgspec.Struct, frozen=True):
+    """``status``: ``active``, ``limit_reached``, ``bedtime`` or ``stopped``; ``ends_at`` and
+    ``warning`` (CONTRACT §13) say when the session will be ended if nothing changes."""
+
     status: str
     session_id: int
     last_heartbeat: str
     remaining_minutes: int
+    ends_at: str | None
+    warning: str | None
+
+
+class StopOut(msgspec.Struct, frozen=True):
+    session_id: int
+    status: str  # "stopping": the next heartbeat ends it
 
 
 class EndOut(msgspec.Struct, frozen=True):
@@ -207,7 +225,7 @@ def _ended() -> ApiError:
 async def _start(
     container: Container,
     profile: Profile,
-    video_id: int,
+    video: Video,
     *,
     public: bool,
     actor: str,
@@ -218,21 +236,30 @@ async def _start(
         return await sessions.start_session(
             container,
             profile,
-            video_id,
+            video,
             public=public,
             actor=actor,
             receipt=receipt,
             device_id=device_id,
         )
-    except sessions.DailyLimitExceeded as exc:
-        body: dict[str, Any] = {
-            "message": "Daily watch limit exceeded",
-            "limit_minutes": exc.limit_minutes,
-            "watched_minutes": exc.watched_minutes,
-        }
-        if not public:  # an anonymous kids-mode caller learns no names
-            body["profile_name"] = exc.profile_name
-        raise SpecialError(403, body) from None
+    except sessions.StartRefused as exc:
+        raise SpecialError(403, _refusal_body(exc, public)) from None
+
+
+def _refusal_body(refused: sessions.StartRefused, public: bool) -> dict[str, Any]:
+    """The 403 body of a refused start (CONTRACT §13), one per ``reason``."""
+    reason = refused.refusal.reason
+    allowed_at = refused.refusal.allowed_at
+    body: dict[str, Any] = {"message": REFUSAL_MESSAGES[reason]}
+    if reason == "daily_limit":
+        body["limit_minutes"] = refused.limit_minutes
+        body["watched_minutes"] = refused.watched_minutes
+    if not public:  # an anonymous kids-mode caller learns no names
+        body["profile_name"] = refused.profile_name
+    body["reason"] = reason
+    if reason in ("bedtime", "locked"):
+        body["allowed_at"] = iso_ms(allowed_at) if allowed_at else None
+    return body
 
 
 def _start_out(started: Started) -> StartOut:
@@ -329,13 +356,14 @@ class SessionsController(Controller):
         profile = await catalog.get_profile(container, user_id, profile_id)
         if profile is None:
             raise ApiError(404, "Profile not found")
-        if await catalog.get_video(container, user_id, video_id) is None:
+        video = await catalog.get_video(container, user_id, video_id)
+        if video is None:
             raise ApiError(404, "Video not found")
         receipt = receipt_of(request.scope, _answer_start)
         started = await _start(
             container,
             profile,
-            video_id,
+            video,
             public=False,
             actor=actor,
             receipt=receipt,
@@ -359,13 +387,12 @@ class SessionsController(Controller):
             raise ApiError(404, "Profile not found")
         if not profile.kids_mode:
             raise ApiError(403, "Kids mode is not enabled for this profile")
-        if await catalog.get_video(container, profile.user_id, video_id) is None:
+        video = await catalog.get_video(container, profile.user_id, video_id)
+        if video is None:
             raise ApiError(404, "Video not found")
         receipt = receipt_of(request.scope, _answer_public_start)
         actor = f"kids-mode:profile:{profile.id}"
-        started = await _start(
-            container, profile, video_id, public=True, actor=actor, receipt=receipt
-        )
+        started = await _start(container, profile, video, public=True, actor=actor, receipt=receipt)
         return _public_start_out(started)
 
     @post(
@@ -387,6 +414,24 @@ class SessionsController(Controller):
         except sessions.SessionOver:
             raise _ended() from None
         return _end_out(state)
+
+    @post(
+        "/{session_id:int}/stop",
+        status_code=200,
+        summary="Stop a running session (parent's token): its next heartbeat ends it",
+        opt=facts(session_state=True),
+        middleware=[Idempotent(REDIS_ANSWERS)],
+    )
+    async def stop(
+        self, container: ContainerDep, principal: PrincipalDep, session_id: FromPath[int]
+    ) -> StopOut:
+        try:
+            await sessions.request_stop(container, session_id, principal.user_id, principal.sub)
+        except sessions.SessionNotFound:
+            raise _not_found() from None
+        except sessions.SessionOver:
+            raise _ended() from None
+        return StopOut(session_id=session_id, status="stopping")
 
     @get("/{session_id:int}", summary="A session's current state", opt=facts(session_token=True))
     async def read(
@@ -426,6 +471,8 @@ async def _heartbeat(call: Call[float | None]) -> HeartbeatOut:
         session_id=session_id,
         last_heartbeat=iso_ms(last),
         remaining_minutes=beat.remaining_minutes,
+        ends_at=iso_ms(beat.ends_at) if beat.ends_at else None,
+        warning=beat.warning,
     )
 
 

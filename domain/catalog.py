@@ -15,6 +15,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from domain.numbers import json_integer, whole_in
+from domain.policy import (
+    DEFAULT_WARNING_MINUTES,
+    POLICY_FIELDS,
+    check_min_age,
+    check_policy_fields,
+    weekday_limits_value,
+)
+
 MSG_NAME = "Name must be between 2 and 50 characters"
 MSG_AGE = "Age must be between 1 and 17"
 MSG_AVATAR = "Invalid URL format"
@@ -50,6 +59,12 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     kids_mode: bool
     created_at: datetime
     updated_at: datetime
+    # Parental policy (``domain.policy``): weekday entries (every day named, null when unset),
+    # bedtime as the parent gave it (null, one window, or per day), warning and limit action.
+    weekday_limits: dict[str, int | None] | None = None
+    bedtime: dict[str, Any] | None = None
+    warning_minutes: int = DEFAULT_WARNING_MINUTES
+    limit_action: str = "stop"
 
 
 class Video(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +83,7 @@ class Video(msgspec.Struct, frozen=True, kw_only=True):
     mime_type: str | None
     created_at: datetime
     updated_at: datetime
+    min_age: int = 0  # a profile younger than this may not watch it
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -157,25 +173,6 @@ def is_timezone(value: object) -> bool:
     return True
 
 
-def json_integer(value: object) -> int | None:
-    """``value`` as a JSON integer, or ``None``: an int (not a bool), or a float with no
-    fraction, since JSON Schema's ``integer`` (the documented type) counts ``5.0`` as one and
-    clients that hold every number as a double send it so."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
-        return int(value)
-    return None
-
-
-def _int_in(value: object, low: int, high: int) -> bool:
-    """A JSON integer (``json_integer``) within ``low..high``."""
-    number = json_integer(value)
-    return number is not None and low <= number <= high
-
-
 def _whole_numbers(values: dict[str, Any], *names: str) -> dict[str, Any]:
     """Valid integer fields as ints (``5.0`` stored as ``5``)."""
     for name in names:
@@ -186,8 +183,16 @@ def _whole_numbers(values: dict[str, Any], *names: str) -> dict[str, Any]:
 
 Mode = Literal["create", "update"]
 
-PROFILE_FIELDS = ("name", "age", "avatar_url", "daily_limit_minutes", "timezone", "kids_mode")
-VIDEO_FIELDS = ("title", "description", "url", "thumbnail_url", "duration")
+PROFILE_FIELDS = (
+    "name",
+    "age",
+    "avatar_url",
+    "daily_limit_minutes",
+    "timezone",
+    "kids_mode",
+    *POLICY_FIELDS,
+)
+VIDEO_FIELDS = ("title", "description", "url", "thumbnail_url", "duration", "min_age")
 
 
 def check_profile(body: dict[str, Any], mode: Mode) -> list[Problem]:
@@ -199,34 +204,44 @@ def check_profile(body: dict[str, Any], mode: Mode) -> list[Problem]:
             problems.append(Problem("name", MSG_NAME))
     if mode == "create" or "age" in body:
         age = body.get("age")
-        if not _int_in(age, 1, 17):
+        if whole_in(age, 1, 17) is None:
             problems.append(Problem("age", MSG_AGE))
     avatar = body.get("avatar_url")
     if avatar is not None and not is_http_url(avatar):
         problems.append(Problem("avatar_url", MSG_AVATAR))
     if "daily_limit_minutes" in body:
         limit = body["daily_limit_minutes"]
-        if not _int_in(limit, 0, MAX_DAILY_LIMIT):
+        if whole_in(limit, 0, MAX_DAILY_LIMIT) is None:
             problems.append(Problem("daily_limit_minutes", MSG_DAILY_LIMIT))
     if "timezone" in body and not is_timezone(body["timezone"]):
         problems.append(Problem("timezone", MSG_TIMEZONE))
     if "kids_mode" in body and not isinstance(body["kids_mode"], bool):
         problems.append(Problem("kids_mode", MSG_KIDS_MODE))
+    problems += [Problem(path, msg) for path, msg in check_policy_fields(body)]
     return problems
 
 
 def profile_values(body: dict[str, Any], mode: Mode, default_timezone: str) -> dict[str, Any]:
     """The column values of a valid profile body (defaults filled in on create)."""
     values = _whole_numbers(
-        {k: body[k] for k in PROFILE_FIELDS if k in body}, "age", "daily_limit_minutes"
+        {k: body[k] for k in PROFILE_FIELDS if k in body},
+        "age",
+        "daily_limit_minutes",
+        "warning_minutes",
     )
     if "name" in values:
         values["name"] = values["name"].strip()
+    if "weekday_limits" in values:
+        values["weekday_limits"] = weekday_limits_value(values["weekday_limits"])
     if mode == "create":
         values.setdefault("avatar_url", None)
         values.setdefault("daily_limit_minutes", 60)
         values.setdefault("timezone", default_timezone)
         values.setdefault("kids_mode", False)
+        values.setdefault("weekday_limits", weekday_limits_value(None))
+        values.setdefault("bedtime", None)
+        values.setdefault("warning_minutes", DEFAULT_WARNING_MINUTES)
+        values.setdefault("limit_action", "stop")
     return values
 
 
@@ -238,6 +253,7 @@ def check_video(body: dict[str, Any], mode: Mode) -> list[Problem]:
     thumbnail = body.get("thumbnail_url")
     if thumbnail is not None and not is_http_url(thumbnail):
         problems.append(Problem("thumbnail_url", MSG_URL))
+    problems += [Problem(path, msg) for path, msg in check_min_age(body)]
     return problems
 
 
@@ -258,17 +274,18 @@ def check_video_details(body: dict[str, Any], mode: Mode) -> list[Problem]:
         if isinstance(text, str) and "\x00" in text:
             problems.append(Problem(field, MSG_NUL))
     duration = body.get("duration")
-    if duration is not None and not _int_in(duration, 0, MAX_DURATION):
+    if duration is not None and whole_in(duration, 0, MAX_DURATION) is None:
         problems.append(Problem("duration", MSG_DURATION))
     return problems
 
 
 def video_values(body: dict[str, Any], mode: Mode) -> dict[str, Any]:
     """The column values of a valid video body (optional fields default to null on create)."""
-    values = _whole_numbers({k: body[k] for k in VIDEO_FIELDS if k in body}, "duration")
+    values = _whole_numbers({k: body[k] for k in VIDEO_FIELDS if k in body}, "duration", "min_age")
     if "title" in values:
         values["title"] = values["title"].strip()
     if mode == "create":
         for key in ("description", "thumbnail_url", "duration"):
             values.setdefault(key, None)
+        values.setdefault("min_age", 0)
     return values

@@ -8,7 +8,7 @@ event is appended and stored in it, never recomputed from the clock at projectio
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -91,9 +91,10 @@ class SessionHeartbeat(Event, frozen=True, kw_only=True, tag="session.heartbeat"
     watched_seconds: float = 0.0
 
 
-# ``parent``: the parent turned kids mode off under a kids-mode session; ``profile_deleted``: the
-# parent deleted the profile. Both are decided when the parent acts, so replay repeats them.
-EndReason = Literal["ended", "daily_limit", "timeout", "parent", "profile_deleted"]
+# ``parent``: the parent turned kids mode off under a kids-mode session, locked the profile or
+# stopped the session; ``profile_deleted``: the parent deleted the profile; ``bedtime``: a beat
+# found the profile's bedtime begun. Each is decided when it happens, so replay repeats it.
+EndReason = Literal["ended", "daily_limit", "timeout", "parent", "profile_deleted", "bedtime"]
 
 
 class SessionEnded(Event, frozen=True, kw_only=True, tag="session.ended"):
@@ -109,6 +110,8 @@ class SessionEnded(Event, frozen=True, kw_only=True, tag="session.ended"):
     # The session's watched seconds including ``shares``, and the player's last position.
     watched_seconds: float = 0.0
     position: float | None = None
+    # The profile's local day of ``ended_at`` (``None`` in events recorded before it was added).
+    local_date: str | None = None
 
 
 class DevicePairingStarted(Event, frozen=True, kw_only=True, tag="device.pairing_started"):
@@ -175,6 +178,78 @@ class StatsCarried(Event, frozen=True, kw_only=True, tag="stats.carried"):
     totals: tuple[int, int, int]  # (watched ms, sessions, sessions that watched anything)
 
 
+class SessionStopRequested(Event, frozen=True, kw_only=True, tag="session.stop_requested"):
+    """The parent stopped one session: its next heartbeat ends it (reason ``parent``)."""
+
+    session_id: int
+    profile_id: int
+    video_id: int
+    local_date: str  # the profile's local day when the parent acted
+
+
+# Parental policy (CONTRACT §13). ``local_date`` is the profile's local day the fact belongs to,
+# decided when it was recorded, so the day's ledger is a pure function of the events.
+
+
+class PolicySet(Event, frozen=True, kw_only=True, tag="profile.policy_set"):
+    """A profile's policy as its parent set it (on create, and on every change of it)."""
+
+    profile_id: int
+    user_id: int
+    local_date: str
+    timezone: str
+    daily_limit_minutes: int
+    weekday_limits: dict[str, int | None]
+    bedtime: dict[str, Any] | None = None  # as the parent gave it: one window or per day
+    warning_minutes: int = 5
+    limit_action: str = "stop"
+
+
+class BonusGranted(Event, frozen=True, kw_only=True, tag="profile.bonus_granted"):
+    """Extra minutes for one local day: the parent's gift or an approved time request."""
+
+    profile_id: int
+    local_date: str
+    minutes: int
+    total_minutes: int  # the day's bonus including these
+    request_id: int | None = None
+
+
+class ProfileLocked(Event, frozen=True, kw_only=True, tag="profile.locked"):
+    """The parent paused watching (until ``until``, or until unlocked)."""
+
+    profile_id: int
+    local_date: str
+    until: datetime | None = None
+
+
+class ProfileUnlocked(Event, frozen=True, kw_only=True, tag="profile.unlocked"):
+    """The parent lifted the lock."""
+
+    profile_id: int
+    local_date: str
+
+
+class TimeRequested(Event, frozen=True, kw_only=True, tag="time_request.created"):
+    """A child asked for more time."""
+
+    request_id: int
+    profile_id: int
+    local_date: str
+    minutes: int
+    message: str | None = None
+
+
+class TimeRequestDecided(Event, frozen=True, kw_only=True, tag="time_request.decided"):
+    """The parent approved (``minutes`` granted for the request's day) or denied a request."""
+
+    request_id: int
+    profile_id: int
+    local_date: str  # the request's local day (where approved minutes count)
+    status: Literal["approved", "denied"]
+    minutes: int = 0
+
+
 AnyEvent = (
     ProgressSaved
     | ProgressDeleted
@@ -190,6 +265,13 @@ AnyEvent = (
     | SubjectErased
     | RetentionApplied
     | StatsCarried
+    | SessionStopRequested
+    | PolicySet
+    | BonusGranted
+    | ProfileLocked
+    | ProfileUnlocked
+    | TimeRequested
+    | TimeRequestDecided
 )
 
 EVENT_TYPES: dict[str, type[AnyEvent]] = {
@@ -209,6 +291,13 @@ EVENT_TYPES: dict[str, type[AnyEvent]] = {
         SubjectErased,
         RetentionApplied,
         StatsCarried,
+        SessionStopRequested,
+        PolicySet,
+        BonusGranted,
+        ProfileLocked,
+        ProfileUnlocked,
+        TimeRequested,
+        TimeRequestDecided,
     )
 }
 

@@ -4,8 +4,9 @@ Two kinds of subject, each with a key of its own (``adapters.keyring``), so that
 be erased without the rest of the family:
 
 * a **family** (an account, the token's ``sub``): its progress and series progress events;
-* a **child** (a profile): its session events, its paired devices' events and the stats
-  carried past the retention horizon.
+* a **child** (a profile): its session events, its paired devices' events, its parental
+  policy's events (settings, bonuses, locks, stops, requests for time with their messages)
+  and the stats carried past the retention horizon.
 
 Erasing a family destroys its key and the keys of all its children. An event of neither kind
 (a pairing started, an erasure, a retention run) carries no personal data and is archived in
@@ -21,9 +22,13 @@ from __future__ import annotations
 
 from domain.events import (
     AnyEvent,
+    BonusGranted,
     DevicePaired,
     DeviceRevoked,
     DeviceTokenIssued,
+    PolicySet,
+    ProfileLocked,
+    ProfileUnlocked,
     ProgressDeleted,
     ProgressSaved,
     SeriesProgressDeleted,
@@ -31,7 +36,10 @@ from domain.events import (
     SessionEnded,
     SessionHeartbeat,
     SessionStarted,
+    SessionStopRequested,
     StatsCarried,
+    TimeRequestDecided,
+    TimeRequested,
 )
 
 _FAMILY = (ProgressSaved, ProgressDeleted, SeriesProgressSaved, SeriesProgressDeleted)
@@ -43,6 +51,13 @@ _CHILD = (
     DeviceTokenIssued,
     DeviceRevoked,
     StatsCarried,
+    SessionStopRequested,
+    PolicySet,
+    BonusGranted,
+    ProfileLocked,
+    ProfileUnlocked,
+    TimeRequested,
+    TimeRequestDecided,
 )
 
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from domain.catalog import json_integer
 from domain.events import ProgressDeleted, ProgressSaved
+from domain.numbers import json_integer
 
 RESUME_TTL = timedelta(days=30)
 RESUME_TTL_MS = int(RESUME_TTL.total_seconds() * 1000)

@@ -15,8 +15,8 @@ from datetime import datetime
 
 import msgspec
 
-from domain.catalog import json_integer
 from domain.events import SeriesProgressDeleted, SeriesProgressSaved
+from domain.numbers import json_integer
 from domain.progress import (
     NOT_UTF8_MESSAGE,
     SERIES_ID_MESSAGE,

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from datetime import UTC, datetime, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -33,13 +31,26 @@ from domain.events import (
     SessionHeartbeat,
     SessionStarted,
 )
+from domain.localtime import MS_PER_MINUTE as MS_PER_MINUTE
+from domain.localtime import MS_PER_SECOND as MS_PER_SECOND
+from domain.localtime import local_date as local_date
+from domain.localtime import start_of_local_day as start_of_local_day
+from domain.localtime import zone as zone
+from domain.policy import (
+    Cause,
+    Policy,
+    bedtime_until,
+    budget_ms,
+    ends_at,
+    finish_by,
+    is_locked,
+    warning,
+)
 
-MS_PER_SECOND = 1000
-MS_PER_MINUTE = 60_000
 MAX_POSITION_SECONDS = 604_800  # a week, as for resume positions (CONTRACT §4)
 MSG_POSITION = "Position must be a number of seconds between 0 and 604800"
 
-Outcome = Literal["active", "limit_reached", "ended", "already_ended"]
+Outcome = Literal["active", "limit_reached", "bedtime", "stopped", "ended", "already_ended"]
 
 
 class SessionState(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,6 +71,11 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
     end_reason: EndReason | None = None
     token_hash: str = ""
     public: bool = False
+    # Parental policy (``domain.policy``): the video's length (for ``finish_video``), a stop
+    # the parent asked for, and when a video playing past the limit must have finished.
+    video_duration: int | None = None
+    stop_requested: bool = False
+    finish_by: datetime | None = None
 
     @property
     def active(self) -> bool:
@@ -82,29 +98,12 @@ class Transition:
     state: SessionState
     events: tuple[AnyEvent, ...] = ()
     today_ms: int = 0  # watched today (local) after this command, as far as it knows
+    budget_ms: int = 0  # what today allows in all (limit and bonus)
+    ends_at: datetime | None = None  # when the session will be ended if nothing changes
+    warning: Cause | None = None
 
 
-# Time zones and local days --------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1024)
-def zone(name: str) -> ZoneInfo:
-    """The profile's zone; an unknown name (never accepted by the catalog) falls back to UTC."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def local_date(moment: datetime, timezone: str) -> date:
-    """The calendar day ``moment`` falls on in ``timezone``."""
-    return moment.astimezone(zone(timezone)).date()
-
-
-def start_of_local_day(day: date, timezone: str) -> datetime:
-    """The first instant of ``day`` in ``timezone`` (past a DST gap at midnight, if any)."""
-    return datetime.combine(day, time(0), tzinfo=zone(timezone)).astimezone(UTC)
-
+# Time zones and local days (``domain.localtime``, re-exported for the session's callers) -------
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -150,11 +149,6 @@ def whole_minutes(ms: int) -> int:
     return max(0, ms) // MS_PER_MINUTE
 
 
-def limit_reached(limit_minutes: int, watched_today_ms: int) -> bool:
-    """Whether a profile has used up its day (a limit of 0 allows nothing)."""
-    return watched_today_ms >= limit_minutes * MS_PER_MINUTE
-
-
 def remaining_minutes(limit_minutes: int, watched_today_ms: int) -> int:
     """``max(0, limit - today)`` in whole minutes, as stats report it."""
     return max(0, limit_minutes - whole_minutes(watched_today_ms))
@@ -197,6 +191,7 @@ def start(
     public: bool,
     actor: str,
     device_id: int | None = None,
+    video_duration: int | None = None,
 ) -> tuple[SessionState, SessionStarted]:
     """A new session and the event recording it (the caller has checked the limit)."""
     state = SessionState(
@@ -210,6 +205,7 @@ def start(
         last_active_at=now,
         token_hash=token_hash,
         public=public,
+        video_duration=video_duration,
     )
     event = SessionStarted(
         occurred_at=now,
@@ -267,6 +263,7 @@ def _ended(
         shares=shares,
         watched_seconds=final.watched_ms / MS_PER_SECOND,
         position=final.position,
+        local_date=local_date(ended_at, state.timezone).isoformat(),
     )
     return final, event
 
@@ -279,6 +276,12 @@ def expire(state: SessionState, now: datetime, rules: Rules, actor: str) -> Tran
     return Transition("already_ended", final, (event,))
 
 
+def policy_of_session(state: SessionState) -> Policy:
+    """The policy a session falls back on when its profile has none stored: the limit and zone
+    it started with."""
+    return Policy(timezone=state.timezone, daily_limit_minutes=state.daily_limit_minutes)
+
+
 def heartbeat(
     state: SessionState,
     now: datetime,
@@ -287,21 +290,49 @@ def heartbeat(
     projected_today_ms: int,
     position: float | None,
     actor: str,
+    policy: Policy | None = None,
 ) -> Transition:
-    """Accrue the time since the previous beat; end the session when today's limit is reached."""
+    """Accrue the time since the previous beat, then apply the profile's current policy.
+
+    In order: a stop or lock by the parent ends the session (``stopped``, reason ``parent``),
+    bedtime ends it (``bedtime``), today's budget used up ends it (``limit_reached``) unless
+    ``finish_video`` lets the video playing finish. Otherwise it stays ``active`` and the
+    transition says when it will end (``ends_at``) and whether to warn.
+    """
     if not state.active:
         return Transition("already_ended", state)
     timed_out = expire(state, now, rules, actor)
     if timed_out is not None:
         return timed_out
+    rules_now = policy or policy_of_session(state)
     shares = _accrue(state, now, rules)
     beaten = _advanced(state, now, shares)
     if position is not None:
         beaten = msgspec.structs.replace(beaten, position=position)
-    today_ms = _today_ms(shares, local_date(now, state.timezone).isoformat(), projected_today_ms)
-    if limit_reached(state.daily_limit_minutes, today_ms):
-        final, ended = _ended(beaten, "daily_limit", beaten.last_active_at, now, actor, shares)
-        return Transition("limit_reached", final, (ended,), today_ms)
+    today = local_date(now, state.timezone)
+    today_ms = _today_ms(shares, today.isoformat(), projected_today_ms)
+    budget = budget_ms(rules_now, today)
+
+    def ended(outcome: Outcome, reason: EndReason) -> Transition:
+        final, event = _ended(beaten, reason, beaten.last_active_at, now, actor, shares)
+        return Transition(outcome, final, (event,), today_ms, budget)
+
+    if state.stop_requested or is_locked(rules_now, now):
+        return ended("stopped", "parent")
+    if bedtime_until(rules_now, now) is not None:
+        return ended("bedtime", "bedtime")
+    coming = ends_at(rules_now, now, today_ms)
+    if today_ms >= budget:
+        if rules_now.limit_action != "finish_video":
+            return ended("limit_reached", "daily_limit")
+        deadline = beaten.finish_by or finish_by(
+            now, state.video_duration, beaten.position, beaten.watched_ms
+        )
+        if deadline is None or deadline <= now:
+            return ended("limit_reached", "daily_limit")
+        beaten = msgspec.structs.replace(beaten, finish_by=deadline)
+        bedtime_first = coming is not None and coming[1] == "bedtime" and coming[0] < deadline
+        coming = coming if bedtime_first else (deadline, "daily_limit")
     event = SessionHeartbeat(
         occurred_at=now,
         actor=actor,
@@ -312,7 +343,15 @@ def heartbeat(
         position=position,
         watched_seconds=beaten.watched_ms / MS_PER_SECOND,
     )
-    return Transition("active", beaten, (event,), today_ms)
+    return Transition(
+        "active",
+        beaten,
+        (event,),
+        today_ms,
+        budget,
+        coming[0] if coming else None,
+        warning(rules_now, now, coming),
+    )
 
 
 def end(

@@ -38,6 +38,7 @@ class ProfileStats(msgspec.Struct, frozen=True):
     daily_limit_remaining_minutes: int
     weekly_stats: dict[str, int]
     favorite_videos: list[FavoriteVideo]
+    today_bonus_minutes: int = 0  # additive (CONTRACT §13): counted in the remaining minutes
 
 
 def last_seven_days(today: date) -> list[date]:

@@ -6,6 +6,7 @@ from projections.archive import Archive
 from projections.base import RedisProjection, SqlProjection
 from projections.daily_limit import DailyLimitCounters
 from projections.devices import DevicesProjection
+from projections.ledger import LedgerProjection
 from projections.resume import ResumeProjection
 from projections.series_resume import SeriesResumeProjection
 from projections.sessions import SessionsProjection
@@ -16,6 +17,7 @@ SQL_PROJECTIONS: list[type[SqlProjection]] = [
     SessionsProjection,
     StatsProjection,
     DevicesProjection,
+    LedgerProjection,
 ]
 REDIS_PROJECTIONS: list[type[RedisProjection]] = [
     ResumeProjection,

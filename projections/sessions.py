@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.tables import profiles, watch_sessions
+from adapters.tables import profiles, videos, watch_sessions
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import MS_PER_SECOND, SessionState
 from projections.base import Envelope, RowWriters, SqlProjection
@@ -207,6 +207,31 @@ class SessionsProjection(SqlProjection):
             end_reason=row.end_reason,
             public=bool(row.public),
         )
+
+    async def day_sessions(
+        self, conn: AsyncConnection, profile_id: int, day: date
+    ) -> list[dict[str, Any]]:
+        """The sessions the profile started on local ``day``, oldest first, with their video's
+        title (``None`` once the video is gone)."""
+        table = self.tables[watch_sessions.name]
+        found = await conn.execute(
+            sa.select(table, videos.c.title)
+            .select_from(table.outerjoin(videos, videos.c.id == table.c.video_id))
+            .where(table.c.profile_id == profile_id, table.c.local_date == day)
+            .order_by(table.c.started_at, table.c.session_id)
+        )
+        return [
+            {
+                "session_id": int(row.session_id),
+                "video_id": int(row.video_id),
+                "title": row.title,
+                "started_at": _utc(row.started_at),
+                "ended_at": _utc(row.ended_at),
+                "end_reason": row.end_reason,
+                "watched_ms": int(row.watched_ms),
+            }
+            for row in found
+        ]
 
 
 def _utc(moment: datetime | None) -> datetime | None:

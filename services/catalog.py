@@ -207,15 +207,19 @@ async def get_video_titles(db: Db, video_ids: Sequence[int]) -> dict[int, str]:
     return {int(r.id): str(r.title) for r in rows}
 
 
-async def list_videos(db: Db, user_id: int, page: Page) -> tuple[list[Video], int]:
-    """One page of the caller's videos, newest first, and how many there are in all."""
-    total = await _first(
-        db, sa.select(sa.func.count()).select_from(videos).where(videos.c.user_id == user_id)
-    )
+async def list_videos(
+    db: Db, user_id: int, page: Page, max_min_age: int | None = None
+) -> tuple[list[Video], int]:
+    """One page of the caller's videos, newest first, and how many there are in all; with
+    ``max_min_age``, only those a child of that age may watch."""
+    mine = videos.c.user_id == user_id
+    if max_min_age is not None:
+        mine = mine & (videos.c.min_age <= max_min_age)
+    total = await _first(db, sa.select(sa.func.count()).select_from(videos).where(mine))
     rows = await _all(
         db,
         sa.select(videos)
-        .where(videos.c.user_id == user_id)
+        .where(mine)
         .order_by(videos.c.created_at.desc(), videos.c.id.desc())
         .offset(page.offset)
         .limit(page.limit),

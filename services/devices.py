@@ -31,10 +31,13 @@ from adapters.device_keys import (
 )
 from adapters.eventlog import Decision
 from domain import devices
+from domain import policy as policy_rules
 from domain.catalog import Page, Profile, Video
 from domain.devices import Device, Pairing, PollError
+from domain.localtime import MS_PER_MINUTE, local_date
 from domain.sessions import remaining_minutes
 from services import catalog
+from services.policy import current_policy
 from services.sessions import watched_today_ms
 
 MAX_DEVICE_ID = 2**53 - 1  # random ids, exact in every JSON client (JavaScript included)
@@ -90,15 +93,18 @@ class Issued:
 
 @dataclass(frozen=True)
 class DeviceHome:
-    """What a device shows its child: the profile and today's remaining time."""
+    """What a device shows its child: the profile, today's limit (with today's bonus) and
+    remaining time, and whether a parent has locked watching."""
 
     device: Device
     profile: Profile
     watched_today_ms: int
+    limit_minutes: int
+    locked: bool
 
     @property
     def remaining_minutes(self) -> int:
-        return remaining_minutes(self.profile.daily_limit_minutes, self.watched_today_ms)
+        return remaining_minutes(self.limit_minutes, self.watched_today_ms)
 
 
 def _pairing_of(value: bytes | None) -> Pairing | None:
@@ -349,12 +355,20 @@ async def device_home(container: Container, device: Device) -> DeviceHome | None
     profile = await catalog.get_profile(container, device.user_id, device.profile_id)
     if profile is None:
         return None
-    watched = await watched_today_ms(container, profile, container.clock.now())
-    return DeviceHome(device, profile, watched)
+    now = container.clock.now()
+    watched = await watched_today_ms(container, profile, now)
+    policy = await current_policy(container, profile)
+    budget = policy_rules.budget_ms(policy, local_date(now, profile.timezone))
+    locked = policy_rules.is_locked(policy, now)
+    return DeviceHome(device, profile, watched, budget // MS_PER_MINUTE, locked)
 
 
 async def device_videos(
     container: Container, device: Device, page: Page
 ) -> tuple[list[Video], int]:
-    """One page of the videos the device's child may watch: the parent's, newest first."""
-    return await catalog.list_videos(container, device.user_id, page)
+    """One page of the videos the device's child may watch: the parent's whose ``min_age`` is
+    at most the child's age, newest first."""
+    profile = await catalog.get_profile(container, device.user_id, device.profile_id)
+    if profile is None:
+        return [], 0
+    return await catalog.list_videos(container, device.user_id, page, max_min_age=profile.age)

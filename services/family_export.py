@@ -5,7 +5,9 @@ The document is an object with one member per section, written as it is read:
 
 ``user``, ``profiles``, ``videos`` (metadata, not the files), ``sessions``, ``stats_daily``,
 ``stats_videos``, ``stats_totals`` (rows as stored), ``devices`` (without token hashes),
-``progress`` and ``series_progress`` (the resume lists, unexpired entries), and ``events``:
+``progress`` and ``series_progress`` (the resume lists, unexpired entries), ``day_ledger`` (what
+changed each child's budget, per local day) and ``time_requests`` (the children's requests for
+more time of the last 30 days, without the hash of the token that asked), and ``events``:
 the family's events from the archive (its own and its children's), opened, in archive order,
 as the feed shows them.
 
@@ -26,6 +28,7 @@ import sqlalchemy as sa
 
 from adapters.container import Container
 from adapters.tables import (
+    day_ledger,
     devices,
     events,
     privacy_keys,
@@ -44,6 +47,7 @@ from projections.archive_pages import iter_archive
 from projections.resume import list_positions
 from projections.series_resume import list_series
 from services.history import feed_event
+from services.policy import profile_time_requests
 
 PAGE = 1000
 _encoder = msgspec.json.Encoder()
@@ -135,6 +139,17 @@ async def _series(container: Container, family: Family) -> Rows:
     )
 
 
+async def _time_requests(container: Container, family: Family) -> Rows:
+    for profile_id in await _profile_ids(container, family):
+        found = await profile_time_requests(container, profile_id)
+        yield [_without_asker(msgspec.to_builtins(r)) for r in found]
+
+
+def _without_asker(request: dict[str, Any]) -> dict[str, Any]:
+    request.pop("asker")  # a token's hash: a secret, not the family's data
+    return request
+
+
 async def _events(container: Container, family: Family) -> Rows:
     subjects = [family_subject(family.clerk_id)]
     subjects += [profile_subject(p) for p in await _profile_ids(container, family)]
@@ -161,6 +176,8 @@ SECTIONS: list[Section] = [
     ("devices", _devices),
     ("progress", _progress),
     ("series_progress", _series),
+    ("day_ledger", _stats(day_ledger)),
+    ("time_requests", _time_requests),
     ("events", _events),
 ]
 

@@ -7,10 +7,12 @@ subject is being projected while it is removed:
    a profile deletion always did; a revoked token fails at once), and every shard is drained:
    all of its events are archived (sealed with its keys) and projected;
 2. its Redis state goes: resume and series keys with their indexes and list versions, daily
-   counters, session states and indexes, read-your-writes notes and rate-limit counters (any
-   key named after the account), and its entries in the event streams and the dead-letter
+   counters, session states and indexes, its parental policy's keys (policy, counts of the
+   day, requests for time), read-your-writes notes and rate-limit counters (any key named
+   after the account), and its entries in the event streams and the dead-letter
    stream (the live log must not keep its plaintext until trimming);
-3. in one transaction its rows go (sessions, stats, devices, videos, profiles, the user) and so
+3. in one transaction its rows go (sessions, stats, devices, day ledgers, videos, profiles,
+   the user) and so
    do its privacy keys: from then on its archived events read as erased, in the feed, in
    exports and in replay. Events archived in the clear before privacy keys existed are blanked;
 4. its uploaded files are deleted, and a ``privacy.erased`` event without personal data is
@@ -38,8 +40,8 @@ from adapters.eventlog import WRITTEN_PREFIX, shard_for, stream_name, written_ke
 from adapters.keyring import ERASED_KEY, delete_keys
 from adapters.media import MediaStore
 from adapters.session_keys import ACTIVE_INDEX, profile_index, session_key
-from adapters.tables import devices as devices_table
 from adapters.tables import (
+    day_ledger,
     events,
     profiles,
     stats_daily,
@@ -49,13 +51,14 @@ from adapters.tables import (
     videos,
     watch_sessions,
 )
+from adapters.tables import devices as devices_table
 from domain.codec import UnknownEvent, decode
 from domain.events import ErasedScope, SubjectErased
 from domain.privacy import family_subject, profile_subject, subject_of
 from projections.registry import REDIS_PROJECTIONS
 from projections.runtime import projectors_caught_up
 from projections.streams import DEAD_LETTER_STREAM
-from services import catalog, devices, sessions
+from services import catalog, devices, policy, sessions
 
 ERASER = "system:privacy"
 PAGE = 1000
@@ -68,6 +71,13 @@ _SESSION_TYPES = (
     "device.paired",
     "device.token_issued",
     "device.revoked",
+    "session.stop_requested",
+    "profile.policy_set",
+    "profile.bonus_granted",
+    "profile.locked",
+    "profile.unlocked",
+    "time_request.created",
+    "time_request.decided",
 )
 
 
@@ -186,6 +196,8 @@ async def _forget_redis(container: Container, subject: Subject) -> None:
         for clerk_id in subject.clerk_ids:
             pipe.unlink(written_key(clerk_id, shard_for(clerk_id, settings.stream_shards)))
         await pipe.execute()
+    for profile_id in subject.profile_ids:
+        await policy.forget_profile(container, profile_id)
     for clerk_id in subject.clerk_ids:
         await _unlink_named_after(container, clerk_id)
 
@@ -250,7 +262,7 @@ async def _delete_rows(conn: AsyncConnection, subject: Subject) -> int:
                 watch_sessions.delete().where(watch_sessions.c.session_id.in_(chunk))
             )
     if shown:
-        for table in (stats_daily, stats_videos, stats_totals, devices_table):
+        for table in (stats_daily, stats_videos, stats_totals, devices_table, day_ledger):
             await conn.execute(table.delete().where(table.c.profile_id.in_(shown)))
         await conn.execute(profiles.delete().where(profiles.c.id.in_(shown)))
     if subject.user_id is not None:

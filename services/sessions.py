@@ -15,6 +15,13 @@ Keys:
   so a parent's action (kids mode off, the profile deleted) can end them
 * ``medio:sessions:seq``: the session id sequence (moved past the archive after a Redis
   restart, ``projections.recovery``)
+* ``medio:session-token:{hash}``: the session a session token belongs to (a child asks for
+  more time with it, also after the session ended)
+
+Starts and heartbeats also read the profile's policy and its command-side count of today
+(``services.policy``) in the same atomic step: a parent's change applies at the next beat, and
+two devices of one child beating at once are serialised on that count, so never both pass the
+end of the day's budget.
 
 The daily-limit counter is the ``projections.daily_limit`` projection: exact up to the
 projection lag (see docs/api.md, "Daily limit across devices").
@@ -42,13 +49,23 @@ from adapters.session_keys import (
     profile_index,
     session_key,
 )
+from domain import policy as policy_rules
 from domain import sessions
-from domain.catalog import Profile
-from domain.events import EndReason, SessionStarted
+from domain.catalog import Profile, Video
+from domain.events import EndReason, SessionStarted, SessionStopRequested
+from domain.policy import Policy, Refusal
 from domain.sessions import Rules, SessionState, Transition
 from projections.daily_limit import counter_key
 from projections.sessions import SessionsProjection
 from services.idempotency import Receipt, decide_once
+from services.policy import (
+    USED_TTL_SECONDS,
+    decode_policy,
+    policy_key,
+    policy_of,
+    today_ms,
+    used_key,
+)
 
 SESSION_TOKEN_PREFIX = "sess_"
 ROUTE_CACHE_SIZE = 100_000
@@ -70,12 +87,14 @@ class SessionOver(RuntimeError):
     """The session has ended (by the player, the daily limit, or timeout)."""
 
 
-class DailyLimitExceeded(Exception):
-    """Today's watched time already reaches the profile's limit."""
+class StartRefused(Exception):
+    """The profile's policy refuses a new session now: ``refusal.reason`` says why (daily
+    limit, bedtime, lock, age rating) and ``refusal.allowed_at`` when it may try again."""
 
-    def __init__(self, profile: Profile, watched_ms: int) -> None:
-        super().__init__("Daily watch limit exceeded")
-        self.limit_minutes = profile.daily_limit_minutes
+    def __init__(self, profile: Profile, refusal: Refusal, limit_minutes: int, watched_ms: int):
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+        self.limit_minutes = limit_minutes  # today's limit with today's bonus
         self.watched_minutes = sessions.whole_minutes(watched_ms)
         self.profile_name = profile.name
 
@@ -101,23 +120,30 @@ class Started:
     state: SessionState
     session_token: str
     watched_today_ms: int
+    budget_ms: int  # today's limit and bonus
 
     @property
     def remaining_minutes(self) -> int:
-        return sessions.remaining_minutes(self.state.daily_limit_minutes, self.watched_today_ms)
+        budget = self.budget_ms // sessions.MS_PER_MINUTE
+        return sessions.remaining_minutes(budget, self.watched_today_ms)
 
 
 @dataclass(frozen=True)
 class Beat:
-    """A heartbeat's outcome (``active`` or ``limit_reached``) and today's figure after it."""
+    """A heartbeat's outcome (``active``, ``limit_reached``, ``bedtime`` or ``stopped``),
+    today's figures after it, and when the session will end (and whether to warn)."""
 
     status: str
     state: SessionState
     today_ms: int
+    budget_ms: int
+    ends_at: datetime | None = None
+    warning: str | None = None
 
     @property
     def remaining_minutes(self) -> int:
-        return sessions.remaining_minutes(self.state.daily_limit_minutes, self.today_ms)
+        budget = self.budget_ms // sessions.MS_PER_MINUTE
+        return sessions.remaining_minutes(budget, self.today_ms)
 
 
 def new_session_token() -> str:
@@ -143,23 +169,35 @@ def _decode(value: bytes | str | None) -> SessionState | None:
     return _decoder.decode(value) if value else None
 
 
-def _committed(transition: Transition, result: R) -> Decision[R]:
-    """Write the transition's state, index entry and events (nothing when it has no events)."""
+def token_key(token_hash: str) -> str:
+    """Which session a session token belongs to."""
+    return f"medio:session-token:{token_hash}"
+
+
+def _committed(
+    transition: Transition, result: R, records: dict[str, tuple[bytes | str, int]] | None = None
+) -> Decision[R]:
+    """Write the transition's state, index entry, events and ``records`` (nothing when it has
+    no events)."""
     if not transition.events:
         return Decision(result=result)
     state = transition.state
     member = str(state.session_id)
     score = state.last_active_at.timestamp() if state.active else None
     indexes = {ACTIVE_INDEX: {member: score}}
+    writes: dict[str, bytes | str | None] = {session_key(state.session_id): _encoder.encode(state)}
     if not state.active or isinstance(transition.events[0], SessionStarted):  # not per beat
         started = state.started_at.timestamp() if state.active else None
         indexes[profile_index(state.profile_id)] = {member: started}
+    if isinstance(transition.events[0], SessionStarted):
+        writes[token_key(state.token_hash)] = member
     return Decision(
         result=result,
         events=transition.events,
-        writes={session_key(state.session_id): _encoder.encode(state)},
+        writes=writes,
         ttl_seconds=STATE_TTL_SECONDS,
         index_scores=indexes,
+        records=records or {},
     )
 
 
@@ -182,23 +220,26 @@ async def _route(container: Container, session_id: int) -> tuple[int, str]:
 
 
 async def watched_today_ms(container: Container, profile: Profile, now: datetime) -> int:
-    """The profile's projected watched time on its local day at ``now``."""
+    """The profile's watched time on its local day at ``now`` (projected or counted)."""
     today = sessions.local_date(now, profile.timezone).isoformat()
-    value = await container.redis.get(counter_key(profile.id, today))
-    return int(value or 0)
+    projected, used = await container.redis.mget(
+        [counter_key(profile.id, today), used_key(profile.id, today)]
+    )
+    return today_ms(projected, used)
 
 
 async def start_session(
     container: Container,
     profile: Profile,
-    video_id: int,
+    video: Video,
     *,
     public: bool,
     actor: str,
     receipt: Receipt[Started] | None = None,
     device_id: int | None = None,
 ) -> Started:
-    """Open a session unless the profile's day is used up (``DailyLimitExceeded``).
+    """Open a session unless the profile's policy refuses it now (``StartRefused``: the age
+    rating, a lock, bedtime or the day's budget, in that order).
 
     With a ``receipt`` the answer is stored with the ``session.started`` event, or, if a twin
     request stored one first, ``AlreadyAnswered`` is raised and nothing is started.
@@ -206,36 +247,52 @@ async def start_session(
     now = container.clock.now()
     session_id = int(await container.pipeline.run(NEXT_SESSION_ID, [SEQUENCE_KEY]))
     token = new_session_token()
-    today = sessions.local_date(now, profile.timezone).isoformat()
+    day = sessions.local_date(now, profile.timezone)
+    today = day.isoformat()
 
-    def decide(current: list[bytes | None]) -> Decision[Started | int]:
-        watched_ms = int(current[1] or 0)
-        if sessions.limit_reached(profile.daily_limit_minutes, watched_ms):
-            return Decision(result=watched_ms)
+    def decide(current: list[bytes | None]) -> Decision[Started | StartRefused]:
+        # The catalog row's settings (what the parent last saved), with the stored lock and
+        # bonuses; the stored key is compared at commit, so a lock given meanwhile is seen.
+        policy = policy_of(profile, decode_policy(current[2]))
+        watched_ms = today_ms(current[1], current[3])
+        budget = policy_rules.budget_ms(policy, day)
+        refusal = policy_rules.start_refusal(
+            policy, now, watched_ms, age=profile.age, min_age=video.min_age
+        )
+        if refusal is not None:
+            limit = budget // sessions.MS_PER_MINUTE
+            return Decision(result=StartRefused(profile, refusal, limit, watched_ms))
         state, event = sessions.start(
             session_id=session_id,
             profile_id=profile.id,
-            video_id=video_id,
+            video_id=video.id,
             user_id=profile.user_id,
             timezone=profile.timezone,
-            daily_limit_minutes=profile.daily_limit_minutes,
+            daily_limit_minutes=policy_rules.day_limit_minutes(policy, day),
             now=now,
             token_hash=hash_token(token),
             public=public,
             actor=actor,
             device_id=device_id,
+            video_duration=video.duration,
         )
-        return _committed(Transition("active", state, (event,)), Started(state, token, watched_ms))
+        started = Started(state, token, watched_ms, budget)
+        return _committed(Transition("active", state, (event,)), started)
 
     outcome = await decide_once(
         container.events,
         str(profile.id),
-        [session_key(session_id), counter_key(profile.id, today)],
+        [
+            session_key(session_id),
+            counter_key(profile.id, today),
+            policy_key(profile.id),
+            used_key(profile.id, today),
+        ],
         decide,
         receipt,
     )
-    if isinstance(outcome, int):
-        raise DailyLimitExceeded(profile, outcome)
+    if isinstance(outcome, StartRefused):
+        raise outcome
     return outcome
 
 
@@ -246,8 +303,22 @@ class _StaleRoute:
 _STALE = _StaleRoute()
 
 
+@dataclass(frozen=True)
+class Today:
+    """What a command reads of the session's profile and day besides the session itself:
+    watched ms today (projected or counted), the profile's policy (``None`` when it has none
+    stored), and the key of the command side's count of today."""
+
+    ms: int = 0
+    policy: Policy | None = None
+    used_key: str = ""
+
+
+Decide = Callable[[SessionState | None, Today], Decision[R]]
+
+
 def _guarded(
-    route: tuple[int, str], decide: Callable[[SessionState | None, int], Decision[R]]
+    route: tuple[int, str], keys: list[str], decide: Decide[R]
 ) -> Callable[[list[bytes | None]], Decision[R | _StaleRoute]]:
     """``decide`` on the values read, unless the state shows ``route`` to be stale."""
 
@@ -255,7 +326,10 @@ def _guarded(
         state = _decode(current[0])
         if state is not None and (state.profile_id, state.timezone) != route:
             return Decision(result=_STALE)
-        return decide(state, int(current[1] or 0) if len(current) > 1 else 0)
+        today = Today()
+        if len(current) > 1:
+            today = Today(today_ms(current[1], current[3]), decode_policy(current[2]), keys[3])
+        return decide(state, today)
 
     return checked
 
@@ -264,25 +338,28 @@ async def _on_session(
     container: Container,
     session_id: int,
     counter_on: datetime | None,
-    decide: Callable[[SessionState | None, int], Decision[R]],
+    decide: Decide[R],
     receipt: Receipt[Any] | None = None,
 ) -> R:
-    """Run ``decide(state, projected ms today)`` on one session under ``EventLog.decide``
-    (``decide_once`` with a ``receipt``).
+    """Run ``decide(state, today)`` on one session under ``EventLog.decide`` (``decide_once``
+    with a ``receipt``).
 
-    The session's profile (the ordering key) and zone (today's counter, read when
-    ``counter_on`` is given) are needed to name the keys before the state is read, so they come
-    from a cache and are checked against the state read; a mismatch refreshes them once.
+    The session's profile (the ordering key) and zone (today's counters and the policy, read
+    when ``counter_on`` is given) are needed to name the keys before the state is read, so they
+    come from a cache and are checked against the state read; a mismatch refreshes them once.
     """
     for _ in range(2):
         profile_id, timezone = await _route(container, session_id)
         keys = [session_key(session_id)]
         if counter_on is not None:
-            keys.append(
-                counter_key(profile_id, sessions.local_date(counter_on, timezone).isoformat())
-            )
+            day = sessions.local_date(counter_on, timezone).isoformat()
+            keys += [
+                counter_key(profile_id, day),
+                policy_key(profile_id),
+                used_key(profile_id, day),
+            ]
 
-        checked = _guarded((profile_id, timezone), decide)
+        checked = _guarded((profile_id, timezone), keys, decide)
         result = await decide_once(container.events, str(profile_id), keys, checked, receipt)
         if not isinstance(result, _StaleRoute):
             return result
@@ -301,20 +378,80 @@ def _outcome(session_id: int, transition: Transition | None) -> Transition:
 async def heartbeat(
     container: Container, session_id: int, caller: Caller, position: float | None
 ) -> Beat:
-    """Accrue watched time; the session ends itself when today's limit is reached."""
+    """Accrue watched time and apply the profile's current policy: the session ends itself at
+    a stop or lock (``stopped``), at bedtime, or when today's budget is used up."""
     now = container.clock.now()
     rules = rules_of(container)
 
-    def decide(state: SessionState | None, today_ms: int) -> Decision[Transition | None]:
+    def decide(state: SessionState | None, today: Today) -> Decision[Transition | None]:
         if state is None or not caller.may_access(state):
             return Decision(result=None)
         transition = sessions.heartbeat(
-            state, now, rules, projected_today_ms=today_ms, position=position, actor=caller.actor
+            state,
+            now,
+            rules,
+            projected_today_ms=today.ms,
+            position=position,
+            actor=caller.actor,
+            policy=today.policy,
         )
-        return _committed(transition, transition)
+        if transition.outcome == "already_ended":  # timed out: nothing accrued
+            return _committed(transition, transition)
+        # This beat's share of today joins the command side's count in the same step.
+        counted: dict[str, tuple[bytes | str, int]] = {
+            today.used_key: (str(transition.today_ms), USED_TTL_SECONDS)
+        }
+        return _committed(transition, transition, counted)
 
     transition = _outcome(session_id, await _on_session(container, session_id, now, decide))
-    return Beat(transition.outcome, transition.state, transition.today_ms)
+    return Beat(
+        transition.outcome,
+        transition.state,
+        transition.today_ms,
+        transition.budget_ms,
+        transition.ends_at,
+        transition.warning,
+    )
+
+
+async def request_stop(
+    container: Container, session_id: int, user_id: int, actor: str
+) -> SessionState:
+    """The parent stops one running session: its next heartbeat ends it (``stopped``)."""
+    now = container.clock.now()
+    rules = rules_of(container)
+
+    def decide(state: SessionState | None, _today: Today) -> Decision[SessionState | None]:
+        if state is None or state.user_id != user_id:
+            return Decision(result=None)
+        if not sessions.view(state, now, rules).active or state.stop_requested:
+            return Decision(result=state)
+        stopping = msgspec.structs.replace(state, stop_requested=True)
+        event = SessionStopRequested(
+            occurred_at=now,
+            actor=actor,
+            session_id=session_id,
+            profile_id=state.profile_id,
+            video_id=state.video_id,
+            local_date=sessions.local_date(now, state.timezone).isoformat(),
+        )
+        return _committed(Transition("active", stopping, (event,)), stopping)
+
+    found = await _on_session(container, session_id, None, decide)
+    if found is None:
+        raise SessionNotFound(session_id)
+    if not sessions.view(found, now, rules).active:
+        raise SessionOver(session_id)
+    return found
+
+
+async def session_of_token(container: Container, token_hash: str) -> SessionState | None:
+    """The session a session token belongs to, also after it ended (while its state is kept)."""
+    session_id = await container.redis.get(token_key(token_hash))
+    if session_id is None:
+        return None
+    state = _decode(await container.redis.get(session_key(int(session_id))))
+    return state if state is not None and state.token_hash == token_hash else None
 
 
 async def end_session(
@@ -330,7 +467,7 @@ async def end_session(
     now = container.clock.now()
     rules = rules_of(container)
 
-    def decide(state: SessionState | None, _today_ms: int) -> Decision[Transition | None]:
+    def decide(state: SessionState | None, _today: Today) -> Decision[Transition | None]:
         if state is None or not caller.may_access(state):
             return Decision(result=None)
         transition = sessions.end(state, now, rules, actor=caller.actor)
@@ -353,7 +490,7 @@ async def end_profile_sessions(
     for member in [m for m in members if isinstance(m, bytes | str)]:
         session_id = int(member)
 
-        def decide(state: SessionState | None, _today_ms: int) -> Decision[bool]:
+        def decide(state: SessionState | None, _today: Today) -> Decision[bool]:
             if state is None or not state.active or (public_only and not state.public):
                 return Decision(result=False)
             transition = sessions.end(state, now, rules, actor=actor, reason=reason)
@@ -393,7 +530,7 @@ async def expire_session(container: Container, session_id: int, now: datetime) -
     """End one silent session at its last heartbeat; ``False`` if it beat or ended meanwhile."""
     rules = rules_of(container)
 
-    def decide(state: SessionState | None, _today_ms: int) -> Decision[bool]:
+    def decide(state: SessionState | None, _today: Today) -> Decision[bool]:
         if state is None:
             return Decision(result=False, index_scores={ACTIVE_INDEX: {str(session_id): None}})
         transition = sessions.expire(state, now, rules, actor="system:reaper")

@@ -1,12 +1,19 @@
-"""Parents' stats for one profile, read from the stats projections (never from raw events)."""
+"""Parents' stats for one profile, read from the stats projections (never from raw events).
+
+The limit is today's effective one (the weekday entry or the default) and the remaining minutes
+count today's bonus, read from the day's ledger (``projections.ledger``).
+"""
 
 from __future__ import annotations
 
 from adapters.container import Container
+from domain import policy as policy_rules
 from domain import stats
 from domain.sessions import local_date, remaining_minutes, whole_minutes
+from projections.ledger import LedgerProjection
 from projections.stats import StatsProjection
-from services import catalog
+from services import catalog, ledger
+from services.policy import policy_of
 
 # Favourites are ranked in SQL; a few spare rows cover videos deleted since they were watched.
 SPARE_FAVORITES = 15
@@ -28,7 +35,9 @@ async def profile_stats(
             top=stats.FAVORITES + SPARE_FAVORITES,
         )
         titles = await catalog.get_video_titles(conn, [v for v, _n, _ms in totals.top_videos])
+        bonus = ledger.bonus_of(await LedgerProjection().entries(conn, profile.id, today))
     today_ms = totals.daily_ms.get(today, 0)
+    limit = policy_rules.day_limit_minutes(policy_of(profile, None), today)
     favorites = [
         stats.FavoriteVideo(video_id, titles[video_id], count, whole_minutes(ms))
         for video_id, count, ms in totals.top_videos
@@ -42,8 +51,9 @@ async def profile_stats(
             totals.watched_ms, totals.watched_sessions
         ),
         today_watch_time_minutes=whole_minutes(today_ms),
-        daily_limit_minutes=profile.daily_limit_minutes,
-        daily_limit_remaining_minutes=remaining_minutes(profile.daily_limit_minutes, today_ms),
+        daily_limit_minutes=limit,
+        daily_limit_remaining_minutes=remaining_minutes(limit + bonus, today_ms),
+        today_bonus_minutes=bonus,
         weekly_stats=stats.weekly_stats(today, totals.daily_ms),
         favorite_videos=favorites[: stats.FAVORITES],
     )

@@ -306,3 +306,58 @@ async def test_a_parent_token_on_a_device_route_is_403_and_none_is_401(
     assert (await client.get("/api/device", headers=auth())).status_code == 403
     assert (await client.get("/api/device")).status_code == 401
     assert (await client.get("/api/device", headers=_bearer("dev_forged"))).status_code == 401
+
+
+async def test_a_device_shows_its_childs_policy_lists_only_allowed_videos_and_asks_for_time(
+    client: Client, auth: Auth, clock: FakeClock
+) -> None:
+    parent = auth()
+    bedtime = {"start": "20:00", "end": "07:00"}
+    profile, videos = await parent_setup(
+        client, parent, name="Mia", daily_limit_minutes=30, bedtime=bedtime
+    )
+    pid = profile["id"]
+    rated = await client.patch(f"/api/videos/{videos[1]}", json={"min_age": 12}, headers=parent)
+    assert rated.status_code == 200, rated.text
+    token = await _paired(client, clock, parent, pid)
+    device_headers = _bearer(token["device_token"])
+    given = await client.post(f"/api/profiles/{pid}/bonus", json={"minutes": 15}, headers=parent)
+    assert given.status_code == 201, given.text
+    assert (await client.post(f"/api/profiles/{pid}/lock", json={}, headers=parent)).is_success
+
+    home = (await client.get("/api/device", headers=device_headers)).json()
+    assert (home["bedtime"], home["locked"]) == (bedtime, True)
+    assert (home["daily_limit_minutes"], home["remaining_minutes"]) == (45, 45)
+    assert (await client.delete(f"/api/profiles/{pid}/lock", headers=parent)).status_code == 204
+    assert (await client.get("/api/device", headers=device_headers)).json()["locked"] is False
+
+    listed = (await client.get("/api/device/videos", headers=device_headers)).json()
+    assert [v["id"] for v in listed["videos"]] == [videos[3], videos[2], videos[0]]
+    assert listed["metadata"]["totalCount"] == 3
+
+    asked = await client.post(
+        "/api/time-requests", json={"minutes": 10, "message": "One more?"}, headers=device_headers
+    )
+    assert asked.status_code == 201, asked.text
+    assert (asked.json()["profile_id"], asked.json()["status"]) == (pid, "pending")
+    rid = asked.json()["request_id"]
+    approved = await client.post(f"/api/time-requests/{rid}/approve", headers=parent)
+    assert approved.status_code == 200, approved.text
+    polled = await client.get(f"/api/time-requests/{rid}", headers=device_headers)
+    assert polled.status_code == 200 and polled.json()["status"] == "approved"
+    assert (await client.get("/api/device", headers=device_headers)).json()[
+        "remaining_minutes"
+    ] == 55
+
+    # Another device of the same parent did not ask: the request is not its to read.
+    other = _bearer((await _paired(client, clock, parent, pid))["device_token"])
+    assert (await client.get(f"/api/time-requests/{rid}", headers=other)).status_code == 404
+    revoked = await client.delete(
+        f"/api/profiles/{pid}/devices/{token['device_id']}", headers=parent
+    )
+    assert revoked.status_code == 204
+    again = await client.post("/api/time-requests", json={"minutes": 10}, headers=device_headers)
+    assert again.status_code == 401
+    assert (
+        await client.get(f"/api/time-requests/{rid}", headers=device_headers)
+    ).status_code == 401

@@ -1,5 +1,6 @@
-"""A family's data (CONTRACT §15): a family watches, saves progress and series progress and pairs
-a device; the export holds it, and after an erasure no byte of it is
+"""A family's data (CONTRACT §15): a family watches, saves progress and series progress, pairs
+a device, sets its children's policy, gives a bonus, locks and unlocks, and a child asks for
+time; the export holds it, and after an erasure no byte of it is
 left in Postgres (every table), Redis (every key and stream entry), the media root or a new
 export; the feed shows its events erased in place; another family is untouched; replay
 --verify is clean. The same for one child's profile.
@@ -115,6 +116,9 @@ async def _family(world: World, children: int = 1) -> Family:
         )
         assert beat.status_code == 200, beat.text
         assert (await client.post(f"/api/sessions/{sid}/end", headers=headers)).status_code == 200
+        message = f"Please{n}{tag}"  # the child's words: personal data
+        await _policy(world, made.json()["id"], started.json()["session_token"], headers, message)
+        needles.append(message)
     title, series = f"tt{tag}", f"show{tag}"
     saved = await client.post(
         "/api/progress", json={"clerkId": sub, "tmdbId": title, "currentTime": 42}, headers=headers
@@ -126,6 +130,34 @@ async def _family(world: World, children: int = 1) -> Family:
     needles += [title, series, f"ep{tag}"]
     await world.drain()
     return Family(sub, headers, profiles, needles)
+
+
+async def _policy(
+    world: World, profile_id: int, session_token: str, headers: dict[str, str], message: str
+) -> None:
+    """The parent's policy actions on one child, and the child's request for time."""
+    client = world.client
+    policy = {"bedtime": {"start": "20:30", "end": "07:00"}, "weekday_limits": {"sunday": 90}}
+    changed = await client.patch(f"/api/profiles/{profile_id}", json=policy, headers=headers)
+    assert changed.status_code == 200, changed.text
+    bonus = await client.post(
+        f"/api/profiles/{profile_id}/bonus", json={"minutes": 15}, headers=headers
+    )
+    assert bonus.status_code == 201, bonus.text
+    locked = await client.post(f"/api/profiles/{profile_id}/lock", json={}, headers=headers)
+    assert locked.status_code == 200, locked.text
+    unlocked = await client.delete(f"/api/profiles/{profile_id}/lock", headers=headers)
+    assert unlocked.status_code == 204, unlocked.text
+    asked = await client.post(
+        "/api/time-requests",
+        json={"minutes": 10, "message": message},
+        headers={"X-Session-Token": session_token},
+    )
+    assert asked.status_code == 201, asked.text
+    approved = await client.post(
+        f"/api/time-requests/{asked.json()['request_id']}/approve", headers=headers
+    )
+    assert approved.status_code == 200, approved.text
 
 
 async def _postgres_text(world: World) -> str:
@@ -216,7 +248,14 @@ async def test_erasing_a_family_leaves_no_byte_of_it_and_touches_no_one_else(
         "session.heartbeat",
         "progress.saved",
         "series_progress.saved",
+        "profile.policy_set",
+        "profile.bonus_granted",
+        "profile.locked",
+        "time_request.created",
+        "time_request.decided",
     }
+    assert export.json()["day_ledger"] and export.json()["time_requests"]
+    assert all("asker" not in r for r in export.json()["time_requests"])
     kept_stats = await _stats(world, kept)
     feed_before = await _feed(world)
     kept_events = [e for e in feed_before if kept.sub in str(e["data"])]
@@ -265,6 +304,11 @@ async def test_erasing_one_child_leaves_the_rest_of_the_family(world: World) -> 
     ):
         _absent([gone["name"]], text, where)
         assert stays["name"] in text or where == "Redis"
+    redis_text = await _redis_text(world)
+    for key in (f"medio:policy:{gone['id']}'", f"medio:time-requests:profile:{gone['id']}'"):
+        assert key not in redis_text
+    assert f"medio:policy:{gone['id']}:used" not in redis_text
+    assert f"medio:policy:{stays['id']}'" in redis_text
     assert f'"profile_id":{gone["id"]}' not in str(await _feed(world)).replace(" ", "")
     read = await world.client.get(f"/api/profiles/{stays['id']}/stats", headers=family.headers)
     assert read.json() == stays_stats

@@ -51,6 +51,7 @@ async def test_an_anonymous_start_at_the_limit_is_refused_without_the_childs_nam
         "message": "Daily watch limit exceeded",
         "limit_minutes": 1,
         "watched_minutes": 1,
+        "reason": "daily_limit",
     }
     # the parent, who knows the name, still gets the seed's whole body
     body = {"profile_id": profile["id"], "video_id": videos[1]}

@@ -32,11 +32,14 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
 CHECKS = list(schemathesis.checks.CHECKS.get_all())
 # Operations whose schema-valid inputs are rightly refused for what no schema can say:
 # a file's type is read from its leading bytes (CONTRACT §5: random bytes are a 415); a pairing
-# code is good only while a device waits with it (CONTRACT §14: a made-up one is a 400).
+# code is good only while a device waits with it (CONTRACT §14: a made-up one is a 400); a
+# request for time needs ``profile_id`` with a parent's token only, since a session or device
+# token implies its profile (CONTRACT §13), and a body's schema cannot depend on the credential.
 CONTENT_DECIDES = {
     "POST /api/videos/upload",
     "POST /api/devices/token",
     "POST /api/profiles/{profile_id}/devices",
+    "POST /api/time-requests",
 }
 
 

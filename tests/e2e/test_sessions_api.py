@@ -54,6 +54,8 @@ async def test_heartbeat_end_and_read(client: Client, auth: Auth, clock: FakeClo
         "session_id": sid,
         "last_heartbeat": "2026-05-06T03:01:00.000Z",
         "remaining_minutes": 59,
+        "ends_at": "2026-05-06T04:00:00.000Z",  # the 59 minutes left, watched without pause
+        "warning": None,
     }
     for _ in range(14):  # beats every minute until 03:15, then the end at 03:15:30
         clock.advance(60)
@@ -138,6 +140,8 @@ async def test_heartbeat_answers_json_with_its_length_and_request_id(
         "session_id": sid,
         "last_heartbeat": "2026-05-06T03:01:30.000Z",
         "remaining_minutes": 44,
+        "ends_at": "2026-05-06T03:45:00.000Z",
+        "warning": None,
     }
 
 
@@ -340,6 +344,7 @@ async def test_limit_reached_mid_video_then_start_is_403_with_the_seed_body(
         "limit_minutes": 2,
         "watched_minutes": 2,
         "profile_name": "Bobby",
+        "reason": "daily_limit",
     }
     read = (await client.get(f"/api/sessions/{sid}", headers=headers)).json()
     assert read["end_reason"] == "daily_limit"

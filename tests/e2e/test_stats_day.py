@@ -197,7 +197,8 @@ async def test_a_scripted_day_gives_the_stats_worked_out_by_hand(
     refusal = {"message": "Daily watch limit exceeded", "limit_minutes": 60, "watched_minutes": 60}
     for device, named in (("tv", {"profile_name": "Mina"}), ("tablet", {})):
         response = await day.start("late", device, pid, alpha)
-        assert (response.status_code, response.json()) == (403, {**refusal, **named})
+        expected = {**refusal, **named, "reason": "daily_limit"}
+        assert (response.status_code, response.json()) == (403, expected)
 
     stats = await client.get(f"/api/profiles/{pid}/stats", headers=parent)
     assert stats.status_code == 200
@@ -209,6 +210,7 @@ async def test_a_scripted_day_gives_the_stats_worked_out_by_hand(
         "today_watch_time_minutes": 60,
         "daily_limit_minutes": 60,
         "daily_limit_remaining_minutes": 0,
+        "today_bonus_minutes": 0,
         "weekly_stats": {
             "monday": 0,
             "tuesday": 10,

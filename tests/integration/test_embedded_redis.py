@@ -56,7 +56,7 @@ async def test_saves_sessions_and_projections_work_on_the_wheels_valkey(
         profile = await new_profile(container, owner, daily_limit_minutes=60)
         video = await new_video(container, owner)
         started = await sessions.start_session(
-            container, profile, video.id, public=False, actor="parent"
+            container, profile, video, public=False, actor="parent"
         )
         clock.advance(30)
         caller = Caller(user_id=owner, actor="parent")

@@ -93,7 +93,7 @@ async def test_racing_session_starts_append_one_event(container: Container) -> N
     acted, answered = await _race(
         [
             sessions.start_session(
-                container, profile, video.id, public=False, actor="test", receipt=receipt
+                container, profile, video, public=False, actor="test", receipt=receipt
             )
             for _ in range(TWINS)
         ]
@@ -187,11 +187,11 @@ async def test_a_twin_with_another_request_under_the_key_is_told_so(container: C
     first = _receipt(lambda started: (201, b"{}"))
     other = Receipt(first.ref, "0" * 64, first.render)
     await sessions.start_session(
-        container, profile, video.id, public=False, actor="test", receipt=first
+        container, profile, video, public=False, actor="test", receipt=first
     )
     with pytest.raises(KeyReused):
         await sessions.start_session(
-            container, profile, video.id, public=False, actor="test", receipt=other
+            container, profile, video, public=False, actor="test", receipt=other
         )
     values = {"name": "Twin", "age": 5, "timezone": "UTC", "daily_limit_minutes": 60}
     row_receipt = _receipt(_profile_answer)

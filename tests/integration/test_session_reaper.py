@@ -46,7 +46,7 @@ async def _silent_session(settings: Settings) -> int:
         profile = await new_profile(container, owner)
         video = await new_video(container, owner)
         started = await sessions.start_session(
-            container, profile, video.id, public=False, actor="test"
+            container, profile, video, public=False, actor="test"
         )
         return started.state.session_id
     finally:

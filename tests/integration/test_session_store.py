@@ -45,7 +45,7 @@ async def _started(store: Container, limit: int = 60) -> tuple[sessions.Started,
     owner = await new_owner(store)
     profile = await new_profile(store, owner, daily_limit_minutes=limit)
     video = await new_video(store, owner)
-    started = await sessions.start_session(store, profile, video.id, public=False, actor="parent")
+    started = await sessions.start_session(store, profile, video, public=False, actor="parent")
     return started, Caller(user_id=owner, actor="parent")
 
 
@@ -161,11 +161,13 @@ async def test_session_token_holder_may_beat(store: Container, clock: FakeClock)
 async def _watch(store: Container, clock: FakeClock, profile: Profile, seconds: int) -> None:
     """Another device watches ``seconds`` (beating every minute) and ends its session."""
     video = await new_video(store, profile.user_id)
-    started = await sessions.start_session(store, profile, video.id, public=False, actor="p")
+    started = await sessions.start_session(store, profile, video, public=False, actor="p")
     caller = Caller(user_id=profile.user_id)
     for step in [60] * (seconds // 60) + ([seconds % 60] if seconds % 60 else []):
         clock.advance(step)
-        await sessions.heartbeat(store, started.state.session_id, caller, None)
+        beat = await sessions.heartbeat(store, started.state.session_id, caller, None)
+        if beat.status != "active":  # the day's budget ran out on this beat
+            return
     await sessions.end_session(store, started.state.session_id, caller)
 
 
@@ -177,8 +179,8 @@ async def test_start_is_refused_when_the_projected_day_is_used_up(
     await _watch(store, clock, profile, 150)
     await drain()
     video = await new_video(store, owner)
-    with pytest.raises(sessions.DailyLimitExceeded) as refused:
-        await sessions.start_session(store, profile, video.id, public=False, actor="p")
+    with pytest.raises(sessions.StartRefused) as refused:
+        await sessions.start_session(store, profile, video, public=False, actor="p")
     assert (refused.value.limit_minutes, refused.value.watched_minutes) == (2, 2)
     assert refused.value.profile_name == "Sarah"
 
@@ -191,7 +193,7 @@ async def test_heartbeat_reaching_the_limit_ends_the_session(
     await _watch(store, clock, profile, 9 * 60 + 30)  # 9.5 minutes on another device
     await drain()
     video = await new_video(store, owner)
-    started = await sessions.start_session(store, profile, video.id, public=False, actor="p")
+    started = await sessions.start_session(store, profile, video, public=False, actor="p")
     assert started.watched_today_ms == 570_000 and started.remaining_minutes == 1
     caller = Caller(user_id=owner)
     session_id = started.state.session_id

@@ -106,6 +106,12 @@ def test_profile_defaults_fill_in_on_create() -> None:
         "daily_limit_minutes": 60,
         "timezone": "Europe/Paris",
         "kids_mode": False,
+        "weekday_limits": dict.fromkeys(
+            ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+        ),
+        "bedtime": None,
+        "warning_minutes": 5,
+        "limit_action": "stop",
     }
 
 
@@ -190,6 +196,7 @@ def test_video_values_default_optional_fields_to_null() -> None:
         "description": None,
         "thumbnail_url": None,
         "duration": None,
+        "min_age": 0,
     }
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from domain import sessions
 from domain.events import DayShare, SessionEnded, SessionHeartbeat
+from domain.policy import Policy, budget_ms
 from domain.sessions import Rules, SessionState
 
 TOKYO = "Asia/Tokyo"  # UTC+9, no DST
@@ -183,7 +184,9 @@ def test_view_shows_an_unreaped_silent_session_as_timed_out() -> None:
 def test_limit_and_remaining_minutes(
     limit: int, watched_ms: int, reached: bool, remaining: int
 ) -> None:
-    assert sessions.limit_reached(limit, watched_ms) is reached
+    day = date(2026, 3, 2)
+    budget = budget_ms(Policy(daily_limit_minutes=limit), day)
+    assert (watched_ms >= budget) is reached
     assert sessions.remaining_minutes(limit, watched_ms) == remaining
 
 

@@ -1,0 +1,384 @@
+"""Parental policy routes (CONTRACT §13): bonus, lock, time requests, the day's ledger.
+
+Thin controllers: bodies checked here with the ``errors`` shape, every decision in
+``services.policy`` / ``services.ledger``. A profile, session or request of another parent is
+404, exactly like one that never existed.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from api.auth import bearer_token, unauthorized
+from api.catalog_schema import PageMetadata, invalid, json_object, metadata, not_found, page_query
+from api.deps import ContainerDep, PrincipalDep, device_of, principal_of, services_of
+from api.errors import ApiError, SpecialError
+from api.idempotency import Idempotent
+from api.openapi_parts import (
+    APPROVE_BODY,
+    BONUS_BODY,
+    LOCK_BODY,
+    TIME_REQUEST_BODY,
+    TIME_REQUEST_QUERY,
+    ledger_day,
+)
+from api.route_facts import facts
+from domain import policy as rules
+from domain.catalog import Problem, Profile
+from domain.devices import is_device_token
+from domain.numbers import whole_in
+from domain.timestamps import iso_ms
+from services import catalog, ledger, policy, sessions
+from services.idempotency import REDIS_ANSWERS
+from services.policy import RequestStatus, TimeRequest
+
+SESSION_TOKEN_HEADER = "x-session-token"
+MSG_BONUS = "Minutes must be an integer between 1 and 240"
+MSG_UNTIL = "until must be null or an ISO-8601 time with its offset"
+MSG_REQUEST_MINUTES = "Minutes must be an integer between 5 and 120"
+MSG_MESSAGE = "Message must be text of at most 200 characters"
+MSG_PROFILE_ID = "profile_id must be a positive integer"
+MSG_STATUS = "Status must be pending, approved or denied"
+MSG_DATE = "Date must be YYYY-MM-DD or today"
+MSG_COOLDOWN = "A request was denied recently. Please try again later."
+DEFAULT_LIMIT = 20
+
+
+class BonusOut(msgspec.Struct, frozen=True):
+    profile_id: int
+    date: str
+    bonus_minutes: int
+    limit_minutes: int
+    remaining_minutes: int
+
+
+class LockOut(msgspec.Struct, frozen=True):
+    profile_id: int
+    locked: bool
+    until: str | None
+
+
+class TimeRequestOut(msgspec.Struct, frozen=True):
+    request_id: int
+    profile_id: int
+    minutes: int
+    message: str | None
+    status: str
+    created_at: str
+    decided_at: str | None
+    granted_minutes: int | None
+
+
+class TimeRequestList(msgspec.Struct, frozen=True):
+    time_requests: list[TimeRequestOut]
+    metadata: PageMetadata
+
+
+def _request_out(request: TimeRequest) -> TimeRequestOut:
+    return TimeRequestOut(
+        request_id=request.request_id,
+        profile_id=request.profile_id,
+        minutes=request.minutes,
+        message=request.message,
+        status=request.status,
+        created_at=iso_ms(request.created_at),
+        decided_at=iso_ms(request.decided_at) if request.decided_at else None,
+        granted_minutes=request.granted_minutes,
+    )
+
+
+async def _own_profile(container: ContainerDep, user_id: int, profile_id: int) -> Profile:
+    found = await catalog.get_profile(container, user_id, profile_id)
+    if found is None:
+        raise not_found("Profile")
+    return found
+
+
+def _minutes(body: dict[str, Any], low: int, high: int, message: str) -> int:
+    minutes = whole_in(body.get("minutes"), low, high)
+    if minutes is None:
+        raise invalid([Problem("minutes", message)])
+    return minutes
+
+
+def _until(body: dict[str, Any]) -> datetime | None:
+    value = body.get("until")
+    if value is None:
+        return None
+    try:
+        until = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        until = None
+    if until is None or until.tzinfo is None:
+        raise invalid([Problem("until", MSG_UNTIL)])
+    return until  # a time already past locks nothing
+
+
+class PolicyController(Controller):
+    """A parent's actions on a profile's policy, and what the parent reads of a day."""
+
+    path = "/api/profiles"
+    tags = ["policy"]
+
+    @post(
+        "/{profile_id:int}/bonus",
+        status_code=201,
+        summary="Extra minutes for the profile's today",
+        opt=facts(json_body=BONUS_BODY),
+        middleware=[Idempotent(REDIS_ANSWERS)],
+    )
+    async def bonus(
+        self,
+        container: ContainerDep,
+        principal: PrincipalDep,
+        profile_id: FromPath[int],
+        data: JSONBody[Any] = None,
+    ) -> BonusOut:
+        minutes = _minutes(
+            json_object(data), rules.MIN_BONUS_MINUTES, rules.MAX_BONUS_MINUTES, MSG_BONUS
+        )
+        profile = await _own_profile(container, principal.user_id, profile_id)
+        given = await policy.grant_bonus(container, profile, minutes, principal.sub)
+        return BonusOut(
+            given.profile_id,
+            given.date,
+            given.bonus_minutes,
+            given.limit_minutes,
+            given.remaining_minutes,
+        )
+
+    @post(
+        "/{profile_id:int}/lock",
+        status_code=200,
+        summary="Pause watching (until a time, or until unlocked)",
+        opt=facts(json_body=LOCK_BODY),
+        middleware=[Idempotent(REDIS_ANSWERS)],
+    )
+    async def lock(
+        self,
+        container: ContainerDep,
+        principal: PrincipalDep,
+        profile_id: FromPath[int],
+        data: JSONBody[Any] = None,
+    ) -> LockOut:
+        until = _until(json_object(data))
+        profile = await _own_profile(container, principal.user_id, profile_id)
+        await policy.set_lock(container, profile, until, principal.sub)
+        return LockOut(profile.id, True, iso_ms(until) if until else None)
+
+    @delete("/{profile_id:int}/lock", summary="Lift the lock")
+    async def unlock(
+        self, container: ContainerDep, principal: PrincipalDep, profile_id: FromPath[int]
+    ) -> Response[None]:
+        profile = await _own_profile(container, principal.user_id, profile_id)
+        await policy.lift_lock(container, profile, principal.sub)
+        return Response(content=None, status_code=204)
+
+    @get(
+        "/{profile_id:int}/time-requests",
+        summary="The profile's requests for more time",
+        opt=facts(query=TIME_REQUEST_QUERY),
+    )
+    async def list_requests(
+        self,
+        container: ContainerDep,
+        principal: PrincipalDep,
+        profile_id: FromPath[int],
+        status: FromQuery[str | None] = None,
+        page: FromQuery[str | None] = None,
+        limit: FromQuery[str | None] = None,
+    ) -> TimeRequestList:
+        wanted = page_query(page, limit, DEFAULT_LIMIT)
+        if status is not None and status not in ("pending", "approved", "denied"):
+            raise invalid([Problem("status", MSG_STATUS)], "query")
+        profile = await _own_profile(container, principal.user_id, profile_id)
+        found = await policy.list_time_requests(container, profile, _status(status))
+        shown = found[wanted.offset : wanted.offset + wanted.limit]
+        return TimeRequestList([_request_out(r) for r in shown], metadata(wanted, len(found)))
+
+    @get(
+        "/{profile_id:int}/days/{day:str}",
+        summary="The day's ledger: why the budget stands",
+        opt=facts(document=ledger_day),
+    )
+    async def day(
+        self,
+        container: ContainerDep,
+        principal: PrincipalDep,
+        profile_id: FromPath[int],
+        day: FromPath[str],
+    ) -> dict[str, Any]:
+        profile = await _own_profile(container, principal.user_id, profile_id)
+        try:
+            found = await ledger.day_ledger(container, profile, day)
+        except ValueError:
+            raise invalid([Problem("date", MSG_DATE)], "params") from None
+        return found
+
+
+def _cooldown(container: ContainerDep, wait: int) -> SpecialError:
+    """429 after a denial, with the headers of every 429 (CONTRACT §8): the cooldown is a limit
+    of one request per window, used up until it ends."""
+    reset = math.ceil(container.clock.now().timestamp()) + wait
+    headers = {
+        "Retry-After": str(wait),
+        "X-RateLimit-Limit": "1",
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(reset),
+    }
+    return SpecialError(429, {"message": MSG_COOLDOWN, "retryAfter": wait}, headers)
+
+
+def _status(status: str | None) -> RequestStatus | None:
+    return status if status in ("pending", "approved", "denied") else None  # type: ignore[return-value]
+
+
+class TimeRequestsController(Controller):
+    """A child asks for more time (session or device token, or the parent for a profile);
+    the parent approves or denies; the device polls the request."""
+
+    path = "/api/time-requests"
+    tags = ["policy"]
+
+    @post(
+        status_code=201,
+        summary="Ask for more time (session or device token, or the parent's for a profile)",
+        # 404: the profile named; 409: one already pending
+        opt=facts(
+            session_token=True, ids_in_body=True, session_state=True, json_body=TIME_REQUEST_BODY
+        ),
+        middleware=[Idempotent(REDIS_ANSWERS)],
+    )
+    async def ask(
+        self, request: Request[Any, Any, Any], container: ContainerDep, data: JSONBody[Any] = None
+    ) -> TimeRequestOut:
+        token = request.headers.get(SESSION_TOKEN_HEADER) or bearer_token(
+            request.headers.get("authorization")
+        )
+        if token is None:
+            raise unauthorized()
+        body = json_object(data)
+        problems = []
+        minutes = whole_in(
+            body.get("minutes"), rules.MIN_REQUEST_MINUTES, rules.MAX_REQUEST_MINUTES
+        )
+        if minutes is None:
+            problems.append(Problem("minutes", MSG_REQUEST_MINUTES))
+        message = body.get("message")
+        if message is not None and (
+            not isinstance(message, str) or len(message) > rules.MAX_REQUEST_MESSAGE
+        ):
+            problems.append(Problem("message", MSG_MESSAGE))
+        asker, actor = "", ""
+        if sessions.is_session_token(token):
+            asker = sessions.hash_token(token)
+            session = await sessions.session_of_token(container, asker)
+            if session is None:
+                raise unauthorized("Invalid session token")
+            profile = await catalog.get_profile(container, session.user_id, session.profile_id)
+            actor = f"session:{session.session_id}"
+        elif is_device_token(token):  # a paired device asks for its own profile
+            device = await device_of(container, token)
+            asker = sessions.hash_token(token)
+            profile = await catalog.get_profile(container, device.user_id, device.profile_id)
+            actor = f"device:{device.device_id}"
+        else:
+            principal = await principal_of(services_of(request.app.state), token)
+            profile_id = whole_in(body.get("profile_id"), 1, 2**63 - 1)
+            if profile_id is None:
+                problems.append(Problem("profile_id", MSG_PROFILE_ID))
+                raise invalid(problems)
+            profile = await catalog.get_profile(container, principal.user_id, profile_id)
+            actor = principal.sub
+        if problems or minutes is None:
+            raise invalid(problems)
+        if profile is None:
+            raise not_found("Profile")
+        try:
+            asked = await policy.ask_for_time(
+                container, profile, minutes, message, asker=asker, actor=actor
+            )
+        except policy.RequestPending:
+            raise ApiError(409, "A request for this profile is already pending") from None
+        except policy.RequestCooldown as exc:
+            raise _cooldown(container, exc.retry_after) from None
+        return _request_out(asked)
+
+    @get(
+        "/{request_id:int}",
+        summary="One request (its parent, or the token that asked)",
+        opt=facts(session_token=True),
+    )
+    async def read(
+        self, request: Request[Any, Any, Any], container: ContainerDep, request_id: FromPath[int]
+    ) -> TimeRequestOut:
+        token = request.headers.get(SESSION_TOKEN_HEADER) or bearer_token(
+            request.headers.get("authorization")
+        )
+        if token is None:
+            raise unauthorized()
+        user_id, asker = None, None
+        if sessions.is_session_token(token):
+            asker = sessions.hash_token(token)
+        elif is_device_token(token):
+            await device_of(container, token)  # 401 once revoked
+            asker = sessions.hash_token(token)
+        else:
+            user_id = (await principal_of(services_of(request.app.state), token)).user_id
+        try:
+            found = await policy.get_time_request(
+                container, request_id, user_id=user_id, asker=asker
+            )
+        except policy.RequestNotFound:
+            raise not_found("Time request") from None
+        return _request_out(found)
+
+    @post(
+        "/{request_id:int}/approve",
+        status_code=200,
+        summary="Approve (with minutes)",
+        opt=facts(session_state=True, json_body=APPROVE_BODY, body_required=False),  # 409: decided
+    )
+    async def approve(
+        self,
+        container: ContainerDep,
+        principal: PrincipalDep,
+        request_id: FromPath[int],
+        data: JSONBody[Any] = None,
+    ) -> TimeRequestOut:
+        body = json_object(data if data is not None else {})
+        minutes = None
+        if body.get("minutes") is not None:
+            minutes = _minutes(body, rules.MIN_BONUS_MINUTES, rules.MAX_BONUS_MINUTES, MSG_BONUS)
+        return await _decide(container, principal.user_id, principal.sub, request_id, minutes)
+
+    @post("/{request_id:int}/deny", status_code=200, summary="Deny", opt=facts(session_state=True))
+    async def deny(
+        self, container: ContainerDep, principal: PrincipalDep, request_id: FromPath[int]
+    ) -> TimeRequestOut:
+        return await _decide(container, principal.user_id, principal.sub, request_id, None, False)
+
+
+async def _decide(
+    container: ContainerDep,
+    user_id: int,
+    actor: str,
+    request_id: int,
+    minutes: int | None,
+    approve: bool = True,
+) -> TimeRequestOut:
+    try:
+        decided = await policy.decide_time_request(
+            container, user_id, request_id, approve=approve, minutes=minutes, actor=actor
+        )
+    except policy.RequestNotFound:
+        raise not_found("Time request") from None
+    except policy.RequestDecided:
+        raise ApiError(409, "This request has already been decided") from None
+    return _request_out(decided)

@@ -1,0 +1,75 @@
+"""What a parent reads of one local day (CONTRACT §13): limit, bonus, watched time, the day's
+sessions with their end reasons and the ledger of what changed the budget, all from projections.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from adapters.container import Container
+from domain import policy as rules
+from domain.catalog import Profile
+from domain.localtime import local_date
+from domain.sessions import whole_minutes
+from domain.timestamps import iso_ms
+from projections.ledger import LedgerProjection
+from projections.sessions import SessionsProjection
+from projections.stats import StatsProjection
+from services.policy import policy_of
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_day(text: str, today: date) -> date:
+    """``YYYY-MM-DD`` or ``today``; ``ValueError`` otherwise."""
+    if text == "today":
+        return today
+    if not _DATE.match(text):
+        raise ValueError(text)
+    return date.fromisoformat(text)
+
+
+def bonus_of(entries: list[tuple[Any, str, dict[str, Any]]]) -> int:
+    """The day's bonus minutes: the sum of its grants."""
+    return sum(int(fields["minutes"]) for _at, kind, fields in entries if kind == "bonus")
+
+
+async def today_bonus_minutes(container: Container, profile: Profile, day: date) -> int:
+    async with container.engine.connect() as conn:
+        return bonus_of(await LedgerProjection().entries(conn, profile.id, day))
+
+
+async def day_ledger(container: Container, profile: Profile, text: str) -> dict[str, Any]:
+    """The day's figures, sessions and ledger entries (``ValueError`` for a bad date)."""
+    day = parse_day(text, local_date(container.clock.now(), profile.timezone))
+    async with container.engine.connect() as conn:
+        entries = await LedgerProjection().entries(conn, profile.id, day)
+        totals = await StatsProjection().totals(conn, profile.id, [day], top=0)
+        rows = await SessionsProjection().day_sessions(conn, profile.id, day)
+    limit = rules.day_limit_minutes(policy_of(profile, None), day)
+    bonus = bonus_of(entries)
+    watched_ms = totals.daily_ms.get(day, 0)
+    return {
+        "profile_id": profile.id,
+        "date": day.isoformat(),
+        "timezone": profile.timezone,
+        "limit_minutes": limit,
+        "bonus_minutes": bonus,
+        "watched_minutes": whole_minutes(watched_ms),
+        "remaining_minutes": max(0, limit + bonus - whole_minutes(watched_ms)),
+        "sessions": [
+            {
+                "session_id": row["session_id"],
+                "video_id": row["video_id"],
+                "title": row["title"],
+                "started_at": iso_ms(row["started_at"]),
+                "ended_at": iso_ms(row["ended_at"]) if row["ended_at"] else None,
+                "end_reason": row["end_reason"],
+                "watched_minutes": whole_minutes(row["watched_ms"]),
+            }
+            for row in rows
+        ],
+        "events": [{"at": iso_ms(at), "type": kind, **fields} for at, kind, fields in entries],
+    }
