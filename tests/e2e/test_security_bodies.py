@@ -39,10 +39,16 @@ JSON_ROUTES = [
     ("POST", "/api/sessions/{session_id}/heartbeat"),
     ("POST", "/api/devices/token"),
     ("POST", "/api/profiles/{profile_id}/devices"),
+    ("POST", "/api/profiles/{profile_id}/bonus"),
+    ("POST", "/api/profiles/{profile_id}/lock"),
+    ("POST", "/api/time-requests"),
+    ("POST", "/api/time-requests/{request_id}/approve"),
 ]
 NO_BODY_ROUTES = [  # take no body; ignore one
     ("POST", "/api/sessions/{session_id}/end"),
     ("POST", "/api/devices/pair"),
+    ("POST", "/api/sessions/{session_id}/stop"),
+    ("POST", "/api/time-requests/{request_id}/deny"),
 ]
 STREAMED_ROUTES = [("POST", "/api/videos/upload")]  # multipart, its own limits
 
@@ -81,7 +87,13 @@ async def world(client: Client, auth: Auth) -> dict[str, Any]:
     ids = {"profile_id": profile.json()["id"], "video_id": video.json()["id"]}
     session = await client.post("/api/sessions/start", json=ids, headers=headers)
     assert session.status_code == 201, session.text
-    return {"headers": headers, "session_id": session.json()["session_id"], **ids}
+    # A request id nobody holds: the time-request decisions answer their 4xx all the same.
+    return {
+        "headers": headers,
+        "session_id": session.json()["session_id"],
+        "request_id": 9**9,
+        **ids,
+    }
 
 
 def _path(template: str, world: dict[str, Any]) -> str:

@@ -63,6 +63,16 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/profiles/{profile_id}/devices", {"user_code": "{user_code}", "name": "Stolen"}),
     ("DELETE", "/api/profiles/{profile_id}/devices/{device_id}", None),
     ("DELETE", "/api/profiles/{own_profile}/devices/{device_id}", None),
+    ("POST", "/api/profiles/{profile_id}/bonus", {"minutes": 30}),
+    ("POST", "/api/profiles/{profile_id}/lock", {}),
+    ("DELETE", "/api/profiles/{profile_id}/lock", None),
+    ("GET", "/api/profiles/{profile_id}/time-requests", None),
+    ("GET", "/api/profiles/{profile_id}/days/{day}", None),
+    ("POST", "/api/time-requests", {"minutes": 15, "profile_id": "{profile_id}"}),
+    ("GET", "/api/time-requests/{request_id}", None),
+    ("POST", "/api/time-requests/{request_id}/approve", {"minutes": 30}),
+    ("POST", "/api/time-requests/{request_id}/deny", None),
+    ("POST", "/api/sessions/{session_id}/stop", None),
 ]
 
 
@@ -127,7 +137,11 @@ async def _parent(client: Client, auth: Auth, secret: str) -> dict[str, Any]:
     saved = await client.post("/api/progress/series", json=episode, headers=headers)
     assert saved.status_code == 204
     device, waiting = await _paired_device(client, headers, profile["id"])
+    asked = {"minutes": 15, "profile_id": profile["id"]}
+    request = await _created(await client.post("/api/time-requests", json=asked, headers=headers))
     return {
+        "request_id": request["request_id"],
+        "day": session["started_at"][:10],
         "headers": headers,
         "secret": secret,
         "clerk_id": sub,
@@ -181,6 +195,8 @@ async def _snapshot(client: Client, drain: Any, owner: dict[str, Any]) -> dict[s
         f"/api/progress/{owner['clerk_id']}/{owner['tmdb_id']}",
         f"/api/progress/series/{owner['clerk_id']}/{owner['series_id']}",
         f"/api/profiles/{owner['profile_id']}/devices",
+        f"/api/time-requests/{owner['request_id']}",
+        f"/api/profiles/{owner['profile_id']}/time-requests",
     ]
     state = {path: (await client.get(path, headers=headers)).json() for path in paths}
     stream = await client.get(f"/api/videos/{owner['upload_id']}/stream", headers=headers)
@@ -214,7 +230,8 @@ async def test_another_parent_reaches_nothing_of_the_owners(
     for method, template, body in MATRIX:
         path = _fill(template, owner, intruder)
         attempts = [intruder["headers"]]
-        if "/api/sessions/{session_id}" in template:
+        if "/api/sessions/{session_id}" in template and not template.endswith("/stop"):
+            # (a stop is the parent's alone: no session or device token may ask for one)
             attempts.append(session_token_headers)  # the intruder's own session's token
             attempts.append(device_headers)  # the intruder's own paired device
         if template.endswith("/stream"):
