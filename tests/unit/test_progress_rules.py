@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import msgspec
 import pytest
 
 from domain.events import ProgressSaved
@@ -24,20 +23,17 @@ from domain.progress import (
     valid_key_segment,
     valid_series_id,
 )
+from tests.progress_bodies import encoded, refused_fields
 
 NOW = datetime(2025, 7, 30, 9, 23, 45, 678_901, tzinfo=UTC)
 
 
 def body(**fields: object) -> bytes:
-    base: dict[str, object] = {"clerkId": "user_1", "tmdbId": "12345", "currentTime": 3600}
-    base.update(fields)
-    return msgspec.json.encode({k: v for k, v in base.items() if v is not ...})
+    return encoded({"clerkId": "user_1", "tmdbId": "12345", "currentTime": 3600}, fields)
 
 
 def invalid_fields(raw: bytes) -> dict[str, str]:
-    with pytest.raises(InvalidProgress) as caught:
-        parse_save(raw)
-    return caught.value.details
+    return refused_fields(parse_save, raw)
 
 
 def test_seed_body_parses() -> None:

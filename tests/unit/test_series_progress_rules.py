@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import msgspec
 import pytest
 
 from domain.events import SeriesProgressDeleted, SeriesProgressSaved
@@ -20,26 +19,19 @@ from domain.series_progress import (
     series_progress_saved,
     series_value,
 )
+from tests.progress_bodies import encoded, refused_fields
 
 NOW = datetime(2025, 7, 30, 9, 23, 45, 678_901, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 
 
 def body(**fields: object) -> bytes:
-    base: dict[str, object] = {
-        "clerkId": "user_1",
-        "seriesId": "1399",
-        "tmdbId": "63056",
-        "currentTime": 600,
-    }
-    base.update(fields)
-    return msgspec.json.encode({k: v for k, v in base.items() if v is not ...})
+    base = {"clerkId": "user_1", "seriesId": "1399", "tmdbId": "63056", "currentTime": 600}
+    return encoded(base, fields)
 
 
 def invalid_fields(raw: bytes) -> dict[str, str]:
-    with pytest.raises(InvalidProgress) as caught:
-        parse_series_save(raw)
-    return caught.value.details
+    return refused_fields(parse_series_save, raw)
 
 
 def test_origin_body_parses_with_ids_as_strings() -> None:
