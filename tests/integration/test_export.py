@@ -57,14 +57,29 @@ def _jsonl(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+async def _exported(medio: Medio, container: Container, tmp_path: Path, fmt: str) -> Path:
+    """``COUNT`` mixed events archived, then exported by the CLI in ``fmt``: the file."""
+    await archive(container.engine, mixed_events(COUNT))
+    out = tmp_path / f"events.{fmt}"
+    result = await medio("events", "export", "--format", fmt, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"exported {COUNT} events" in result.output
+    return out
+
+
+async def _exported_then_cleared(container: Container, out: Path, count: int) -> list[str]:
+    """``count`` mixed events archived, exported to ``out`` and the archive emptied: the
+    file's lines, for a test to spoil before importing them back."""
+    await archive(container.engine, mixed_events(count))
+    await export_events(container.engine, container.keyring, "jsonl", out)
+    await clear_archive(container.engine)
+    return out.read_text().splitlines()
+
+
 async def test_jsonl_export_has_every_column_and_data_as_an_object(
     medio: Medio, container: Container, tmp_path: Path
 ) -> None:
-    await archive(container.engine, mixed_events(COUNT))
-    out = tmp_path / "events.jsonl"
-    result = await medio("events", "export", "--format", "jsonl", "-o", str(out))
-    assert result.exit_code == 0, result.output
-    assert f"exported {COUNT} events" in result.output
+    out = await _exported(medio, container, tmp_path, "jsonl")
     lines = _jsonl(out)
     assert [line["position"] for line in lines] == list(range(1, COUNT + 1))
     assert tuple(lines[0]) == COLUMNS
@@ -76,10 +91,7 @@ async def test_jsonl_export_has_every_column_and_data_as_an_object(
 async def test_csv_export_has_a_header_and_data_as_a_json_string(
     medio: Medio, container: Container, tmp_path: Path
 ) -> None:
-    await archive(container.engine, mixed_events(COUNT))
-    out = tmp_path / "events.csv"
-    result = await medio("events", "export", "--format", "csv", "-o", str(out))
-    assert result.exit_code == 0, result.output
+    out = await _exported(medio, container, tmp_path, "csv")
     with out.open(newline="") as file:
         rows = list(csv.DictReader(file))
     assert tuple(rows[0]) == COLUMNS
@@ -92,10 +104,7 @@ async def test_csv_export_has_a_header_and_data_as_a_json_string(
 async def test_parquet_export_has_typed_columns(
     medio: Medio, container: Container, tmp_path: Path
 ) -> None:
-    await archive(container.engine, mixed_events(COUNT))
-    out = tmp_path / "events.parquet"
-    result = await medio("events", "export", "--format", "parquet", "-o", str(out))
-    assert result.exit_code == 0, result.output
+    out = await _exported(medio, container, tmp_path, "parquet")
     table = pq.read_table(out)
     assert tuple(table.column_names) == COLUMNS
     assert str(table.schema.field("occurred_at").type) == "timestamp[us, tz=UTC]"
@@ -166,11 +175,8 @@ async def test_import_refuses_a_non_empty_archive(
 
 
 async def test_a_bad_line_aborts_the_whole_import(container: Container, tmp_path: Path) -> None:
-    await archive(container.engine, mixed_events(10))
     out = tmp_path / "broken.jsonl"
-    await export_events(container.engine, container.keyring, "jsonl", out)
-    await clear_archive(container.engine)
-    lines = out.read_text().splitlines()
+    lines = await _exported_then_cleared(container, out, 10)
     lines[7] = lines[7].replace('"position":8', '"position":"eight"')
     out.write_text("\n".join(lines) + "\n")
     with pytest.raises(ImportRefused, match="line 8"):
@@ -179,11 +185,8 @@ async def test_a_bad_line_aborts_the_whole_import(container: Container, tmp_path
 
 
 async def test_out_of_order_positions_are_refused(container: Container, tmp_path: Path) -> None:
-    await archive(container.engine, mixed_events(4))
     out = tmp_path / "ordered.jsonl"
-    await export_events(container.engine, container.keyring, "jsonl", out)
-    await clear_archive(container.engine)
-    lines = out.read_text().splitlines()
+    lines = await _exported_then_cleared(container, out, 4)
     out.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
     with pytest.raises(ImportRefused, match="positions must increase"):
         await import_events(container.engine, container.keyring, out)
