@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import msgspec
 import pytest
+from asgi_scope import post_scope
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from security_checks import assert_error_shape, assert_no_internals
@@ -234,22 +235,7 @@ def _call(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "client": ("127.0.0.1", 40000),
-        "server": ("testserver", 80),
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "state": {},
-    }
-    client.blocking_portal.call(app, scope, receive, send)
+    client.blocking_portal.call(app, post_scope(path, headers), receive, send)
     start = sent[0]
     response_headers = {k.decode(): v.decode() for k, v in start["headers"]}
     return start["status"], response_headers, b"".join(m.get("body", b"") for m in sent[1:])

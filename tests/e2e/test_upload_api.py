@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from asgi_scope import post_scope
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -60,6 +61,12 @@ async def video_count(client: Client, headers: dict[str, str]) -> int:
     body = (await client.get("/api/videos", headers=headers)).json()
     count: int = body["metadata"]["totalCount"]
     return count
+
+
+async def assert_nothing_kept(client: Client, headers: dict[str, str], media_root: Path) -> None:
+    """A refused or aborted upload left no file on disk and no video row."""
+    assert stored_files(media_root) == []
+    assert await video_count(client, headers) == 0
 
 
 async def upload(
@@ -137,41 +144,47 @@ async def test_thumbnail_types(
     assert response.json()["thumbnail_path"].endswith(f".{extension}")
 
 
-async def test_a_gif_labelled_mp4_is_415_and_leaves_nothing(
-    media_client: Client, auth: Auth, media_root: Path
+@pytest.mark.parametrize(
+    ("field", "part"),
+    [
+        ("video", ("clip.mp4", GIF, "video/mp4")),  # a GIF labelled MP4
+        ("thumbnail", ("t.jpg", MP4, "image/jpeg")),  # the video is removed too
+    ],
+)
+async def test_a_file_of_the_wrong_type_is_415_and_leaves_nothing(
+    media_client: Client, auth: Auth, media_root: Path, field: str, part: tuple[str, bytes, str]
 ) -> None:
     headers = auth()
-    response = await upload(media_client, headers, video=("clip.mp4", GIF, "video/mp4"))
+    response = await upload(media_client, headers, **{field: part})
     assert response.status_code == 415
     assert response.json()["error"]["status"] == 415
-    assert stored_files(media_root) == []
-    assert await video_count(media_client, headers) == 0
+    await assert_nothing_kept(media_client, headers, media_root)
 
 
-async def test_a_bad_thumbnail_is_415_and_removes_the_video_too(
-    media_client: Client, auth: Auth, media_root: Path
+@pytest.mark.parametrize(
+    ("field", "part", "limit"),
+    [
+        ("video", ("big.mp4", MP4 + b"\x00" * (2 * MB - len(MP4) + 1), "video/mp4"), "2MB"),
+        ("thumbnail", ("t.png", PNG + b"\x00" * MB, "image/png"), "1MB"),
+    ],
+)
+async def test_a_file_over_its_limit_is_the_seeds_413_naming_the_field(
+    media_client: Client,
+    auth: Auth,
+    media_root: Path,
+    field: str,
+    part: tuple[str, bytes, str],
+    limit: str,
 ) -> None:
     headers = auth()
-    response = await upload(media_client, headers, thumbnail=("t.jpg", MP4, "image/jpeg"))
-    assert response.status_code == 415
-    assert stored_files(media_root) == []
-    assert await video_count(media_client, headers) == 0
-
-
-async def test_video_over_the_limit_is_the_seeds_413(
-    media_client: Client, auth: Auth, media_root: Path
-) -> None:
-    headers = auth()
-    too_big = MP4 + b"\x00" * (2 * MB - len(MP4) + 1)
-    response = await upload(media_client, headers, video=("big.mp4", too_big, "video/mp4"))
+    response = await upload(media_client, headers, **{field: part})
     assert response.status_code == 413
     assert response.json() == {
-        "message": "File too large. Maximum size allowed is 2MB",
-        "field": "video",
+        "message": f"File too large. Maximum size allowed is {limit}",
+        "field": field,
         "code": "FILE_TOO_LARGE",
     }
-    assert stored_files(media_root) == []
-    assert await video_count(media_client, headers) == 0
+    await assert_nothing_kept(media_client, headers, media_root)
 
 
 async def test_video_of_exactly_the_limit_is_accepted(media_client: Client, auth: Auth) -> None:
@@ -179,22 +192,6 @@ async def test_video_of_exactly_the_limit_is_accepted(media_client: Client, auth
     response = await upload(media_client, auth(), video=("v.mp4", exact, "video/mp4"))
     assert response.status_code == 201
     assert response.json()["size"] == 2 * MB
-
-
-async def test_thumbnail_over_its_limit_is_413_naming_the_thumbnail(
-    media_client: Client, auth: Auth, media_root: Path
-) -> None:
-    headers = auth()
-    big = PNG + b"\x00" * MB
-    response = await upload(media_client, headers, thumbnail=("t.png", big, "image/png"))
-    assert response.status_code == 413
-    assert response.json() == {
-        "message": "File too large. Maximum size allowed is 1MB",
-        "field": "thumbnail",
-        "code": "FILE_TOO_LARGE",
-    }
-    assert stored_files(media_root) == []
-    assert await video_count(media_client, headers) == 0
 
 
 async def test_declared_length_over_every_limit_is_413_before_reading(
@@ -227,8 +224,7 @@ async def test_missing_title_is_the_seed_message_and_leaves_nothing(
     assert response.json()["errors"] == [
         {"type": "field", "msg": "Title is required", "path": "title", "location": "body"}
     ]
-    assert stored_files(media_root) == []
-    assert await video_count(media_client, headers) == 0
+    await assert_nothing_kept(media_client, headers, media_root)
 
 
 async def test_missing_video_is_400(media_client: Client, auth: Auth) -> None:
@@ -295,8 +291,7 @@ async def test_cut_off_multipart_is_400_and_leaves_nothing(
         headers={**headers, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
     )
     assert response.status_code == 400
-    assert stored_files(media_root) == []
-    assert await video_count(media_client, headers) == 0
+    await assert_nothing_kept(media_client, headers, media_root)
 
 
 async def test_two_videos_in_one_form_is_400(media_client: Client, auth: Auth) -> None:
@@ -341,32 +336,20 @@ async def test_aborted_upload_leaves_neither_file_nor_row(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/videos/upload",
-        "raw_path": b"/api/videos/upload",
-        "query_string": b"",
-        "root_path": "",
-        "client": ("127.0.0.1", 40000),
-        "server": ("testserver", 80),
-        "headers": [
-            (b"host", b"testserver"),
-            (b"authorization", headers["Authorization"].encode()),
-            (b"content-type", f"multipart/form-data; boundary={BOUNDARY}".encode()),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "state": {},
-    }
+    scope = post_scope(
+        "/api/videos/upload",
+        {
+            "Host": "testserver",
+            "Authorization": headers["Authorization"],
+            "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+            "Content-Length": str(len(body)),
+        },
+    )
     # In the client's own event loop, where the app's database connections live.
     media_client.blocking_portal.call(media_app, scope, receive, send)
     assert [p.suffix for p in partial_files] == [".part"]
     assert sent[0]["status"] == 400
-    assert stored_files(media_root) == []
-    assert await video_count(media_client, headers) == 0
+    await assert_nothing_kept(media_client, headers, media_root)
 
 
 async def test_upload_needs_a_valid_token(media_client: Client) -> None:
