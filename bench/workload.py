@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -41,6 +42,15 @@ class _Viewer:
     beats_left: int = 0
     watched: float = 0.0
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def session(self) -> dict[str, Any]:
+        """The fields every event of the viewer's current session carries."""
+        return {
+            "actor": self.clerk_id,
+            "session_id": self.session_id,
+            "profile_id": self.profile_id,
+            "video_id": self.video_id,
+        }
 
 
 def realistic_events(
@@ -84,10 +94,7 @@ def realistic_events(
                 str(viewer.profile_id),
                 SessionStarted(
                     occurred_at=clock,
-                    actor=viewer.clerk_id,
-                    session_id=viewer.session_id,
-                    profile_id=viewer.profile_id,
-                    video_id=viewer.video_id,
+                    **viewer.session(),
                     user_id=viewer.user_id,
                     timezone="UTC",
                     local_date=day,
@@ -100,10 +107,7 @@ def realistic_events(
                 str(viewer.profile_id),
                 SessionHeartbeat(
                     occurred_at=clock,
-                    actor=viewer.clerk_id,
-                    session_id=viewer.session_id,
-                    profile_id=viewer.profile_id,
-                    video_id=viewer.video_id,
+                    **viewer.session(),
                     shares=(DayShare(day, BEAT_SECONDS),),
                     position=viewer.watched,
                     watched_seconds=viewer.watched,
@@ -114,10 +118,7 @@ def realistic_events(
                 str(viewer.profile_id),
                 SessionEnded(
                     occurred_at=clock,
-                    actor=viewer.clerk_id,
-                    session_id=viewer.session_id,
-                    profile_id=viewer.profile_id,
-                    video_id=viewer.video_id,
+                    **viewer.session(),
                     reason="ended",
                     ended_at=clock,
                     started_at=viewer.started_at,
