@@ -85,11 +85,28 @@ async def delete_progress(container: Container, actor: str, clerk_id: str, tmdb_
 
     The user's own earlier saves count: a delete right after a save finds it.
     """
-    await await_own_writes(container, clerk_id, ResumeProjection.name)
-    if not await has_position(container.pipeline, clerk_id, tmdb_id):
+    return await delete_if_present(
+        container,
+        clerk_id,
+        ResumeProjection.name,
+        lambda: has_position(container.pipeline, clerk_id, tmdb_id),
+        lambda now: progress_deleted(clerk_id, tmdb_id, actor, now),
+    )
+
+
+async def delete_if_present(
+    container: Container,
+    clerk_id: str,
+    projection: str,
+    present: Callable[[], Awaitable[bool]],
+    deleted: Callable[[datetime], AnyEvent],
+) -> bool:
+    """Append the delete event ``deleted(now)`` if ``present()`` finds something to delete,
+    asked once the user's own writes are in ``projection``; whether it was appended."""
+    await await_own_writes(container, clerk_id, projection)
+    if not await present():
         return False
-    event = progress_deleted(clerk_id, tmdb_id, actor, container.clock.now())
-    await container.events.append(clerk_id, event, note_written=True)
+    await container.events.append(clerk_id, deleted(container.clock.now()), note_written=True)
     return True
 
 

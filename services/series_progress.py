@@ -28,8 +28,8 @@ from projections.series_resume import (
     version_key,
 )
 from services.idempotency import Receipt
-from services.progress import append_user_write, read_list
-from services.read_your_writes import await_own_writes, read_own
+from services.progress import append_user_write, delete_if_present, read_list
+from services.read_your_writes import read_own
 
 PROJECTION = SeriesResumeProjection.name
 
@@ -64,12 +64,17 @@ async def delete_series_progress(
 ) -> bool:
     """Append ``series_progress.deleted`` if the series has a current episode; ``False`` when
     there is nothing to delete."""
-    await await_own_writes(container, clerk_id, PROJECTION)
-    if await current_episode(container.pipeline, clerk_id, series_id) is None:
-        return False
-    event = series_progress_deleted(clerk_id, series_id, actor, container.clock.now())
-    await container.events.append(clerk_id, event, note_written=True)
-    return True
+
+    async def present() -> bool:
+        return await current_episode(container.pipeline, clerk_id, series_id) is not None
+
+    return await delete_if_present(
+        container,
+        clerk_id,
+        PROJECTION,
+        present,
+        lambda now: series_progress_deleted(clerk_id, series_id, actor, now),
+    )
 
 
 async def get_series(container: Container, clerk_id: str, series_id: str) -> SeriesPosition | None:
