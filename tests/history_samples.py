@@ -47,7 +47,7 @@ def session_events(session_id: int, profile_id: int, start: datetime) -> list[An
     actor = f"user_{profile_id}"
     day = start.date().isoformat()
     common = {"session_id": session_id, "profile_id": profile_id, "video_id": 7}
-    beat1, beat2 = start + timedelta(seconds=60), start + timedelta(seconds=120)
+    beat2 = start + timedelta(seconds=120)
     return [
         SessionStarted(
             occurred_at=start,
@@ -57,22 +57,17 @@ def session_events(session_id: int, profile_id: int, start: datetime) -> list[An
             local_date=day,
             **common,
         ),
-        SessionHeartbeat(
-            occurred_at=beat1,
-            actor=actor,
-            shares=(DayShare(day, 60.0),),
-            position=60.0,
-            watched_seconds=60.0,
-            **common,
-        ),
-        SessionHeartbeat(
-            occurred_at=beat2,
-            actor=actor,
-            shares=(DayShare(day, 60.0),),
-            position=120.0,
-            watched_seconds=120.0,
-            **common,
-        ),
+        *[
+            SessionHeartbeat(
+                occurred_at=start + timedelta(seconds=watched),
+                actor=actor,
+                shares=(DayShare(day, 60.0),),
+                position=watched,
+                watched_seconds=watched,
+                **common,
+            )
+            for watched in (60.0, 120.0)
+        ],
         SessionEnded(
             occurred_at=beat2 + timedelta(seconds=5),
             actor=actor,
