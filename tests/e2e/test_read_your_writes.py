@@ -6,10 +6,8 @@ with no client change and no sleep.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import msgspec
 import pytest
@@ -17,42 +15,25 @@ from litestar.testing import AsyncTestClient
 
 from adapters.settings import Settings
 from api.app import create_app
-from projections.runtime import run_projector
-from services.container import build_container
 
 Auth = Callable[..., dict[str, str]]
 
 
-@pytest.fixture
-def projector(settings: Settings) -> Iterator[None]:
-    """The shard's projector on a thread and event loop of its own, as a worker process would
-    run it (the test client may hold the test's loop while a request waits)."""
-    stop = threading.Event()
-
-    async def project() -> None:
-        container = build_container(settings)
-        try:
-            while not stop.is_set():
-                await run_projector(container, 0, seconds=0.5, wait_seconds=5)
-        finally:
-            await container.close()
-
-    thread = threading.Thread(target=asyncio.run, args=(project(),), daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=10)
-
-
+@pytest.mark.usefixtures("projector")
+@pytest.mark.parametrize(
+    ("clerk", "rounds", "keyed"), [("ryw_titles", 200, False), ("ryw_keyed", 50, True)]
+)
 async def test_save_then_read_at_once_never_misses(
-    client: AsyncTestClient, auth: Auth, projector: None
+    client: AsyncTestClient, auth: Auth, clerk: str, rounds: int, keyed: bool
 ) -> None:
-    clerk = "ryw_titles"
+    """A save with an ``Idempotency-Key`` (stored with its answer) is noted like any save."""
     headers = auth(clerk)
     misses = 0
-    for i in range(200):
+    for i in range(rounds):
         body = {"clerkId": clerk, "tmdbId": str(i % 7), "currentTime": i}
-        assert (await client.post("/api/progress", json=body, headers=headers)).status_code == 204
+        key = {"Idempotency-Key": f"ryw-keyed-{i}-{time.time_ns()}"} if keyed else {}
+        saved = await client.post("/api/progress", json=body, headers={**headers, **key})
+        assert saved.status_code == 204
         one = await client.get(f"/api/progress/{clerk}/{i % 7}", headers=headers)
         listed = await client.get(f"/api/progress/{clerk}", headers=headers)
         title_seen = one.status_code == 200 and one.json()["currentTime"] == i
@@ -61,9 +42,8 @@ async def test_save_then_read_at_once_never_misses(
     assert misses == 0
 
 
-async def test_delete_right_after_a_save_is_204(
-    client: AsyncTestClient, auth: Auth, projector: None
-) -> None:
+@pytest.mark.usefixtures("projector")
+async def test_delete_right_after_a_save_is_204(client: AsyncTestClient, auth: Auth) -> None:
     clerk = "ryw_delete"
     headers = auth(clerk)
     for i in range(20):
@@ -95,19 +75,3 @@ async def test_only_the_writer_waits_and_only_until_the_timeout(
     assert stale.status_code == 404  # not projected: answers what there is, after the wait
     assert writers_wait >= 0.6
     assert others_wait < 0.3
-
-
-async def test_a_keyed_save_is_read_back_at_once(
-    client: AsyncTestClient, auth: Auth, projector: None
-) -> None:
-    """A save with an ``Idempotency-Key`` (stored with its answer) is noted like any save."""
-    clerk = "ryw_keyed"
-    headers = auth(clerk)
-    misses = 0
-    for i in range(50):
-        body = {"clerkId": clerk, "tmdbId": "9", "currentTime": i}
-        keyed = {**headers, "Idempotency-Key": f"ryw-keyed-{i}-{time.time_ns()}"}
-        assert (await client.post("/api/progress", json=body, headers=keyed)).status_code == 204
-        one = await client.get(f"/api/progress/{clerk}/9", headers=headers)
-        misses += not (one.status_code == 200 and one.json()["currentTime"] == i)
-    assert misses == 0

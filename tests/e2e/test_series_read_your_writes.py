@@ -1,26 +1,23 @@
 """Read your own writes on the series routes (CONTRACT §4, §4a): no client change, no sleep.
 
-A projector runs in the background as a worker would (the fixture of
-``test_read_your_writes``); the player saves an episode and reads its series back at once.
+A projector runs in the background as a worker would (the ``projector`` fixture); the player
+saves an episode and reads its series back at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from litestar.testing import AsyncTestClient
-
-from tests.e2e.test_read_your_writes import projector  # noqa: F401 (fixture)
 
 Auth = Callable[..., dict[str, str]]
 SERIES = "/api/progress/series"
 
+pytestmark = pytest.mark.usefixtures("projector")
 
-async def test_save_then_read_at_once_never_misses(
-    client: AsyncTestClient,
-    auth: Auth,
-    projector: None,  # noqa: F811
-) -> None:
+
+async def test_save_then_read_at_once_never_misses(client: AsyncTestClient, auth: Auth) -> None:
     clerk = "ryw_series"
     headers = auth(clerk)
     misses = 0
@@ -39,11 +36,7 @@ async def test_save_then_read_at_once_never_misses(
     assert misses == 0
 
 
-async def test_delete_right_after_a_save_is_204(
-    client: AsyncTestClient,
-    auth: Auth,
-    projector: None,  # noqa: F811
-) -> None:
+async def test_delete_right_after_a_save_is_204(client: AsyncTestClient, auth: Auth) -> None:
     clerk = "ryw_series_delete"
     headers = auth(clerk)
     for i in range(20):
