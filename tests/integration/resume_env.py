@@ -1,10 +1,11 @@
 """Helpers for the resume projection tests (titles and series) on a real Redis.
 
 ``project`` runs one batch the way the runtime does: ``prepare``, then ``apply``'s commands in
-one script. ``envelopes`` gives each event a stream id from its time. ``fresh_clerk`` hands out
-a new user and, afterwards, removes what the test wrote for it directly (without events), so
-the live projection still equals a rebuild from the archive for later tests. The ``assert_*``
-helpers and ``dump_alike_in_any_batching`` hold the checks both projections pass alike;
+one script; ``feeding`` binds it to one store and projection, for the tests' ``feed`` fixtures.
+``envelopes`` gives each event a stream id from its time. ``fresh_clerk`` hands out a new user
+and, afterwards, removes what the test wrote for it directly (without events), so the live
+projection still equals a rebuild from the archive for later tests. The ``assert_*`` helpers
+and ``dump_alike_in_any_batching`` hold the checks both projections pass alike;
 ``legacy_save`` writes a key the way the services before Medio did, for the import tests.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ LEGACY_TTL = 2_592_000  # 30 days: what the services before Medio passed to SET 
 SECOND = timedelta(seconds=1)
 
 P = TypeVar("P", bound=RedisProjection)
+Feed = Callable[..., Awaitable[None]]  # ``await feed(*events)``: one batch, projected
 
 
 def recent() -> datetime:
@@ -54,6 +56,15 @@ def envelopes(events: Sequence[AnyEvent]) -> list[Envelope]:
 async def project(redis: Redis, projection: RedisProjection, *events: AnyEvent) -> None:
     """One batch: ``prepare``, then ``apply``'s commands in one script, as the runtime runs it."""
     await apply_redis(redis, projection, envelopes(events))
+
+
+def feeding(redis: Redis, projection: RedisProjection) -> Feed:
+    """``project`` into ``projection`` on ``redis``: the events passed, as one batch."""
+
+    async def feed(*events: AnyEvent) -> None:
+        await project(redis, projection, *events)
+
+    return feed
 
 
 async def legacy_save(

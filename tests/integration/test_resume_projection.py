@@ -10,10 +10,12 @@ import pytest
 from resume_env import (
     DAY,
     CommandRecorder,
+    Feed,
     assert_clear_removes_every_key,
     assert_scratch_copy_leaves_live_keys,
     dump_alike_in_any_batching,
     envelopes,
+    feeding,
     fresh_clerk,
     own_prefix,
     project,
@@ -74,11 +76,16 @@ def live() -> ResumeProjection:
     return ResumeProjection()
 
 
+@pytest.fixture
+def feed(container: Container, live: ResumeProjection) -> Feed:
+    return feeding(container.redis, live)
+
+
 async def test_save_writes_express_value_expiring_30_days_after_update(
-    container: Container, live: ResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(container.redis, live, saved(clerk, "550", at, current_time=3600))
+    await feed(saved(clerk, "550", at, current_time=3600))
     raw = await container.redis.get(resume_key(clerk, "550"))
     assert raw == f'{{"currentTime":3600,"updatedAt":"{iso(at)}"}}'.encode()
     expiry = await container.redis.pexpiretime(resume_key(clerk, "550"))
@@ -87,66 +94,62 @@ async def test_save_writes_express_value_expiring_30_days_after_update(
 
 
 async def test_newer_save_overwrites_and_older_late_save_is_ignored(
-    container: Container, live: ResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(container.redis, live, saved(clerk, "1", at, current_time=10))
-    await project(container.redis, live, saved(clerk, "1", at + timedelta(seconds=5), 20))
-    await project(container.redis, live, saved(clerk, "1", at + timedelta(seconds=2), 15))
+    await feed(saved(clerk, "1", at, current_time=10))
+    await feed(saved(clerk, "1", at + timedelta(seconds=5), 20))
+    await feed(saved(clerk, "1", at + timedelta(seconds=2), 15))
     position = await read_position(container.pipeline, clerk, "1")
     assert position is not None and position.current_time == 20
 
 
 async def test_older_save_later_in_the_same_batch_is_ignored(
-    container: Container, live: ResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
     newer, older = saved(clerk, "1", at, 50), saved(clerk, "1", at - timedelta(seconds=1), 40)
-    await project(container.redis, live, newer, older)
+    await feed(newer, older)
     position = await read_position(container.pipeline, clerk, "1")
     assert position is not None and position.current_time == 50
 
 
 async def test_finished_save_removes_the_title_and_an_older_save_cannot_bring_it_back(
-    container: Container, live: ResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(container.redis, live, saved(clerk, "1", at, 10))
-    await project(
-        container.redis, live, saved(clerk, "1", at + DAY / 24, 95, duration=100, finished=True)
-    )
+    await feed(saved(clerk, "1", at, 10))
+    await feed(saved(clerk, "1", at + DAY / 24, 95, duration=100, finished=True))
     assert await read_position(container.pipeline, clerk, "1") is None
-    await project(container.redis, live, saved(clerk, "1", at + DAY / 48, 50))
+    await feed(saved(clerk, "1", at + DAY / 48, 50))
     assert await read_position(container.pipeline, clerk, "1") is None
     assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
 
 
 async def test_delete_removes_the_key_and_a_later_save_restores_it(
-    container: Container, live: ResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(container.redis, live, saved(clerk, "1", at), deleted(clerk, "1", at))
+    await feed(saved(clerk, "1", at), deleted(clerk, "1", at))
     assert await container.redis.exists(resume_key(clerk, "1")) == 0
-    await project(container.redis, live, saved(clerk, "1", at + timedelta(seconds=1), 7))
+    await feed(saved(clerk, "1", at + timedelta(seconds=1), 7))
     position = await read_position(container.pipeline, clerk, "1")
     assert position is not None and position.current_time == 7
 
 
 async def test_event_whose_expiry_has_passed_creates_no_key(
-    container: Container, live: ResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
-    await project(container.redis, live, saved(clerk, "old", recent() - 31 * DAY))
+    await feed(saved(clerk, "old", recent() - 31 * DAY))
     assert await container.redis.exists(resume_key(clerk, "old")) == 0
     assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
 
 
 async def test_list_is_newest_first_limited_and_skips_lapsed_entries(
-    container: Container, live: ResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(
-        container.redis,
-        live,
+    await feed(
         saved(clerk, "a", at - 3 * DAY, 1),
         saved(clerk, "b", at - 1 * DAY, 2),
         saved(clerk, "c", at - 2 * DAY, 3),
@@ -165,9 +168,9 @@ async def test_list_is_newest_first_limited_and_skips_lapsed_entries(
 
 
 async def test_list_reads_only_the_users_index_and_keys(
-    container: Container, live: ResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
-    await project(container.redis, live, saved(clerk, "a", recent()))
+    await feed(saved(clerk, "a", recent()))
     recorder = CommandRecorder(container.pipeline)
     listed = await list_positions(recorder, clerk, 100, datetime.now(UTC))  # type: ignore[arg-type]
     assert [e.tmdb_id for e in listed] == ["a"]
@@ -175,12 +178,10 @@ async def test_list_reads_only_the_users_index_and_keys(
 
 
 async def test_entries_30_days_older_than_the_users_newest_event_are_pruned(
-    container: Container, live: ResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(
-        container.redis,
-        live,
+    await feed(
         saved(clerk, "old", at - 40 * DAY),
         deleted(clerk, "gone", at - 35 * DAY),
         saved(clerk, "new", at),
@@ -190,11 +191,11 @@ async def test_entries_30_days_older_than_the_users_newest_event_are_pruned(
 
 
 async def test_entry_arriving_after_a_much_newer_one_is_pruned_at_once(
-    container: Container, live: ResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(container.redis, live, saved(clerk, "new", at))
-    await project(container.redis, live, saved(clerk, "imported", at - 31 * DAY))
+    await feed(saved(clerk, "new", at))
+    await feed(saved(clerk, "imported", at - 31 * DAY))
     assert await container.redis.zrange(index_key(clerk), 0, -1) == [b"new"]
     assert await container.redis.pexpiretime(index_key(clerk)) == epoch_ms(at + 30 * DAY)
 
@@ -291,16 +292,16 @@ async def test_a_change_notes_the_users_list_version_expiring_with_the_index(
 
 
 async def test_a_kept_list_follows_every_change_and_lapses_with_its_oldest_entry(
-    container: Container, live: ResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     """``list_progress`` through the process's list cache, with the clock moved by hand."""
     at = recent()
-    await project(container.redis, live, saved(clerk, "old", at - 10 * DAY, 1))
-    await project(container.redis, live, saved(clerk, "new", at, 2))
+    await feed(saved(clerk, "old", at - 10 * DAY, 1))
+    await feed(saved(clerk, "new", at, 2))
     assert [e.tmdb_id for e in await list_progress(container, clerk, 100)] == ["new", "old"]
-    await project(container.redis, live, deleted(clerk, "new", at + timedelta(seconds=1)))
+    await feed(deleted(clerk, "new", at + timedelta(seconds=1)))
     assert [e.tmdb_id for e in await list_progress(container, clerk, 100)] == ["old"]
-    await project(container.redis, live, saved(clerk, "new", at + timedelta(seconds=2), 3))
+    await feed(saved(clerk, "new", at + timedelta(seconds=2), 3))
     listed = await list_progress(container, clerk, 100)
     assert [(e.tmdb_id, e.current_time) for e in listed] == [("new", 3), ("old", 1)]
     later = at - 10 * DAY + 30 * DAY  # "old" lapses; the list kept above must not answer it

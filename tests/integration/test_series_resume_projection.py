@@ -10,12 +10,13 @@ from resume_env import (
     DAY,
     SECOND,
     CommandRecorder,
+    Feed,
     assert_clear_removes_every_key,
     assert_scratch_copy_leaves_live_keys,
     dump_alike_in_any_batching,
+    feeding,
     fresh_clerk,
     own_prefix,
-    project,
     recent,
 )
 
@@ -75,11 +76,16 @@ def live() -> SeriesResumeProjection:
     return SeriesResumeProjection()
 
 
+@pytest.fixture
+def feed(container: Container, live: SeriesResumeProjection) -> Feed:
+    return feeding(container.redis, live)
+
+
 async def test_save_writes_the_origin_value_expiring_30_days_after_update(
-    container: Container, live: SeriesResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(container.redis, live, saved(clerk, "1399", "63056", at, current_time=61.5))
+    await feed(saved(clerk, "1399", "63056", at, current_time=61.5))
     key = series_key(clerk, "1399", "63056")
     raw = await container.redis.get(key)
     assert (
@@ -97,11 +103,11 @@ async def test_save_writes_the_origin_value_expiring_30_days_after_update(
 
 
 async def test_a_save_of_episode_b_removes_episode_a(
-    container: Container, live: SeriesResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(container.redis, live, saved(clerk, "s", "a", at))
-    await project(container.redis, live, saved(clerk, "s", "b", at + SECOND, 5))
+    await feed(saved(clerk, "s", "a", at))
+    await feed(saved(clerk, "s", "b", at + SECOND, 5))
     assert await container.redis.exists(series_key(clerk, "s", "a")) == 0
     assert await read_episode(container.pipeline, clerk, "s", "a") is None
     current = await read_series(container.pipeline, clerk, "s")
@@ -110,7 +116,7 @@ async def test_a_save_of_episode_b_removes_episode_a(
 
 @pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 0, 2), (1, 2, 0)])
 async def test_newest_save_wins_whatever_the_batch_order(
-    container: Container, live: SeriesResumeProjection, clerk: str, order: tuple[int, ...]
+    container: Container, feed: Feed, clerk: str, order: tuple[int, ...]
 ) -> None:
     at = recent()
     for split in (1, 2):  # the events in two batches, split after the first or the second
@@ -121,8 +127,8 @@ async def test_newest_save_wins_whatever_the_batch_order(
             saved(clerk, series, "c", at + SECOND),
         ]
         chosen = [events[i] for i in order]
-        await project(container.redis, live, *chosen[:split])
-        await project(container.redis, live, *chosen[split:])
+        await feed(*chosen[:split])
+        await feed(*chosen[split:])
         current = await read_series(container.pipeline, clerk, series)
         assert current is not None and current.tmdb_id == "b", (order, split)
         for episode in ("a", "c"):
@@ -130,14 +136,14 @@ async def test_newest_save_wins_whatever_the_batch_order(
 
 
 async def test_finished_save_removes_the_series_and_an_older_save_cannot_bring_it_back(
-    container: Container, live: SeriesResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(container.redis, live, saved(clerk, "s", "a", at), saved(clerk, "t", "x", at))
-    await project(container.redis, live, saved(clerk, "s", "a", at + DAY / 24, 950, finished=True))
+    await feed(saved(clerk, "s", "a", at), saved(clerk, "t", "x", at))
+    await feed(saved(clerk, "s", "a", at + DAY / 24, 950, finished=True))
     assert await read_series(container.pipeline, clerk, "s") is None
     assert await container.redis.exists(series_key(clerk, "s", "a")) == 0
-    await project(container.redis, live, saved(clerk, "s", "b", at + DAY / 48))
+    await feed(saved(clerk, "s", "b", at + DAY / 48))
     assert await read_series(container.pipeline, clerk, "s") is None
     assert await container.redis.exists(series_key(clerk, "s", "b")) == 0
     listed = await list_series(container.pipeline, clerk, 100, datetime.now(UTC))
@@ -145,33 +151,31 @@ async def test_finished_save_removes_the_series_and_an_older_save_cannot_bring_i
 
 
 async def test_delete_removes_the_current_episode_and_a_later_save_restores_the_series(
-    container: Container, live: SeriesResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(container.redis, live, saved(clerk, "s", "a", at), deleted(clerk, "s", at))
+    await feed(saved(clerk, "s", "a", at), deleted(clerk, "s", at))
     assert await container.redis.exists(series_key(clerk, "s", "a")) == 0
     assert await container.redis.exists(current_key(clerk, "s")) == 0
-    await project(container.redis, live, saved(clerk, "s", "b", at + SECOND, 7))
+    await feed(saved(clerk, "s", "b", at + SECOND, 7))
     current = await read_series(container.pipeline, clerk, "s")
     assert current is not None and (current.tmdb_id, current.current_time) == ("b", 7)
 
 
 async def test_event_whose_expiry_has_passed_creates_no_key(
-    container: Container, live: SeriesResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
-    await project(container.redis, live, saved(clerk, "old", "1", recent() - 31 * DAY))
+    await feed(saved(clerk, "old", "1", recent() - 31 * DAY))
     assert await container.redis.exists(series_key(clerk, "old", "1")) == 0
     assert await read_series(container.pipeline, clerk, "old") is None
     assert await list_series(container.pipeline, clerk, 100, datetime.now(UTC)) == []
 
 
 async def test_list_is_newest_first_limited_and_skips_lapsed_series(
-    container: Container, live: SeriesResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(
-        container.redis,
-        live,
+    await feed(
         saved(clerk, "a", "a1", at - 3 * DAY, 1),
         saved(clerk, "b", "b1", at - 1 * DAY, 2),
         saved(clerk, "c", "c1", at - 2 * DAY, 3),
@@ -189,9 +193,9 @@ async def test_list_is_newest_first_limited_and_skips_lapsed_series(
 
 
 async def test_list_reads_only_the_users_index_and_keys(
-    container: Container, live: SeriesResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
-    await project(container.redis, live, saved(clerk, "s", "1", recent()))
+    await feed(saved(clerk, "s", "1", recent()))
     recorder = CommandRecorder(container.pipeline)
     listed = await list_series(recorder, clerk, 100, datetime.now(UTC))  # type: ignore[arg-type]
     assert [e.series_id for e in listed] == ["s"]
@@ -199,19 +203,17 @@ async def test_list_reads_only_the_users_index_and_keys(
 
 
 async def test_series_never_reach_the_title_list(
-    container: Container, live: SeriesResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
-    await project(container.redis, live, saved(clerk, "s", "1", recent()))
+    await feed(saved(clerk, "s", "1", recent()))
     assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
 
 
 async def test_series_30_days_older_than_the_users_newest_event_are_pruned(
-    container: Container, live: SeriesResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     at = recent()
-    await project(
-        container.redis,
-        live,
+    await feed(
         saved(clerk, "old", "1", at - 40 * DAY),
         deleted(clerk, "gone", at - 35 * DAY),
         saved(clerk, "new", "1", at),
@@ -275,18 +277,18 @@ async def test_scratch_copy_never_touches_live_keys(container: Container, clerk:
 
 
 async def test_a_kept_series_list_follows_every_change(
-    container: Container, live: SeriesResumeProjection, clerk: str
+    container: Container, feed: Feed, clerk: str
 ) -> None:
     """``get_series_list`` through the process's list cache: a new episode, a delete and a
     save each show at the next read, and each event notes the user's list version."""
     at = recent()
-    await project(container.redis, live, saved(clerk, "s1", "e1", at))
-    await project(container.redis, live, saved(clerk, "s2", "e1", at + timedelta(seconds=1)))
+    await feed(saved(clerk, "s1", "e1", at))
+    await feed(saved(clerk, "s2", "e1", at + timedelta(seconds=1)))
     listed = await get_series_list(container, clerk, 100)
     assert [(e.series_id, e.tmdb_id) for e in listed] == [("s2", "e1"), ("s1", "e1")]
-    await project(container.redis, live, saved(clerk, "s1", "e2", at + timedelta(seconds=2)))
+    await feed(saved(clerk, "s1", "e2", at + timedelta(seconds=2)))
     listed = await get_series_list(container, clerk, 100)
     assert [(e.series_id, e.tmdb_id) for e in listed] == [("s1", "e2"), ("s2", "e1")]
-    await project(container.redis, live, deleted(clerk, "s2", at + timedelta(seconds=3)))
+    await feed(deleted(clerk, "s2", at + timedelta(seconds=3)))
     assert [e.series_id for e in await get_series_list(container, clerk, 100)] == ["s1"]
     assert await container.redis.get(version_key(clerk, 0)) is not None
