@@ -65,6 +65,12 @@ def deleted(clerk: str, tmdb: str, at: datetime) -> ProgressDeleted:
     return ProgressDeleted(occurred_at=at, actor=clerk, clerk_id=clerk, tmdb_id=tmdb)
 
 
+async def current_time(container: Container, clerk: str, tmdb: str) -> float | None:
+    """The title's saved ``currentTime``, or ``None`` when it has no position."""
+    position = await read_position(container.pipeline, clerk, tmdb)
+    return None if position is None else position.current_time
+
+
 @pytest.fixture
 async def clerk(container: Container) -> AsyncIterator[str]:
     async with fresh_clerk(container.redis, USERS_KEY) as clerk_id:
@@ -100,8 +106,7 @@ async def test_newer_save_overwrites_and_older_late_save_is_ignored(
     await feed(saved(clerk, "1", at, current_time=10))
     await feed(saved(clerk, "1", at + timedelta(seconds=5), 20))
     await feed(saved(clerk, "1", at + timedelta(seconds=2), 15))
-    position = await read_position(container.pipeline, clerk, "1")
-    assert position is not None and position.current_time == 20
+    assert await current_time(container, clerk, "1") == 20
 
 
 async def test_older_save_later_in_the_same_batch_is_ignored(
@@ -110,8 +115,7 @@ async def test_older_save_later_in_the_same_batch_is_ignored(
     at = recent()
     newer, older = saved(clerk, "1", at, 50), saved(clerk, "1", at - timedelta(seconds=1), 40)
     await feed(newer, older)
-    position = await read_position(container.pipeline, clerk, "1")
-    assert position is not None and position.current_time == 50
+    assert await current_time(container, clerk, "1") == 50
 
 
 async def test_finished_save_removes_the_title_and_an_older_save_cannot_bring_it_back(
@@ -133,8 +137,7 @@ async def test_delete_removes_the_key_and_a_later_save_restores_it(
     await feed(saved(clerk, "1", at), deleted(clerk, "1", at))
     assert await container.redis.exists(resume_key(clerk, "1")) == 0
     await feed(saved(clerk, "1", at + timedelta(seconds=1), 7))
-    position = await read_position(container.pipeline, clerk, "1")
-    assert position is not None and position.current_time == 7
+    assert await current_time(container, clerk, "1") == 7
 
 
 async def test_event_whose_expiry_has_passed_creates_no_key(
