@@ -38,6 +38,14 @@ async def save(client: Client, auth: Auth, clerk: str, **fields: Any) -> Any:
     return await client.post(SERIES, json=body, headers=auth(clerk))
 
 
+@pytest.fixture
+async def watching(client: Client, auth: Auth, drain: Drain, clerk: str) -> str:
+    """A new user with episode 63056 of series 1399 saved and projected."""
+    assert (await save(client, auth, clerk)).status_code == 204
+    await drain()
+    return clerk
+
+
 async def test_save_is_204_and_the_series_reads_back_its_current_episode(
     client: Client, auth: Auth, drain: Drain, container: Container, clerk: str
 ) -> None:
@@ -91,14 +99,12 @@ async def test_list_is_one_entry_per_series_newest_first_and_honours_limit(
 
 
 async def test_literal_series_segment_is_never_read_as_a_clerk_id(
-    client: Client, auth: Auth, drain: Drain, clerk: str
+    client: Client, auth: Auth, watching: str
 ) -> None:
-    await save(client, auth, clerk)
-    await drain()
-    listed = await client.get(f"{SERIES}/{clerk}", headers=auth(clerk))
+    listed = await client.get(f"{SERIES}/{watching}", headers=auth(watching))
     assert listed.status_code == 200 and [e["seriesId"] for e in listed.json()] == ["1399"]
     # A user whose id is "series" still cannot have "/api/progress/series/x" read as a title.
-    as_series = await client.get(f"{SERIES}/{clerk}", headers=auth("series"))
+    as_series = await client.get(f"{SERIES}/{watching}", headers=auth("series"))
     assert as_series.status_code == 403
 
 
@@ -131,19 +137,19 @@ async def test_unknown_series_and_episode_are_404_with_their_messages(
 
 
 async def test_delete_is_204_then_the_series_is_gone_and_a_second_delete_is_404(
-    client: Client, auth: Auth, drain: Drain, clerk: str
+    client: Client, auth: Auth, drain: Drain, watching: str
 ) -> None:
-    await save(client, auth, clerk)
-    await drain()
-    deleted = await client.delete(f"{SERIES}/{clerk}/1399", headers=auth(clerk))
+    deleted = await client.delete(f"{SERIES}/{watching}/1399", headers=auth(watching))
     assert (deleted.status_code, deleted.content) == (204, b"")
     await drain()
-    assert (await client.get(f"{SERIES}/{clerk}/1399", headers=auth(clerk))).status_code == 404
     assert (
-        await client.get(f"{SERIES}/{clerk}/1399/63056", headers=auth(clerk))
+        await client.get(f"{SERIES}/{watching}/1399", headers=auth(watching))
     ).status_code == 404
-    assert (await client.get(f"{SERIES}/{clerk}", headers=auth(clerk))).json() == []
-    again = await client.delete(f"{SERIES}/{clerk}/1399", headers=auth(clerk))
+    assert (
+        await client.get(f"{SERIES}/{watching}/1399/63056", headers=auth(watching))
+    ).status_code == 404
+    assert (await client.get(f"{SERIES}/{watching}", headers=auth(watching))).json() == []
+    again = await client.delete(f"{SERIES}/{watching}/1399", headers=auth(watching))
     assert (again.status_code, again.json()) == (404, {"error": "No series progress found"})
 
 
