@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from litestar import Litestar
@@ -42,6 +43,7 @@ from services.container import (
     configure_logging,
     heap,
 )
+from services.users import follow_erasures
 
 ROUTE_HANDLERS: list[Any] = [
     HealthController,
@@ -86,11 +88,16 @@ def create_app(
         await guards.csrf.tokens.load_key(built)
         services.csrf = guards.csrf.tokens  # one signer for the middleware and the token route
         await check_at_start(built)  # Redis behind the archive is restored before serving
+        # Family erasures answered by any process: their user rows' ids are forgotten here too.
+        follower = asyncio.create_task(follow_erasures(built, services.users))
         if settle_heap:
             heap.settle()  # start-up is over: its objects need no more collecting
         try:
             yield
         finally:
+            follower.cancel()
+            with suppress(asyncio.CancelledError):
+                await follower
             if owned:
                 await built.close()
 

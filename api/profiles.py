@@ -22,7 +22,7 @@ from api.catalog_schema import (
     page_query,
     profile_out,
 )
-from api.deps import ContainerDep, PrincipalDep
+from api.deps import ContainerDep, PrincipalDep, services_of
 from api.idempotency import Idempotent, receipt_of
 from api.openapi_parts import PAGING, PROFILE_CREATE, PROFILE_UPDATE
 from api.route_facts import facts
@@ -72,8 +72,11 @@ class ProfilesController(Controller):
             raise invalid(problems)
         values = profile_values(body, "create", container.settings.default_timezone)
         receipt = receipt_of(request.scope, answer_profile)
-        created = await catalog.create_profile(
-            container, principal.user_id, values, container.clock.now(), receipt
+        now = container.clock.now()
+        created = await services_of(request.app.state).users.write_as(
+            principal.sub,
+            principal.user_id,
+            lambda user_id: catalog.create_profile(container, user_id, values, now, receipt),
         )
         await policy.record_policy(container, created, principal.sub)
         return profile_out(created)

@@ -20,8 +20,9 @@ from anyio import AsyncFile
 from litestar import Controller, Request, post
 from litestar.exceptions import InternalServerException
 
+from api.auth import Principal
 from api.catalog_schema import VideoOut, answer_video, invalid, video_out
-from api.deps import ContainerDep, PrincipalDep
+from api.deps import ContainerDep, PrincipalDep, services_of
 from api.errors import ApiError, FieldError, InvalidFields, SpecialError
 from api.idempotency import Idempotent, receipt_of
 from api.limits import timed_out
@@ -34,6 +35,7 @@ from services import catalog
 from services.container import Container
 from services.idempotency import SQL_ANSWERS, Receipt
 from services.media import MediaStore
+from services.users import UserDirectory
 
 FORM_OVERHEAD = 1024 * 1024  # text fields, part headers and boundaries around the files
 MAX_TEXT_FIELD = 64 * 1024
@@ -175,7 +177,11 @@ def _details(fields: dict[str, str]) -> dict[str, Any]:
 
 
 async def save_upload(
-    container: Container, user_id: int, form: UploadForm, receipt: Receipt[Video] | None = None
+    container: Container,
+    owner: Principal,
+    users: UserDirectory,
+    form: UploadForm,
+    receipt: Receipt[Video] | None = None,
 ) -> Video:
     """Publish the received files and insert their video row; nothing is left if it fails
     (nor if a twin request with the same ``Idempotency-Key`` inserted its row first)."""
@@ -202,7 +208,11 @@ async def save_upload(
             "mime_type": video_type.mime_type,
         }
         now = container.clock.now()
-        return await catalog.create_video(container, user_id, values, now, receipt)
+        return await users.write_as(
+            owner.sub,
+            owner.user_id,
+            lambda user_id: catalog.create_video(container, user_id, values, now, receipt),
+        )
     except BaseException:
         form.media.remove(*published)
         raise
@@ -246,7 +256,8 @@ class UploadController(Controller):
             except TimeoutError:
                 raise timed_out() from None
             receipt = receipt_of(request.scope, answer_video)  # the body is all read by now
-            video = await save_upload(container, principal.user_id, form, receipt)
+            users = services_of(request.app.state).users
+            video = await save_upload(container, principal, users, form, receipt)
         except InternalServerException:  # the client went away mid-body
             raise ApiError(400, "Upload was interrupted") from None
         finally:

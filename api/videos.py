@@ -22,7 +22,7 @@ from api.catalog_schema import (
     page_query,
     video_out,
 )
-from api.deps import ContainerDep, PrincipalDep
+from api.deps import ContainerDep, PrincipalDep, services_of
 from api.idempotency import Idempotent, receipt_of
 from api.openapi_parts import PAGING, VIDEO_CREATE, VIDEO_UPDATE
 from api.route_facts import facts
@@ -67,12 +67,13 @@ class VideosController(Controller):
         body = json_object(data)
         if problems := check_video(body, "create"):
             raise invalid(problems)
-        created = await catalog.create_video(
-            container,
+        values = video_values(body, "create")
+        now = container.clock.now()
+        receipt = receipt_of(request.scope, answer_video)
+        created = await services_of(request.app.state).users.write_as(
+            principal.sub,
             principal.user_id,
-            video_values(body, "create"),
-            container.clock.now(),
-            receipt_of(request.scope, answer_video),
+            lambda user_id: catalog.create_video(container, user_id, values, now, receipt),
         )
         return video_out(created)
 

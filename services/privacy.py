@@ -16,7 +16,9 @@ subject is being projected while it is removed:
    do its privacy keys: from then on its archived events read as erased, in the feed, in
    exports and in replay. Events archived in the clear before privacy keys existed are blanked;
 4. its uploaded files are deleted, and a ``privacy.erased`` event without personal data is
-   appended, so the archive records that an erasure happened.
+   appended, so the archive records that an erasure happened;
+5. a family's erasure is announced to every API process, which forget the deleted user row's
+   id (``services.users``).
 
 A rebuild then finds the subject's events unreadable and applies none of them, which is exactly
 what the live read models hold after step 3: ``medio replay --verify`` stays clean.
@@ -59,6 +61,7 @@ from projections.registry import REDIS_PROJECTIONS
 from projections.runtime import projectors_caught_up
 from projections.streams import DEAD_LETTER_STREAM
 from services import catalog, devices, policy, sessions
+from services.users import announce_erased
 
 ERASER = "system:privacy"
 PAGE = 1000
@@ -121,6 +124,7 @@ async def erase_family(container: Container, clerk_id: str, user_id: int) -> Non
 
     owned = await _profile_ids(container, user_id)
     await _erase(container, owned, find)
+    await announce_erased(container, clerk_id)
 
 
 async def erase_profile(container: Container, user_id: int, profile_id: int) -> bool:

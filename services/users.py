@@ -1,7 +1,23 @@
 """Users: a token's ``sub`` mapped to its user row, created the first time it is seen.
 
 The API authenticates callers by their token alone; rows that other tables point to (profiles,
-videos) need a user id, which ``UserDirectory`` hands out per process.
+videos) need a user id, which ``UserDirectory`` hands out and remembers per process.
+
+A family erasure deletes the user row, so every API process must stop handing out its id, not
+only the one that erased it. Two parts, because neither alone is enough:
+
+- ``announce_erased`` publishes the erased ``sub`` on a Redis channel once the erasure has
+  committed, and ``follow_erasures`` (a background task of every API process) forgets it on
+  hearing it. Pub/sub delivers nothing to a subscriber that is not connected, so each time the
+  subscription (re)connects the process forgets every id it knows: the map is only a cache and
+  refills with one upsert per ``sub``, while an erasure missed during an outage could otherwise
+  keep a deleted id for the life of the process (empty reads, refused writes).
+- The message still arrives a moment after the commit, so a write in that moment can carry the
+  deleted id. ``write_as`` runs such writes: when one fails on a constraint and the caller's user
+  row is gone, the id is forgotten, the ``sub`` resolved again (a fresh, empty user, as after an
+  erasure on this process) and the write retried once. Checking that the row is gone, rather
+  than parsing the database's error, works alike on every dialect and never retries a write
+  refused for its own data.
 """
 
 from __future__ import annotations
@@ -10,16 +26,25 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
+import sqlalchemy as sa
+from redis.exceptions import RedisError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from adapters.container import Container
 from adapters.tables import users
 
 log = logging.getLogger("medio.auth")
+
+T = TypeVar("T")
+ERASED_CHANNEL = "medio:users:erased"  # Redis pub/sub: the ``sub`` of each erased family
+FOLLOW_POLL_SECONDS = 5.0  # longest wait for a notice before the loop looks again
+FOLLOW_RETRY_SECONDS = 1.0  # pause before subscribing again after a Redis outage
 
 
 class UserDirectory:
@@ -70,6 +95,31 @@ class UserDirectory:
     def forget(self, sub: str) -> None:
         """``sub``'s row was erased: its next request makes a new one."""
         self._ids.pop(sub, None)
+
+    def forget_all(self) -> None:
+        """Erasures may have been missed: every ``sub`` is looked up again on its next request."""
+        self._ids.clear()
+
+    async def write_as(self, sub: str, user_id: int, write: Callable[[int], Awaitable[T]]) -> T:
+        """``write(user_id)``, retried once with a fresh row if ``sub``'s row was erased meanwhile.
+
+        ``user_id`` is the id the request was authenticated with; only a failure on a
+        constraint while that row no longer exists is retried (see the module's docstring).
+        """
+        try:
+            return await write(user_id)
+        except IntegrityError:
+            if await self._exists(user_id):
+                raise
+        if self._ids.get(sub) == user_id:  # unless a concurrent request resolved it anew
+            self.forget(sub)
+        log.info("user row erased by another process: the write is retried with a new one")
+        return await write(await self.user_id(sub))
+
+    async def _exists(self, user_id: int) -> bool:
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(sa.select(users.c.id).where(users.c.id == user_id))
+        return found is not None
 
     def note(self, sub: str) -> None:
         """Register ``sub`` in the background if this process has not seen it."""
@@ -127,6 +177,53 @@ class UserDirectory:
             ids = {sub: int(user_id) for sub, user_id in await conn.execute(statement)}
         self._learn(ids)
         return ids
+
+
+async def announce_erased(container: Container, sub: str) -> None:
+    """Tell every API process that ``sub``'s user row is gone (after the erasure committed).
+
+    A failure is logged, not raised: the erasure is done, and a process that misses the notice
+    still answers correctly (``write_as``; it forgets every id when its subscription reconnects).
+    """
+    try:
+        await container.redis.publish(ERASED_CHANNEL, sub)
+    except (RedisError, OSError) as exc:
+        log.warning("family erasure not announced to the other API processes: %s", exc)
+
+
+async def follow_erasures(container: Container, directory: UserDirectory) -> None:
+    """Forget each erased ``sub`` announced by any process, for as long as the process serves.
+
+    Runs as a background task; a Redis outage is logged and the subscription retried every
+    ``FOLLOW_RETRY_SECONDS``, without touching requests. Every (re)connection of the
+    subscription forgets all known ids, since notices sent while it was away are lost.
+    """
+    resubscribed = _Resubscribed(directory)
+    while True:
+        try:
+            async with container.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(ERASED_CHANNEL)
+                directory.forget_all()
+                if pubsub.connection is not None:  # redis-py reconnects by itself, too
+                    pubsub.connection.register_connect_callback(resubscribed.connected)
+                while True:
+                    message = await pubsub.get_message(timeout=FOLLOW_POLL_SECONDS)
+                    if message is not None and message["type"] == "message":
+                        data = message["data"]
+                        directory.forget(data.decode() if isinstance(data, bytes) else data)
+        except (RedisError, OSError) as exc:
+            log.warning("not hearing family erasures (Redis: %s); retrying", exc)
+            await asyncio.sleep(FOLLOW_RETRY_SECONDS)
+
+
+class _Resubscribed:
+    """The subscription's connection callback (redis-py keeps it by weak reference)."""
+
+    def __init__(self, directory: UserDirectory) -> None:
+        self.directory = directory
+
+    def connected(self, _connection: object) -> None:
+        self.directory.forget_all()
 
 
 def _is_outage(exc: Exception) -> bool:
