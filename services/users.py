@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from redis.exceptions import RedisError
@@ -199,6 +199,7 @@ async def follow_erasures(container: Container, directory: UserDirectory) -> Non
     subscription forgets all known ids, since notices sent while it was away are lost.
     """
     resubscribed = _Resubscribed(directory)
+    me = asyncio.current_task()
     while True:
         try:
             async with container.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
@@ -207,6 +208,7 @@ async def follow_erasures(container: Container, directory: UserDirectory) -> Non
                 if pubsub.connection is not None:  # redis-py reconnects by itself, too
                     pubsub.connection.register_connect_callback(resubscribed.connected)
                 while True:
+                    _stop_if_cancelled(me)
                     message = await pubsub.get_message(timeout=FOLLOW_POLL_SECONDS)
                     if message is not None and message["type"] == "message":
                         data = message["data"]
@@ -214,6 +216,14 @@ async def follow_erasures(container: Container, directory: UserDirectory) -> Non
         except (RedisError, OSError) as exc:
             log.warning("not hearing family erasures (Redis: %s); retrying", exc)
             await asyncio.sleep(FOLLOW_RETRY_SECONDS)
+
+
+def _stop_if_cancelled(task: asyncio.Task[Any] | None) -> None:
+    """Stop a follower whose cancellation was swallowed: redis-py's read timeout can turn a
+    cancel arriving with it into a timeout or a quiet ``None`` (measured: without this the app's
+    shutdown waited on the follower forever)."""
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class _Resubscribed:
