@@ -3,65 +3,18 @@
 Every step alternates between the two processes, as requests behind a load balancer do, in
 real time (the device waits ``interval`` seconds between polls as a TV would). The revocation
 is answered by one process and must cut the token off on the other at its very next request:
-no process may keep a verdict about a device token.
+no process may keep a verdict about a device token. (``two_apis``: ``tests/e2e/conftest.py``.)
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from adapters.settings import Settings
 from api.auth import create_token
-from medio.embedded import free_port
-
-
-def _start_api(port: int) -> subprocess.Popen[bytes]:
-    """``medio api`` on this run's database and Redis (``test_env`` put them in the env)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "medio.cli", "api", "--port", str(port), "--workers", "1"],
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"medio api on {port} did not start")
-
-
-@pytest.fixture
-def two_apis(test_env: dict[str, str]) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    ports = [free_port(), free_port()]
-    processes = [_start_api(port) for port in ports]
-    try:
-        for port in ports:
-            _wait_ready(port)
-        with (
-            httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}", timeout=10) as first,
-            httpx.Client(base_url=f"http://127.0.0.1:{ports[1]}", timeout=10) as second,
-        ):
-            yield first, second
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(15)
 
 
 def _ok(answer: httpx.Response, status: int) -> Any:
