@@ -2,8 +2,9 @@
 
 Both act on the caller alone: the family is the token's ``sub``. The export is streamed as it
 is read (``services.family_export``); the erasure (``services.privacy``) answers once the
-family's rows, files, Redis keys and privacy keys are gone, and the process forgets the
-account's user row so that the next request with the same ``sub`` starts a new, empty user.
+family's rows, files, Redis keys and privacy keys are gone, and this process forgets the
+account's user row at once (the others on hearing the erasure: ``services.users``), so that
+the next request with the same ``sub`` starts a new, empty user.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ only the one that erased it. Two parts, because neither alone is enough:
   hearing it. Pub/sub delivers nothing to a subscriber that is not connected, so each time the
   subscription (re)connects the process forgets every id it knows: the map is only a cache and
   refills with one upsert per ``sub``, while an erasure missed during an outage could otherwise
-  keep a deleted id for the life of the process (empty reads, refused writes).
+  keep a deleted id for the life of the process (empty reads, refused writes). A channel is
+  server-wide, not per Redis database: another deployment's notices only cost a lookup.
 - The message still arrives a moment after the commit, so a write in that moment can carry the
   deleted id. ``write_as`` runs such writes: when one fails on a constraint and the caller's user
   row is gone, the id is forgotten, the ``sub`` resolved again (a fresh, empty user, as after an
@@ -213,8 +214,8 @@ async def follow_erasures(container: Container, directory: UserDirectory) -> Non
                     if message is not None and message["type"] == "message":
                         data = message["data"]
                         directory.forget(data.decode() if isinstance(data, bytes) else data)
-        except (RedisError, OSError) as exc:
-            log.warning("not hearing family erasures (Redis: %s); retrying", exc)
+        except Exception as exc:  # Redis away, or anything else: the follower must live on
+            log.warning("not hearing family erasures (%s); retrying", exc)
             await asyncio.sleep(FOLLOW_RETRY_SECONDS)
 
 
