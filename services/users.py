@@ -215,6 +215,7 @@ async def follow_erasures(container: Container, directory: UserDirectory) -> Non
                         data = message["data"]
                         directory.forget(data.decode() if isinstance(data, bytes) else data)
         except Exception as exc:  # Redis away, or anything else: the follower must live on
+            _stop_if_cancelled(me)
             log.warning("not hearing family erasures (%s); retrying", exc)
             await asyncio.sleep(FOLLOW_RETRY_SECONDS)
 
