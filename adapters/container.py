@@ -69,7 +69,10 @@ def _redis(settings: Settings, socket_timeout: float | None) -> Redis:
 
 
 def build_adapters(
-    settings: Settings, clock: Clock | None = None, pool_size: int = 10
+    settings: Settings,
+    clock: Clock | None = None,
+    pool_size: int = 10,
+    overflow: int | None = None,
 ) -> Container:
     """Wire the adapters for ``settings``, without the command-side check on ``pipeline.gate``.
 
@@ -81,7 +84,7 @@ def build_adapters(
     container = Container(
         settings=settings,
         redis=redis,
-        engine=create_engine(settings, pool_size=pool_size),
+        engine=create_engine(settings, pool_size=pool_size, overflow=overflow),
         events=EventLog(redis, shards=settings.stream_shards, pipeline=pipeline),
         pipeline=pipeline,
         clock=clock or SystemClock(),

@@ -86,10 +86,11 @@ async def list_series(clerk_id: str) -> list[dict[str, Any]]:
 
 
 def _answers() -> dict[str, dict[str, Any]]:
-    """``{"stats": {profile id: answer}, "feed": {after: answer}}`` from MEDIO_BENCH_ANSWERS."""
+    """``{"stats" | "ledger": {profile id: answer}, "feed": {after: answer}}`` from
+    MEDIO_BENCH_ANSWERS."""
     path = os.environ.get("MEDIO_BENCH_ANSWERS")
     loaded: dict[str, dict[str, Any]] = json.loads(Path(path).read_text()) if path else {}
-    return {"stats": loaded.get("stats", {}), "feed": loaded.get("feed", {})}
+    return {kind: loaded.get(kind, {}) for kind in ("stats", "ledger", "feed")}
 
 
 ANSWERS = _answers()
@@ -108,6 +109,12 @@ async def profile_stats(profile_id: str) -> Any:
     return _answer("stats", profile_id)
 
 
+@get("/api/profiles/{profile_id:str}/days/{day:str}")
+async def day_ledger(profile_id: str, day: str) -> Any:
+    """The day's ledger Medio answered for this profile (one day is read)."""
+    return _answer("ledger", profile_id)
+
+
 @get("/api/events")
 async def feed_page(after: str = "0") -> Any:
     """The feed page Medio answered after this position."""
@@ -123,6 +130,7 @@ def create() -> Litestar:
             read_progress,
             list_series,
             profile_stats,
+            day_ledger,
             feed_page,
         ],
         logging_config=None,

@@ -3,9 +3,10 @@
 Two kinds of families:
 
 * **readers**: parent users, each with one child profile and a catalog of ``VIDEOS`` videos,
-  and a week of watching (``READER_EVENTS`` session events each: five sessions on five days,
-  some on the same video). Their catalog rows are inserted as the catalog writes them; the
-  benchmark reads their stats and pages through their events.
+  and a week of watching (``READER_EVENTS`` events each: five sessions on five days, some on
+  the same video, and one day a request for more time, approved). Their catalog rows are
+  inserted as the catalog writes them; the benchmark reads their stats and a day's ledger and
+  pages through their events.
 * **others**: the rest of the platform (``bench.workload``'s mix of progress saves and
   sessions over ``OTHER_PROFILES`` profiles), the history that grows: ``grow`` adds it until
   the archive holds the size asked for, timestamped in the hours before now.
@@ -31,7 +32,16 @@ from adapters.keyring import Keyring
 from adapters.tables import events, profiles, users, videos
 from bench.workload import realistic_events
 from domain.codec import encode
-from domain.events import AnyEvent, DayShare, SessionEnded, SessionHeartbeat, SessionStarted
+from domain.events import (
+    AnyEvent,
+    BonusGranted,
+    DayShare,
+    SessionEnded,
+    SessionHeartbeat,
+    SessionStarted,
+    TimeRequestDecided,
+    TimeRequested,
+)
 from projections import archive
 from projections.base import Envelope, SqlProjection
 from projections.registry import SQL_PROJECTIONS
@@ -39,7 +49,9 @@ from projections.registry import SQL_PROJECTIONS
 VIDEOS = 8
 SESSIONS = 5  # one a day on the last five days; two on the reader's first video
 BEATS = 2  # heartbeats per session, 30 s each
-READER_EVENTS = SESSIONS * (2 + BEATS)
+LEDGER_DAY = 1  # days ago: the child asked for 15 more minutes that day and got them
+REQUEST_EVENTS = 3  # asked, approved, bonus granted
+READER_EVENTS = SESSIONS * (2 + BEATS) + REQUEST_EVENTS
 OTHER_PROFILES = 20_000
 BATCH = 5_000
 BEAT_SECONDS = 30.0
@@ -108,11 +120,19 @@ async def add_readers(engine: AsyncEngine, subs: list[str]) -> list[Reader]:
     ]
 
 
+def ledger_date(now: datetime) -> str:
+    """The local day (UTC) whose ledger the reads benchmark reads: a session and a request."""
+    return (now - timedelta(days=LEDGER_DAY, hours=1)).date().isoformat()
+
+
 def reader_history(reader: Reader, number: int, now: datetime) -> Iterator[AnyEvent]:
-    """``READER_EVENTS`` events: a session a day on the last ``SESSIONS`` days (today too)."""
+    """``READER_EVENTS`` events: a session a day on the last ``SESSIONS`` days (today too), and
+    on ``LEDGER_DAY`` a request for more time, approved (what a day's ledger lists)."""
     for day in range(SESSIONS):
         started = now - timedelta(days=day, hours=1)
         local = started.date().isoformat()
+        if day == LEDGER_DAY:
+            yield from _more_time(reader, number, started - timedelta(minutes=5), local)
         video = reader.video_ids[max(0, day - 1)]  # the first video twice: a clear favourite
         session = SESSION_IDS + number * SESSIONS + day
         ids = {"session_id": session, "profile_id": reader.profile_id, "video_id": video}
@@ -146,6 +166,25 @@ def reader_history(reader: Reader, number: int, now: datetime) -> Iterator[AnyEv
             position=watched,
             **ids,
         )
+
+
+def _more_time(reader: Reader, number: int, at: datetime, local: str) -> Iterator[AnyEvent]:
+    """The child asks for 15 minutes, the parent approves a minute later."""
+    ids = {"request_id": number + 1, "profile_id": reader.profile_id, "local_date": local}
+    yield TimeRequested(occurred_at=at, actor=reader.sub, minutes=15, message="please", **ids)
+    decided = at + timedelta(minutes=1)
+    yield TimeRequestDecided(
+        occurred_at=decided, actor=reader.sub, status="approved", minutes=15, **ids
+    )
+    yield BonusGranted(
+        occurred_at=decided,
+        actor=reader.sub,
+        profile_id=reader.profile_id,
+        local_date=local,
+        minutes=15,
+        total_minutes=15,
+        request_id=number + 1,
+    )
 
 
 def readers_history(readers: list[Reader]) -> list[AnyEvent]:

@@ -1,11 +1,13 @@
 """Reads on Medio vs a bare Litestar GET of the same JSON, at two sizes of event history.
 
-Five reads, each against a bare endpoint answering the same bytes from memory:
+Six reads, each against a bare endpoint answering the same bytes from memory:
 
 * ``progress_list``: ``GET /api/progress/:clerkId`` (20 titles), what every player page lists;
 * ``progress_title``: ``GET /api/progress/:clerkId/:tmdbId``, one title's resume point;
 * ``series_list``: ``GET /api/progress/series/:clerkId`` (10 series);
 * ``profile_stats``: ``GET /api/profiles/:id/stats``, a parent's view of a child's week;
+* ``day_ledger``: ``GET /api/profiles/:id/days/:date``, a parent's view of why one day's
+  budget stands (its session, the child's request for more time, the bonus granted);
 * ``feed_page``: ``GET /api/events?after=N``, a page of 100 archived events (analyst role).
 
 The progress reads come from the resume and series projections' keys, with read-your-writes
@@ -18,9 +20,9 @@ real SQL projections. Every read is measured at each archive size of ``--sizes``
 not), so the change of Medio's median latency is measured in the same run.
 
 Both servers run with 2 processes beside one Redis, driven by wrk at 64 connections over many
-users' tokens, rounds alternating; medians. The stats and feed readers are few (500 families,
-500 analysts) and the ``general`` rate limit (100 per 15 min per user) would refuse most of
-their requests, so its ceiling is raised for this benchmark: every request is still counted.
+users' tokens, rounds alternating; medians. The stats, ledger and feed readers are few (400
+families, 400 analysts) and the ``general`` rate limit (100 per 15 min per user) would refuse
+most of their requests, so its ceiling is raised for this benchmark: every request is counted.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import json
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,10 @@ READS: dict[str, Read] = {
     "progress_title": Read(f'"/api/progress/" .. users[k] .. "/{SEEDED[0]["tmdbId"]}"', "players"),
     "series_list": Read('"/api/progress/series/" .. users[k]', "players"),
     "profile_stats": Read('"/api/profiles/" .. targets[k] .. "/stats"', "families"),
+    "day_ledger": Read(
+        f'"/api/profiles/" .. targets[k] .. "/days/{history.ledger_date(datetime.now(UTC))}"',
+        "families",
+    ),
     "feed_page": Read('"/api/events?after=" .. targets[k]', "analysts"),
 }
 
@@ -138,10 +144,14 @@ async def _grow(database_url: str, size: int) -> None:
 
 
 def _bare_answers(port: int, audiences: dict[str, Audience]) -> dict[str, str]:
-    """Medio's answers to the stats and feed reads, in a file for the bare endpoint."""
-    answers: dict[str, dict[str, Any]] = {"stats": {}, "feed": {}}
+    """Medio's answers to the stats, ledger and feed reads, in a file for the bare endpoint."""
+    answers: dict[str, dict[str, Any]] = {"stats": {}, "ledger": {}, "feed": {}}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        for kind, read in (("stats", "profile_stats"), ("feed", "feed_page")):
+        for kind, read in (
+            ("stats", "profile_stats"),
+            ("ledger", "day_ledger"),
+            ("feed", "feed_page"),
+        ):
             audience = audiences[READS[read].audience]
             for user, token, target in zip(
                 audience.users, audience.tokens, audience.targets, strict=True
@@ -161,7 +171,7 @@ def run(
     rounds: int = 3,
     seconds: int = 4,
     users: int = 2000,
-    readers: int = 500,
+    readers: int = 400,
     sizes: tuple[int, ...] = SIZES,
     workers: int = 2,
 ) -> dict[str, Any]:
@@ -281,7 +291,7 @@ def _check_same_answer(medio_port: int, bare_port: int, path: str, token: str) -
 def main(argv: list[str]) -> dict[str, Any]:
     """``python -m bench reads [--rounds N] [--seconds S] [--users U] [--families F]
     [--sizes 10000,1000000]``."""
-    options: dict[str, Any] = {"rounds": 3, "seconds": 4, "users": 2000, "families": 500}
+    options: dict[str, Any] = {"rounds": 3, "seconds": 4, "users": 2000, "families": 400}
     sizes = SIZES
     for flag, value in zip(argv[::2], argv[1::2], strict=False):
         if flag == "--sizes":

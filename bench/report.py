@@ -252,6 +252,7 @@ READ_LABELS = {
     "progress_title": "`GET /api/progress/:clerkId/:tmdbId`",
     "series_list": "`GET /api/progress/series/:clerkId` (10 series)",
     "profile_stats": "`GET /api/profiles/:id/stats`",
+    "day_ledger": "`GET /api/profiles/:id/days/:date` (a day's ledger)",
     "feed_page": "`GET /api/events?after=N` (a page of 100)",
 }
 

@@ -23,10 +23,14 @@ from projections.recovery import CommandSideGate
 
 
 def build_container(
-    settings: Settings, clock: Clock | None = None, pool_size: int = 10
+    settings: Settings,
+    clock: Clock | None = None,
+    pool_size: int = 10,
+    overflow: int | None = None,
 ) -> Container:
-    """Wire the adapters for ``settings`` and gate their command side on the archive check."""
-    container = build_adapters(settings, clock=clock, pool_size=pool_size)
+    """Wire the adapters for ``settings`` and gate their command side on the archive check
+    (``pool_size`` and ``overflow``: ``adapters.db.create_engine``)."""
+    container = build_adapters(settings, clock=clock, pool_size=pool_size, overflow=overflow)
     # A restarted Redis is checked against the archive before its first command.
     container.pipeline.gate = CommandSideGate(container)
     return container
