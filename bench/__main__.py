@@ -21,6 +21,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # name -> "module:function"; the function takes the remaining command-line arguments.
 BENCHMARKS: dict[str, str] = {
     "ingest": "bench.ingest:main",
+    "cluster": "bench.cluster:main",
     "reads": "bench.reads:main",
     "projector": "bench.projector:main",
     "lag": "bench.lag:main",

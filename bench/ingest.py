@@ -124,15 +124,21 @@ def medio_and_bare(
 
 
 def measure(
-    targets: dict[str, int], script: Path, rounds: int, seconds: int, warmup: int = 3
+    targets: dict[str, int],
+    script: Path | dict[str, Path],
+    rounds: int,
+    seconds: int,
+    warmup: int = 3,
 ) -> dict[str, dict[str, Any]]:
-    """Alternate wrk runs across ``targets`` (name -> port); medians per target."""
-    for port in targets.values():
-        wrk.run(port, script, warmup)
+    """Alternate wrk runs across ``targets`` (name -> port); medians per target. ``script``
+    is one for all, or one per target (when they hold different ids, such as sessions)."""
+    scripts = script if isinstance(script, dict) else dict.fromkeys(targets, script)
+    for name, port in targets.items():
+        wrk.run(port, scripts[name], warmup)
     runs: dict[str, list[wrk.WrkResult]] = {name: [] for name in targets}
     for _ in range(rounds):
         for name, port in targets.items():
-            runs[name].append(wrk.run(port, script, seconds))
+            runs[name].append(wrk.run(port, scripts[name], seconds))
     return {name: summarise(results) for name, results in runs.items()}
 
 

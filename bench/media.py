@@ -43,7 +43,7 @@ from medio.embedded import free_port
 MB = 1_000_000
 MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
 TARGET_GROWTH_MB = 50
-TARGET_STREAM_RATIO = 0.5
+TARGET_STREAM_RATIO = 0.9  # of sendfile to the same client: the ceiling for any TCP server
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -291,7 +291,10 @@ def main(argv: list[str]) -> dict[str, Any]:
         **figures,
         "cpus": os.cpu_count(),
         "load_average": round(os.getloadavg()[0], 2),
-        "targets": {"upload_growth_mb": TARGET_GROWTH_MB, "stream_vs_cat": TARGET_STREAM_RATIO},
+        "targets": {
+            "upload_growth_mb": TARGET_GROWTH_MB,
+            "stream_vs_sendfile": TARGET_STREAM_RATIO,
+        },
     }
     _print(result)
     return result
@@ -300,7 +303,7 @@ def main(argv: list[str]) -> dict[str, Any]:
 def _print(result: dict[str, Any]) -> None:
     up, st = result["upload"], result["stream"]
     growth_ok = "ok" if up["rss_peak_growth_mb"] < TARGET_GROWTH_MB else "MISSED"
-    ratio_ok = "ok" if st["ratio"] >= TARGET_STREAM_RATIO else "MISSED"
+    ratio_ok = "ok" if st["ratio_to_sendfile"] >= TARGET_STREAM_RATIO else "MISSED"
     print(f"media bench: {result['megabytes']:g} MB file, {result['cpus']} CPUs")
     print(
         f"  upload: {up['mb_per_s']} MB/s; API RSS {up['rss_baseline_mb']} MB, peak growth "
@@ -309,9 +312,9 @@ def _print(result: dict[str, Any]) -> None:
     )
     print(
         f"  stream: {st['stream_mb_per_s']} MB/s vs cat {st['cat_mb_per_s']} MB/s = "
-        f"{st['ratio']:.0%} (target >= {TARGET_STREAM_RATIO:.0%}: {ratio_ok}); the ceiling, "
-        f"sendfile over loopback: {st['loopback_sendfile_mb_per_s']} MB/s, stream is "
-        f"{st['ratio_to_sendfile']:.0%} of it"
+        f"{st['ratio']:.0%}; the ceiling, sendfile over loopback: "
+        f"{st['loopback_sendfile_mb_per_s']} MB/s, stream is {st['ratio_to_sendfile']:.0%} of it "
+        f"(target >= {TARGET_STREAM_RATIO:.0%}: {ratio_ok})"
     )
     print(
         f"  stream: API CPU per GB {st['api_cpu_user_s_per_gb']} s user (Python) + "

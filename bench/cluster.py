@@ -1,0 +1,100 @@
+"""Ingest on a 3-master Redis Cluster against the same run on one Redis.
+
+Two Medio APIs side by side, 2 processes each, each with its own Postgres database: one on a
+single Redis, one with ``MEDIO_REDIS_CLUSTER=true`` on a private cluster of 3 masters on this
+machine. wrk drives ``POST /api/progress`` and then heartbeats at 64 connections over many
+users' tokens, rounds alternating between the two, medians. Every process shares the same
+cores, so the cluster's gain in capacity does not show here; what is measured is what the
+cluster client and the hash-tagged key layout cost a request (DESIGN.md: ≥ 80 %).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from bench import wrk
+from bench.ingest import measure, medio_env, start_sessions, tokens_for
+from bench.services import (
+    medio_command,
+    migrate,
+    postgres_database,
+    process,
+    redis_cluster,
+    redis_server,
+)
+from medio.embedded import free_port
+
+TARGET = 0.8
+
+
+@contextlib.contextmanager
+def _medio(redis_url: str, workers: int, **settings: str) -> Iterator[int]:
+    """A migrated Medio API on ``redis_url`` and a throwaway database; yields its port."""
+    with postgres_database() as database_url:
+        env = medio_env(redis_url, database_url, **settings)
+        migrate(env)
+        port = free_port()
+        command = medio_command("api", "--port", str(port), "--workers", str(workers))
+        with process(command, env=env, port=port):
+            yield port
+
+
+def run(rounds: int = 3, seconds: int = 6, users: int = 2000, workers: int = 2) -> dict[str, Any]:
+    names = [f"user_{i}" for i in range(users)]
+    tokens = tokens_for(names)
+    progress_script = wrk.write_script(tokens, names, wrk.PROGRESS_BODY, wrk.PROGRESS_PATH)
+    viewers = [f"viewer_{i}" for i in range(users // 2)]
+    viewer_tokens = tokens_for(viewers)
+    with (
+        redis_server() as single_url,
+        redis_cluster(3) as cluster_url,
+        _medio(single_url, workers) as single,
+        _medio(cluster_url, workers, MEDIO_REDIS_CLUSTER="true") as cluster,
+    ):
+        ports = {"single": single, "cluster": cluster}
+        progress = measure(ports, progress_script, rounds, seconds)
+        scripts = {
+            name: wrk.write_script(
+                viewer_tokens,
+                viewers,
+                wrk.HEARTBEAT_BODY,
+                wrk.HEARTBEAT_PATH,
+                targets=start_sessions(port, viewers, viewer_tokens),
+            )
+            for name, port in ports.items()
+        }
+        heartbeat = measure(ports, scripts, rounds, seconds)  # session ids differ: a script each
+        for script in scripts.values():
+            script.unlink()
+    progress_script.unlink()
+    return {
+        "masters": 3,
+        "connections": 64,
+        "server_processes": workers,
+        "progress": progress,
+        "heartbeat": heartbeat,
+        "ratios": {
+            route: round(figures["cluster"]["rps_median"] / figures["single"]["rps_median"], 2)
+            for route, figures in (("progress", progress), ("heartbeat", heartbeat))
+        },
+        "targets": {"cluster_vs_single": TARGET},
+    }
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """``python -m bench cluster [--rounds N] [--seconds S] [--users U]``."""
+    options = {"rounds": 3, "seconds": 6, "users": 2000}
+    for flag, value in zip(argv[::2], argv[1::2], strict=False):
+        options[flag.lstrip("-")] = int(value)
+    result = run(rounds=options["rounds"], seconds=options["seconds"], users=options["users"])
+    for route in ("progress", "heartbeat"):
+        for name, figures in result[route].items():
+            print(
+                f"{route:9} {name:8} {figures['rps_median']:>7} req/s  "
+                f"p50 {figures['p50_ms_median']:>7} ms  p99 {figures['p99_ms_median']:>7} ms  "
+                f"non-2xx {figures['non2xx']}"
+            )
+    print("cluster / one Redis:", result["ratios"], f"(target >= {TARGET:.0%})")
+    return result
