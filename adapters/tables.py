@@ -119,6 +119,7 @@ watch_sessions = sa.Table(
     sa.Column("watched_ms", sa.BigInteger, nullable=False),
     sa.Column("position", sa.Float, nullable=True),
     sa.Column("daily_limit_minutes", sa.Integer, nullable=True),  # null: event predates it
+    sa.Column("device_id", sa.BigInteger, nullable=True),  # null: no paired device started it
     sa.Index("ix_watch_sessions_profile_started", "profile_id", "started_at"),
 )
 

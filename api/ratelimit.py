@@ -26,7 +26,7 @@ from api.deps import header_value, services_of
 from api.errors import SpecialError
 from api.request_id import add_response_headers
 from api.route_facts import INLINE_GUARDS, POLICIES, Policy, facts_of, route_policy
-from services.guards import count_request
+from services.guards import count_request, token_client
 
 log = logging.getLogger("medio.ratelimit")
 
@@ -83,12 +83,17 @@ class RateLimiter:
             return route.policy
         return "general" if scope["path"].startswith("/api/") else None
 
-    def _client(self, scope: Scope, policy: Policy) -> str:
-        """The token's ``sub`` when it verifies without a key fetch, else the address.
+    async def _client(self, scope: Scope, policy: Policy) -> str:
+        """Who the request counts against (CONTRACT §8): the token's ``sub`` when a JWT verifies
+        without a key fetch; the device or the session when a live device or session token
+        (as bearer, or ``X-Session-Token``) is presented; else the address. The public policy
+        counts by address only.
 
         Never fetches keys: the limiter runs before authentication, on every request, and a
         token naming an unknown ``kid`` must not make it wait on the identity provider (a
         token whose key is not held yet is counted by address; authentication fetches it).
+        A device or session token costs one Redis ``GET`` (``services.guards.token_client``);
+        one that is not live is counted by address, where the route answers it 401.
         """
         if policy != "public":
             token = bearer_token(header_value(scope, b"authorization"))
@@ -100,6 +105,11 @@ class RateLimiter:
                     claims = None
                 if claims is not None:
                     return "sub:" + claims.sub
+            secret = token or header_value(scope, b"x-session-token")
+            if secret:
+                own = await token_client(services_of(scope["app"].state).container, secret)
+                if own is not None:
+                    return own
         return "ip:" + self.addresses.of(scope)
 
     async def admit(self, scope: Scope, policy: Policy) -> None:
@@ -108,7 +118,7 @@ class RateLimiter:
         now = time.time()
         window = math.floor(now / limit.seconds)
         reset = (window + 1) * limit.seconds
-        key = f"medio:rl:{policy}:{self._client(scope, policy)}:{window}"
+        key = f"medio:rl:{policy}:{await self._client(scope, policy)}:{window}"
         count = await count_request(services_of(scope["app"].state).container, key, limit.seconds)
         if count is None:
             # Failing open: a Redis outage must not turn every request into an error here;

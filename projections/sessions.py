@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.tables import profiles, videos, watch_sessions
+from adapters.tables import devices, profiles, videos, watch_sessions
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
 from domain.sessions import MS_PER_SECOND, SessionState
 from projections.base import Envelope, RowWriters, SqlProjection
@@ -69,6 +69,7 @@ def _started_row(event: SessionStarted) -> dict[str, Any]:
         "watched_ms": 0,
         "position": None,
         "daily_limit_minutes": event.daily_limit_minutes,
+        "device_id": event.device_id,
     }
 
 
@@ -212,11 +213,21 @@ class SessionsProjection(SqlProjection):
         self, conn: AsyncConnection, profile_id: int, day: date
     ) -> list[dict[str, Any]]:
         """The sessions the profile started on local ``day``, oldest first, with their video's
-        title (``None`` once the video is gone)."""
+        title (``None`` once the video is gone) and the device that started them
+        (``device_of``)."""
         table = self.tables[watch_sessions.name]
         found = await conn.execute(
-            sa.select(table, videos.c.title)
-            .select_from(table.outerjoin(videos, videos.c.id == table.c.video_id))
+            sa.select(
+                table,
+                videos.c.title,
+                devices.c.name.label("device_name"),
+                devices.c.revoked_at.label("device_revoked_at"),
+            )
+            .select_from(
+                table.outerjoin(videos, videos.c.id == table.c.video_id).outerjoin(
+                    devices, devices.c.device_id == table.c.device_id
+                )
+            )
             .where(table.c.profile_id == profile_id, table.c.local_date == day)
             .order_by(table.c.started_at, table.c.session_id)
         )
@@ -229,9 +240,45 @@ class SessionsProjection(SqlProjection):
                 "ended_at": _utc(row.ended_at),
                 "end_reason": row.end_reason,
                 "watched_ms": int(row.watched_ms),
+                "device": _device(row),
             }
             for row in found
         ]
+
+    async def session_devices(
+        self, conn: AsyncConnection, profile_id: int, session_ids: Sequence[int]
+    ) -> dict[int, dict[str, Any] | None]:
+        """The device that started each of the profile's ``session_ids`` (``device_of``);
+        sessions without a row are left out."""
+        wanted = sorted({sid for sid in session_ids if 0 < sid <= MAX_SESSION_ID})
+        if not wanted:
+            return {}
+        table = self.tables[watch_sessions.name]
+        found = await conn.execute(
+            sa.select(
+                table.c.session_id,
+                table.c.device_id,
+                devices.c.name.label("device_name"),
+                devices.c.revoked_at.label("device_revoked_at"),
+            )
+            .select_from(table.outerjoin(devices, devices.c.device_id == table.c.device_id))
+            .where(table.c.profile_id == profile_id, table.c.session_id.in_(wanted))
+        )
+        return {int(row.session_id): _device(row) for row in found}
+
+
+def _device(row: Any) -> dict[str, Any] | None:
+    """``{device_id, name, revoked_at}`` of the paired device that started a session, or
+    ``None`` (a parent's app, the public kids-mode route, or an event from before devices were
+    recorded on sessions). A revoked device keeps its name, with when it was revoked; a device
+    whose row is gone shows its id with ``name: null``."""
+    if row.device_id is None:
+        return None
+    return {
+        "device_id": int(row.device_id),
+        "name": row.device_name,
+        "revoked_at": _utc(row.device_revoked_at),
+    }
 
 
 def _utc(moment: datetime | None) -> datetime | None:

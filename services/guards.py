@@ -1,5 +1,5 @@
 """What the API's guards keep in Redis: request counts per rate-limit window, and the CSRF
-signing key shared by every API process.
+signing key shared by every API process; and which client a session or device token counts as.
 
 ``count_request`` fails open: when Redis is down it answers ``None`` and the request is not
 counted (the routes that need Redis answer 503 themselves).
@@ -15,6 +15,8 @@ from redis.exceptions import RedisError
 
 from adapters.container import Container
 from adapters.scripts import Script
+from domain.devices import is_device_token
+from services import devices, sessions
 
 log = logging.getLogger("medio.guards")
 
@@ -37,6 +39,27 @@ async def count_request(container: Container, key: str, seconds: int) -> int | N
         return int(await container.pipeline.run(COUNT_SCRIPT, [key], seconds + 1))
     except RedisError:
         return None
+
+
+async def token_client(container: Container, token: str) -> str | None:
+    """The client a live device or session token counts as for rate limits (CONTRACT §8: each
+    is a client of its own): ``device:<id>`` or ``session:<id>``. ``None`` for any other token,
+    one that is unknown, revoked or expired, or when Redis does not answer: the caller then
+    counts by address, so made-up tokens cannot each buy a budget of their own.
+
+    One ``GET`` through the shared autopipeline, the same the route's own check makes.
+    """
+    try:
+        if is_device_token(token):
+            device = await devices.device_for_token(container, token)
+            return None if device is None else f"device:{device.device_id}"
+        if sessions.is_session_token(token):
+            key = sessions.token_key(sessions.hash_token(token))
+            session_id = await container.pipeline.execute("GET", key)
+            return None if session_id is None else f"session:{int(session_id)}"
+    except RedisError:
+        return None
+    return None
 
 
 async def shared_csrf_key(container: Container) -> str:

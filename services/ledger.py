@@ -48,6 +48,8 @@ async def day_ledger(container: Container, profile: Profile, text: str) -> dict[
         entries = await LedgerProjection().entries(conn, profile.id, day)
         totals = await StatsProjection().totals(conn, profile.id, [day], top=0)
         rows = await SessionsProjection().day_sessions(conn, profile.id, day)
+        named = [int(f["session_id"]) for _at, _kind, f in entries if "session_id" in f]
+        devices = await SessionsProjection().session_devices(conn, profile.id, named)
     limit = rules.day_limit_minutes(policy_of(profile, None), day)
     bonus = bonus_of(entries)
     watched_ms = totals.daily_ms.get(day, 0)
@@ -68,8 +70,29 @@ async def day_ledger(container: Container, profile: Profile, text: str) -> dict[
                 "ended_at": iso_ms(row["ended_at"]) if row["ended_at"] else None,
                 "end_reason": row["end_reason"],
                 "watched_minutes": whole_minutes(row["watched_ms"]),
+                "device": _device_view(row["device"]),
             }
             for row in rows
         ],
-        "events": [{"at": iso_ms(at), "type": kind, **fields} for at, kind, fields in entries],
+        "events": [
+            {"at": iso_ms(at), "type": kind, **fields, **_entry_device(fields, devices)}
+            for at, kind, fields in entries
+        ],
     }
+
+
+def _device_view(device: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The device that watched, as the ledger shows it (``None``: no paired device)."""
+    if device is None:
+        return None
+    revoked_at = device["revoked_at"]
+    return {**device, "revoked_at": iso_ms(revoked_at) if revoked_at else None}
+
+
+def _entry_device(
+    fields: dict[str, Any], devices: dict[int, dict[str, Any] | None]
+) -> dict[str, Any]:
+    """``{"device": …}`` for an entry about a session (a cut-off, a stop), else nothing."""
+    if "session_id" not in fields:
+        return {}
+    return {"device": _device_view(devices.get(int(fields["session_id"])))}

@@ -4,15 +4,21 @@ parents' stats stay as they were (CONTRACT §15).
 A run (the ``retention`` periodic job) pauses and drains the projectors like an erasure
 (``services.privacy``), then in one transaction:
 
-* shreds the sealed body of every ``progress.*`` and ``series_progress.*`` event older than the
-  horizon, and of every event of each session that ended before it (a session still running
-  at the horizon waits for the next run, so a session is never half shredded). The rows keep
-  their place, type and time and read as erased, as after an erasure; the subject's key stays,
-  for its newer events;
-* deletes those sessions' rows from ``watch_sessions`` (a replay no longer sees them either);
+* shreds the sealed body of every personal event older than the horizon: progress, series
+  progress and the parental-policy facts (settings, bonuses, locks, stops, time requests); every
+  event of each session that ended before it (a session still running at the horizon waits for
+  the next run, so a session is never half shredded); and the ``device.*`` events of each device
+  revoked before it (a device still paired keeps its record: it is the family's setup, not
+  viewing history). The rows keep their place, type and time and read as erased, as after an
+  erasure; the subject's key stays, for its newer events;
+* deletes every read-model row derived from a shredded event: those sessions' ``watch_sessions``
+  rows, the ``day_ledger`` rows of shredded facts and cut-offs (found by their place in the log)
+  and the revoked devices' ``devices`` rows, so a replay, which no longer sees those events,
+  rebuilds the same tables and ``medio replay --verify`` stays clean;
 * carries over what those sessions had added to each profile's stats as one ``stats.carried``
   event per profile, sealed with the profile's key and appended to the archive only (shard
-  ``ARCHIVE_ONLY_SHARD``: the live stats already hold it), so a replay adds back exactly that.
+  ``ARCHIVE_ONLY_SHARD``: the live stats already hold it), so a replay adds back exactly that
+  (a snapshot at the horizon).
 
 Then a ``privacy.retention_applied`` event (no personal data) records the run.
 
@@ -32,9 +38,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.container import Container
 from adapters.keyring import ERASED_KEY, Keyring
-from adapters.tables import events, watch_sessions
+from adapters.tables import day_ledger, devices, events, watch_sessions
 from domain.codec import UnknownEvent, decode, encode
 from domain.events import (
+    DevicePaired,
+    DeviceRevoked,
+    DeviceTokenIssued,
     RetentionApplied,
     SessionEnded,
     SessionHeartbeat,
@@ -43,13 +52,15 @@ from domain.events import (
 )
 from domain.privacy import profile_subject
 from projections.archive import ARCHIVE_ONLY_SHARD, POSITION_LOCK_KEY, place_of
-from projections.base import Envelope
+from projections.base import Envelope, stream_id_key
+from projections.ledger import entry_of
 from projections.runtime import projectors_caught_up
 from projections.stats import sum_stats
 
 RETAINER = "system:retention"
 PAGE = 5000
 _SESSION = (SessionStarted, SessionHeartbeat, SessionEnded)
+_DEVICE = (DevicePaired, DeviceTokenIssued, DeviceRevoked)
 
 
 async def apply_retention(container: Container) -> int:
@@ -71,16 +82,29 @@ async def _shred(conn: AsyncConnection, keyring: Keyring, horizon: datetime) -> 
     doomed: list[int] = []
     sessions: dict[int, list[tuple[int, Envelope]]] = defaultdict(list)
     ended: set[int] = set()
+    paired: dict[int, list[tuple[int, Envelope]]] = defaultdict(list)
+    revoked: set[int] = set()
+    for_ledger: list[tuple[int, int, int]] = []  # (shard, entry ms, entry seq) of ledger rows
     async for position, envelope in _older(conn, keyring, horizon):
         event = envelope.event
         if isinstance(event, _SESSION):
             sessions[event.session_id].append((position, envelope))
             if isinstance(event, SessionEnded):
                 ended.add(event.session_id)
+        elif isinstance(event, _DEVICE):
+            paired[event.device_id].append((position, envelope))
+            if isinstance(event, DeviceRevoked):
+                revoked.add(event.device_id)
         elif not isinstance(event, StatsCarried):
             doomed.append(position)
+            if entry_of(event) is not None:
+                for_ledger.append((envelope.shard, *stream_id_key(envelope.stream_id)))
     finished = [envelope for sid in ended for _, envelope in sessions[sid]]
     doomed += [position for sid in ended for position, _ in sessions[sid]]
+    doomed += [position for did in revoked for position, _ in paired[did]]
+    for_ledger += [
+        (e.shard, *stream_id_key(e.stream_id)) for e in finished if entry_of(e.event) is not None
+    ]
     await _carry_over(conn, keyring, finished, horizon)
     for start in range(0, len(doomed), PAGE):
         chunk = doomed[start : start + PAGE]
@@ -91,6 +115,14 @@ async def _shred(conn: AsyncConnection, keyring: Keyring, horizon: datetime) -> 
     for start in range(0, len(ids), PAGE):
         chunk = ids[start : start + PAGE]
         await conn.execute(watch_sessions.delete().where(watch_sessions.c.session_id.in_(chunk)))
+    gone = sorted(revoked)
+    for start in range(0, len(gone), PAGE):
+        await conn.execute(
+            devices.delete().where(devices.c.device_id.in_(gone[start : start + PAGE]))
+        )
+    key = sa.tuple_(day_ledger.c.shard, day_ledger.c.entry_ms, day_ledger.c.entry_seq)
+    for start in range(0, len(for_ledger), PAGE):
+        await conn.execute(day_ledger.delete().where(key.in_(for_ledger[start : start + PAGE])))
     return len(doomed)
 
 

@@ -55,9 +55,10 @@ def _stored(event: AnyEvent) -> tuple[str, int, bytes]:
 
 
 def _started_before_limits(event: SessionStarted) -> tuple[str, int, bytes]:
-    """``event`` as appended before session.started carried ``daily_limit_minutes``."""
+    """``event`` as appended before session.started carried ``daily_limit_minutes`` (and so
+    before it carried ``device_id``)."""
     body = msgspec.json.decode(encode(event)[2])
-    del body["daily_limit_minutes"]
+    del body["daily_limit_minutes"], body["device_id"]
     return "session.started", 1, msgspec.json.encode(body)
 
 
@@ -82,7 +83,8 @@ def script(profile_id: int, first: int) -> list[tuple[str, int, bytes]]:
     return [
         _stored(SessionStarted(
             occurred_at=T0, session_id=s1, video_id=5, user_id=1, timezone="Asia/Tokyo",
-            local_date="2026-03-03", daily_limit_minutes=60, **common,
+            local_date="2026-03-03", daily_limit_minutes=60, device_id=profile_id + 40,
+            **common,
         )),
         _stored(SessionHeartbeat(
             occurred_at=T0 + 9.5 * MIN, session_id=s1, video_id=5,
@@ -118,11 +120,11 @@ def session_rows(profile_id: int, first: int) -> list[tuple[Any, ...]]:
     return [
         (
             first, profile_id, 5, 1, False, "Asia/Tokyo", date(2026, 3, 3), T0,
-            T0 + 10.5 * MIN, T0 + 10.5 * MIN, "timeout", 150_000, 570.0, 60,
+            T0 + 10.5 * MIN, T0 + 10.5 * MIN, "timeout", 150_000, 570.0, 60, profile_id + 40,
         ),
         (
             first + 1, profile_id, 6, 1, True, "Asia/Tokyo", date(2026, 3, 4), T0 + 10 * MIN,
-            T0 + 11 * MIN, T0 + 11 * MIN, "ended", 0, None, None,
+            T0 + 11 * MIN, T0 + 11 * MIN, "ended", 0, None, None, None,
         ),
     ]  # fmt: skip
 
