@@ -4,6 +4,7 @@ caller gets its own reply or error, and a lost connection is not the next batch'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from redis.asyncio import Redis
@@ -69,14 +70,16 @@ async def test_a_script_on_its_own_round_trip_is_loaded_when_missing(
 
 
 async def test_a_connection_killed_between_batches_is_replaced(container: Container) -> None:
-    """The batch that finds its connection dead fails (as redis-py's own pipelines do with
-    the client's retry policy, here none); the next one runs on a new connection."""
-    own = Redis.from_url(container.settings.redis_url)
+    """A connection killed while idle is not used again. redis-py 8's pool notices it when
+    handing it out (the server's close is readable) and connects anew; older ones handed it out
+    and the batch failed (with the client's retry policy, here none). Either way no caller
+    hangs and the next batch runs on a new connection."""
+    own = Redis.from_url(container.settings.redis_url, retry=Retry(NoBackoff(), 0))
     pipeline = AutoPipeline(own)
     client_id = await pipeline.execute("CLIENT", "ID")
     await container.redis.execute_command("CLIENT", "KILL", "ID", client_id)
-    with pytest.raises(RedisConnectionError):
-        await pipeline.execute("ECHO", "lost")
+    with contextlib.suppress(RedisConnectionError):
+        assert await pipeline.execute("ECHO", "lost") == b"lost"
     assert await pipeline.execute("ECHO", "back") == b"back"
     assert await pipeline.execute("CLIENT", "ID") != client_id
     await own.aclose()
