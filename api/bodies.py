@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 from litestar.di import Provide
+from litestar.params import JSONBody
 
 from api.catalog_schema import invalid, json_object
 from api.deps import PrincipalDep
@@ -30,7 +31,7 @@ def checked_body(
 ) -> Provide:
     """A dependency giving the request's body as ``kind`` once ``check`` found nothing wrong."""
 
-    async def provide_body(principal: PrincipalDep, data: Any = None) -> Any:
+    async def provide_body(principal: PrincipalDep, data: JSONBody[Any] = None) -> Any:
         body = json_object(data)
         if problems := check(body):
             raise invalid(problems)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
 from api.bodies import checked_body
@@ -65,7 +66,7 @@ class ProfilesController(Controller):
         request: Request[Any, Any, Any],
         container: ContainerDep,
         principal: PrincipalDep,
-        profile: ProfileCreate,
+        profile: NamedDependency[ProfileCreate],
     ) -> ProfileOut:
         values = profile_values(profile, container.settings.default_timezone)
         receipt = receipt_of(request.scope, answer_profile)
@@ -98,7 +99,7 @@ class ProfilesController(Controller):
         container: ContainerDep,
         principal: PrincipalDep,
         profile_id: FromPath[int],
-        change: ProfileUpdate,
+        change: NamedDependency[ProfileUpdate],
     ) -> ProfileOut:
         values = profile_values(change, container.settings.default_timezone)
         changed = await catalog.update_profile(

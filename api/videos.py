@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
 from api.bodies import checked_body
@@ -62,7 +63,7 @@ class VideosController(Controller):
         request: Request[Any, Any, Any],
         container: ContainerDep,
         principal: PrincipalDep,
-        video: VideoCreate,
+        video: NamedDependency[VideoCreate],
     ) -> VideoOut:
         values = video_values(video)
         now = container.clock.now()
@@ -94,7 +95,7 @@ class VideosController(Controller):
         container: ContainerDep,
         principal: PrincipalDep,
         video_id: FromPath[int],
-        change: VideoUpdate,
+        change: NamedDependency[VideoUpdate],
     ) -> VideoOut:
         changed = await catalog.update_video(
             container, principal.user_id, video_id, video_values(change), container.clock.now()

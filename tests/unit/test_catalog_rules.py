@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from domain.catalog import (
@@ -21,15 +22,19 @@ from domain.catalog import (
     MSG_URL,
     Page,
     Problem,
+    ProfileCreate,
+    ProfileUpdate,
+    VideoCreate,
+    VideoUpdate,
     check_profile,
     check_video,
     is_http_url,
-    json_integer,
     page_metadata,
     parse_page,
     profile_values,
     video_values,
 )
+from domain.numbers import json_integer
 
 
 def test_seed_messages_are_word_for_word() -> None:
@@ -98,7 +103,7 @@ def test_daily_limit_bounds_are_inclusive(limit: int) -> None:
 
 
 def test_profile_defaults_fill_in_on_create() -> None:
-    values = profile_values({"name": "  Bobby ", "age": 7}, "create", "Europe/Paris")
+    values = profile_values(_body(ProfileCreate, {"name": "  Bobby ", "age": 7}), "Europe/Paris")
     assert values == {
         "name": "Bobby",
         "age": 7,
@@ -118,7 +123,7 @@ def test_profile_defaults_fill_in_on_create() -> None:
 def test_profile_update_checks_and_keeps_only_fields_present() -> None:
     assert check_profile({"age": 9}, "update") == []
     assert check_profile({"name": "B"}, "update") == [Problem("name", MSG_NAME)]
-    assert profile_values({"age": 9, "unknown": 1}, "update", "UTC") == {"age": 9}
+    assert profile_values(_body(ProfileUpdate, {"age": 9, "unknown": 1}), "UTC") == {"age": 9}
 
 
 def test_avatar_can_be_cleared_with_null() -> None:
@@ -190,7 +195,7 @@ def test_description_of_5000_and_duration_0_are_fine() -> None:
 
 
 def test_video_values_default_optional_fields_to_null() -> None:
-    assert video_values({"title": " T ", "url": "https://e.com/v"}, "create") == {
+    assert video_values(_body(VideoCreate, {"title": " T ", "url": "https://e.com/v"})) == {
         "title": "T",
         "url": "https://e.com/v",
         "description": None,
@@ -276,3 +281,100 @@ def test_a_whole_float_is_a_json_integer() -> None:
     assert json_integer(5.0) == 5 and json_integer(5) == 5
     assert json_integer(5.5) is None and json_integer(True) is None and json_integer("5") is None
     assert json_integer(float("inf")) is None and json_integer(1e300) is None
+
+
+# The body structs and the checks: one set of bounds -----------------------------------------
+
+
+def _body(kind: type[msgspec.Struct], body: dict[str, Any]) -> Any:
+    """A checked body as the API converts it (``api.bodies``)."""
+    return msgspec.convert(body, kind, strict=False)
+
+
+def _converts(kind: type[msgspec.Struct], body: dict[str, Any]) -> bool:
+    try:
+        _body(kind, body)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+# Each value either side of a bound: the struct's ``Meta`` (the OpenAPI schema) must take
+# exactly what the check takes.
+PROFILE_EDGES: list[tuple[str, Any]] = [
+    ("name", "B"),
+    ("name", "Bo"),
+    ("name", " \u3000Bo\u2029 "),
+    ("name", "x" * 50),
+    ("name", "x" * 51),
+    ("name", "\t" + "x" * 50 + "\n"),
+    ("name", "x" + " " * 48 + "x"),
+    ("name", "x" + " " * 49 + "x"),
+    ("age", 0),
+    ("age", 1),
+    ("age", 17),
+    ("age", 18),
+    ("age", 5.0),
+    ("age", 5.5),
+    ("daily_limit_minutes", -1),
+    ("daily_limit_minutes", 0),
+    ("daily_limit_minutes", 1440),
+    ("daily_limit_minutes", 1441),
+    ("avatar_url", "HTTPS://e.com/a.png"),
+    ("avatar_url", "ftp://e.com/a.png"),
+    ("avatar_url", "https://e.com/" + "a" * 2034),
+    ("avatar_url", "https://e.com/" + "a" * 2035),
+    ("avatar_url", None),
+    ("warning_minutes", 0),
+    ("warning_minutes", 60),
+    ("warning_minutes", 61),
+    ("weekday_limits", {"monday": 1440, "sunday": None}),
+    ("weekday_limits", {"monday": 1441}),
+    ("weekday_limits", {"funday": 10}),
+    ("weekday_limits", None),
+    ("limit_action", "finish_video"),
+    ("limit_action", "pause"),
+    ("kids_mode", True),
+    ("kids_mode", None),
+]
+VIDEO_EDGES: list[tuple[str, Any]] = [
+    ("title", ""),
+    ("title", " "),
+    ("title", "T"),
+    ("title", "x" * 200),
+    ("title", "x" * 201),
+    ("description", "x" * 5000),
+    ("description", "x" * 5001),
+    ("description", None),
+    ("duration", -1),
+    ("duration", 0),
+    ("duration", 2**31 - 1),
+    ("duration", 2**31),
+    ("duration", None),
+    ("min_age", 0),
+    ("min_age", 17),
+    ("min_age", 18),
+    ("url", "Http://e.com/v"),
+    ("url", "https://e.com/" + "v" * 2035),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), PROFILE_EDGES)
+def test_profile_structs_bound_what_the_check_bounds(field: str, value: Any) -> None:
+    new = {"name": "Bo", "age": 7, field: value}
+    assert _converts(ProfileCreate, new) == (check_profile(new, "create") == [])
+    assert _converts(ProfileUpdate, {field: value}) == (
+        check_profile({field: value}, "update") == []
+    )
+
+
+@pytest.mark.parametrize(("field", "value"), VIDEO_EDGES)
+def test_video_structs_bound_what_the_check_bounds(field: str, value: Any) -> None:
+    new = {"title": "T", "url": "https://e.com/v", field: value}
+    assert _converts(VideoCreate, new) == (check_video(new, "create") == [])
+    assert _converts(VideoUpdate, {field: value}) == (check_video({field: value}, "update") == [])
+
+
+def test_an_update_keeps_only_the_fields_sent_and_a_null_clears() -> None:
+    change = _body(VideoUpdate, {"thumbnail_url": None, "duration": 7.0})
+    assert video_values(change) == {"thumbnail_url": None, "duration": 7}
