@@ -16,7 +16,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import bearer_token, unauthorized
-from api.catalog_schema import PageMetadata, invalid, json_object, metadata, not_found, page_query
+from api.catalog_schema import invalid, json_object, not_found, page_query
 from api.deps import ContainerDep, PrincipalDep, device_of, principal_of, services_of
 from api.errors import ApiError, SpecialError
 from api.idempotency import Idempotent
@@ -30,7 +30,7 @@ from api.openapi_parts import (
 )
 from api.route_facts import facts
 from domain import policy as rules
-from domain.catalog import Problem, Profile
+from domain.catalog import PageMetadata, Problem, Profile, page_metadata
 from domain.devices import is_device_token
 from domain.numbers import whole_in
 from domain.timestamps import iso_ms
@@ -200,7 +200,7 @@ class PolicyController(Controller):
         profile = await _own_profile(container, principal.user_id, profile_id)
         found = await policy.list_time_requests(container, profile, _status(status))
         shown = found[wanted.offset : wanted.offset + wanted.limit]
-        return TimeRequestList([_request_out(r) for r in shown], metadata(wanted, len(found)))
+        return TimeRequestList([_request_out(r) for r in shown], page_metadata(wanted, len(found)))
 
     @get(
         "/{profile_id:int}/days/{day:str}",

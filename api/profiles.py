@@ -17,7 +17,6 @@ from api.catalog_schema import (
     ProfileList,
     ProfileOut,
     answer_profile,
-    metadata,
     not_found,
     page_query,
     profile_out,
@@ -26,7 +25,13 @@ from api.deps import ContainerDep, PrincipalDep, services_of
 from api.idempotency import Idempotent, receipt_of
 from api.openapi_parts import PAGING
 from api.route_facts import facts
-from domain.catalog import ProfileCreate, ProfileUpdate, check_profile, profile_values
+from domain.catalog import (
+    ProfileCreate,
+    ProfileUpdate,
+    check_profile,
+    page_metadata,
+    profile_values,
+)
 from domain.policy import POLICY_FIELDS
 from services import catalog, policy, privacy, sessions
 from services.idempotency import SQL_ANSWERS
@@ -52,7 +57,7 @@ class ProfilesController(Controller):
         wanted = page_query(page, limit, DEFAULT_LIMIT)
         found, total = await catalog.list_profiles(container, principal.user_id, wanted)
         return ProfileList(
-            profiles=[profile_out(p) for p in found], metadata=metadata(wanted, total)
+            profiles=[profile_out(p) for p in found], metadata=page_metadata(wanted, total)
         )
 
     @post(

@@ -17,7 +17,6 @@ from api.catalog_schema import (
     VideoList,
     VideoOut,
     answer_video,
-    metadata,
     not_found,
     page_query,
     video_out,
@@ -26,7 +25,7 @@ from api.deps import ContainerDep, PrincipalDep, services_of
 from api.idempotency import Idempotent, receipt_of
 from api.openapi_parts import PAGING
 from api.route_facts import facts
-from domain.catalog import VideoCreate, VideoUpdate, check_video, video_values
+from domain.catalog import VideoCreate, VideoUpdate, check_video, page_metadata, video_values
 from services import catalog
 from services.idempotency import SQL_ANSWERS
 from services.media import media_of
@@ -50,7 +49,9 @@ class VideosController(Controller):
     ) -> VideoList:
         wanted = page_query(page, limit, DEFAULT_LIMIT)
         found, total = await catalog.list_videos(container, principal.user_id, wanted)
-        return VideoList(videos=[video_out(v) for v in found], metadata=metadata(wanted, total))
+        return VideoList(
+            videos=[video_out(v) for v in found], metadata=page_metadata(wanted, total)
+        )
 
     @post(
         summary="Add a video by URL",

@@ -141,17 +141,28 @@ class Page(msgspec.Struct, frozen=True):
         return (self.page - 1) * self.limit
 
 
-def page_metadata(page: Page, total: int) -> dict[str, Any]:
+class PageMetadata(msgspec.Struct, frozen=True):
+    """The seed's paging block (camelCase, as the seed names it)."""
+
+    page: int
+    limit: int
+    totalCount: int
+    totalPages: int
+    hasNextPage: bool
+    hasPrevPage: bool
+
+
+def page_metadata(page: Page, total: int) -> PageMetadata:
     """The seed's ``metadata`` object for ``total`` items."""
     pages = math.ceil(total / page.limit) if total else 0
-    return {
-        "page": page.page,
-        "limit": page.limit,
-        "totalCount": total,
-        "totalPages": pages,
-        "hasNextPage": page.page < pages,
-        "hasPrevPage": page.page > 1,
-    }
+    return PageMetadata(
+        page=page.page,
+        limit=page.limit,
+        totalCount=total,
+        totalPages=pages,
+        hasNextPage=page.page < pages,
+        hasPrevPage=page.page > 1,
+    )
 
 
 def parse_page(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -20,7 +21,9 @@ from domain.catalog import (
     MSG_TIMEZONE,
     MSG_TITLE,
     MSG_URL,
+    Mode,
     Page,
+    PageMetadata,
     Problem,
     ProfileCreate,
     ProfileUpdate,
@@ -251,29 +254,22 @@ def test_offset_is_pages_before_this_one() -> None:
 
 
 def test_metadata_of_an_empty_list() -> None:
-    assert page_metadata(Page(1, 10), 0) == {
-        "page": 1,
-        "limit": 10,
-        "totalCount": 0,
-        "totalPages": 0,
-        "hasNextPage": False,
-        "hasPrevPage": False,
-    }
+    assert page_metadata(Page(1, 10), 0) == PageMetadata(1, 10, 0, 0, False, False)
 
 
 def test_metadata_matches_the_seed_example() -> None:
     meta = page_metadata(Page(1, 20), 45)
-    assert (meta["totalPages"], meta["hasNextPage"], meta["hasPrevPage"]) == (3, True, False)
+    assert (meta.totalPages, meta.hasNextPage, meta.hasPrevPage) == (3, True, False)
 
 
 def test_metadata_of_the_last_page() -> None:
     meta = page_metadata(Page(3, 20), 45)
-    assert (meta["hasNextPage"], meta["hasPrevPage"]) == (False, True)
+    assert (meta.hasNextPage, meta.hasPrevPage) == (False, True)
 
 
 def test_metadata_of_a_page_past_the_end() -> None:
     meta = page_metadata(Page(5, 20), 45)
-    assert (meta["totalPages"], meta["hasNextPage"], meta["hasPrevPage"]) == (3, False, True)
+    assert (meta.totalPages, meta.hasNextPage, meta.hasPrevPage) == (3, False, True)
 
 
 def test_a_whole_float_is_a_json_integer() -> None:
@@ -359,20 +355,24 @@ VIDEO_EDGES: list[tuple[str, Any]] = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value"), PROFILE_EDGES)
-def test_profile_structs_bound_what_the_check_bounds(field: str, value: Any) -> None:
-    new = {"name": "Bo", "age": 7, field: value}
-    assert _converts(ProfileCreate, new) == (check_profile(new, "create") == [])
-    assert _converts(ProfileUpdate, {field: value}) == (
-        check_profile({field: value}, "update") == []
-    )
+Rule = Callable[[dict[str, Any], Mode], list[Problem]]
+PROFILES = (ProfileCreate, ProfileUpdate, check_profile, {"name": "Bo", "age": 7})
+VIDEOS = (VideoCreate, VideoUpdate, check_video, {"title": "T", "url": "https://e.com/v"})
 
 
-@pytest.mark.parametrize(("field", "value"), VIDEO_EDGES)
-def test_video_structs_bound_what_the_check_bounds(field: str, value: Any) -> None:
-    new = {"title": "T", "url": "https://e.com/v", field: value}
-    assert _converts(VideoCreate, new) == (check_video(new, "create") == [])
-    assert _converts(VideoUpdate, {field: value}) == (check_video({field: value}, "update") == [])
+@pytest.mark.parametrize(
+    ("kinds", "field", "value"),
+    [(PROFILES, *edge) for edge in PROFILE_EDGES] + [(VIDEOS, *edge) for edge in VIDEO_EDGES],
+)
+def test_body_structs_bound_what_the_checks_bound(
+    kinds: tuple[type[msgspec.Struct], type[msgspec.Struct], Rule, dict[str, Any]],
+    field: str,
+    value: Any,
+) -> None:
+    create, update, check, required = kinds
+    new = {**required, field: value}
+    assert _converts(create, new) == (check(new, "create") == [])
+    assert _converts(update, {field: value}) == (check({field: value}, "update") == [])
 
 
 def test_an_update_keeps_only_the_fields_sent_and_a_null_clears() -> None:
