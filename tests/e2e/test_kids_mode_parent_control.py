@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from session_samples import Auth, Client, Drain, csrf_headers, parent_setup
+from session_samples import Auth, Client, Drain, csrf_headers, daily_limit_refusal, parent_setup
 
 from adapters.container import Container
 from adapters.tables import watch_sessions
@@ -46,13 +46,7 @@ async def test_an_anonymous_start_at_the_limit_is_refused_without_the_childs_nam
     await drain()
 
     refused = await _public_start(client, profile["id"], videos[1])
-    assert refused.status_code == 403
-    assert refused.json() == {
-        "message": "Daily watch limit exceeded",
-        "limit_minutes": 1,
-        "watched_minutes": 1,
-        "reason": "daily_limit",
-    }
+    assert (refused.status_code, refused.json()) == daily_limit_refusal(1, 1)
     # the parent, who knows the name, still gets the seed's whole body
     body = {"profile_id": profile["id"], "video_id": videos[1]}
     own = await client.post("/api/sessions/start", json=body, headers=parent)

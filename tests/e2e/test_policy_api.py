@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from session_samples import clocked_client, parent_setup
+from session_samples import clocked_client, daily_limit_refusal, parent_setup
 
 from adapters.settings import Settings
 from api.policy import MSG_COOLDOWN
@@ -90,14 +90,7 @@ async def test_weekday_zero_refuses_and_bonus_lets_the_child_watch(
     parent = auth()
     pid, videos = await _setup(client, parent, weekday_limits={"monday": 0})
     refused = await _start(client, parent, pid, videos[0])
-    assert refused.status_code == 403
-    assert refused.json() == {
-        "message": "Daily watch limit exceeded",
-        "limit_minutes": 0,
-        "watched_minutes": 0,
-        "profile_name": "Timmy",
-        "reason": "daily_limit",
-    }
+    assert (refused.status_code, refused.json()) == daily_limit_refusal(0, 0, "Timmy")
     bonus = await client.post(f"/api/profiles/{pid}/bonus", json={"minutes": 15}, headers=parent)
     assert bonus.status_code == 201
     assert bonus.json() == {
