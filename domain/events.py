@@ -304,4 +304,9 @@ EVENT_TYPES: dict[str, type[AnyEvent]] = {
 
 def event_type(event: Event) -> str:
     """The wire name of an event, e.g. ``progress.saved``."""
-    return str(type(event).__struct_config__.tag)
+    return type_name(type(event))
+
+
+def type_name(kind: type[Event]) -> str:
+    """The wire name of an event class, e.g. ``progress.saved`` for ``ProgressSaved``."""
+    return str(kind.__struct_config__.tag)

@@ -26,6 +26,16 @@ async def _public_start(client: Client, profile_id: int, video_id: int) -> Any:
     )
 
 
+async def _both_sessions(client: Client, parent: dict[str, str]) -> tuple[Any, Any, Any]:
+    """A kids-mode profile watching on a tablet (no token) and on the parent's own player:
+    the profile, the tablet's start response and the parent's session."""
+    profile, videos = await parent_setup(client, parent, kids_mode=True)
+    kids = await _public_start(client, profile["id"], videos[0])
+    body = {"profile_id": profile["id"], "video_id": videos[1]}
+    parents = (await client.post("/api/sessions/start", json=body, headers=parent)).json()
+    return profile, kids, parents
+
+
 def _bearer(started: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {started.json()['session_token']}"}
 
@@ -57,10 +67,7 @@ async def test_turning_kids_mode_off_ends_its_kids_mode_sessions_only(
     client: Client, auth: Auth, clock: FakeClock, drain: Drain, container: Container
 ) -> None:
     parent = auth()
-    profile, videos = await parent_setup(client, parent, kids_mode=True)
-    kids = await _public_start(client, profile["id"], videos[0])
-    body = {"profile_id": profile["id"], "video_id": videos[1]}
-    parents = (await client.post("/api/sessions/start", json=body, headers=parent)).json()
+    profile, kids, parents = await _both_sessions(client, parent)
     clock.advance(30)
 
     off = await client.patch(
@@ -92,10 +99,7 @@ async def test_deleting_a_profile_ends_and_erases_its_running_sessions(
     client: Client, auth: Auth, clock: FakeClock
 ) -> None:
     parent = auth()
-    profile, videos = await parent_setup(client, parent, kids_mode=True)
-    kids = await _public_start(client, profile["id"], videos[0])
-    body = {"profile_id": profile["id"], "video_id": videos[1]}
-    parents = (await client.post("/api/sessions/start", json=body, headers=parent)).json()
+    profile, kids, parents = await _both_sessions(client, parent)
     clock.advance(20)
 
     deleted = await client.delete(f"/api/profiles/{profile['id']}", headers=parent)
