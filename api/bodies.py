@@ -27,12 +27,15 @@ from domain.catalog import Problem
 
 
 def checked_body(
-    kind: type[msgspec.Struct], check: Callable[[dict[str, Any]], list[Problem]]
+    kind: type[msgspec.Struct],
+    check: Callable[[dict[str, Any]], list[Problem]],
+    required: bool = True,
 ) -> Provide:
-    """A dependency giving the request's body as ``kind`` once ``check`` found nothing wrong."""
+    """A dependency giving the request's body as ``kind`` once ``check`` found nothing wrong
+    (with ``required`` false, no body reads as ``{}``)."""
 
     async def provide_body(principal: PrincipalDep, data: JSONBody[Any] = None) -> Any:
-        body = json_object(data)
+        body = json_object({} if data is None and not required else data)
         if problems := check(body):
             raise invalid(problems)
         # lax: a checked integer may be written 5.0 (JSON Schema's ``integer`` counts it)

@@ -24,10 +24,8 @@ from domain.catalog import MAX_DESCRIPTION, MAX_PAGE_LIMIT, MAX_TITLE
 from domain.devices import MAX_NAME_LENGTH
 from domain.history import MAX_FEED_LIMIT
 from domain.policy import (
-    MAX_BONUS_MINUTES,
     MAX_REQUEST_MESSAGE,
     MAX_REQUEST_MINUTES,
-    MIN_BONUS_MINUTES,
     MIN_REQUEST_MINUTES,
 )
 from domain.text import NO_NUL, stripped_pattern
@@ -69,7 +67,6 @@ def _body(required: list[str], **properties: Schema) -> Schema:
     )
 
 
-_NULL = Schema(type=OpenAPIType.NULL)
 NAME = Schema(type=OpenAPIType.STRING, pattern=stripped_pattern(1, MAX_NAME_LENGTH))
 # The device's token polling and the parent's confirmation (CONTRACT §14): a made-up code is a
 # 400, but every string is one the handlers read.
@@ -79,16 +76,8 @@ DEVICE_CONFIRM = _body(
     name=NAME,
     user_code=Schema(type=OpenAPIType.STRING, pattern=NO_NUL, description="XXXX-XXXX, as shown"),
 )
-# The parent's actions and the child's requests (CONTRACT §13).
-_BONUS_MINUTES = _whole(MIN_BONUS_MINUTES, MAX_BONUS_MINUTES)
-BONUS_BODY = _body(["minutes"], minutes=_BONUS_MINUTES)
-LOCK_BODY = _body(
-    [],
-    until=Schema(
-        one_of=[Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME), _NULL],
-        description="An instant with its offset; null or absent: until unlocked",
-    ),
-)
+# The child's request for more time (CONTRACT §13): read as JSON, since whether ``profile_id``
+# is needed depends on the token.
 TIME_REQUEST_BODY = _body(
     ["minutes"],
     minutes=_whole(MIN_REQUEST_MINUTES, MAX_REQUEST_MINUTES),
@@ -100,15 +89,6 @@ TIME_REQUEST_BODY = _body(
         minimum=1,
         maximum=2**63 - 1,
         description="Required with a parent's token; a session or device token implies it",
-    ),
-)
-APPROVE_BODY = _body(
-    [],
-    minutes=Schema(
-        type=[OpenAPIType.INTEGER, OpenAPIType.NULL],
-        minimum=MIN_BONUS_MINUTES,
-        maximum=MAX_BONUS_MINUTES,
-        description="Minutes granted; null or absent: the minutes asked for",
     ),
 )
 TIME_REQUEST_QUERY = {

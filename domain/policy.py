@@ -75,6 +75,33 @@ _BEDTIME_DAYS = {
     "properties": {day: {"oneOf": [_WINDOW, _NULL]} for day in WEEKDAYS},
     "additionalProperties": False,
 }
+BonusMinutes = Annotated[int, Meta(ge=MIN_BONUS_MINUTES, le=MAX_BONUS_MINUTES)]
+
+
+class BonusCreate(msgspec.Struct, frozen=True, kw_only=True):
+    """Extra minutes a parent gives a profile for its today."""
+
+    minutes: BonusMinutes
+
+
+class LockCreate(msgspec.Struct, frozen=True, kw_only=True):
+    """A parent pauses watching, until an instant (with its offset) or until unlocked."""
+
+    until: Annotated[
+        Annotated[str, Meta(extra_json_schema={"format": "date-time"})] | None,
+        Meta(description="An instant with its offset; null or absent: until unlocked"),
+    ] = None
+
+
+class TimeRequestApproval(msgspec.Struct, frozen=True, kw_only=True):
+    """A parent approves a request for more time, with its minutes or other ones."""
+
+    minutes: Annotated[
+        BonusMinutes | None,
+        Meta(description="Minutes granted; null or absent: the minutes asked for"),
+    ] = None
+
+
 # One window, a window (or null) per day, or null: a union msgspec cannot type (two object
 # shapes), so the field is read as JSON (``check_policy_fields`` decides) and its schema given.
 Bedtime = Annotated[Any, Meta(extra_json_schema={"oneOf": [_WINDOW, _BEDTIME_DAYS, _NULL]})]
