@@ -236,17 +236,11 @@ async def has_position(redis: AutoPipeline, clerk_id: str, tmdb_id: str) -> bool
     return bool(await redis.execute("EXISTS", resume_key(clerk_id, tmdb_id)))
 
 
-async def list_positions(
-    redis: AutoPipeline, clerk_id: str, limit: int, now: datetime
-) -> list[ResumeEntry]:
-    """Up to ``limit`` of the user's positions, newest ``updatedAt`` first, unexpired only."""
-    return (await listed_positions(redis, clerk_id, limit, now)).entries
-
-
 async def listed_positions(
     redis: AutoPipeline, clerk_id: str, limit: int, now: datetime
 ) -> Listed[ResumeEntry]:
-    """``list_positions``, with the instant its oldest entry lapses (``adapters.list_cache``)."""
+    """Up to ``limit`` of the user's positions, newest ``updatedAt`` first, unexpired only, with
+    the instant the oldest of them lapses (``adapters.list_cache``)."""
     tmdb_ids, live_until = await live_members(redis, index_key(clerk_id), limit, now)
     if not tmdb_ids:
         return Listed([], None)

@@ -242,17 +242,11 @@ async def read_series(redis: AutoPipeline, clerk_id: str, series_id: str) -> Ser
     return await read_episode(redis, clerk_id, series_id, tmdb_id)
 
 
-async def list_series(
-    redis: AutoPipeline, clerk_id: str, limit: int, now: datetime
-) -> list[SeriesEntry]:
-    """Up to ``limit`` of the user's series, newest ``updatedAt`` first, unexpired only."""
-    return (await listed_series(redis, clerk_id, limit, now)).entries
-
-
 async def listed_series(
     redis: AutoPipeline, clerk_id: str, limit: int, now: datetime
 ) -> Listed[SeriesEntry]:
-    """``list_series``, with the instant its oldest entry lapses (``adapters.list_cache``)."""
+    """Up to ``limit`` of the user's series, newest ``updatedAt`` first, unexpired only, with
+    the instant the oldest of them lapses (``adapters.list_cache``)."""
     series_ids, live_until = await live_members(redis, index_key(clerk_id), limit, now)
     if not series_ids:
         return Listed([], None)
