@@ -11,20 +11,9 @@ from typing import Any
 import msgspec
 
 from api.errors import ApiError, FieldError, InvalidFields, Location
-from domain.catalog import Page, Problem, Profile, Video, page_metadata, parse_page
+from domain.catalog import Page, PageMetadata, Problem, Profile, Video, parse_page
 from domain.policy import weekday_limits_value
 from domain.timestamps import iso_ms
-
-
-class PageMetadata(msgspec.Struct, frozen=True):
-    """The seed's paging block (camelCase, as the seed names it)."""
-
-    page: int
-    limit: int
-    totalCount: int
-    totalPages: int
-    hasNextPage: bool
-    hasPrevPage: bool
 
 
 class ProfileOut(msgspec.Struct, frozen=True):
@@ -118,10 +107,6 @@ def video_out(video: Video) -> VideoOut:
         updated_at=iso_ms(video.updated_at),
         min_age=video.min_age,
     )
-
-
-def metadata(page: Page, total: int) -> PageMetadata:
-    return PageMetadata(**page_metadata(page, total))
 
 
 def invalid(problems: list[Problem], location: Location = "body") -> InvalidFields:

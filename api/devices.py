@@ -18,12 +18,12 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import bearer_token, unauthorized
-from api.catalog_schema import VideoList, metadata, not_found, page_query, video_out
+from api.catalog_schema import VideoList, not_found, page_query, video_out
 from api.deps import ContainerDep, PrincipalDep, device_of
 from api.errors import ApiError, FieldError, InvalidFields, SpecialError
 from api.openapi_parts import DEVICE_CONFIRM, DEVICE_TOKEN, PAGING
 from api.route_facts import facts
-from domain.catalog import Profile
+from domain.catalog import Profile, page_metadata
 from domain.devices import MSG_NAME, MSG_USER_CODE, Device, device_name, is_device_token
 from domain.sessions import whole_minutes
 from domain.timestamps import iso_ms
@@ -251,4 +251,6 @@ class DeviceController(Controller):
         device = await _paired_device(request, container)
         wanted = page_query(page, limit, DEFAULT_LIMIT)
         found, total = await devices.device_videos(container, device, wanted)
-        return VideoList(videos=[video_out(v) for v in found], metadata=metadata(wanted, total))
+        return VideoList(
+            videos=[video_out(v) for v in found], metadata=page_metadata(wanted, total)
+        )

@@ -51,12 +51,12 @@ from api.fast import FAST, PATH_TYPES, TAGS, Endpoint, operation_id
 from api.idempotency import Idempotent
 from api.openapi_parts import (
     INTEGER,
-    NO_NUL,
     STRING,
     header,
     ref,
 )
 from api.route_facts import DEFAULT, RouteFacts, facts_of, handlers_of
+from domain.text import NO_NUL
 
 METHODS = ("get", "put", "post", "delete", "patch")
 BODY_METHODS = ("put", "post", "patch")

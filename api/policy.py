@@ -13,33 +13,35 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import bearer_token, unauthorized
-from api.catalog_schema import PageMetadata, invalid, json_object, metadata, not_found, page_query
+from api.bodies import checked_body
+from api.catalog_schema import invalid, json_object, not_found, page_query
 from api.deps import ContainerDep, PrincipalDep, device_of, principal_of, services_of
 from api.errors import ApiError, SpecialError
 from api.idempotency import Idempotent
 from api.openapi_parts import (
-    APPROVE_BODY,
-    BONUS_BODY,
-    LOCK_BODY,
     TIME_REQUEST_BODY,
     TIME_REQUEST_QUERY,
     ledger_day,
 )
 from api.route_facts import facts
 from domain import policy as rules
-from domain.catalog import Problem, Profile
+from domain.catalog import PageMetadata, Problem, Profile, page_metadata
 from domain.devices import is_device_token
 from domain.numbers import whole_in
+from domain.policy import BonusCreate, LockCreate, TimeRequestApproval
 from domain.timestamps import iso_ms
 from services import catalog, ledger, policy, sessions
 from services.idempotency import REDIS_ANSWERS
 from services.policy import RequestStatus, TimeRequest
 
 SESSION_TOKEN_HEADER = "x-session-token"
-MSG_BONUS = "Minutes must be an integer between 1 and 240"
+MSG_BONUS = (
+    f"Minutes must be an integer between {rules.MIN_BONUS_MINUTES} and {rules.MAX_BONUS_MINUTES}"
+)
 MSG_UNTIL = "until must be null or an ISO-8601 time with its offset"
 MSG_REQUEST_MINUTES = "Minutes must be an integer between 5 and 120"
 MSG_MESSAGE = "Message must be text of at most 200 characters"
@@ -100,24 +102,32 @@ async def _own_profile(container: ContainerDep, user_id: int, profile_id: int) -
     return found
 
 
-def _minutes(body: dict[str, Any], low: int, high: int, message: str) -> int:
-    minutes = whole_in(body.get("minutes"), low, high)
-    if minutes is None:
-        raise invalid([Problem("minutes", message)])
-    return minutes
+def _check_bonus(body: dict[str, Any]) -> list[Problem]:
+    minutes = whole_in(body.get("minutes"), rules.MIN_BONUS_MINUTES, rules.MAX_BONUS_MINUTES)
+    return [Problem("minutes", MSG_BONUS)] if minutes is None else []
 
 
-def _until(body: dict[str, Any]) -> datetime | None:
-    value = body.get("until")
+def _check_approval(body: dict[str, Any]) -> list[Problem]:
+    return [] if body.get("minutes") is None else _check_bonus(body)
+
+
+def _instant(value: str | None) -> datetime | None:
+    """An ISO-8601 time with its offset, ``None`` for null, else a ``ValueError``."""
     if value is None:
         return None
-    try:
-        until = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        until = None
-    if until is None or until.tzinfo is None:
-        raise invalid([Problem("until", MSG_UNTIL)])
+    until = datetime.fromisoformat(value)
+    if until.tzinfo is None:
+        raise ValueError(value)
     return until  # a time already past locks nothing
+
+
+def _check_lock(body: dict[str, Any]) -> list[Problem]:
+    value = body.get("until")
+    try:
+        _instant(value if value is None or isinstance(value, str) else "?")
+    except ValueError:
+        return [Problem("until", MSG_UNTIL)]
+    return []
 
 
 class PolicyController(Controller):
@@ -130,7 +140,8 @@ class PolicyController(Controller):
         "/{profile_id:int}/bonus",
         status_code=201,
         summary="Extra minutes for the profile's today",
-        opt=facts(json_body=BONUS_BODY),
+        opt=facts(json_body=BonusCreate),
+        dependencies={"grant": checked_body(BonusCreate, _check_bonus)},
         middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def bonus(
@@ -138,13 +149,10 @@ class PolicyController(Controller):
         container: ContainerDep,
         principal: PrincipalDep,
         profile_id: FromPath[int],
-        data: JSONBody[Any] = None,
+        grant: NamedDependency[BonusCreate],
     ) -> BonusOut:
-        minutes = _minutes(
-            json_object(data), rules.MIN_BONUS_MINUTES, rules.MAX_BONUS_MINUTES, MSG_BONUS
-        )
         profile = await _own_profile(container, principal.user_id, profile_id)
-        given = await policy.grant_bonus(container, profile, minutes, principal.sub)
+        given = await policy.grant_bonus(container, profile, grant.minutes, principal.sub)
         return BonusOut(
             given.profile_id,
             given.date,
@@ -157,7 +165,8 @@ class PolicyController(Controller):
         "/{profile_id:int}/lock",
         status_code=200,
         summary="Pause watching (until a time, or until unlocked)",
-        opt=facts(json_body=LOCK_BODY),
+        opt=facts(json_body=LockCreate),
+        dependencies={"pause": checked_body(LockCreate, _check_lock)},
         middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def lock(
@@ -165,9 +174,9 @@ class PolicyController(Controller):
         container: ContainerDep,
         principal: PrincipalDep,
         profile_id: FromPath[int],
-        data: JSONBody[Any] = None,
+        pause: NamedDependency[LockCreate],
     ) -> LockOut:
-        until = _until(json_object(data))
+        until = _instant(pause.until)
         profile = await _own_profile(container, principal.user_id, profile_id)
         await policy.set_lock(container, profile, until, principal.sub)
         return LockOut(profile.id, True, iso_ms(until) if until else None)
@@ -200,7 +209,7 @@ class PolicyController(Controller):
         profile = await _own_profile(container, principal.user_id, profile_id)
         found = await policy.list_time_requests(container, profile, _status(status))
         shown = found[wanted.offset : wanted.offset + wanted.limit]
-        return TimeRequestList([_request_out(r) for r in shown], metadata(wanted, len(found)))
+        return TimeRequestList([_request_out(r) for r in shown], page_metadata(wanted, len(found)))
 
     @get(
         "/{profile_id:int}/days/{day:str}",
@@ -343,20 +352,22 @@ class TimeRequestsController(Controller):
         "/{request_id:int}/approve",
         status_code=200,
         summary="Approve (with minutes)",
-        opt=facts(session_state=True, json_body=APPROVE_BODY, body_required=False),  # 409: decided
+        # 409: decided
+        opt=facts(session_state=True, json_body=TimeRequestApproval, body_required=False),
+        dependencies={
+            "approval": checked_body(TimeRequestApproval, _check_approval, required=False)
+        },
     )
     async def approve(
         self,
         container: ContainerDep,
         principal: PrincipalDep,
         request_id: FromPath[int],
-        data: JSONBody[Any] = None,
+        approval: NamedDependency[TimeRequestApproval],
     ) -> TimeRequestOut:
-        body = json_object(data if data is not None else {})
-        minutes = None
-        if body.get("minutes") is not None:
-            minutes = _minutes(body, rules.MIN_BONUS_MINUTES, rules.MAX_BONUS_MINUTES, MSG_BONUS)
-        return await _decide(container, principal.user_id, principal.sub, request_id, minutes)
+        return await _decide(
+            container, principal.user_id, principal.sub, request_id, approval.minutes
+        )
 
     @post("/{request_id:int}/deny", status_code=200, summary="Deny", opt=facts(session_state=True))
     async def deny(

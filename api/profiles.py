@@ -9,24 +9,29 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 
+from api.bodies import checked_body
 from api.catalog_schema import (
     ProfileList,
     ProfileOut,
     answer_profile,
-    invalid,
-    json_object,
-    metadata,
     not_found,
     page_query,
     profile_out,
 )
 from api.deps import ContainerDep, PrincipalDep, services_of
 from api.idempotency import Idempotent, receipt_of
-from api.openapi_parts import PAGING, PROFILE_CREATE, PROFILE_UPDATE
+from api.openapi_parts import PAGING
 from api.route_facts import facts
-from domain.catalog import check_profile, profile_values
+from domain.catalog import (
+    ProfileCreate,
+    ProfileUpdate,
+    check_profile,
+    page_metadata,
+    profile_values,
+)
 from domain.policy import POLICY_FIELDS
 from services import catalog, policy, privacy, sessions
 from services.idempotency import SQL_ANSWERS
@@ -52,12 +57,13 @@ class ProfilesController(Controller):
         wanted = page_query(page, limit, DEFAULT_LIMIT)
         found, total = await catalog.list_profiles(container, principal.user_id, wanted)
         return ProfileList(
-            profiles=[profile_out(p) for p in found], metadata=metadata(wanted, total)
+            profiles=[profile_out(p) for p in found], metadata=page_metadata(wanted, total)
         )
 
     @post(
         summary="Create a child profile",
-        opt=facts(json_body=PROFILE_CREATE),
+        opt=facts(json_body=ProfileCreate),
+        dependencies={"profile": checked_body(ProfileCreate, lambda b: check_profile(b, "create"))},
         middleware=[Idempotent(SQL_ANSWERS)],
     )
     async def create_profile(
@@ -65,12 +71,9 @@ class ProfilesController(Controller):
         request: Request[Any, Any, Any],
         container: ContainerDep,
         principal: PrincipalDep,
-        data: JSONBody[Any] = None,
+        profile: NamedDependency[ProfileCreate],
     ) -> ProfileOut:
-        body = json_object(data)
-        if problems := check_profile(body, "create"):
-            raise invalid(problems)
-        values = profile_values(body, "create", container.settings.default_timezone)
+        values = profile_values(profile, container.settings.default_timezone)
         receipt = receipt_of(request.scope, answer_profile)
         now = container.clock.now()
         created = await services_of(request.app.state).users.write_as(
@@ -93,19 +96,17 @@ class ProfilesController(Controller):
     @patch(
         "/{profile_id:int}",
         summary="Change some fields of a profile",
-        opt=facts(json_body=PROFILE_UPDATE),
+        opt=facts(json_body=ProfileUpdate),
+        dependencies={"change": checked_body(ProfileUpdate, lambda b: check_profile(b, "update"))},
     )
     async def update_profile(
         self,
         container: ContainerDep,
         principal: PrincipalDep,
         profile_id: FromPath[int],
-        data: JSONBody[Any] = None,
+        change: NamedDependency[ProfileUpdate],
     ) -> ProfileOut:
-        body = json_object(data)
-        if problems := check_profile(body, "update"):
-            raise invalid(problems)
-        values = profile_values(body, "update", container.settings.default_timezone)
+        values = profile_values(change, container.settings.default_timezone)
         changed = await catalog.update_profile(
             container, principal.user_id, profile_id, values, container.clock.now()
         )

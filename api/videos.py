@@ -9,24 +9,23 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
 
+from api.bodies import checked_body
 from api.catalog_schema import (
     VideoList,
     VideoOut,
     answer_video,
-    invalid,
-    json_object,
-    metadata,
     not_found,
     page_query,
     video_out,
 )
 from api.deps import ContainerDep, PrincipalDep, services_of
 from api.idempotency import Idempotent, receipt_of
-from api.openapi_parts import PAGING, VIDEO_CREATE, VIDEO_UPDATE
+from api.openapi_parts import PAGING
 from api.route_facts import facts
-from domain.catalog import check_video, video_values
+from domain.catalog import VideoCreate, VideoUpdate, check_video, page_metadata, video_values
 from services import catalog
 from services.idempotency import SQL_ANSWERS
 from services.media import media_of
@@ -50,11 +49,14 @@ class VideosController(Controller):
     ) -> VideoList:
         wanted = page_query(page, limit, DEFAULT_LIMIT)
         found, total = await catalog.list_videos(container, principal.user_id, wanted)
-        return VideoList(videos=[video_out(v) for v in found], metadata=metadata(wanted, total))
+        return VideoList(
+            videos=[video_out(v) for v in found], metadata=page_metadata(wanted, total)
+        )
 
     @post(
         summary="Add a video by URL",
-        opt=facts(json_body=VIDEO_CREATE),
+        opt=facts(json_body=VideoCreate),
+        dependencies={"video": checked_body(VideoCreate, lambda b: check_video(b, "create"))},
         middleware=[Idempotent(SQL_ANSWERS)],
     )
     async def create_video(
@@ -62,12 +64,9 @@ class VideosController(Controller):
         request: Request[Any, Any, Any],
         container: ContainerDep,
         principal: PrincipalDep,
-        data: JSONBody[Any] = None,
+        video: NamedDependency[VideoCreate],
     ) -> VideoOut:
-        body = json_object(data)
-        if problems := check_video(body, "create"):
-            raise invalid(problems)
-        values = video_values(body, "create")
+        values = video_values(video)
         now = container.clock.now()
         receipt = receipt_of(request.scope, answer_video)
         created = await services_of(request.app.state).users.write_as(
@@ -89,24 +88,18 @@ class VideosController(Controller):
     @patch(
         "/{video_id:int}",
         summary="Change some fields of a video",
-        opt=facts(json_body=VIDEO_UPDATE),
+        opt=facts(json_body=VideoUpdate),
+        dependencies={"change": checked_body(VideoUpdate, lambda b: check_video(b, "update"))},
     )
     async def update_video(
         self,
         container: ContainerDep,
         principal: PrincipalDep,
         video_id: FromPath[int],
-        data: JSONBody[Any] = None,
+        change: NamedDependency[VideoUpdate],
     ) -> VideoOut:
-        body = json_object(data)
-        if problems := check_video(body, "update"):
-            raise invalid(problems)
         changed = await catalog.update_video(
-            container,
-            principal.user_id,
-            video_id,
-            video_values(body, "update"),
-            container.clock.now(),
+            container, principal.user_id, video_id, video_values(change), container.clock.now()
         )
         if changed is None:
             raise not_found("Video")

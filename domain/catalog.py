@@ -9,41 +9,78 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import msgspec
+from msgspec import UNSET, Meta, UnsetType
 
-from domain.numbers import json_integer, whole_in
+from domain.numbers import whole_in
 from domain.policy import (
     DEFAULT_WARNING_MINUTES,
-    POLICY_FIELDS,
+    Bedtime,
+    LimitAction,
+    MinAge,
+    WarningMinutes,
+    WeekdayLimits,
     check_min_age,
     check_policy_fields,
     weekday_limits_value,
 )
+from domain.text import NO_NUL, stripped_pattern
 
-MSG_NAME = "Name must be between 2 and 50 characters"
-MSG_AGE = "Age must be between 1 and 17"
+# Each bound is written once, here: the checks below read these numbers, and so do the body
+# structs' ``Meta`` constraints (``ProfileCreate`` ...), from which the OpenAPI document is made.
+MIN_NAME, MAX_NAME = 2, 50  # after surrounding whitespace is stripped
+MIN_AGE, MAX_AGE = 1, 17
+DEFAULT_DAILY_LIMIT, MAX_DAILY_LIMIT = 60, 1440
+MAX_TIMEZONE = 64
+MAX_URL_LENGTH = 2048
+MAX_TITLE = 200  # after stripping, at least 1
+MAX_DESCRIPTION = 5000
+MAX_DURATION = 2**31 - 1  # the column is a 32-bit integer
+MAX_PAGE_LIMIT = 100
+
+MSG_NAME = f"Name must be between {MIN_NAME} and {MAX_NAME} characters"
+MSG_AGE = f"Age must be between {MIN_AGE} and {MAX_AGE}"
 MSG_AVATAR = "Invalid URL format"
-MSG_DAILY_LIMIT = "Daily limit must be an integer between 0 and 1440"
+MSG_DAILY_LIMIT = f"Daily limit must be an integer between 0 and {MAX_DAILY_LIMIT}"
 MSG_TIMEZONE = "Timezone must be an IANA time zone name"
 MSG_KIDS_MODE = "kids_mode must be a boolean"
 MSG_TITLE = "Title is required"
 MSG_URL = "Invalid URL format"
-MSG_DESCRIPTION = "Description must be at most 5000 characters"
+MSG_DESCRIPTION = f"Description must be at most {MAX_DESCRIPTION} characters"
 MSG_DURATION = "Duration must be a non-negative integer"
 MSG_PAGE = "Page must be a positive integer"
-MSG_LIMIT = "Limit must be an integer between 1 and 100"
+MSG_LIMIT = f"Limit must be an integer between 1 and {MAX_PAGE_LIMIT}"
 MSG_NUL = "Text must not contain NUL characters"
 
-MAX_URL_LENGTH = 2048
-MAX_DESCRIPTION = 5000
-MAX_TITLE = 200
-MAX_DAILY_LIMIT = 1440
-MAX_PAGE_LIMIT = 100
-MAX_DURATION = 2**31 - 1  # the column is a 32-bit integer
+# The body fields' types with their constraints: what ``check_profile`` / ``check_video`` accept,
+# said as JSON Schema. Text is bounded after stripping (the seed's trim-then-length rule), so
+# its bounds are a pattern (``domain.text``); ``is_http_url`` takes the scheme in any case.
+Name = Annotated[str, Meta(pattern=stripped_pattern(MIN_NAME, MAX_NAME))]
+Age = Annotated[int, Meta(ge=MIN_AGE, le=MAX_AGE)]
+DailyLimit = Annotated[int, Meta(ge=0, le=MAX_DAILY_LIMIT)]
+HttpUrl = Annotated[
+    str,
+    Meta(
+        max_length=MAX_URL_LENGTH,
+        pattern="^[hH][tT][tT][pP][sS]?://",
+        extra_json_schema={"format": "uri"},
+    ),
+]
+Timezone = Annotated[
+    str,
+    Meta(
+        max_length=MAX_TIMEZONE,
+        description="IANA time zone, e.g. Europe/Paris",
+        extra_json_schema={"enum": sorted(available_timezones())},
+    ),
+]
+Title = Annotated[str, Meta(pattern=stripped_pattern(1, MAX_TITLE))]
+Description = Annotated[str, Meta(max_length=MAX_DESCRIPTION, pattern=NO_NUL)]
+Duration = Annotated[int, Meta(ge=0, le=MAX_DURATION)]
 
 
 class Profile(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,17 +141,28 @@ class Page(msgspec.Struct, frozen=True):
         return (self.page - 1) * self.limit
 
 
-def page_metadata(page: Page, total: int) -> dict[str, Any]:
+class PageMetadata(msgspec.Struct, frozen=True):
+    """The seed's paging block (camelCase, as the seed names it)."""
+
+    page: int
+    limit: int
+    totalCount: int
+    totalPages: int
+    hasNextPage: bool
+    hasPrevPage: bool
+
+
+def page_metadata(page: Page, total: int) -> PageMetadata:
     """The seed's ``metadata`` object for ``total`` items."""
     pages = math.ceil(total / page.limit) if total else 0
-    return {
-        "page": page.page,
-        "limit": page.limit,
-        "totalCount": total,
-        "totalPages": pages,
-        "hasNextPage": page.page < pages,
-        "hasPrevPage": page.page > 1,
-    }
+    return PageMetadata(
+        page=page.page,
+        limit=page.limit,
+        totalCount=total,
+        totalPages=pages,
+        hasNextPage=page.page < pages,
+        hasPrevPage=page.page > 1,
+    )
 
 
 def parse_page(
@@ -164,7 +212,7 @@ def is_http_url(value: object) -> bool:
 
 def is_timezone(value: object) -> bool:
     """An IANA zone name the server knows (``Europe/Paris``, ``UTC``)."""
-    if not isinstance(value, str) or not 0 < len(value) <= 64:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TIMEZONE:
         return False
     try:
         ZoneInfo(value)
@@ -173,26 +221,68 @@ def is_timezone(value: object) -> bool:
     return True
 
 
-def _whole_numbers(values: dict[str, Any], *names: str) -> dict[str, Any]:
-    """Valid integer fields as ints (``5.0`` stored as ``5``)."""
-    for name in names:
-        if values.get(name) is not None:
-            values[name] = json_integer(values[name])
-    return values
-
-
 Mode = Literal["create", "update"]
 
-PROFILE_FIELDS = (
-    "name",
-    "age",
-    "avatar_url",
-    "daily_limit_minutes",
-    "timezone",
-    "kids_mode",
-    *POLICY_FIELDS,
-)
-VIDEO_FIELDS = ("title", "description", "url", "thumbnail_url", "duration", "min_age")
+
+class ProfileCreate(msgspec.Struct, frozen=True, kw_only=True):
+    """A new child profile as the parent sends it (``check_profile`` words what is wrong)."""
+
+    name: Name
+    age: Age
+    avatar_url: HttpUrl | None = None
+    daily_limit_minutes: DailyLimit = DEFAULT_DAILY_LIMIT
+    timezone: Timezone | UnsetType = UNSET  # the server's default zone
+    kids_mode: bool = False
+    weekday_limits: WeekdayLimits | None = None
+    bedtime: Bedtime = None
+    warning_minutes: WarningMinutes = DEFAULT_WARNING_MINUTES
+    limit_action: LimitAction = "stop"
+
+
+class ProfileUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """The fields a parent changes; an absent field is ``UNSET`` and left as it is."""
+
+    name: Name | UnsetType = UNSET
+    age: Age | UnsetType = UNSET
+    avatar_url: HttpUrl | UnsetType | None = UNSET
+    daily_limit_minutes: DailyLimit | UnsetType = UNSET
+    timezone: Timezone | UnsetType = UNSET
+    kids_mode: bool | UnsetType = UNSET
+    weekday_limits: WeekdayLimits | UnsetType | None = UNSET
+    bedtime: Bedtime = UNSET
+    warning_minutes: WarningMinutes | UnsetType = UNSET
+    limit_action: LimitAction | UnsetType = UNSET
+
+
+class VideoCreate(msgspec.Struct, frozen=True, kw_only=True):
+    """A video added by URL (``check_video`` words what is wrong)."""
+
+    title: Title
+    url: HttpUrl
+    description: Description | None = None
+    thumbnail_url: HttpUrl | None = None
+    duration: Duration | None = None
+    min_age: MinAge = 0
+
+
+class VideoUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """The fields a parent changes; an absent field is ``UNSET`` and left as it is."""
+
+    title: Title | UnsetType = UNSET
+    url: HttpUrl | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
+    thumbnail_url: HttpUrl | UnsetType | None = UNSET
+    duration: Duration | UnsetType | None = UNSET
+    min_age: MinAge | UnsetType = UNSET
+
+
+def _given(body: msgspec.Struct) -> dict[str, Any]:
+    """The fields of a body that are set, by name."""
+    return {
+        name: value
+        for name in body.__struct_fields__
+        if (value := getattr(body, name)) is not UNSET
+    }
 
 
 def check_profile(body: dict[str, Any], mode: Mode) -> list[Problem]:
@@ -200,11 +290,11 @@ def check_profile(body: dict[str, Any], mode: Mode) -> list[Problem]:
     problems: list[Problem] = []
     if mode == "create" or "name" in body:
         name = body.get("name")
-        if not isinstance(name, str) or not 2 <= len(name.strip()) <= 50:
+        if not isinstance(name, str) or not MIN_NAME <= len(name.strip()) <= MAX_NAME:
             problems.append(Problem("name", MSG_NAME))
     if mode == "create" or "age" in body:
         age = body.get("age")
-        if whole_in(age, 1, 17) is None:
+        if whole_in(age, MIN_AGE, MAX_AGE) is None:
             problems.append(Problem("age", MSG_AGE))
     avatar = body.get("avatar_url")
     if avatar is not None and not is_http_url(avatar):
@@ -221,27 +311,15 @@ def check_profile(body: dict[str, Any], mode: Mode) -> list[Problem]:
     return problems
 
 
-def profile_values(body: dict[str, Any], mode: Mode, default_timezone: str) -> dict[str, Any]:
-    """The column values of a valid profile body (defaults filled in on create)."""
-    values = _whole_numbers(
-        {k: body[k] for k in PROFILE_FIELDS if k in body},
-        "age",
-        "daily_limit_minutes",
-        "warning_minutes",
-    )
+def profile_values(body: ProfileCreate | ProfileUpdate, default_timezone: str) -> dict[str, Any]:
+    """The column values of a checked profile body (with its defaults when it is new)."""
+    values = _given(body)
     if "name" in values:
         values["name"] = values["name"].strip()
     if "weekday_limits" in values:
         values["weekday_limits"] = weekday_limits_value(values["weekday_limits"])
-    if mode == "create":
-        values.setdefault("avatar_url", None)
-        values.setdefault("daily_limit_minutes", 60)
+    if isinstance(body, ProfileCreate):
         values.setdefault("timezone", default_timezone)
-        values.setdefault("kids_mode", False)
-        values.setdefault("weekday_limits", weekday_limits_value(None))
-        values.setdefault("bedtime", None)
-        values.setdefault("warning_minutes", DEFAULT_WARNING_MINUTES)
-        values.setdefault("limit_action", "stop")
     return values
 
 
@@ -279,13 +357,9 @@ def check_video_details(body: dict[str, Any], mode: Mode) -> list[Problem]:
     return problems
 
 
-def video_values(body: dict[str, Any], mode: Mode) -> dict[str, Any]:
-    """The column values of a valid video body (optional fields default to null on create)."""
-    values = _whole_numbers({k: body[k] for k in VIDEO_FIELDS if k in body}, "duration", "min_age")
+def video_values(body: VideoCreate | VideoUpdate) -> dict[str, Any]:
+    """The column values of a checked video body (optional fields default to null when new)."""
+    values = _given(body)
     if "title" in values:
         values["title"] = values["title"].strip()
-    if mode == "create":
-        for key in ("description", "thumbnail_url", "duration"):
-            values.setdefault(key, None)
-        values.setdefault("min_age", 0)
     return values

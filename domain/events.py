@@ -8,7 +8,7 @@ event is appended and stored in it, never recomputed from the clock at projectio
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -275,33 +275,15 @@ AnyEvent = (
 )
 
 EVENT_TYPES: dict[str, type[AnyEvent]] = {
-    cls.__struct_config__.tag: cls  # type: ignore[misc]
-    for cls in (
-        ProgressSaved,
-        ProgressDeleted,
-        SeriesProgressSaved,
-        SeriesProgressDeleted,
-        SessionStarted,
-        SessionHeartbeat,
-        SessionEnded,
-        DevicePairingStarted,
-        DevicePaired,
-        DeviceTokenIssued,
-        DeviceRevoked,
-        SubjectErased,
-        RetentionApplied,
-        StatsCarried,
-        SessionStopRequested,
-        PolicySet,
-        BonusGranted,
-        ProfileLocked,
-        ProfileUnlocked,
-        TimeRequested,
-        TimeRequestDecided,
-    )
+    cls.__struct_config__.tag: cls for cls in get_args(AnyEvent)
 }
 
 
 def event_type(event: Event) -> str:
     """The wire name of an event, e.g. ``progress.saved``."""
-    return str(type(event).__struct_config__.tag)
+    return type_name(type(event))
+
+
+def type_name(kind: type[Event]) -> str:
+    """The wire name of an event class, e.g. ``progress.saved`` for ``ProgressSaved``."""
+    return str(kind.__struct_config__.tag)

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
+from msgspec import Meta
 
 from domain.localtime import MS_PER_MINUTE, local_date, start_of_local_day, zone
 from domain.numbers import whole_in
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
 MAX_DAY_MINUTES = 1440
 MAX_WARNING_MINUTES = 60
 DEFAULT_WARNING_MINUTES = 5
@@ -54,6 +56,55 @@ MSG_LIMIT_ACTION = 'limit_action must be "stop" or "finish_video"'
 MSG_MIN_AGE = "Minimum age must be an integer between 0 and 17"
 
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+# The policy fields of a profile body as typed fields (``domain.catalog.ProfileCreate``): the
+# same bounds as the checks below, said as ``Meta`` constraints for the OpenAPI document.
+WarningMinutes = Annotated[int, Meta(ge=0, le=MAX_WARNING_MINUTES)]
+MinAge = Annotated[int, Meta(ge=0, le=MAX_MIN_AGE)]
+WeekdayLimits = dict[Weekday, Annotated[int, Meta(ge=0, le=MAX_DAY_MINUTES)] | None]
+_NULL = {"type": "null"}
+_WINDOW = {
+    "type": "object",
+    "properties": {edge: {"type": "string", "pattern": _HHMM.pattern} for edge in ("start", "end")},
+    "required": ["end", "start"],
+    "additionalProperties": False,
+    "description": "start and end differ; a window whose end is earlier wraps midnight",
+}
+_BEDTIME_DAYS = {
+    "type": "object",
+    "properties": {day: {"oneOf": [_WINDOW, _NULL]} for day in WEEKDAYS},
+    "additionalProperties": False,
+}
+BonusMinutes = Annotated[int, Meta(ge=MIN_BONUS_MINUTES, le=MAX_BONUS_MINUTES)]
+
+
+class BonusCreate(msgspec.Struct, frozen=True, kw_only=True):
+    """Extra minutes a parent gives a profile for its today."""
+
+    minutes: BonusMinutes
+
+
+class LockCreate(msgspec.Struct, frozen=True, kw_only=True):
+    """A parent pauses watching, until an instant (with its offset) or until unlocked."""
+
+    until: Annotated[
+        Annotated[str, Meta(extra_json_schema={"format": "date-time"})] | None,
+        Meta(description="An instant with its offset; null or absent: until unlocked"),
+    ] = None
+
+
+class TimeRequestApproval(msgspec.Struct, frozen=True, kw_only=True):
+    """A parent approves a request for more time, with its minutes or other ones."""
+
+    minutes: Annotated[
+        BonusMinutes | None,
+        Meta(description="Minutes granted; null or absent: the minutes asked for"),
+    ] = None
+
+
+# One window, a window (or null) per day, or null: a union msgspec cannot type (two object
+# shapes), so the field is read as JSON (``check_policy_fields`` decides) and its schema given.
+Bedtime = Annotated[Any, Meta(extra_json_schema={"oneOf": [_WINDOW, _BEDTIME_DAYS, _NULL]})]
 
 
 class Window(msgspec.Struct, frozen=True):

@@ -42,8 +42,10 @@ from domain.events import (
     TimeRequested,
 )
 
-_FAMILY = (ProgressSaved, ProgressDeleted, SeriesProgressSaved, SeriesProgressDeleted)
-_CHILD = (
+# The events holding personal data: a family's own (named by ``clerk_id``), sealed with the
+# family's key, and a child's (named by ``profile_id``), sealed with the child's.
+FAMILY_EVENTS = (ProgressSaved, ProgressDeleted, SeriesProgressSaved, SeriesProgressDeleted)
+CHILD_EVENTS = (
     SessionStarted,
     SessionHeartbeat,
     SessionEnded,
@@ -73,8 +75,8 @@ def profile_subject(profile_id: int) -> str:
 
 def subject_of(event: AnyEvent) -> str | None:
     """The subject whose key seals ``event``, or ``None`` when it carries no personal data."""
-    if isinstance(event, _CHILD):
+    if isinstance(event, CHILD_EVENTS):
         return profile_subject(event.profile_id)
-    if isinstance(event, _FAMILY):
+    if isinstance(event, FAMILY_EVENTS):
         return family_subject(event.clerk_id)
     return None

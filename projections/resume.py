@@ -36,7 +36,7 @@ and the route changes in api/progress.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -45,35 +45,26 @@ import msgspec
 from redis.asyncio import Redis
 
 from adapters.autopipeline import AutoPipeline
-from adapters.eventlog import shard_for
 from adapters.list_cache import Listed
 from domain.events import ProgressDeleted, ProgressSaved
 from domain.progress import RESUME_TTL_MS, epoch_ms, resume_value
 from domain.timestamps import iso_ms
-from projections.base import Commands, Envelope, RedisProjection
+from projections.base import Commands, Envelope
 from projections.redis_commands import (
     as_score,
     decoded,
-    forget_users,
-    indexes_of_users,
     list_version_key,
     live_members,
-    queue_list_versions,
-    queue_user_pruning,
     read_all,
     text,
-    unlink_all,
-    values_with_expiry,
 )
+from projections.user_index import Entry, UserIndexProjection, ids_by_user, user_index_key
 
 log = logging.getLogger("medio.resume")
 
-_PROGRESS = (ProgressSaved, ProgressDeleted)  # a tuple: isinstance is faster than on a union
-
 USERS_KEY = "resume-users"
-CHUNK = 500
 
-Title = tuple[str, str]  # (clerkId, tmdbId)
+Title = Entry  # (clerkId, tmdbId)
 
 
 def resume_key(clerk_id: str, tmdb_id: str) -> str:
@@ -83,7 +74,7 @@ def resume_key(clerk_id: str, tmdb_id: str) -> str:
 
 def index_key(clerk_id: str) -> str:
     """The user's titles, scored by ``updatedAt`` ms (negative: finished or deleted)."""
-    return f"resume-index:{clerk_id}"
+    return user_index_key("resume", clerk_id)
 
 
 def version_key(clerk_id: str, shard: int) -> str:
@@ -101,32 +92,25 @@ class Known:
     full: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def _progress_events(batch: Iterable[Envelope]) -> list[ProgressSaved | ProgressDeleted]:
-    return [e.event for e in batch if isinstance(e.event, _PROGRESS)]
-
-
-class ResumeProjection(RedisProjection):
+class ResumeProjection(UserIndexProjection):
     """Resume positions per user and title, with the per-user index that lists them."""
 
     name = "resume"
     handles = frozenset({"progress.saved", "progress.deleted"})
+    events = (ProgressSaved, ProgressDeleted)
 
     async def prepare(self, redis: Redis, batch: Sequence[Envelope]) -> Known:
         """The stored score of every title and the newest event of every user in ``batch``."""
-        titles: dict[str, list[str]] = {}
-        for event in _progress_events(batch):
-            wanted = titles.setdefault(event.clerk_id, [])
-            if event.tmdb_id not in wanted:
-                wanted.append(event.tmdb_id)
+        titles = ids_by_user(self.batch_events(batch), lambda event: event.tmdb_id)
         known = Known()
         if not titles:
             return known
         users = list(titles)
         commands: list[tuple[str, ...]] = [
-            ("ZMSCORE", self.key(index_key(clerk_id)), *titles[clerk_id]) for clerk_id in users
+            ("ZMSCORE", self.index_of(clerk_id), *titles[clerk_id]) for clerk_id in users
         ]
-        commands.append(("ZMSCORE", self.key(USERS_KEY), *users))
-        commands += [("ZCARD", self.key(index_key(clerk_id))) for clerk_id in users]
+        commands.append(("ZMSCORE", self.users_key, *users))
+        commands += [("ZCARD", self.index_of(clerk_id)) for clerk_id in users]
         replies = await read_all(redis, commands)
         per_user, newest, sizes = replies[: len(users)], replies[len(users)], replies[-len(users) :]
         crowded = []
@@ -139,7 +123,7 @@ class ResumeProjection(RedisProjection):
                 crowded.append(clerk_id)
         known.newest = {u: as_score(s) for u, s in zip(users, newest, strict=True)}
         if crowded:
-            full = [("ZRANGE", self.key(index_key(u)), 0, -1, "WITHSCORES") for u in crowded]
+            full = [("ZRANGE", self.index_of(u), 0, -1, "WITHSCORES") for u in crowded]
             for clerk_id, flat in zip(crowded, await read_all(redis, full), strict=True):
                 pairs = zip(flat[::2], flat[1::2], strict=True)
                 known.full[clerk_id] = {text(m): float(s) for m, s in pairs}
@@ -159,7 +143,7 @@ class ResumeProjection(RedisProjection):
         scores = dict(known.scores)
         newest: dict[str, float] = {}
         last: dict[Title, tuple[ProgressSaved | ProgressDeleted, int]] = {}
-        for event in _progress_events(batch):
+        for event in self.batch_events(batch):
             title = (event.clerk_id, event.tmdb_id)
             at_ms = epoch_ms(event.occurred_at)
             stored = scores.get(title)
@@ -174,14 +158,10 @@ class ResumeProjection(RedisProjection):
         for (clerk_id, tmdb_id), (event, at_ms) in last.items():
             score = self._write(commands, event, at_ms)
             moves.setdefault(clerk_id, []).extend((score, tmdb_id))
-        for clerk_id, members in moves.items():
-            commands.append(("ZADD", self.key(index_key(clerk_id)), *members))
+        self.queue_moves(commands, moves)
         for clerk_id, index_now in known.full.items():
             self._drop_oldest(commands, clerk_id, index_now, scores)
-        queue_user_pruning(commands, self.key(USERS_KEY), lambda u: self.key(index_key(u)), newest)
-        queue_list_versions(
-            commands, batch, _PROGRESS, lambda u, shard: self.key(version_key(u, shard)), newest
-        )
+        self.queue_users(commands, batch, newest)
 
     def _drop_oldest(
         self,
@@ -199,7 +179,7 @@ class ResumeProjection(RedisProjection):
             return
         ranked = sorted(merged.items(), key=lambda item: (abs(item[1]), item[0]), reverse=True)
         dropped = ranked[self.max_titles :]
-        commands.append(("ZREM", self.key(index_key(clerk_id)), *[t for t, _ in dropped]))
+        commands.append(("ZREM", self.index_of(clerk_id), *[t for t, _ in dropped]))
         live = [self.key(resume_key(clerk_id, t)) for t, score in dropped if score > 0]
         if live:
             commands.append(("DEL", *live))
@@ -214,52 +194,9 @@ class ResumeProjection(RedisProjection):
         commands.append(("DEL", key))
         return -at_ms
 
-    async def _indexes(self, redis: Redis) -> list[tuple[str, list[tuple[str, float]]]]:
-        """Every user with an index and the index's members, found through ``resume-users``."""
-        return await indexes_of_users(
-            redis, self.key(USERS_KEY), lambda user: self.key(index_key(user)), CHUNK
-        )
-
-    async def dump(self, redis: Redis) -> dict[str, Any]:
-        """Indexes and live keys by their unprefixed names, with each key's expiry instant."""
-        state: dict[str, Any] = {}
-        titles: list[Title] = []
-        for clerk_id, members in await self._indexes(redis):
-            if members:
-                state[index_key(clerk_id)] = dict(members)
-            titles.extend((clerk_id, tmdb_id) for tmdb_id, score in members if score > 0)
-        names = [resume_key(clerk_id, tmdb_id) for clerk_id, tmdb_id in titles]
-        stored = await values_with_expiry(redis, [self.key(n) for n in names])
-        for name, (value, expiry) in zip(names, stored, strict=True):
-            if value is not None:
-                state[name] = [text(value), expiry]
-        return state
-
-    async def clear(self, redis: Redis) -> None:
-        """Delete every indexed resume key, every index and the user list.
-
-        A replay clears before it rebuilds, with the projectors paused, so the keys are
-        unlinked in chunks on one pipeline rather than a round trip per chunk (``unlink_all``).
-        """
-        keys: list[str] = []
-        shards = self.settings.stream_shards
-        for clerk_id, members in await self._indexes(redis):
-            keys.append(self.key(index_key(clerk_id)))
-            keys.append(self.key(version_key(clerk_id, shard_for(clerk_id, shards))))
-            keys.extend(self.key(resume_key(clerk_id, tmdb_id)) for tmdb_id, _ in members)
-        await unlink_all(redis, keys, self.key(USERS_KEY), CHUNK)
-
-    async def forget(
-        self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
-    ) -> None:
-        shards = self.settings.stream_shards
-
-        async def keys_of(clerk_id: str, titles: list[str]) -> list[str]:
-            version = self.key(version_key(clerk_id, shard_for(clerk_id, shards)))
-            return [version, *[self.key(resume_key(clerk_id, t)) for t in titles]]
-
-        indexes = {c: self.key(index_key(c)) for c in clerk_ids}
-        await forget_users(redis, self.key(USERS_KEY), indexes, keys_of, CHUNK)
+    async def entry_names(self, redis: Redis, entries: Sequence[Title]) -> list[str]:
+        """A title's one key."""
+        return [resume_key(clerk_id, tmdb_id) for clerk_id, tmdb_id in entries]
 
 
 # Reads: one title's position, or a user's list, newest first.
@@ -299,17 +236,11 @@ async def has_position(redis: AutoPipeline, clerk_id: str, tmdb_id: str) -> bool
     return bool(await redis.execute("EXISTS", resume_key(clerk_id, tmdb_id)))
 
 
-async def list_positions(
-    redis: AutoPipeline, clerk_id: str, limit: int, now: datetime
-) -> list[ResumeEntry]:
-    """Up to ``limit`` of the user's positions, newest ``updatedAt`` first, unexpired only."""
-    return (await listed_positions(redis, clerk_id, limit, now)).entries
-
-
 async def listed_positions(
     redis: AutoPipeline, clerk_id: str, limit: int, now: datetime
 ) -> Listed[ResumeEntry]:
-    """``list_positions``, with the instant its oldest entry lapses (``adapters.list_cache``)."""
+    """Up to ``limit`` of the user's positions, newest ``updatedAt`` first, unexpired only, with
+    the instant the oldest of them lapses (``adapters.list_cache``)."""
     tmdb_ids, live_until = await live_members(redis, index_key(clerk_id), limit, now)
     if not tmdb_ids:
         return Listed([], None)

@@ -33,7 +33,7 @@ with their read-your-writes check.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,7 +42,6 @@ import msgspec
 from redis.asyncio import Redis
 
 from adapters.autopipeline import AutoPipeline
-from adapters.eventlog import shard_for
 from adapters.list_cache import Listed
 from domain.events import SeriesProgressDeleted, SeriesProgressSaved
 from domain.progress import RESUME_TTL_MS
@@ -54,29 +53,21 @@ from domain.series_progress import (
     series_value,
 )
 from domain.timestamps import iso_ms
-from projections.base import Commands, Envelope, RedisProjection
+from projections.base import Commands, Envelope
 from projections.redis_commands import (
     as_score,
     decoded,
-    forget_users,
-    indexes_of_users,
     list_version_key,
     live_members,
-    queue_list_versions,
-    queue_user_pruning,
     read_all,
     read_chunked,
     text,
-    unlink_all,
-    values_with_expiry,
 )
+from projections.user_index import UserIndexProjection, ids_by_user, user_index_key
 
 log = logging.getLogger("medio.series_resume")
 
-_SERIES = (SeriesProgressSaved, SeriesProgressDeleted)
-
 USERS_KEY = "series_resume-users"
-CHUNK = 500
 
 
 def series_key(clerk_id: str, series_id: str, tmdb_id: str) -> str:
@@ -96,7 +87,7 @@ def current_key(clerk_id: str, series_id: str) -> str:
 
 def index_key(clerk_id: str) -> str:
     """The user's series, scored by ``updatedAt`` ms (negative: finished or deleted)."""
-    return f"series_resume-index:{clerk_id}"
+    return user_index_key("series_resume", clerk_id)
 
 
 @dataclass
@@ -107,34 +98,25 @@ class Known:
     newest: dict[str, float | None] = field(default_factory=dict)
 
 
-def _series_events(batch: Iterable[Envelope]) -> list[SeriesEvent]:
-    return [e.event for e in batch if isinstance(e.event, _SERIES)]
-
-
-class SeriesResumeProjection(RedisProjection):
+class SeriesResumeProjection(UserIndexProjection):
     """One resume point per user and series, with the per-user index that lists them."""
 
     name = "series_resume"
     handles = frozenset({"series_progress.saved", "series_progress.deleted"})
+    events = (SeriesProgressSaved, SeriesProgressDeleted)
 
     async def prepare(self, redis: Redis, batch: Sequence[Envelope]) -> Known:
         """The index score and current episode of every series in ``batch``, and each of its
         users' newest event."""
-        wanted: dict[str, list[str]] = {}
-        for event in _series_events(batch):
-            mine = wanted.setdefault(event.clerk_id, [])
-            if event.series_id not in mine:
-                mine.append(event.series_id)
+        wanted = ids_by_user(self.batch_events(batch), lambda event: event.series_id)
         known = Known()
         if not wanted:
             return known
         users = list(wanted)
-        commands: list[tuple[str, ...]] = [
-            ("ZMSCORE", self.key(index_key(u)), *wanted[u]) for u in users
-        ]
+        commands: list[tuple[str, ...]] = [("ZMSCORE", self.index_of(u), *wanted[u]) for u in users]
         pairs = [(u, s) for u in users for s in wanted[u]]
         commands += [("GET", self.key(current_key(u, s))) for u, s in pairs]
-        commands.append(("ZMSCORE", self.key(USERS_KEY), *users))
+        commands.append(("ZMSCORE", self.users_key, *users))
         replies = await read_all(redis, commands)
         scores, episodes, newest = replies[: len(users)], replies[len(users) : -1], replies[-1]
         for clerk_id, user_scores in zip(users, scores, strict=True):
@@ -149,7 +131,8 @@ class SeriesResumeProjection(RedisProjection):
         """Append the batch's key writes, index moves and pruning to ``commands``: the rules are
         ``domain.series_progress.fold_series_events``'s; each series is written once."""
         known: Known = prepared if isinstance(prepared, Known) else Known()
-        changes = fold_series_events(known.series, _series_events(batch))
+        events: list[SeriesEvent] = self.batch_events(batch)
+        changes = fold_series_events(known.series, events)
         for (clerk_id, series_id), episodes in changes.removed.items():
             if episodes:
                 gone = sorted(self.key(series_key(clerk_id, series_id, e)) for e in episodes)
@@ -157,16 +140,12 @@ class SeriesResumeProjection(RedisProjection):
         moves: dict[str, list[Any]] = {}
         for pair, (event, at_ms) in changes.written.items():
             moves.setdefault(pair[0], []).extend((self._write(commands, event, at_ms), pair[1]))
-        for clerk_id, members in moves.items():
-            commands.append(("ZADD", self.key(index_key(clerk_id)), *members))
+        self.queue_moves(commands, moves)
         newest = {
             clerk_id: max(at_ms, known.newest.get(clerk_id) or 0.0)
             for clerk_id, at_ms in changes.newest.items()
         }
-        queue_user_pruning(commands, self.key(USERS_KEY), lambda u: self.key(index_key(u)), newest)
-        queue_list_versions(
-            commands, batch, _SERIES, lambda u, shard: self.key(version_key(u, shard)), newest
-        )
+        self.queue_users(commands, batch, newest)
 
     def _write(self, commands: Commands, event: SeriesEvent, at_ms: int) -> int:
         """Append the series' current-episode writes; returns its new index score."""
@@ -183,75 +162,20 @@ class SeriesResumeProjection(RedisProjection):
         commands.append(("DEL", pointer))
         return -at_ms
 
-    async def _indexes(self, redis: Redis) -> list[tuple[str, list[tuple[str, float]]]]:
-        """Every user with an index and the index's members, found through the user list."""
-        return await indexes_of_users(
-            redis, self.key(USERS_KEY), lambda user: self.key(index_key(user)), CHUNK
-        )
-
     async def _currents(self, redis: Redis, series: Sequence[Series]) -> list[str | None]:
         """The current episode of each of ``series`` (``None``: none, lapsed or tombstoned)."""
         replies = await read_chunked(redis, [("GET", self.key(current_key(*s))) for s in series])
         return [None if r is None else text(r) for r in replies]
 
-    async def dump(self, redis: Redis) -> dict[str, Any]:
-        """Indexes, current episodes and live keys by unprefixed name, with their expiry."""
-        state: dict[str, Any] = {}
-        series: list[Series] = []
-        for clerk_id, members in await self._indexes(redis):
-            if members:
-                state[index_key(clerk_id)] = dict(members)
-            series.extend((clerk_id, series_id) for series_id, score in members if score > 0)
-        names: list[str] = []
+    async def entry_names(self, redis: Redis, entries: Sequence[Series]) -> list[str]:
+        """Each series' current-episode pointer, and the key of that episode if there is one."""
+        names = [current_key(*s) for s in entries]
         for (clerk_id, series_id), episode in zip(
-            series, await self._currents(redis, series), strict=True
+            entries, await self._currents(redis, entries), strict=True
         ):
             if episode is not None:
-                names.append(current_key(clerk_id, series_id))
                 names.append(series_key(clerk_id, series_id, episode))
-        stored = await values_with_expiry(redis, [self.key(n) for n in names])
-        for name, (value, expiry) in zip(names, stored, strict=True):
-            if value is not None:
-                state[name] = [text(value), expiry]
-        return state
-
-    async def clear(self, redis: Redis) -> None:
-        """Delete every indexed series' keys, every index and the user list (last, so a clear
-        that fails part way is finished by the next one)."""
-        keys: list[str] = []
-        series: list[Series] = []
-        shards = self.settings.stream_shards
-        for clerk_id, members in await self._indexes(redis):
-            keys.append(self.key(index_key(clerk_id)))
-            keys.append(self.key(version_key(clerk_id, shard_for(clerk_id, shards))))
-            series.extend((clerk_id, series_id) for series_id, _ in members)
-        for (clerk_id, series_id), episode in zip(
-            series, await self._currents(redis, series), strict=True
-        ):
-            keys.append(self.key(current_key(clerk_id, series_id)))
-            if episode is not None:
-                keys.append(self.key(series_key(clerk_id, series_id, episode)))
-        await unlink_all(redis, keys, self.key(USERS_KEY), CHUNK)
-
-    async def forget(
-        self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
-    ) -> None:
-        shards = self.settings.stream_shards
-
-        async def keys_of(clerk_id: str, series_ids: list[str]) -> list[str]:
-            series = [(clerk_id, s) for s in series_ids]
-            keys = [self.key(version_key(clerk_id, shard_for(clerk_id, shards)))]
-            keys += [self.key(current_key(*s)) for s in series]
-            episodes = await self._currents(redis, series)
-            keys += [
-                self.key(series_key(clerk_id, series_id, episode))
-                for (_, series_id), episode in zip(series, episodes, strict=True)
-                if episode is not None
-            ]
-            return keys
-
-        indexes = {c: self.key(index_key(c)) for c in clerk_ids}
-        await forget_users(redis, self.key(USERS_KEY), indexes, keys_of, CHUNK)
+        return names
 
 
 # Reads: one series, one episode, or a user's series, newest first.
@@ -318,17 +242,11 @@ async def read_series(redis: AutoPipeline, clerk_id: str, series_id: str) -> Ser
     return await read_episode(redis, clerk_id, series_id, tmdb_id)
 
 
-async def list_series(
-    redis: AutoPipeline, clerk_id: str, limit: int, now: datetime
-) -> list[SeriesEntry]:
-    """Up to ``limit`` of the user's series, newest ``updatedAt`` first, unexpired only."""
-    return (await listed_series(redis, clerk_id, limit, now)).entries
-
-
 async def listed_series(
     redis: AutoPipeline, clerk_id: str, limit: int, now: datetime
 ) -> Listed[SeriesEntry]:
-    """``list_series``, with the instant its oldest entry lapses (``adapters.list_cache``)."""
+    """Up to ``limit`` of the user's series, newest ``updatedAt`` first, unexpired only, with
+    the instant the oldest of them lapses (``adapters.list_cache``)."""
     series_ids, live_until = await live_members(redis, index_key(clerk_id), limit, now)
     if not series_ids:
         return Listed([], None)

@@ -44,8 +44,8 @@ from domain.history import ArchiveFilter
 from domain.privacy import family_subject, profile_subject
 from domain.timestamps import iso_ms
 from projections.archive_pages import iter_archive
-from projections.resume import list_positions
-from projections.series_resume import list_series
+from projections.resume import listed_positions
+from projections.series_resume import listed_series
 from services.history import feed_event
 from services.policy import profile_time_requests
 
@@ -122,21 +122,13 @@ async def _devices(container: Container, family: Family) -> Rows:
 
 
 async def _progress(container: Container, family: Family) -> Rows:
-    now = container.clock.now()
-    yield list(
-        await list_positions(
-            container.pipeline, family.clerk_id, container.settings.max_titles_per_user, now
-        )
-    )
+    most, now = container.settings.max_titles_per_user, container.clock.now()
+    yield list((await listed_positions(container.pipeline, family.clerk_id, most, now)).entries)
 
 
 async def _series(container: Container, family: Family) -> Rows:
-    now = container.clock.now()
-    yield list(
-        await list_series(
-            container.pipeline, family.clerk_id, container.settings.max_titles_per_user, now
-        )
-    )
+    most, now = container.settings.max_titles_per_user, container.clock.now()
+    yield list((await listed_series(container.pipeline, family.clerk_id, most, now)).entries)
 
 
 async def _time_requests(container: Container, family: Family) -> Rows:

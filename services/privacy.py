@@ -55,8 +55,14 @@ from adapters.tables import (
 )
 from adapters.tables import devices as devices_table
 from domain.codec import UnknownEvent, decode
-from domain.events import ErasedScope, SubjectErased
-from domain.privacy import family_subject, profile_subject, subject_of
+from domain.events import ErasedScope, SubjectErased, type_name
+from domain.privacy import (
+    CHILD_EVENTS,
+    FAMILY_EVENTS,
+    family_subject,
+    profile_subject,
+    subject_of,
+)
 from projections.registry import REDIS_PROJECTIONS
 from projections.runtime import projectors_caught_up
 from projections.streams import DEAD_LETTER_STREAM
@@ -65,23 +71,9 @@ from services.users import announce_erased
 
 ERASER = "system:privacy"
 PAGE = 1000
-_FAMILY_TYPES = ("progress.saved", "progress.deleted")
-_SERIES_TYPES = ("series_progress.saved", "series_progress.deleted")
-_SESSION_TYPES = (
-    "session.started",
-    "session.heartbeat",
-    "session.ended",
-    "device.paired",
-    "device.token_issued",
-    "device.revoked",
-    "session.stop_requested",
-    "profile.policy_set",
-    "profile.bonus_granted",
-    "profile.locked",
-    "profile.unlocked",
-    "time_request.created",
-    "time_request.decided",
-)
+# Events archived in the clear before privacy keys existed are blanked by type and subject.
+_FAMILY_TYPES = tuple(type_name(kind) for kind in FAMILY_EVENTS)
+_CHILD_TYPES = tuple(type_name(kind) for kind in CHILD_EVENTS)
 
 
 @dataclass
@@ -286,12 +278,11 @@ async def _blank_unsealed(conn: AsyncConnection, subject: Subject) -> None:
     mine: list[sa.ColumnElement[bool]] = []
     if subject.clerk_ids:
         mine.append(
-            events.c.type.in_(_FAMILY_TYPES + _SERIES_TYPES)
-            & body["clerk_id"].as_string().in_(subject.clerk_ids)
+            events.c.type.in_(_FAMILY_TYPES) & body["clerk_id"].as_string().in_(subject.clerk_ids)
         )
     if subject.profile_ids:
         mine.append(
-            events.c.type.in_(_SESSION_TYPES)
+            events.c.type.in_(_CHILD_TYPES)
             & body["profile_id"].as_integer().in_(sorted(subject.profile_ids))
         )
     if mine:

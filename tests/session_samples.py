@@ -115,3 +115,18 @@ async def parent_setup(
         assert video.status_code == 201, video.text
         videos.append(int(video.json()["id"]))
     return created.json(), videos
+
+
+def daily_limit_refusal(
+    limit: int, watched: int, profile_name: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """The seed's 403 to a start past the day's limit, as ``(status, body)``; the child's name
+    only to a caller who knows it (a parent's token, not a kids-mode device)."""
+    body: dict[str, Any] = {
+        "message": "Daily watch limit exceeded",
+        "limit_minutes": limit,
+        "watched_minutes": watched,
+    }
+    if profile_name is not None:
+        body["profile_name"] = profile_name
+    return 403, {**body, "reason": "daily_limit"}

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from faults import FailingCall
 from session_samples import csrf_headers, parent_setup
 
 from adapters.container import Container
@@ -340,17 +341,8 @@ async def test_a_held_marker_is_409_on_the_progress_route_in_its_family(
 async def test_a_5xx_is_not_stored_and_the_retry_runs(
     client: httpx.AsyncClient, auth: Auth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    create = catalog.create_profile
-    calls = 0
-
-    async def failing_once(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise RuntimeError("database hiccup")
-        return await create(*args, **kwargs)
-
-    monkeypatch.setattr(catalog, "create_profile", failing_once)
+    hiccup = RuntimeError("database hiccup")
+    monkeypatch.setattr(catalog, "create_profile", FailingCall(catalog.create_profile, 1, hiccup))
     headers = auth()
     keyed = {**headers, "Idempotency-Key": _key()}
     body = {"name": "Retry", "age": 9}

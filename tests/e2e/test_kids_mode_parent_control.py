@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from session_samples import Auth, Client, Drain, csrf_headers, parent_setup
+from session_samples import Auth, Client, Drain, csrf_headers, daily_limit_refusal, parent_setup
 
 from adapters.container import Container
 from adapters.tables import watch_sessions
@@ -24,6 +24,16 @@ async def _public_start(client: Client, profile_id: int, video_id: int) -> Any:
     return await client.post(
         "/api/sessions/start/public", json=body, headers=await csrf_headers(client)
     )
+
+
+async def _both_sessions(client: Client, parent: dict[str, str]) -> tuple[Any, Any, Any]:
+    """A kids-mode profile watching on a tablet (no token) and on the parent's own player:
+    the profile, the tablet's start response and the parent's session."""
+    profile, videos = await parent_setup(client, parent, kids_mode=True)
+    kids = await _public_start(client, profile["id"], videos[0])
+    body = {"profile_id": profile["id"], "video_id": videos[1]}
+    parents = (await client.post("/api/sessions/start", json=body, headers=parent)).json()
+    return profile, kids, parents
 
 
 def _bearer(started: Any) -> dict[str, str]:
@@ -46,13 +56,7 @@ async def test_an_anonymous_start_at_the_limit_is_refused_without_the_childs_nam
     await drain()
 
     refused = await _public_start(client, profile["id"], videos[1])
-    assert refused.status_code == 403
-    assert refused.json() == {
-        "message": "Daily watch limit exceeded",
-        "limit_minutes": 1,
-        "watched_minutes": 1,
-        "reason": "daily_limit",
-    }
+    assert (refused.status_code, refused.json()) == daily_limit_refusal(1, 1)
     # the parent, who knows the name, still gets the seed's whole body
     body = {"profile_id": profile["id"], "video_id": videos[1]}
     own = await client.post("/api/sessions/start", json=body, headers=parent)
@@ -63,10 +67,7 @@ async def test_turning_kids_mode_off_ends_its_kids_mode_sessions_only(
     client: Client, auth: Auth, clock: FakeClock, drain: Drain, container: Container
 ) -> None:
     parent = auth()
-    profile, videos = await parent_setup(client, parent, kids_mode=True)
-    kids = await _public_start(client, profile["id"], videos[0])
-    body = {"profile_id": profile["id"], "video_id": videos[1]}
-    parents = (await client.post("/api/sessions/start", json=body, headers=parent)).json()
+    profile, kids, parents = await _both_sessions(client, parent)
     clock.advance(30)
 
     off = await client.patch(
@@ -98,10 +99,7 @@ async def test_deleting_a_profile_ends_and_erases_its_running_sessions(
     client: Client, auth: Auth, clock: FakeClock
 ) -> None:
     parent = auth()
-    profile, videos = await parent_setup(client, parent, kids_mode=True)
-    kids = await _public_start(client, profile["id"], videos[0])
-    body = {"profile_id": profile["id"], "video_id": videos[1]}
-    parents = (await client.post("/api/sessions/start", json=body, headers=parent)).json()
+    profile, kids, parents = await _both_sessions(client, parent)
     clock.advance(20)
 
     deleted = await client.delete(f"/api/profiles/{profile['id']}", headers=parent)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from session_samples import clocked_client, parent_setup
+from session_samples import clocked_client, daily_limit_refusal, parent_setup
 
 from adapters.settings import Settings
 from api.policy import MSG_COOLDOWN
@@ -47,6 +47,15 @@ async def _start(client: Client, parent: dict[str, str], pid: int, vid: int) -> 
 
 async def _beat(client: Client, parent: dict[str, str], sid: int) -> Any:
     return await client.post(f"/api/sessions/{sid}/heartbeat", headers=parent)
+
+
+REFUSALS = {"bedtime": "Bedtime", "locked": "Watching is paused by a parent"}
+
+
+def _policy_refusal(reason: str, allowed_at: str | None) -> tuple[int, dict[str, Any]]:
+    """The 403 to a start that Timmy's policy refuses (CONTRACT §13): why, and until when."""
+    body = {"message": REFUSALS[reason], "reason": reason, "profile_name": "Timmy"}
+    return 403, {**body, "allowed_at": allowed_at}
 
 
 async def test_policy_fields_are_validated_and_shown(client: Client, auth: Auth) -> None:
@@ -90,14 +99,7 @@ async def test_weekday_zero_refuses_and_bonus_lets_the_child_watch(
     parent = auth()
     pid, videos = await _setup(client, parent, weekday_limits={"monday": 0})
     refused = await _start(client, parent, pid, videos[0])
-    assert refused.status_code == 403
-    assert refused.json() == {
-        "message": "Daily watch limit exceeded",
-        "limit_minutes": 0,
-        "watched_minutes": 0,
-        "profile_name": "Timmy",
-        "reason": "daily_limit",
-    }
+    assert (refused.status_code, refused.json()) == daily_limit_refusal(0, 0, "Timmy")
     bonus = await client.post(f"/api/profiles/{pid}/bonus", json={"minutes": 15}, headers=parent)
     assert bonus.status_code == 201
     assert bonus.json() == {
@@ -117,13 +119,9 @@ async def test_bedtime_now_refuses_until_its_end_and_mid_session_ends_it(
     parent = auth()
     pid, videos = await _setup(client, parent, bedtime={"start": "11:00", "end": "12:30"})
     refused = await _start(client, parent, pid, videos[0])
-    assert refused.status_code == 403
-    assert refused.json() == {
-        "message": "Bedtime",
-        "reason": "bedtime",
-        "profile_name": "Timmy",
-        "allowed_at": "2026-05-04T12:30:00.000Z",
-    }
+    assert (refused.status_code, refused.json()) == _policy_refusal(
+        "bedtime", "2026-05-04T12:30:00.000Z"
+    )
     clock.advance(30 * 60)  # 12:30: bedtime is over
     started = (await _start(client, parent, pid, videos[0])).json()
     sid = started["session_id"]
@@ -170,13 +168,7 @@ async def test_lock_stops_a_running_session_and_refuses_until_unlocked(
     clock.advance(30)
     assert (await _beat(client, parent, sid)).json()["status"] == "stopped"
     refused = await _start(client, parent, pid, videos[1])
-    assert refused.status_code == 403
-    assert refused.json() == {
-        "message": "Watching is paused by a parent",
-        "reason": "locked",
-        "profile_name": "Timmy",
-        "allowed_at": None,
-    }
+    assert (refused.status_code, refused.json()) == _policy_refusal("locked", None)
     assert (await client.delete(f"/api/profiles/{pid}/lock", headers=parent)).status_code == 204
     assert (await _start(client, parent, pid, videos[1])).status_code == 201
 
@@ -276,3 +268,53 @@ async def test_two_devices_at_the_limit_never_both_pass(
     beats = await asyncio.gather(_beat(client, parent, first), _beat(client, parent, second))
     statuses = sorted(b.json()["status"] for b in beats)
     assert statuses == ["active", "limit_reached"]
+
+
+BONUS = "Minutes must be an integer between 1 and 240"
+UNTIL = "until must be null or an ISO-8601 time with its offset"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("bonus", {}, BONUS),
+        ("bonus", {"minutes": 0}, BONUS),
+        ("bonus", {"minutes": 241}, BONUS),
+        ("bonus", {"minutes": "5"}, BONUS),
+        ("bonus", {"minutes": True}, BONUS),
+        ("bonus", {"minutes": 5.5}, BONUS),
+        ("lock", {"until": "2026-05-04T13:00:00"}, UNTIL),
+        ("lock", {"until": "tomorrow"}, UNTIL),
+        ("lock", {"until": 5}, UNTIL),
+        ("approve", {"minutes": 0}, BONUS),
+        ("approve", {"minutes": "5"}, BONUS),
+    ],
+)
+async def test_a_bad_policy_body_names_its_field_with_the_documented_message(
+    client: Client, auth: Auth, path: str, body: dict[str, Any], message: str
+) -> None:
+    parent = auth()
+    pid, _videos = await _setup(client, parent)
+    url = {
+        "bonus": f"/api/profiles/{pid}/bonus",
+        "lock": f"/api/profiles/{pid}/lock",
+        "approve": "/api/time-requests/999999/approve",  # checked before it is looked up
+    }[path]
+    response = await client.post(url, json=body, headers=parent)
+    field = "until" if path == "lock" else "minutes"
+    expected = [{"type": "field", "msg": message, "path": field, "location": "body"}]
+    assert (response.status_code, response.json()) == (400, {"errors": expected})
+    anonymous = await client.post(url, json=body)  # no token: 401 before the body is read
+    assert anonymous.status_code == 401
+
+
+async def test_good_policy_bodies_as_json_schema_allows_them(client: Client, auth: Auth) -> None:
+    parent = auth()
+    pid, _videos = await _setup(client, parent)
+    bonus = await client.post(f"/api/profiles/{pid}/bonus", json={"minutes": 5.0}, headers=parent)
+    assert (bonus.status_code, bonus.json()["bonus_minutes"]) == (201, 5)
+    until = "2026-05-04T13:00:00+02:00"
+    locked = await client.post(f"/api/profiles/{pid}/lock", json={"until": until}, headers=parent)
+    assert locked.json() == {"profile_id": pid, "locked": True, "until": "2026-05-04T11:00:00.000Z"}
+    missing = await client.post("/api/time-requests/999999/approve", headers=parent)
+    assert missing.status_code == 404  # no body: the minutes asked for

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from session_samples import Auth, Client, Drain, csrf_headers, parent_setup
+from session_samples import Auth, Client, Drain, csrf_headers, daily_limit_refusal, parent_setup
 
 from domain.clock import FakeClock
 
@@ -338,13 +338,6 @@ async def test_limit_reached_mid_video_then_start_is_403_with_the_seed_body(
     assert responses[2].status_code == 409  # the server had already ended it
     body = {"profile_id": session["profile"]["id"], "video_id": session["videos"][1]}
     refused = await client.post("/api/sessions/start", json=body, headers=headers)
-    assert refused.status_code == 403
-    assert refused.json() == {
-        "message": "Daily watch limit exceeded",
-        "limit_minutes": 2,
-        "watched_minutes": 2,
-        "profile_name": "Bobby",
-        "reason": "daily_limit",
-    }
+    assert (refused.status_code, refused.json()) == daily_limit_refusal(2, 2, "Bobby")
     read = (await client.get(f"/api/sessions/{sid}", headers=headers)).json()
     assert read["end_reason"] == "daily_limit"

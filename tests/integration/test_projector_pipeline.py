@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 import sqlalchemy as sa
+from faults import FailingCall
 from projector_env import Stack, isolated_stack
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -124,20 +125,12 @@ async def test_redis_side_lost_in_flight_is_applied_once_after_the_later_sql_sid
 ) -> None:
     titles = [str(i) for i in range(5 * BATCH)]
     ids = await _append(iso, titles)
-    real_run_batch = apply_module.run_batch
-    calls = 0
-
-    async def second_fails(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise RedisConnectionError("Redis went away during the second batch's script")
-        return await real_run_batch(*args, **kwargs)
-
-    monkeypatch.setattr(apply_module, "run_batch", second_fails)
+    lost = RedisConnectionError("Redis went away during the second batch's script")
+    run_batch = FailingCall(apply_module.run_batch, 2, lost)
+    monkeypatch.setattr(apply_module, "run_batch", run_batch)
     projections = ProjectionSet(sql=[Archive()], redis=[_TitleLog()])
     assert await project_pending(iso, projections=projections) == len(titles)
-    assert calls > 2
+    assert run_batch.calls > 2
     assert await _logged(iso) == titles
     assert await _archived(iso) == ids
     assert await _pending(iso.redis) == 0

@@ -14,7 +14,7 @@ from session_samples import envelopes
 
 from adapters.container import Container
 from domain.events import AnyEvent, DayShare, ProgressSaved, SessionHeartbeat
-from projections import daily_limit, resume
+from projections import daily_limit, user_index
 from projections.base import RedisProjection
 from projections.daily_limit import DailyLimitCounters, counter_key
 from projections.redis_batch import apply_redis
@@ -74,7 +74,7 @@ async def test_daily_limit_clear_removes_every_counter_in_chunks_and_nothing_els
 async def test_resume_clear_removes_every_key_and_index_in_chunks_and_nothing_else(
     container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(resume, "CHUNK", 7)
+    monkeypatch.setattr(user_index, "CHUNK", 7)
     redis = container.redis
     scratch = ResumeProjection(scratch=True)
     await scratch.clear(redis)

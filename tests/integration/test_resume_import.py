@@ -16,7 +16,7 @@ from adapters.container import Container
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms
 from medio.cli import main
-from projections.resume import index_key, list_positions
+from projections.resume import index_key, listed_positions
 from services.progress_import import import_express_keys, read_legacy, split_key
 
 Drain = Callable[[], Awaitable[int]]
@@ -40,14 +40,14 @@ async def test_imported_keys_are_listed_newest_first_with_values_unchanged(
     redis = container.redis
     key_a, value_a = await express_save(redis, clerk, "550", 3600, age=timedelta(days=2))
     key_b, value_b = await express_save(redis, clerk, "1399", 120.5)
-    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
+    assert (await listed_positions(container.pipeline, clerk, 100, datetime.now(UTC))).entries == []
     expiry_a = await redis.pexpiretime(key_a)
 
     report = await import_express_keys(container)
     assert report.imported >= 2
     await drain()
 
-    listed = await list_positions(container.pipeline, clerk, 100, datetime.now(UTC))
+    listed = (await listed_positions(container.pipeline, clerk, 100, datetime.now(UTC))).entries
     assert [(e.tmdb_id, e.current_time) for e in listed] == [("1399", 120.5), ("550", 3600)]
     assert await redis.get(key_a) == value_a and await redis.get(key_b) == value_b
     updated_a = json.loads(value_a)["updatedAt"]
@@ -87,7 +87,7 @@ async def test_dry_run_appends_nothing(container: Container, drain: Drain, clerk
     report = await import_express_keys(container, dry_run=True)
     assert report.imported >= 1
     assert await drain() == 0
-    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
+    assert (await listed_positions(container.pipeline, clerk, 100, datetime.now(UTC))).entries == []
 
 
 async def test_unreadable_and_lapsed_keys_are_counted_and_left_alone(
@@ -103,7 +103,7 @@ async def test_unreadable_and_lapsed_keys_are_counted_and_left_alone(
     await drain()
     assert await redis.get(f"resume:{clerk}:bad") == b"not json"
     assert await redis.exists(f"resume:{clerk}:old") == 1
-    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
+    assert (await listed_positions(container.pipeline, clerk, 100, datetime.now(UTC))).entries == []
     await redis.delete(f"resume:{clerk}:bad", f"resume:{clerk}:old")
 
 

@@ -34,7 +34,7 @@ from projections.resume import (
     ResumeEntry,
     ResumeProjection,
     index_key,
-    list_positions,
+    listed_positions,
     read_position,
     resume_key,
     version_key,
@@ -127,7 +127,7 @@ async def test_finished_save_removes_the_title_and_an_older_save_cannot_bring_it
     assert await read_position(container.pipeline, clerk, "1") is None
     await feed(saved(clerk, "1", at + DAY / 48, 50))
     assert await read_position(container.pipeline, clerk, "1") is None
-    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
+    assert (await listed_positions(container.pipeline, clerk, 100, datetime.now(UTC))).entries == []
 
 
 async def test_delete_removes_the_key_and_a_later_save_restores_it(
@@ -145,7 +145,7 @@ async def test_event_whose_expiry_has_passed_creates_no_key(
 ) -> None:
     await feed(saved(clerk, "old", recent() - 31 * DAY))
     assert await container.redis.exists(resume_key(clerk, "old")) == 0
-    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
+    assert (await listed_positions(container.pipeline, clerk, 100, datetime.now(UTC))).entries == []
 
 
 async def test_list_is_newest_first_limited_and_skips_lapsed_entries(
@@ -157,14 +157,16 @@ async def test_list_is_newest_first_limited_and_skips_lapsed_entries(
         saved(clerk, "b", at - 1 * DAY, 2),
         saved(clerk, "c", at - 2 * DAY, 3),
     )
-    listed = await list_positions(container.pipeline, clerk, 100, datetime.now(UTC))
+    listed = (await listed_positions(container.pipeline, clerk, 100, datetime.now(UTC))).entries
     assert [e.tmdb_id for e in listed] == ["b", "c", "a"]
     assert listed[0] == ResumeEntry("b", 2, iso(at - 1 * DAY))
-    limited = await list_positions(container.pipeline, clerk, 2, datetime.now(UTC))
+    limited = (await listed_positions(container.pipeline, clerk, 2, datetime.now(UTC))).entries
     assert [e.tmdb_id for e in limited] == ["b", "c"]
     # 27.5 days on, "a" (saved 3 days ago) has lapsed; "b" and "c" have not.
     later = datetime.now(UTC) + timedelta(days=27, hours=12)
-    assert [e.tmdb_id for e in await list_positions(container.pipeline, clerk, 100, later)] == [
+    assert [
+        e.tmdb_id for e in (await listed_positions(container.pipeline, clerk, 100, later)).entries
+    ] == [
         "b",
         "c",
     ]
@@ -175,7 +177,7 @@ async def test_list_reads_only_the_users_index_and_keys(
 ) -> None:
     await feed(saved(clerk, "a", recent()))
     recorder = CommandRecorder(container.pipeline)
-    listed = await list_positions(recorder, clerk, 100, datetime.now(UTC))  # type: ignore[arg-type]
+    listed = (await listed_positions(recorder, clerk, 100, datetime.now(UTC))).entries  # type: ignore[arg-type]
     assert [e.tmdb_id for e in listed] == ["a"]
     assert recorder.calls == ["ZREVRANGEBYSCORE", "MGET"]
 

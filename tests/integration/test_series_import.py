@@ -16,8 +16,8 @@ from adapters.container import Container
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms
 from medio.cli import main
-from projections.resume import list_positions
-from projections.series_resume import index_key, list_series, read_series
+from projections.resume import listed_positions
+from projections.series_resume import index_key, listed_series, read_series
 from services.series_import import OriginValue, import_series_keys, read_origin, split_key
 
 Drain = Callable[[], Awaitable[int]]
@@ -48,13 +48,13 @@ async def test_imported_series_are_listed_newest_first_keeping_one_episode_each(
     await origin_save(redis, clerk, 1399, 63056, 600, age=timedelta(days=2))
     await origin_save(redis, clerk, 1399, 63057, 30, age=timedelta(days=1))  # the newer episode
     key_b, value_b = await origin_save(redis, clerk, "tv:66732", "s1e1", 120.5)
-    assert await list_series(container.pipeline, clerk, 100, datetime.now(UTC)) == []
+    assert (await listed_series(container.pipeline, clerk, 100, datetime.now(UTC))).entries == []
 
     report = await import_series_keys(container)
     assert report.imported >= 3
     await drain()
 
-    listed = await list_series(container.pipeline, clerk, 100, datetime.now(UTC))
+    listed = (await listed_series(container.pipeline, clerk, 100, datetime.now(UTC))).entries
     assert [(e.series_id, e.tmdb_id, e.current_time) for e in listed] == [
         ("tv:66732", "s1e1", 120.5),
         ("1399", "63057", 30),
@@ -63,7 +63,7 @@ async def test_imported_series_are_listed_newest_first_keeping_one_episode_each(
     assert await redis.get(key_b) == value_b
     current = await read_series(container.pipeline, clerk, "1399")
     assert current is not None and current.tmdb_id == "63057"
-    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
+    assert (await listed_positions(container.pipeline, clerk, 100, datetime.now(UTC))).entries == []
 
 
 async def test_second_run_imports_nothing(container: Container, drain: Drain, clerk: str) -> None:
@@ -81,7 +81,7 @@ async def test_dry_run_appends_nothing(container: Container, drain: Drain, clerk
     report = await import_series_keys(container, dry_run=True)
     assert report.imported >= 1
     assert await drain() == 0
-    assert await list_series(container.pipeline, clerk, 100, datetime.now(UTC)) == []
+    assert (await listed_series(container.pipeline, clerk, 100, datetime.now(UTC))).entries == []
     await container.redis.delete(f"series_resume:{clerk}:s:1")
 
 
@@ -101,7 +101,7 @@ async def test_unreadable_and_lapsed_keys_are_counted_and_left_alone(
     assert report.lapsed >= 1
     await drain()
     assert await redis.get(bad) == b"not json"
-    assert await list_series(container.pipeline, clerk, 100, datetime.now(UTC)) == []
+    assert (await listed_series(container.pipeline, clerk, 100, datetime.now(UTC))).entries == []
     await redis.delete(bad, wrong, f"series_resume:{clerk}:s:old")
 
 

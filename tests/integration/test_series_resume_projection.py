@@ -24,7 +24,7 @@ from adapters.container import Container
 from domain.events import AnyEvent, SeriesProgressDeleted, SeriesProgressSaved
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms as iso
-from projections.resume import list_positions
+from projections.resume import listed_positions
 from projections.series_resume import (
     USERS_KEY,
     SeriesEntry,
@@ -32,7 +32,7 @@ from projections.series_resume import (
     SeriesResumeProjection,
     current_key,
     index_key,
-    list_series,
+    listed_series,
     read_episode,
     read_series,
     series_key,
@@ -146,7 +146,7 @@ async def test_finished_save_removes_the_series_and_an_older_save_cannot_bring_i
     await feed(saved(clerk, "s", "b", at + DAY / 48))
     assert await read_series(container.pipeline, clerk, "s") is None
     assert await container.redis.exists(series_key(clerk, "s", "b")) == 0
-    listed = await list_series(container.pipeline, clerk, 100, datetime.now(UTC))
+    listed = (await listed_series(container.pipeline, clerk, 100, datetime.now(UTC))).entries
     assert [e.series_id for e in listed] == ["t"]
 
 
@@ -168,7 +168,7 @@ async def test_event_whose_expiry_has_passed_creates_no_key(
     await feed(saved(clerk, "old", "1", recent() - 31 * DAY))
     assert await container.redis.exists(series_key(clerk, "old", "1")) == 0
     assert await read_series(container.pipeline, clerk, "old") is None
-    assert await list_series(container.pipeline, clerk, 100, datetime.now(UTC)) == []
+    assert (await listed_series(container.pipeline, clerk, 100, datetime.now(UTC))).entries == []
 
 
 async def test_list_is_newest_first_limited_and_skips_lapsed_series(
@@ -180,13 +180,15 @@ async def test_list_is_newest_first_limited_and_skips_lapsed_series(
         saved(clerk, "b", "b1", at - 1 * DAY, 2),
         saved(clerk, "c", "c1", at - 2 * DAY, 3),
     )
-    listed = await list_series(container.pipeline, clerk, 100, datetime.now(UTC))
+    listed = (await listed_series(container.pipeline, clerk, 100, datetime.now(UTC))).entries
     assert [e.series_id for e in listed] == ["b", "c", "a"]
     assert listed[0] == SeriesEntry("b", "b1", 2, iso(at - 1 * DAY))
-    limited = await list_series(container.pipeline, clerk, 2, datetime.now(UTC))
+    limited = (await listed_series(container.pipeline, clerk, 2, datetime.now(UTC))).entries
     assert [e.series_id for e in limited] == ["b", "c"]
     later = datetime.now(UTC) + timedelta(days=27, hours=12)  # "a" has lapsed by then
-    assert [e.series_id for e in await list_series(container.pipeline, clerk, 100, later)] == [
+    assert [
+        e.series_id for e in (await listed_series(container.pipeline, clerk, 100, later)).entries
+    ] == [
         "b",
         "c",
     ]
@@ -197,7 +199,7 @@ async def test_list_reads_only_the_users_index_and_keys(
 ) -> None:
     await feed(saved(clerk, "s", "1", recent()))
     recorder = CommandRecorder(container.pipeline)
-    listed = await list_series(recorder, clerk, 100, datetime.now(UTC))  # type: ignore[arg-type]
+    listed = (await listed_series(recorder, clerk, 100, datetime.now(UTC))).entries  # type: ignore[arg-type]
     assert [e.series_id for e in listed] == ["s"]
     assert recorder.calls == ["ZREVRANGEBYSCORE", "MGET", "MGET"]
 
@@ -206,7 +208,7 @@ async def test_series_never_reach_the_title_list(
     container: Container, feed: Feed, clerk: str
 ) -> None:
     await feed(saved(clerk, "s", "1", recent()))
-    assert await list_positions(container.pipeline, clerk, 100, datetime.now(UTC)) == []
+    assert (await listed_positions(container.pipeline, clerk, 100, datetime.now(UTC))).entries == []
 
 
 async def test_series_30_days_older_than_the_users_newest_event_are_pruned(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from domain.catalog import (
@@ -19,17 +21,23 @@ from domain.catalog import (
     MSG_TIMEZONE,
     MSG_TITLE,
     MSG_URL,
+    Mode,
     Page,
+    PageMetadata,
     Problem,
+    ProfileCreate,
+    ProfileUpdate,
+    VideoCreate,
+    VideoUpdate,
     check_profile,
     check_video,
     is_http_url,
-    json_integer,
     page_metadata,
     parse_page,
     profile_values,
     video_values,
 )
+from domain.numbers import json_integer
 
 
 def test_seed_messages_are_word_for_word() -> None:
@@ -98,7 +106,7 @@ def test_daily_limit_bounds_are_inclusive(limit: int) -> None:
 
 
 def test_profile_defaults_fill_in_on_create() -> None:
-    values = profile_values({"name": "  Bobby ", "age": 7}, "create", "Europe/Paris")
+    values = profile_values(_body(ProfileCreate, {"name": "  Bobby ", "age": 7}), "Europe/Paris")
     assert values == {
         "name": "Bobby",
         "age": 7,
@@ -118,7 +126,7 @@ def test_profile_defaults_fill_in_on_create() -> None:
 def test_profile_update_checks_and_keeps_only_fields_present() -> None:
     assert check_profile({"age": 9}, "update") == []
     assert check_profile({"name": "B"}, "update") == [Problem("name", MSG_NAME)]
-    assert profile_values({"age": 9, "unknown": 1}, "update", "UTC") == {"age": 9}
+    assert profile_values(_body(ProfileUpdate, {"age": 9, "unknown": 1}), "UTC") == {"age": 9}
 
 
 def test_avatar_can_be_cleared_with_null() -> None:
@@ -190,7 +198,7 @@ def test_description_of_5000_and_duration_0_are_fine() -> None:
 
 
 def test_video_values_default_optional_fields_to_null() -> None:
-    assert video_values({"title": " T ", "url": "https://e.com/v"}, "create") == {
+    assert video_values(_body(VideoCreate, {"title": " T ", "url": "https://e.com/v"})) == {
         "title": "T",
         "url": "https://e.com/v",
         "description": None,
@@ -246,29 +254,22 @@ def test_offset_is_pages_before_this_one() -> None:
 
 
 def test_metadata_of_an_empty_list() -> None:
-    assert page_metadata(Page(1, 10), 0) == {
-        "page": 1,
-        "limit": 10,
-        "totalCount": 0,
-        "totalPages": 0,
-        "hasNextPage": False,
-        "hasPrevPage": False,
-    }
+    assert page_metadata(Page(1, 10), 0) == PageMetadata(1, 10, 0, 0, False, False)
 
 
 def test_metadata_matches_the_seed_example() -> None:
     meta = page_metadata(Page(1, 20), 45)
-    assert (meta["totalPages"], meta["hasNextPage"], meta["hasPrevPage"]) == (3, True, False)
+    assert (meta.totalPages, meta.hasNextPage, meta.hasPrevPage) == (3, True, False)
 
 
 def test_metadata_of_the_last_page() -> None:
     meta = page_metadata(Page(3, 20), 45)
-    assert (meta["hasNextPage"], meta["hasPrevPage"]) == (False, True)
+    assert (meta.hasNextPage, meta.hasPrevPage) == (False, True)
 
 
 def test_metadata_of_a_page_past_the_end() -> None:
     meta = page_metadata(Page(5, 20), 45)
-    assert (meta["totalPages"], meta["hasNextPage"], meta["hasPrevPage"]) == (3, False, True)
+    assert (meta.totalPages, meta.hasNextPage, meta.hasPrevPage) == (3, False, True)
 
 
 def test_a_whole_float_is_a_json_integer() -> None:
@@ -276,3 +277,85 @@ def test_a_whole_float_is_a_json_integer() -> None:
     assert json_integer(5.0) == 5 and json_integer(5) == 5
     assert json_integer(5.5) is None and json_integer(True) is None and json_integer("5") is None
     assert json_integer(float("inf")) is None and json_integer(1e300) is None
+
+
+# The body structs and the checks: one set of bounds -----------------------------------------
+
+
+def _body(kind: type[msgspec.Struct], body: dict[str, Any]) -> Any:
+    """A checked body as the API converts it (``api.bodies``)."""
+    return msgspec.convert(body, kind, strict=False)
+
+
+def _converts(kind: type[msgspec.Struct], body: dict[str, Any]) -> bool:
+    try:
+        _body(kind, body)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+# Each value either side of a bound: the struct's ``Meta`` (the OpenAPI schema) must take
+# exactly what the check takes.
+PROFILE_EDGES: dict[str, list[Any]] = {
+    "name": [
+        "B",
+        "Bo",
+        " \u3000Bo\u2029 ",
+        "x" * 50,
+        "x" * 51,
+        "\t" + "x" * 50 + "\n",
+        "x" + " " * 48 + "x",
+        "x" + " " * 49 + "x",
+    ],
+    "age": [0, 1, 17, 18, 5.0, 5.5],
+    "daily_limit_minutes": [-1, 0, 1440, 1441],
+    "avatar_url": [
+        "HTTPS://e.com/a.png",
+        "ftp://e.com/a.png",
+        "https://e.com/" + "a" * 2034,
+        "https://e.com/" + "a" * 2035,
+        None,
+    ],
+    "warning_minutes": [0, 60, 61],
+    "weekday_limits": [{"monday": 1440, "sunday": None}, {"monday": 1441}, {"funday": 10}, None],
+    "limit_action": ["finish_video", "pause"],
+    "kids_mode": [True, None],
+}
+VIDEO_EDGES: dict[str, list[Any]] = {
+    "title": ["", " ", "T", "x" * 200, "x" * 201],
+    "description": ["x" * 5000, "x" * 5001, None],
+    "duration": [-1, 0, 2**31 - 1, 2**31, None],
+    "min_age": [0, 17, 18],
+    "url": ["Http://e.com/v", "https://e.com/" + "v" * 2035],
+}
+
+
+Rule = Callable[[dict[str, Any], Mode], list[Problem]]
+PROFILES = (ProfileCreate, ProfileUpdate, check_profile, {"name": "Bo", "age": 7})
+VIDEOS = (VideoCreate, VideoUpdate, check_video, {"title": "T", "url": "https://e.com/v"})
+
+
+@pytest.mark.parametrize(
+    ("kinds", "field", "value"),
+    [
+        (kinds, field, value)
+        for kinds, edges in ((PROFILES, PROFILE_EDGES), (VIDEOS, VIDEO_EDGES))
+        for field, values in edges.items()
+        for value in values
+    ],
+)
+def test_body_structs_bound_what_the_checks_bound(
+    kinds: tuple[type[msgspec.Struct], type[msgspec.Struct], Rule, dict[str, Any]],
+    field: str,
+    value: Any,
+) -> None:
+    create, update, check, required = kinds
+    new = {**required, field: value}
+    assert _converts(create, new) == (check(new, "create") == [])
+    assert _converts(update, {field: value}) == (check({field: value}, "update") == [])
+
+
+def test_an_update_keeps_only_the_fields_sent_and_a_null_clears() -> None:
+    change = _body(VideoUpdate, {"thumbnail_url": None, "duration": 7.0})
+    assert video_values(change) == {"thumbnail_url": None, "duration": 7}

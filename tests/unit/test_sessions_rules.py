@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from domain import sessions
-from domain.events import DayShare, SessionEnded, SessionHeartbeat
+from domain.events import DayShare, SessionEnded, SessionHeartbeat, SessionStarted
 from domain.policy import Policy, budget_ms
 from domain.sessions import Rules, SessionState
 
@@ -22,8 +22,11 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def started(now: datetime, timezone: str = TOKYO, limit: int = 60) -> SessionState:
-    state, _event = sessions.start(
+def start(
+    now: datetime, timezone: str = TOKYO, limit: int = 60, public: bool = False
+) -> tuple[SessionState, SessionStarted]:
+    """A parent's session (or with ``public``, a kids-mode one) of profile 7 on video 3."""
+    return sessions.start(
         session_id=1,
         profile_id=7,
         video_id=3,
@@ -31,11 +34,14 @@ def started(now: datetime, timezone: str = TOKYO, limit: int = 60) -> SessionSta
         timezone=timezone,
         daily_limit_minutes=limit,
         now=now,
-        token_hash="h",
-        public=False,
-        actor="parent",
+        token_hash="" if public else "h",
+        public=public,
+        actor="kids-mode" if public else "parent",
     )
-    return state
+
+
+def started(now: datetime, timezone: str = TOKYO, limit: int = 60) -> SessionState:
+    return start(now, timezone, limit)[0]
 
 
 def beat(
@@ -48,18 +54,7 @@ def beat(
 
 def test_start_records_the_local_date_of_the_profile() -> None:
     # 16:00 UTC is 01:00 the next day in Tokyo.
-    _state, event = sessions.start(
-        session_id=1,
-        profile_id=7,
-        video_id=3,
-        user_id=2,
-        timezone=TOKYO,
-        daily_limit_minutes=60,
-        now=at("2026-03-01T16:00:00"),
-        token_hash="",
-        public=True,
-        actor="kids-mode",
-    )
+    _state, event = start(at("2026-03-01T16:00:00"), public=True)
     assert event.local_date == "2026-03-02"
     assert event.public is True
 
