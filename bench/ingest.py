@@ -166,18 +166,19 @@ BENCH_ZONE = "America/Los_Angeles"
 def full_policy(now: datetime) -> dict[str, Any]:
     """Every policy field of CONTRACT §13 set, none of which ends a session during the run.
 
-    A limit of 1,440 minutes on every weekday entry, a bedtime per weekday that wraps midnight
-    and starts twelve hours from ``now`` in the child's zone (so every beat computes it as the
-    next end, within the 24-hour horizon), the longest warning and ``finish_video``.
+    A limit of 1,440 minutes on every weekday entry, an hour's bedtime per weekday starting
+    twelve hours from ``now`` in the child's zone (so every beat finds it as the session's next
+    end, within the 24-hour horizon, and warns of nothing), the longest warning and
+    ``finish_video``.
     """
     local = now.astimezone(ZoneInfo(BENCH_ZONE))
     start = (local + timedelta(hours=12)).strftime("%H:%M")
-    end = (local + timedelta(hours=11, minutes=59)).strftime("%H:%M")  # wraps midnight
+    end = (local + timedelta(hours=13)).strftime("%H:%M")
     return {
         "daily_limit_minutes": 1440,
         "timezone": BENCH_ZONE,
         "weekday_limits": dict.fromkeys(WEEKDAYS, 1440),
-        "bedtime": dict.fromkeys(WEEKDAYS, {"start": start, "end": end}),
+        "bedtime": {day: {"start": start, "end": end} for day in WEEKDAYS},
         "warning_minutes": 60,
         "limit_action": "finish_video",
     }

@@ -274,7 +274,9 @@ async def test_los_angeles_with_bedtime_across_midnight(
     # sessions and cut-off happened partly on Saturday in UTC, all on Friday in Los Angeles.
     assert (friday["limit_minutes"], friday["bonus_minutes"]) == (45, 10)
     assert (friday["watched_minutes"], friday["remaining_minutes"]) == (40, 15)
-    assert [(s["session_id"], s["end_reason"], s["watched_minutes"]) for s in friday["sessions"]] == [
+    assert [
+        (s["session_id"], s["end_reason"], s["watched_minutes"]) for s in friday["sessions"]
+    ] == [
         (a, "ended", 20),
         (b, "bedtime", 20),
     ]
