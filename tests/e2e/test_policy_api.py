@@ -262,4 +262,3 @@ async def test_requests_approved_and_denied_then_the_ledger_explains_the_day(
     assert stats["daily_limit_remaining_minutes"] == 5
     bad = await client.get(f"/api/profiles/{pid}/days/yesterday", headers=parent)
     assert bad.status_code == 400
-
