@@ -16,8 +16,10 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import jwt
@@ -32,6 +34,7 @@ from bench.services import (
     process,
     redis_server,
 )
+from domain.policy import WEEKDAYS
 from medio.embedded import free_port
 
 PEER_DIR = ROOT.parent / "shared" / "peers" / "express-progress"
@@ -163,25 +166,62 @@ def ratios(result: dict[str, dict[str, Any]], subject: str = "medio") -> dict[st
     return out
 
 
+BENCH_ZONE = "America/Los_Angeles"
+
+
+def full_policy(now: datetime) -> dict[str, Any]:
+    """Every policy field of CONTRACT §13 set, none of which ends a session during the run.
+
+    A limit of 1,440 minutes on every weekday entry, an hour's bedtime per weekday starting
+    twelve hours from ``now`` in the child's zone (so every beat finds it as the session's next
+    end, within the 24-hour horizon, and warns of nothing), the longest warning and
+    ``finish_video``.
+    """
+    local = now.astimezone(ZoneInfo(BENCH_ZONE))
+    start = (local + timedelta(hours=12)).strftime("%H:%M")
+    end = (local + timedelta(hours=13)).strftime("%H:%M")
+    return {
+        "daily_limit_minutes": 1440,
+        "timezone": BENCH_ZONE,
+        "weekday_limits": dict.fromkeys(WEEKDAYS, 1440),
+        "bedtime": {day: {"start": start, "end": end} for day in WEEKDAYS},
+        "warning_minutes": 60,
+        "limit_action": "finish_video",
+    }
+
+
 def start_sessions(port: int, names: list[str], tokens: list[str]) -> list[str]:
-    """One child profile, video and running session per user, through the public API."""
+    """One child profile (every policy field set, a bonus granted), rated video and running
+    session per user, through the public API."""
     session_ids = []
+    policy = full_policy(datetime.now(UTC))
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         for name, token in zip(names, tokens, strict=True):
             headers = {"Authorization": f"Bearer {token}"}
             profile = client.post(
                 "/api/profiles",
-                json={"name": f"Kid {name}", "age": 8, "daily_limit_minutes": 1440},
+                json={"name": f"Kid {name}", "age": 8, **policy},
                 headers=headers,
-            ).json()
+            )
+            profile.raise_for_status()
+            profile_id = profile.json()["id"]
+            bonus = client.post(
+                f"/api/profiles/{profile_id}/bonus", json={"minutes": 30}, headers=headers
+            )
+            bonus.raise_for_status()
             video = client.post(
                 "/api/videos",
-                json={"title": "Bench video", "url": "https://example.com/v.mp4"},
+                json={
+                    "title": "Bench video",
+                    "url": "https://example.com/v.mp4",
+                    "duration": 3600,
+                    "min_age": 6,
+                },
                 headers=headers,
             ).json()
             started = client.post(
                 "/api/sessions/start",
-                json={"profile_id": profile["id"], "video_id": video["id"]},
+                json={"profile_id": profile_id, "video_id": video["id"]},
                 headers=headers,
             )
             started.raise_for_status()

@@ -27,6 +27,11 @@ def local_date(moment: datetime, timezone: str) -> date:
     return moment.astimezone(zone(timezone)).date()
 
 
+@lru_cache(maxsize=4096)
 def start_of_local_day(day: date, timezone: str) -> datetime:
-    """The first instant of ``day`` in ``timezone`` (past a DST gap at midnight, if any)."""
+    """The first instant of ``day`` in ``timezone`` (past a DST gap at midnight, if any).
+
+    Cached: every heartbeat asks for its profile's next midnight (the accrual's split and the
+    limit's end), the same instant all day long.
+    """
     return datetime.combine(day, time(0), tzinfo=zone(timezone)).astimezone(UTC)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
@@ -258,8 +259,13 @@ def is_locked(policy: Policy, now: datetime) -> bool:
     return policy.locked and (policy.lock_until is None or now < policy.lock_until)
 
 
+@lru_cache(maxsize=4096)
 def _at(day: date, hhmm: str, timezone: str) -> datetime:
-    """Local wall time ``hhmm`` on ``day`` as a UTC instant (see the module on DST)."""
+    """Local wall time ``hhmm`` on ``day`` as a UTC instant (see the module on DST).
+
+    Cached: every heartbeat of a profile with a bedtime asks for the same few instants (each
+    window of yesterday, today and the next two days), and each costs a zone conversion.
+    """
     hours, minutes = int(hhmm[:2]), int(hhmm[3:])
     return datetime.combine(day, time(hours, minutes), tzinfo=zone(timezone)).astimezone(UTC)
 
