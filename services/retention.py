@@ -16,6 +16,16 @@ A run (the ``retention`` periodic job) pauses and drains the projectors like an 
 
 Then a ``privacy.retention_applied`` event (no personal data) records the run.
 
+On a partitioned archive (Postgres, ``adapters.archive_partitions``) the run then drops every
+partition wholly past the horizon whose rows a replay no longer needs: each row older than the
+horizon, and each either unreadable (shredded or erased) or of a type no projection handles
+(``privacy.*`` records), or a ``stats.carried`` row. Such carried rows are first carried over
+again, summed per profile into new ``stats.carried`` rows at the head of the archive, so the
+stats and a replay stay what they were. A partition holding anything else (a session still
+running at the horizon, a device or policy event a projection still needs, a row stored in the
+clear) is kept, and tried again at the next run. A dropped partition's positions are a gap in
+the archive: readers page by position and never relied on positions being contiguous.
+
 The horizon is at least 31 days (``MIN_RETENTION_DAYS``): by then a shredded save's resume key
 and a shredded session's Redis state have expired, so the Redis read models need no carry-over.
 Stats carried over stay until the child or the family is erased.
@@ -23,6 +33,7 @@ Stats carried over stay until the child or the family is erased.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,9 +41,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.archive_partitions import Partition, drop_partition, ensure_room, partitions
 from adapters.container import Container
 from adapters.keyring import ERASED_KEY, Keyring
-from adapters.tables import events, watch_sessions
+from adapters.settings import Settings
+from adapters.tables import events, privacy_keys, watch_sessions
 from domain.codec import UnknownEvent, decode, encode
 from domain.events import (
     RetentionApplied,
@@ -44,8 +57,11 @@ from domain.events import (
 from domain.privacy import profile_subject
 from projections.archive import ARCHIVE_ONLY_SHARD, POSITION_LOCK_KEY, place_of
 from projections.base import Envelope
+from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.runtime import projectors_caught_up
 from projections.stats import sum_stats
+
+log = logging.getLogger(__name__)
 
 RETAINER = "system:retention"
 PAGE = 5000
@@ -59,15 +75,19 @@ async def apply_retention(container: Container) -> int:
         return 0
     now = container.clock.now()
     horizon = now - timedelta(days=settings.retention_days)
-    async with projectors_caught_up(container), container.engine.begin() as conn:
-        shredded = await _shred(conn, container.keyring, horizon)
+    async with projectors_caught_up(container):
+        async with container.engine.begin() as conn:
+            shredded = await _shred(conn, container.keyring, horizon, settings)
+        await drop_old_partitions(container, horizon)
     if shredded:
         ran = RetentionApplied(occurred_at=now, actor=RETAINER, horizon=horizon, events=shredded)
         await container.events.append(RETAINER, ran)
     return shredded
 
 
-async def _shred(conn: AsyncConnection, keyring: Keyring, horizon: datetime) -> int:
+async def _shred(
+    conn: AsyncConnection, keyring: Keyring, horizon: datetime, settings: Settings
+) -> int:
     doomed: list[int] = []
     sessions: dict[int, list[tuple[int, Envelope]]] = defaultdict(list)
     ended: set[int] = set()
@@ -81,7 +101,7 @@ async def _shred(conn: AsyncConnection, keyring: Keyring, horizon: datetime) -> 
             doomed.append(position)
     finished = [envelope for sid in ended for _, envelope in sessions[sid]]
     doomed += [position for sid in ended for position, _ in sessions[sid]]
-    await _carry_over(conn, keyring, finished, horizon)
+    await _carry_over(conn, keyring, finished, horizon, settings)
     for start in range(0, len(doomed), PAGE):
         chunk = doomed[start : start + PAGE]
         await conn.execute(
@@ -140,7 +160,11 @@ async def _older(conn: AsyncConnection, keyring: Keyring, horizon: datetime) -> 
 
 
 async def _carry_over(
-    conn: AsyncConnection, keyring: Keyring, finished: list[Envelope], horizon: datetime
+    conn: AsyncConnection,
+    keyring: Keyring,
+    finished: list[Envelope],
+    horizon: datetime,
+    settings: Settings,
 ) -> None:
     """One ``stats.carried`` per profile: what ``finished`` sessions added to its stats."""
     if not finished:
@@ -162,6 +186,8 @@ async def _carry_over(
     if conn.dialect.name == "postgresql":
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(POSITION_LOCK_KEY)))
     last = (await conn.execute(sa.select(sa.func.max(events.c.position)))).scalar() or 0
+    size, ahead = settings.archive_partition_size, settings.archive_partitions_ahead
+    await ensure_room(conn, last + len(carried), size, ahead)
     rows: list[dict[str, Any]] = []
     bodies: list[tuple[str | None, str, bytes]] = []
     for offset, (profile_id, event) in enumerate(carried.items(), start=1):
@@ -187,3 +213,83 @@ async def _carry_over(
             for row, (key_id, text) in zip(rows, sealed, strict=True)
         ],
     )
+
+
+def _needed_types() -> frozenset[str] | None:
+    """The event types some projection (other than the archive) applies; ``None``: all."""
+    needed: set[str] = set()
+    handled: list[frozenset[str]] = [c.handles for c in SQL_PROJECTIONS if c.name != "archive"]
+    handled += [c.handles for c in REDIS_PROJECTIONS]
+    for handles in handled:
+        if not handles:
+            return None
+        needed |= handles
+    return frozenset(needed)
+
+
+def _readable(table: sa.Table) -> sa.ColumnElement[bool]:
+    """Rows whose data can still be read: not shredded, and clear or sealed with a live key."""
+    live_key = sa.exists().where(privacy_keys.c.id == table.c.key_id)
+    return sa.and_(table.c.data != "", sa.or_(table.c.key_id.is_(None), live_key))
+
+
+async def drop_old_partitions(container: Container, horizon: datetime) -> list[Partition]:
+    """Drop the archive partitions wholly past ``horizon`` that a replay no longer needs
+    (see the module's docstring); the ones dropped. Nothing on a plain (SQLite) archive."""
+    async with container.engine.connect() as conn:
+        found = await partitions(conn)
+        head = int(await conn.scalar(sa.select(sa.func.max(events.c.position))) or 0)
+    dropped = []
+    for partition in found:
+        if partition.upper > head:  # holds the newest row, or is still to be filled
+            break
+        try:
+            async with container.engine.begin() as conn:
+                if await _drop_if_done(conn, container, partition, horizon):
+                    dropped.append(partition)
+        except sa.exc.OperationalError as exc:  # a reader held it past the lock timeout
+            log.warning("archive partition %s kept until the next run: %s", partition.name, exc)
+    if dropped:
+        log.info("retention dropped archive partitions %s", [p.name for p in dropped])
+    return dropped
+
+
+async def _drop_if_done(
+    conn: AsyncConnection, container: Container, partition: Partition, horizon: datetime
+) -> bool:
+    table = sa.Table(partition.name, sa.MetaData(), *[c.copy() for c in events.columns])
+    newest = await conn.scalar(sa.select(sa.func.max(table.c.occurred_at)))
+    if newest is not None and newest >= horizon:
+        return False
+    needed = _needed_types()
+    blocking = _readable(table) & (table.c.type != StatsCarried.__struct_config__.tag)
+    if needed is not None:
+        blocking = blocking & table.c.type.in_(sorted(needed))
+    if await conn.scalar(sa.select(table.c.position).where(blocking).limit(1)) is not None:
+        return False
+    carried = (
+        await conn.execute(
+            sa.select(
+                table.c.shard,
+                table.c.stream_id,
+                table.c.type,
+                table.c.version,
+                table.c.data,
+                table.c.key_id,
+            )
+            .where(_readable(table), table.c.type == StatsCarried.__struct_config__.tag)
+            .order_by(table.c.position)
+        )
+    ).all()
+    if carried:
+        bodies = await container.keyring.open(
+            conn, [(r.key_id, place_of(r.shard, r.stream_id), r.data) for r in carried]
+        )
+        envelopes = [
+            Envelope(r.shard, r.stream_id, r.type, r.version, body, decode(r.type, r.version, body))
+            for r, body in zip(carried, bodies, strict=True)
+            if body is not None
+        ]
+        await _carry_over(conn, container.keyring, envelopes, horizon, container.settings)
+    await drop_partition(conn, partition)
+    return True
