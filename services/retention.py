@@ -257,7 +257,7 @@ async def drop_old_partitions(container: Container, horizon: datetime) -> list[P
 async def _drop_if_done(
     conn: AsyncConnection, container: Container, partition: Partition, horizon: datetime
 ) -> bool:
-    table = sa.Table(partition.name, sa.MetaData(), *[c.copy() for c in events.columns])
+    table = events.to_metadata(sa.MetaData(), name=partition.name)
     newest = await conn.scalar(sa.select(sa.func.max(table.c.occurred_at)))
     if newest is not None and newest >= horizon:
         return False
