@@ -61,7 +61,8 @@ async def is_partitioned(conn: AsyncConnection) -> bool:
     if conn.dialect.name != "postgresql":
         return False
     kind = await conn.scalar(
-        sa.text("SELECT relkind::text FROM pg_class WHERE oid = to_regclass(:name)"), {"name": PARENT}
+        sa.text("SELECT relkind::text FROM pg_class WHERE oid = to_regclass(:name)"),
+        {"name": PARENT},
     )
     return bool(kind == "p")
 

@@ -102,7 +102,9 @@ async def _rows(store: Container) -> list[tuple[Any, ...]]:
 async def _homes(store: Container) -> dict[int, str]:
     """Each row's position and the partition (table) holding it."""
     async with store.engine.connect() as conn:
-        result = await conn.execute(sa.text("SELECT position, tableoid::regclass::text FROM events"))
+        result = await conn.execute(
+            sa.text("SELECT position, tableoid::regclass::text FROM events")
+        )
         return {int(position): str(table) for position, table in result}
 
 
@@ -149,7 +151,11 @@ async def test_migration_converts_an_archive_in_place_and_back(
     async with store.engine.connect() as conn:
         assert await is_partitioned(conn)
         indexes = set(
-            (await conn.execute(sa.text("SELECT indexname FROM pg_indexes WHERE tablename='events'")))
+            (
+                await conn.execute(
+                    sa.text("SELECT indexname FROM pg_indexes WHERE tablename='events'")
+                )
+            )
             .scalars()
             .all()
         )
@@ -160,7 +166,7 @@ async def test_migration_converts_an_archive_in_place_and_back(
             )
         )
     assert indexes == {"events_pkey", "ix_events_type_position", "ix_events_occurred_at"}
-    assert primary == "PRIMARY KEY (\"position\")"
+    assert primary == 'PRIMARY KEY ("position")'
     assert [(p.lower, p.upper) for p in await _parts(store)] == [
         (0, 1000), (1000, 2000), (2000, 3000), (3000, 4000), (4000, 5000)
     ]  # fmt: skip
