@@ -31,6 +31,7 @@ from domain.events import AnyEvent, DayShare, ProgressSaved, SessionEnded, Sessi
 from medio.migrate import alembic_config, upgrade
 from projections.archive_pages import read_page
 from projections.archive_reader import ArchiveChunks
+from projections.registry import SQL_PROJECTIONS
 from projections.replay import rebuild, verify
 from projections.runtime import project_pending
 from projections.stats import StatsProjection
@@ -41,6 +42,7 @@ from workers.partitions import ensure_archive_partitions
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=100)
 SIZE = 1000  # positions per partition in these tests
+SQL_NAMES = [cls.name for cls in SQL_PROJECTIONS if cls.name != "archive"]
 
 
 def _saves(count: int, at: datetime, who: str = "user_parts") -> list[tuple[str, AnyEvent]]:
@@ -321,3 +323,49 @@ async def test_retention_keeps_a_partition_a_replay_still_needs(
     assert await apply_retention(store) == 1200
     assert [p.name for p in await _parts(store)][:2] == ["events_p0", "events_p1000"]
     assert (await verify(store)).differences == {}
+
+
+class _Later:
+    """A clock ``days`` ahead of the wall clock."""
+
+    def __init__(self, days: int) -> None:
+        self.days = days
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(days=self.days)
+
+
+async def test_carried_stats_in_an_old_partition_are_carried_again_before_it_goes(
+    stack: Stack, store: Container
+) -> None:
+    old = [item for sid in range(1, 301) for item in _session(sid, OLD + timedelta(minutes=sid))]
+    await append_all(store.redis, store.settings.stream_shards, [*old, *_saves(500, OLD)])
+    await project_pending(store)
+    before = await _stats(store)
+    assert await apply_retention(store) == 1100  # drops events_p0; carries stats to 1101
+    await project_pending(store)
+    homes = await _homes(store)
+    assert min(homes) == 1000 and max(homes) == 1102  # stats.carried, then the run's record
+    await _copy_in(store, 1103, 900)  # records no projection reads: events_p1000 is full
+
+    later = build_container(stack.settings, clock=_Later(100))
+    try:
+        assert await apply_retention(later) == 0  # nothing left to shred, one partition to drop
+    finally:
+        await later.close()
+    parts = [p.name for p in await _parts(store)]
+    assert "events_p1000" not in parts
+    async with store.engine.connect() as conn:
+        page = await read_page(conn, store.keyring, 0, 10)
+    assert [(e.position, e.type) for e in page] == [
+        (2000, "privacy.retention_applied"),
+        (2001, "privacy.retention_applied"),
+        (2002, "privacy.retention_applied"),
+        (2003, "stats.carried"),  # carried again, at the head of the archive
+    ]
+    assert await _stats(store) == before
+    # The SQL read models; the old day's Redis counter, live, would have expired long ago
+    # in real time (only this container's clock is 100 days on), and a replay makes none.
+    assert (await verify(store, SQL_NAMES)).differences == {}
+    await rebuild(store, SQL_NAMES)
+    assert await _stats(store) == before
