@@ -369,3 +369,31 @@ async def test_carried_stats_in_an_old_partition_are_carried_again_before_it_goe
     assert (await verify(store, SQL_NAMES)).differences == {}
     await rebuild(store, SQL_NAMES)
     assert await _stats(store) == before
+
+
+@pytest.fixture
+def sqlite_stack(settings: Settings, tmp_path: Any) -> Iterator[Stack]:
+    with isolated_stack(sqlite_dir=str(tmp_path), retention_days=40) as own:
+        yield own
+
+
+async def test_sqlite_keeps_one_plain_table(sqlite_stack: Stack) -> None:
+    """``medio dev``'s default: no partitions, the job and the writer's check do nothing, and
+    retention shreds in place as before."""
+    own = sqlite_stack
+    store = build_container(own.settings)
+    try:
+        await append_all(store.redis, 1, [*_saves(30, OLD), *_saves(5, NOW, "user_new")])
+        await project_pending(store)
+        async with store.engine.begin() as conn:
+            assert not await is_partitioned(conn)
+            assert await partitions(conn) == []
+            assert await ensure_partitions(conn, SIZE, 2) == []
+        assert await ensure_archive_partitions(own.settings) == []
+        assert await apply_retention(store) == 30
+        async with store.engine.connect() as conn:
+            page = await read_page(conn, store.keyring, 0, 100)
+        assert [e.position for e in page][:35] == list(range(1, 36))  # all kept, in place
+        assert sum(e.erased for e in page) == 30
+    finally:
+        await store.close()
