@@ -16,19 +16,17 @@ A run (the ``retention`` periodic job) pauses and drains the projectors like an 
 
 Then a ``privacy.retention_applied`` event (no personal data) records the run.
 
-On a partitioned archive (Postgres, ``adapters.archive_partitions``) the run then drops every
-partition wholly past the horizon whose rows a replay no longer needs: each row older than the
-horizon, and each either unreadable (shredded or erased) or of a type no projection handles
-(``privacy.*`` records), or a ``stats.carried`` row. Such carried rows are first carried over
-again, summed per profile into new ``stats.carried`` rows at the head of the archive, so the
-stats and a replay stay what they were. A partition holding anything else (a session still
-running at the horizon, a device or policy event a projection still needs, a row stored in the
-clear) is kept, and tried again at the next run. A dropped partition's positions are a gap in
-the archive: readers page by position and never relied on positions being contiguous.
-
-The horizon is at least 31 days (``MIN_RETENTION_DAYS``): by then a shredded save's resume key
-and a shredded session's Redis state have expired, so the Redis read models need no carry-over.
-Stats carried over stay until the child or the family is erased.
+On a partitioned archive (Postgres, ``adapters.archive_partitions``) the same transaction
+drops, instead of shredding their rows, the partitions wholly past the horizon that a replay no
+longer needs: below the newest partition, each row older than the horizon, and each row that a
+projection other than the archive reads either unreadable already or shredded by this run
+(``privacy.*`` records, which no projection reads, do not hold a partition back). Readable
+``stats.carried`` rows in such a partition are carried over again first, summed per profile
+into this run's ``stats.carried`` rows at the head of the archive, so the stats and a replay stay
+what they were. A partition holding anything else (a session still running at the horizon, a
+device or policy event, a row stored in the clear) is kept, and tried at the next run; one whose
+drop waits on readers past the lock timeout has its rows shredded instead. A dropped
+partition's positions are a gap in the archive: readers page by position and skip it.
 """
 
 from __future__ import annotations
@@ -65,6 +63,7 @@ log = logging.getLogger(__name__)
 
 RETAINER = "system:retention"
 PAGE = 5000
+LOCK_NOT_AVAILABLE = "55P03"  # Postgres: lock_timeout expired
 _SESSION = (SessionStarted, SessionHeartbeat, SessionEnded)
 
 
@@ -75,10 +74,8 @@ async def apply_retention(container: Container) -> int:
         return 0
     now = container.clock.now()
     horizon = now - timedelta(days=settings.retention_days)
-    async with projectors_caught_up(container):
-        async with container.engine.begin() as conn:
-            shredded = await _shred(conn, container.keyring, horizon, settings)
-        await drop_old_partitions(container, horizon)
+    async with projectors_caught_up(container), container.engine.begin() as conn:
+        shredded = await _shred(conn, container.keyring, horizon, settings)
     if shredded:
         ran = RetentionApplied(occurred_at=now, actor=RETAINER, horizon=horizon, events=shredded)
         await container.events.append(RETAINER, ran)
@@ -89,6 +86,7 @@ async def _shred(
     conn: AsyncConnection, keyring: Keyring, horizon: datetime, settings: Settings
 ) -> int:
     doomed: list[int] = []
+    carried: dict[int, Envelope] = {}  # stats carried over by earlier runs
     sessions: dict[int, list[tuple[int, Envelope]]] = defaultdict(list)
     ended: set[int] = set()
     async for position, envelope in _older(conn, keyring, horizon):
@@ -97,21 +95,54 @@ async def _shred(
             sessions[event.session_id].append((position, envelope))
             if isinstance(event, SessionEnded):
                 ended.add(event.session_id)
-        elif not isinstance(event, StatsCarried):
+        elif isinstance(event, StatsCarried):
+            carried[position] = envelope
+        else:
             doomed.append(position)
     finished = [envelope for sid in ended for _, envelope in sessions[sid]]
     doomed += [position for sid in ended for position, _ in sessions[sid]]
-    await _carry_over(conn, keyring, finished, horizon, settings)
-    for start in range(0, len(doomed), PAGE):
-        chunk = doomed[start : start + PAGE]
-        await conn.execute(
-            events.update().where(events.c.position.in_(chunk)).values(data="", actor="")
-        )
+    droppable = await _droppable(conn, horizon, set(doomed))
+    recarried = [envelope for p, envelope in carried.items() if _within(droppable, p)]
+    await _carry_over(conn, keyring, finished + recarried, horizon, settings)
+    await _blank(conn, [p for p in doomed if not _within(droppable, p)])
     ids = sorted(ended)
     for start in range(0, len(ids), PAGE):
         chunk = ids[start : start + PAGE]
         await conn.execute(watch_sessions.delete().where(watch_sessions.c.session_id.in_(chunk)))
+    dropped = []
+    for partition in droppable:
+        try:
+            async with conn.begin_nested():
+                await drop_partition(conn, partition)
+            dropped.append(partition.name)
+        except sa.exc.DBAPIError as exc:
+            if _sqlstate(exc) != LOCK_NOT_AVAILABLE:
+                raise
+            # readers held it past the lock timeout
+            log.warning("archive partition %s kept, its rows shredded: %s", partition.name, exc)
+            inside = [p for p in [*doomed, *carried] if _within([partition], p)]
+            await _blank(conn, inside)  # its carried stats were carried again: blanked too
+    if dropped:
+        log.info("retention dropped archive partitions %s", dropped)
     return len(doomed)
+
+
+async def _blank(conn: AsyncConnection, positions: list[int]) -> None:
+    """Shred the rows at ``positions``: they keep their place, type and time."""
+    for start in range(0, len(positions), PAGE):
+        chunk = positions[start : start + PAGE]
+        await conn.execute(
+            events.update().where(events.c.position.in_(chunk)).values(data="", actor="")
+        )
+
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return None if code is None else str(code)
+
+
+def _within(found: list[Partition], position: int) -> bool:
+    return any(p.lower <= position < p.upper for p in found)
 
 
 async def _older(conn: AsyncConnection, keyring: Keyring, horizon: datetime) -> Any:
@@ -233,63 +264,40 @@ def _readable(table: sa.Table) -> sa.ColumnElement[bool]:
     return sa.and_(table.c.data != "", sa.or_(table.c.key_id.is_(None), live_key))
 
 
-async def drop_old_partitions(container: Container, horizon: datetime) -> list[Partition]:
-    """Drop the archive partitions wholly past ``horizon`` that a replay no longer needs
-    (see the module's docstring); the ones dropped. Nothing on a plain (SQLite) archive."""
-    async with container.engine.connect() as conn:
-        found = await partitions(conn)
-        head = int(await conn.scalar(sa.select(sa.func.max(events.c.position))) or 0)
-    dropped = []
+async def _droppable(conn: AsyncConnection, horizon: datetime, doomed: set[int]) -> list[Partition]:
+    """The archive partitions (none on SQLite) that a replay no longer needs once ``doomed``
+    is shredded: below the newest one, every row older than ``horizon``, and every row a
+    projection other than the archive reads either unreadable already or in ``doomed``."""
+    found = await partitions(conn)
+    if not found:
+        return []
+    head = int(await conn.scalar(sa.select(sa.func.max(events.c.position))) or 0)
+    needed = _needed_types()
+    droppable = []
     for partition in found:
         if partition.upper > head:  # holds the newest row, or is still to be filled
             break
-        try:
-            async with container.engine.begin() as conn:
-                if await _drop_if_done(conn, container, partition, horizon):
-                    dropped.append(partition)
-        except sa.exc.OperationalError as exc:  # a reader held it past the lock timeout
-            log.warning("archive partition %s kept until the next run: %s", partition.name, exc)
-    if dropped:
-        log.info("retention dropped archive partitions %s", [p.name for p in dropped])
-    return dropped
+        table = events.to_metadata(sa.MetaData(), name=partition.name)
+        newest = await conn.scalar(sa.select(sa.func.max(table.c.occurred_at)))
+        if newest is not None and newest >= horizon:
+            continue
+        kept = _readable(table) & (table.c.type != StatsCarried.__struct_config__.tag)
+        if needed is not None:
+            kept = kept & table.c.type.in_(sorted(needed))
+        if await _all_doomed(conn, table, kept, doomed):
+            droppable.append(partition)
+    return droppable
 
 
-async def _drop_if_done(
-    conn: AsyncConnection, container: Container, partition: Partition, horizon: datetime
+async def _all_doomed(
+    conn: AsyncConnection, table: sa.Table, kept: sa.ColumnElement[bool], doomed: set[int]
 ) -> bool:
-    table = events.to_metadata(sa.MetaData(), name=partition.name)
-    newest = await conn.scalar(sa.select(sa.func.max(table.c.occurred_at)))
-    if newest is not None and newest >= horizon:
-        return False
-    needed = _needed_types()
-    blocking = _readable(table) & (table.c.type != StatsCarried.__struct_config__.tag)
-    if needed is not None:
-        blocking = blocking & table.c.type.in_(sorted(needed))
-    if await conn.scalar(sa.select(table.c.position).where(blocking).limit(1)) is not None:
-        return False
-    carried = (
-        await conn.execute(
-            sa.select(
-                table.c.shard,
-                table.c.stream_id,
-                table.c.type,
-                table.c.version,
-                table.c.data,
-                table.c.key_id,
-            )
-            .where(_readable(table), table.c.type == StatsCarried.__struct_config__.tag)
-            .order_by(table.c.position)
-        )
-    ).all()
-    if carried:
-        bodies = await container.keyring.open(
-            conn, [(r.key_id, place_of(r.shard, r.stream_id), r.data) for r in carried]
-        )
-        envelopes = [
-            Envelope(r.shard, r.stream_id, r.type, r.version, body, decode(r.type, r.version, body))
-            for r, body in zip(carried, bodies, strict=True)
-            if body is not None
-        ]
-        await _carry_over(conn, container.keyring, envelopes, horizon, container.settings)
-    await drop_partition(conn, partition)
-    return True
+    after = -1
+    while True:
+        query = sa.select(table.c.position).where(kept, table.c.position > after)
+        rows = (await conn.execute(query.order_by(table.c.position).limit(PAGE))).scalars().all()
+        if any(position not in doomed for position in rows):
+            return False
+        if len(rows) < PAGE:
+            return True
+        after = rows[-1]

@@ -312,6 +312,30 @@ async def test_retention_drops_a_partition_wholly_past_the_horizon(
     assert "events_p1000" in [p.name for p in await _parts(store)]
 
 
+async def test_a_partition_readers_hold_is_shredded_instead(stack: Stack, store: Container) -> None:
+    """Dropping waits at most 5 s for readers; then the run shreds the partition's rows as
+    without partitions, and the stats and a replay are the same either way."""
+    old = [item for sid in range(1, 301) for item in _session(sid, OLD + timedelta(minutes=sid))]
+    history = [*old, *_saves(500, OLD), *_session(900, NOW - timedelta(hours=1))]
+    await append_all(store.redis, store.settings.stream_shards, history)
+    await project_pending(store)
+    before = await _stats(store)
+
+    async with store.engine.connect() as reader:
+        await reader.execute(sa.text("SELECT count(*) FROM events_p0"))  # held until the end
+        assert await apply_retention(store) == 1100
+        await reader.rollback()
+    await project_pending(store)
+    assert "events_p0" in [p.name for p in await _parts(store)]
+    async with store.engine.connect() as conn:
+        page = await read_page(conn, store.keyring, 0, 999)
+    assert len(page) == 999 and all(e.erased for e in page)
+    assert await _stats(store) == before
+    assert (await verify(store)).differences == {}
+    await rebuild(store)
+    assert await _stats(store) == before
+
+
 async def test_retention_keeps_a_partition_a_replay_still_needs(
     stack: Stack, store: Container
 ) -> None:
