@@ -91,6 +91,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # production one is made once and kept under the data dir.
     master_key: str | None = None
     retention_days: int = 0  # 0: keep events' personal data; else shred it after this many days
+    # Postgres archive partitions (adapters.archive_partitions): positions per new partition,
+    # and how many empty partitions the ``archive-partitions`` job keeps ahead of the newest row.
+    archive_partition_size: int = 10_000_000
+    archive_partitions_ahead: int = 2
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
@@ -116,6 +120,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 f"MEDIO_RETENTION_DAYS must be 0 (keep) or at least {MIN_RETENTION_DAYS}: "
                 "resume positions are kept 30 days (CONTRACT §4)"
             )
+        if self.archive_partition_size < 1000:
+            raise SettingsError("MEDIO_ARCHIVE_PARTITION_SIZE must be at least 1000 positions")
+        if self.archive_partitions_ahead < 1:
+            raise SettingsError("MEDIO_ARCHIVE_PARTITIONS_AHEAD must be at least 1")
         weak_secret = len(self.jwt_secret or "") < MIN_SECRET_LENGTH
         if self.env == "production" and weak_secret and not self.jwt_jwks_url:
             raise SettingsError(

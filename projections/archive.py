@@ -11,6 +11,10 @@ held from reading ``max(position)`` to commit, so a transaction that commits lat
 higher positions and a reader following ``position > last_seen`` never skips a row that
 commits late. SQLite serialises writers, which gives the same order for free.
 
+On a partitioned archive (Postgres) the writer makes sure a partition holds every position it
+is about to write (``adapters.archive_partitions.ensure_room``: free unless the partition job
+has fallen behind), so an append never fails for a missing partition.
+
 The rows themselves go through an ``ArchiveWriter``: asyncpg's binary ``COPY`` on Postgres (the
 fastest bulk insert there is), a SQLAlchemy ``INSERT`` elsewhere.
 """
@@ -24,6 +28,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.archive_partitions import ensure_room
 from adapters.keyring import Keyring, Sealed, keyring_for
 from adapters.settings import get_settings
 from adapters.tables import events
@@ -146,6 +151,10 @@ class Archive(SqlProjection):
             await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(POSITION_LOCK_KEY)))
         last = (await conn.execute(sa.select(sa.func.max(table.c.position)))).scalar()
         first = (last or 0) + 1
+        if not self.scratch:
+            settings = get_settings()
+            size, ahead = settings.archive_partition_size, settings.archive_partitions_ahead
+            await ensure_room(conn, first + len(batch) - 1, size, ahead)
         rows = [
             archive_row(first + i, envelope, kept)
             for i, (envelope, kept) in enumerate(zip(batch, sealed, strict=True))

@@ -25,7 +25,9 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.archive_partitions import ensure_room
 from adapters.keyring import ERASED_KEY, Keyring
+from adapters.settings import get_settings
 from adapters.tables import events
 from domain.codec import UnknownEvent, decode
 from domain.privacy import subject_of
@@ -154,7 +156,10 @@ async def import_events(
                 "the archive is not empty; import only into a fresh database "
                 "(run `medio migrate` against a new MEDIO_DATABASE_URL)"
             )
+        settings = get_settings()
+        size, ahead = settings.archive_partition_size, settings.archive_partitions_ahead
         for batch in _batches(source, on_progress):
+            await ensure_room(conn, max(row["position"] for row in batch), size, ahead)
             await conn.execute(events.insert(), await _sealed(conn, keyring, batch))
             count += len(batch)
             for row in batch:

@@ -25,6 +25,8 @@ class PeriodicJob:
 PERIODIC_JOBS: list[PeriodicJob] = [
     # Expired records never answer (they are checked on read); this only frees their rows.
     PeriodicJob("prune-idempotency", "workers.pruning.prune_idempotency_records_job", 3600),
+    # Postgres: keeps MEDIO_ARCHIVE_PARTITIONS_AHEAD empty archive partitions ready.
+    PeriodicJob("archive-partitions", "workers.partitions.ensure_archive_partitions_job", 600),
     # Off unless MEDIO_RETENTION_DAYS is set; pauses the projectors for the length of a run.
     PeriodicJob("retention", "workers.retention.apply_retention_job", 3600, timeout_seconds=1800),
 ]
