@@ -358,8 +358,8 @@ def _guarded(
 
     def checked(current: list[bytes | None]) -> Decision[R | _StaleRoute]:
         state = _decode(current[0])
-        if state is not None and (state.profile_id, state.timezone) != route:
-            return Decision(result=_STALE)
+        if state is None or (state.profile_id, state.timezone) != route:
+            return Decision(result=_STALE)  # a wrong route also names the wrong shard's key
         today = Today(shard=shard)
         if len(current) > 1:
             policy = decode_policy(current[2])

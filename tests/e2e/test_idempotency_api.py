@@ -62,7 +62,10 @@ def _key() -> str:
 async def _events(container: Container, kind: str, **match: Any) -> list[Any]:
     """Events of type ``kind`` in the log whose fields equal ``match``."""
     found = []
-    for _id, fields in await container.redis.xrange(stream_name(0)):
+    entries = []
+    for shard in range(container.events.shards):
+        entries += await container.redis.xrange(stream_name(shard))
+    for _id, fields in entries:
         if fields[b"t"].decode() != kind:
             continue
         event = decode(kind, int(fields[b"v"]), fields[b"d"])
