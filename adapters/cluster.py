@@ -126,3 +126,18 @@ def group_by_slot(commands: Sequence[Command]) -> dict[int, list[int]]:
         slot = command_slot(command)
         groups.setdefault(-1 if slot is None else slot, []).append(index)
     return groups
+
+
+async def unlink_chunks(redis: Redis, keys: Sequence[Any], size: int) -> None:
+    """Unlink ``keys``, ``size`` a command: on one pipeline on one Redis; on a cluster each
+    chunk as one call, which redis-py splits per slot (its cluster pipeline cannot queue a
+    multi-key ``UNLINK``)."""
+    chunks = [keys[start : start + size] for start in range(0, len(keys), size)]
+    if is_cluster(redis):
+        for chunk in chunks:
+            await redis.unlink(*chunk)
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for chunk in chunks:
+            pipe.unlink(*chunk)
+        await pipe.execute()

@@ -21,6 +21,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from adapters.cluster import unlink_chunks
 from adapters.eventlog import shard_for
 from domain.events import DayShare, SessionEnded, SessionHeartbeat
 from domain.sessions import share_ms
@@ -133,10 +134,7 @@ class DailyLimitCounters(RedisProjection):
             for d in dates
         ]
         keys += [self._dates(p) for p in profiles]
-        async with redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(keys), UNLINK_CHUNK):
-                pipe.unlink(*keys[start : start + UNLINK_CHUNK])
-            await pipe.execute()
+        await unlink_chunks(redis, keys, UNLINK_CHUNK)
         for shard in range(self.settings.stream_shards):
             await redis.unlink(self._profiles(shard))
 

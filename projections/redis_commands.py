@@ -25,7 +25,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from adapters.autopipeline import AutoPipeline
-from adapters.cluster import expand, group_by_slot, is_cluster
+from adapters.cluster import expand, group_by_slot, is_cluster, unlink_chunks
 from adapters.msgpack import UNPACK_COMMANDS_LUA, pack_commands
 from adapters.scripts import Script
 from domain.events import ProgressDeleted, ProgressSaved, SeriesProgressDeleted, SeriesProgressSaved
@@ -197,10 +197,7 @@ async def values_with_expiry(redis: Redis, keys: Sequence[str]) -> list[tuple[An
 async def unlink_all(redis: Redis, keys: Sequence[str], users_key: str, size: int) -> None:
     """Unlink ``keys`` in chunks on one pipeline, then ``users_key``: the list of users goes
     last, so a clear that fails part way is finished by the next one."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for chunk in chunks(keys, size):
-            pipe.unlink(*chunk)
-        await pipe.execute()
+    await unlink_chunks(redis, keys, size)
     await redis.unlink(users_key)
 
 

@@ -199,12 +199,13 @@ async def _forget_redis(container: Container, subject: Subject) -> None:
             for member, route, shard in zip(chunk, routes, shards, strict=True):
                 if shard is not None:
                     pipe.zrem(active_index(int(shard)), member)
-                    pipe.unlink(session_key(int(member), int(shard)))
-                pipe.unlink(route)
+                    pipe.execute_command("UNLINK", session_key(int(member), int(shard)))
+                pipe.execute_command("UNLINK", route)
         for profile_id in subject.profile_ids:
-            pipe.unlink(profile_index(profile_id, shard_of(str(profile_id))))
+            pipe.execute_command("UNLINK", profile_index(profile_id, shard_of(str(profile_id))))
         for clerk_id in subject.clerk_ids:
-            pipe.unlink(written_key(clerk_id, shard_for(clerk_id, settings.stream_shards)))
+            note = written_key(clerk_id, shard_for(clerk_id, settings.stream_shards))
+            pipe.execute_command("UNLINK", note)
         await pipe.execute()
     for profile_id in subject.profile_ids:
         await policy.forget_profile(container, profile_id)
