@@ -115,15 +115,18 @@ class AutoPipeline:
         """On a Redis Cluster: each command to its key's master (cross-slot multi-key commands
         split per key), concurrently; redis-py's cluster client routes and follows redirects."""
         flat, join = expand(commands)
-        async with asyncio.timeout(self.timeout):
-            replies = await asyncio.gather(
-                *(self.redis.execute_command(*args) for args in flat),  # type: ignore[no-untyped-call]
-                return_exceptions=True,
-            )
+        try:
+            async with asyncio.timeout(self.timeout):
+                replies = await asyncio.gather(
+                    *(self.redis.execute_command(*args) for args in flat),  # type: ignore[no-untyped-call]
+                    return_exceptions=True,
+                )
+        except TimeoutError:
+            raise RedisTimeoutError(f"Redis did not answer within {self.timeout} s") from None
         for reply in replies:
-            if isinstance(reply, BaseException) and not isinstance(reply, ResponseError):
-                raise reply  # Redis away: as a lost round trip, every caller learns it
-        return join(list(replies))
+            if isinstance(reply, BaseException) and not isinstance(reply, Exception):
+                raise reply  # cancelled: every caller learns it
+        return join(list(replies))  # an error (a master away, say) only for its own caller
 
     async def close(self) -> None:
         await self.redis.aclose()
