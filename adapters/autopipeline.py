@@ -19,6 +19,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from adapters.cluster import expand, is_cluster
 from adapters.scripts import Script
 
 Command = tuple[Any, ...]
@@ -89,6 +90,8 @@ class AutoPipeline:
                 future.set_result(reply)
 
     async def _round_trip(self, commands: list[Command]) -> list[Any]:
+        if is_cluster(self.redis):
+            return await self._cluster_round_trip(commands)
         pool = self.redis.connection_pool
         connection: AbstractConnection | None = None
         try:
@@ -107,6 +110,23 @@ class AutoPipeline:
         finally:
             if connection is not None:
                 await pool.release(connection)
+
+    async def _cluster_round_trip(self, commands: list[Command]) -> list[Any]:
+        """On a Redis Cluster: each command to its key's master (cross-slot multi-key commands
+        split per key), concurrently; redis-py's cluster client routes and follows redirects."""
+        flat, join = expand(commands)
+        try:
+            async with asyncio.timeout(self.timeout):
+                replies = await asyncio.gather(
+                    *(self.redis.execute_command(*args) for args in flat),  # type: ignore[no-untyped-call]
+                    return_exceptions=True,
+                )
+        except TimeoutError:
+            raise RedisTimeoutError(f"Redis did not answer within {self.timeout} s") from None
+        for reply in replies:
+            if isinstance(reply, BaseException) and not isinstance(reply, Exception):
+                raise reply  # cancelled: every caller learns it
+        return join(list(replies))  # an error (a master away, say) only for its own caller
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.autopipeline import AutoPipeline
 from adapters.clock import SystemClock
+from adapters.cluster import cluster_client, raw_replies
 from adapters.data_dir import embedded_redis_url
 from adapters.db import create_engine
 from adapters.eventlog import EventLog
@@ -57,6 +58,13 @@ class Container:
 
 
 def _redis(settings: Settings, socket_timeout: float | None) -> Redis:
+    if settings.redis_cluster:  # routes each key to its slot's master (adapters.cluster)
+        return cluster_client(
+            redis_url(settings),
+            socket_connect_timeout=2,
+            socket_timeout=socket_timeout,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+        )
     return Redis.from_url(
         redis_url(settings),
         health_check_interval=10,
@@ -80,7 +88,10 @@ def build_adapters(
     """
     redis = _redis(settings, REDIS_TIMEOUT_SECONDS)
     # Its own connections, timed per round trip rather than per reply (adapters.autopipeline).
-    pipeline = AutoPipeline(_redis(settings, None), timeout=REDIS_TIMEOUT_SECONDS)
+    own = _redis(settings, None)
+    pipeline = AutoPipeline(
+        raw_replies(own) if settings.redis_cluster else own, timeout=REDIS_TIMEOUT_SECONDS
+    )
     container = Container(
         settings=settings,
         redis=redis,

@@ -81,6 +81,10 @@ class EventLog:
         self.shards = shards
         self.pipeline = pipeline or AutoPipeline(redis)
 
+    def shard_of(self, key: str) -> int:
+        """The shard of an ordering key: its stream's, and the hash tag of its keys."""
+        return shard_for(key, self.shards)
+
     def stream_for(self, key: str) -> str:
         return stream_name(shard_for(key, self.shards))
 

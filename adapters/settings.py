@@ -55,6 +55,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: str = "./var"
     database_url: str | None = None
     redis_url: str | None = None
+    # MEDIO_REDIS_URL names any node of a Redis Cluster; every key a command or script touches
+    # together shares its shard's hash tag (docs/architecture.md, "Redis keys").
+    redis_cluster: bool = False
+    # RQ's Redis (the job queues). RQ does not run on a Redis Cluster, so in cluster mode this is
+    # a plain Redis of its own; otherwise it defaults to MEDIO_REDIS_URL.
+    queue_url: str | None = None
     jwt_secret: str | None = None
     jwt_jwks_url: str | None = None
     jwt_issuer: str | None = None
@@ -115,6 +121,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             ) from None
         if self.database_url is not None:
             _check_database_url(self.database_url)
+        if self.redis_cluster and not self.redis_url:
+            raise SettingsError("MEDIO_REDIS_CLUSTER=true needs MEDIO_REDIS_URL: any node")
+        if self.redis_cluster and not self.queue_url:
+            raise SettingsError(
+                "MEDIO_REDIS_CLUSTER=true needs MEDIO_QUEUE_URL: a plain (non-cluster) Redis "
+                "for the job queues, since RQ does not run on a Redis Cluster"
+            )
         if self.retention_days < 0 or 0 < self.retention_days < MIN_RETENTION_DAYS:
             raise SettingsError(
                 f"MEDIO_RETENTION_DAYS must be 0 (keep) or at least {MIN_RETENTION_DAYS}: "

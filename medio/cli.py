@@ -16,7 +16,7 @@ from medio.cli_errors import MedioGroup
 from medio.dev import StartFailed, redacted, run_dev
 from medio.embedded import EmbeddedRedisError
 from medio.events_cli import events
-from medio.migrate import upgrade
+from medio.migrate import migrate_redis, upgrade
 from medio.progress_cli import progress
 from medio.replay_cli import replay
 from medio.server import serve
@@ -41,6 +41,9 @@ def migrate() -> None:
     settings = _settings()
     upgrade(settings)
     click.echo(f"database at head: {redacted(settings.sqlalchemy_url)}")
+    if settings.redis_url and not settings.redis_cluster:  # an embedded one: medio dev does it
+        moved = migrate_redis(settings)
+        click.echo(f"Redis keys shard-tagged: {moved} renamed")
 
 
 @main.command()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 import click
+import msgspec
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,7 +40,7 @@ from adapters.lifeline import die_with_parent
 from adapters.settings import Settings
 from medio.cli_errors import first_line
 from medio.embedded import EmbeddedRedis, free_port, port_free
-from medio.migrate import upgrade
+from medio.migrate import migrate_redis, upgrade
 
 STOP_SECONDS = 3.0  # then whatever is left is killed; with Redis's own stop, within 5 s
 POLL_SECONDS = 0.1
@@ -111,6 +112,16 @@ class DevRun:
                 f"migrated: {first_line(exc)}"
             ) from None
         say(f"database ready ({redacted(self.settings.sqlalchemy_url)})")
+
+    def migrate_keys(self) -> None:
+        """Rename an older Medio's Redis keys to their shard-tagged names (once)."""
+        url = os.environ.get("MEDIO_REDIS_URL") or self.settings.redis_url  # embedded: set now
+        try:
+            moved = migrate_redis(msgspec.structs.replace(self.settings, redis_url=url))
+        except (redis.RedisError, OSError) as exc:
+            raise StartFailed(f"Redis keys could not be migrated: {first_line(exc)}") from None
+        if moved:
+            say(f"renamed {moved} Redis keys of an older Medio to their shard-tagged names")
 
     def start_children(self, worker_count: int | None) -> None:
         settings = self.settings
@@ -186,6 +197,7 @@ def run_dev(settings: Settings, worker_count: int | None) -> int:
             run.check_redis()
             run.migrate()
             run.start_redis()
+            run.migrate_keys()
             run.start_children(worker_count)
             return run.watch()
         finally:

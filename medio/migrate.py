@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -10,7 +11,9 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
+from adapters.container import build_adapters
 from adapters.settings import Settings
+from projections.key_migration import rename_legacy_keys
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -31,3 +34,19 @@ async def is_migrated(engine: AsyncEngine) -> bool:
     """Whether ``medio migrate`` has run on the database (Alembic's version table exists)."""
     async with engine.connect() as conn:
         return bool(await conn.run_sync(lambda sync: sa.inspect(sync).has_table("alembic_version")))
+
+
+def migrate_redis(settings: Settings) -> int:
+    """Rename an older Medio's untagged command-side keys (``projections.key_migration``); how
+    many moved. A cluster is left alone: it never held them."""
+    if settings.redis_cluster:
+        return 0
+
+    async def run() -> int:
+        container = build_adapters(settings)
+        try:
+            return await rename_legacy_keys(container.redis, settings.stream_shards)
+        finally:
+            await container.close()
+
+    return asyncio.run(run())

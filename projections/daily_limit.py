@@ -21,6 +21,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from adapters.cluster import unlink_chunks
+from adapters.eventlog import shard_for
 from domain.events import DayShare, SessionEnded, SessionHeartbeat
 from domain.sessions import share_ms
 from projections.base import Commands, Envelope, RedisProjection
@@ -33,9 +35,11 @@ KEEP_DAYS = 3  # today in any zone is within a day of UTC; keep a margin for lat
 UNLINK_CHUNK = 1000  # keys per UNLINK, so clearing never holds Redis for long
 
 
-def counter_key(profile_id: int, local_date: str) -> str:
-    """The live counter of one profile's local day (what the session commands read)."""
-    return f"{PREFIX}:{profile_id}:{local_date}"
+def counter_key(profile_id: int, local_date: str, shard: int) -> str:
+    """The live counter of one profile's local day (what the session commands read), on the
+    hash tag of the profile's shard: the commands read it in their atomic step, and the
+    projector adds to it in the step that moves its checkpoint (same shard)."""
+    return f"{PREFIX}:{{{shard}}}:{profile_id}:{local_date}"
 
 
 class DailyLimitCounters(RedisProjection):
@@ -44,14 +48,24 @@ class DailyLimitCounters(RedisProjection):
     name = "daily_limit"
     handles = frozenset({"session.heartbeat", "session.ended"})
 
+    def _shard(self, profile_id: int) -> int:
+        return shard_for(str(profile_id), self.settings.stream_shards)
+
     def _counter(self, profile_id: int, local_date: str) -> str:
-        return self.key(counter_key(profile_id, local_date))
+        return self.key(counter_key(profile_id, local_date, self._shard(profile_id)))
 
     def _dates(self, profile_id: int) -> str:
-        return self.key(f"{PREFIX}:{profile_id}:dates")
+        return self.key(f"{PREFIX}:{{{self._shard(profile_id)}}}:{profile_id}:dates")
 
-    def _profiles(self) -> str:
-        return self.key(f"{PREFIX}:profiles")
+    def _profiles(self, shard: int) -> str:
+        """The profiles with counters on ``shard`` (one set per shard: same slot as theirs)."""
+        return self.key(f"{PREFIX}:{{{shard}}}:profiles")
+
+    async def _all_profiles(self, redis: Redis) -> list[int]:
+        found: list[int] = []
+        for shard in range(self.settings.stream_shards):
+            found += [int(p) for p in await redis.smembers(self._profiles(shard))]
+        return sorted(found)
 
     async def prepare(self, redis: Redis, batch: Sequence[Envelope]) -> dict[int, set[str]]:
         """The dates each profile in the batch already has (to drop the ones now too old)."""
@@ -74,7 +88,11 @@ class DailyLimitCounters(RedisProjection):
                 by_date[share.local_date] = by_date.get(share.local_date, 0) + share_ms(share)
         if not added:
             return
-        commands.append(("SADD", self._profiles(), *[str(p) for p in added]))
+        by_shard: dict[int, list[str]] = {}
+        for profile_id in added:
+            by_shard.setdefault(self._shard(profile_id), []).append(str(profile_id))
+        for shard, members in by_shard.items():
+            commands.append(("SADD", self._profiles(shard), *members))
         for profile_id, by_date in added.items():
             for local_date, ms in by_date.items():
                 commands.append(("INCRBY", self._counter(profile_id, local_date), ms))
@@ -88,7 +106,7 @@ class DailyLimitCounters(RedisProjection):
 
     async def dump(self, redis: Redis) -> dict[str, Any]:
         counters: dict[str, Any] = {}
-        profiles = sorted(int(p) for p in await redis.smembers(self._profiles()))
+        profiles = await self._all_profiles(redis)
         found = await read_chunked(redis, [("SMEMBERS", self._dates(p)) for p in profiles])
         keys = [
             (profile_id, local_date)
@@ -108,7 +126,7 @@ class DailyLimitCounters(RedisProjection):
         round trip per profile made clearing cost as much as replaying. The profile list goes
         last, so a clear that fails part way is finished by the next one.
         """
-        profiles = [int(p) for p in await redis.smembers(self._profiles())]
+        profiles = await self._all_profiles(redis)
         found = await read_chunked(redis, [("SMEMBERS", self._dates(p)) for p in profiles])
         keys = [
             self._counter(profile_id, text(d))
@@ -116,11 +134,9 @@ class DailyLimitCounters(RedisProjection):
             for d in dates
         ]
         keys += [self._dates(p) for p in profiles]
-        async with redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(keys), UNLINK_CHUNK):
-                pipe.unlink(*keys[start : start + UNLINK_CHUNK])
-            await pipe.execute()
-        await redis.unlink(self._profiles())
+        await unlink_chunks(redis, keys, UNLINK_CHUNK)
+        for shard in range(self.settings.stream_shards):
+            await redis.unlink(self._profiles(shard))
 
     async def forget(
         self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
@@ -129,7 +145,7 @@ class DailyLimitCounters(RedisProjection):
             dates = await redis.smembers(self._dates(profile_id))
             keys = [self._counter(profile_id, text(d)) for d in dates]
             await redis.unlink(self._dates(profile_id), *keys)
-            await redis.srem(self._profiles(), str(profile_id))
+            await redis.srem(self._profiles(self._shard(profile_id)), str(profile_id))
 
 
 @lru_cache(maxsize=64)

@@ -49,11 +49,12 @@ from adapters.container import Container
 from adapters.eventlog import stream_name
 from adapters.keyring import Keyring
 from adapters.session_keys import (
-    ACTIVE_INDEX,
     SEQUENCE_KEY,
     STATE_TTL_SECONDS,
+    active_index,
     profile_index,
     session_key,
+    shard_route_key,
 )
 from adapters.tables import events, profiles, watch_sessions
 from domain.codec import UnknownEvent, decode
@@ -335,22 +336,26 @@ async def _restore_some(container: Container, session_ids: Sequence[int]) -> int
         rows = (await conn.execute(query)).mappings().all()
     if not rows:
         return 0
-    held = await redis.mget([session_key(row["session_id"]) for row in rows])
+    shards = [container.events.shard_of(str(row["profile_id"])) for row in rows]
+    keys = [session_key(row["session_id"], s) for row, s in zip(rows, shards, strict=True)]
+    held = await container.pipeline.execute("MGET", *keys)  # split per slot on a cluster
     written = 0
     async with redis.pipeline(transaction=False) as pipe:
-        for row, value in zip(rows, held, strict=True):
+        for row, shard, value in zip(rows, shards, held, strict=True):
             known = _state_decoder.decode(value) if value else None
             if known is None and row["ended_at"] is not None:
                 continue
             state = _state_of(row, known)
-            pipe.set(session_key(state.session_id), _state_encoder.encode(state))
-            pipe.expire(session_key(state.session_id), STATE_TTL_SECONDS)
-            member, by_profile = str(state.session_id), profile_index(state.profile_id)
+            key = session_key(state.session_id, shard)
+            pipe.set(key, _state_encoder.encode(state), ex=STATE_TTL_SECONDS)
+            route = shard_route_key("session", state.session_id)
+            pipe.set(route, shard, ex=STATE_TTL_SECONDS)
+            member, by_profile = str(state.session_id), profile_index(state.profile_id, shard)
             if state.active:
-                pipe.zadd(ACTIVE_INDEX, {member: state.last_active_at.timestamp()})
+                pipe.zadd(active_index(shard), {member: state.last_active_at.timestamp()})
                 pipe.zadd(by_profile, {member: state.started_at.timestamp()})
             else:
-                pipe.zrem(ACTIVE_INDEX, member)
+                pipe.zrem(active_index(shard), member)
                 pipe.zrem(by_profile, member)
             written += 1
         await pipe.execute()

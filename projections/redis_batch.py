@@ -26,6 +26,7 @@ from functools import partial
 
 from redis.asyncio import Redis
 
+from adapters.cluster import expand, group_by_slot, is_cluster, slot_of
 from adapters.msgpack import UNPACK_COMMANDS_LUA, pack_commands
 from adapters.scripts import Script
 from projections.base import Command, Commands, Envelope, RedisProjection
@@ -55,6 +56,21 @@ return {1, errors}
 """,
     gated=True,
 )
+# ``_COMMIT``'s checks alone: run first on a Redis Cluster, where a batch's writes to keys of
+# other slots (the compatibility keys) cannot join the checkpoint's atomic step.
+_CHECK = Script("""
+local n = #KEYS
+for i = 1, n do
+  if (redis.call('GET', KEYS[i]) or '0-0') ~= ARGV[5 + i] then return {0, 'moved'} end
+end
+if ARGV[3] ~= '' then
+  local p = redis.call('XPENDING', ARGV[1], ARGV[2], '(' .. ARGV[5], ARGV[4], 1000000)
+  for i = 1, #p do
+    if p[i][2] ~= ARGV[3] then return {0, p[i][1]} end
+  end
+end
+return {1, {}}
+""")
 _APPLY = Script(
     UNPACK_COMMANDS_LUA
     + """
@@ -91,9 +107,17 @@ async def run_batch(
     none moved and no other consumer holds entries in ``(fence_after, upto]``, and then set
     them all to ``upto``.
     """
+    errors: list[str] = []
+    if is_cluster(redis):
+        home, errors = await _apply_elsewhere(
+            redis, commands, checkpoints, upto, stream, group, consumer, fence_after
+        )
+        if home is None:
+            return Outcome(False, errors[0])
+        commands = home
     payload = pack_commands(commands)
     if not checkpoints:
-        reply = await _APPLY.run(redis, [], payload)
+        reply = await _APPLY.run(redis, commands[0][1:2] if commands else [], payload)
     else:
         argv: list[bytes | str] = [stream, group, consumer, upto, fence_after]
         argv += [*checkpoints.values(), payload]
@@ -102,7 +126,44 @@ async def run_batch(
     status, detail = reply
     if not status:
         return Outcome(False, text(detail))
-    return Outcome(True, None, tuple(text(e) for e in detail))
+    return Outcome(True, None, tuple(errors) + tuple(text(e) for e in detail))
+
+
+async def _apply_elsewhere(
+    redis: Redis,
+    commands: Sequence[Command],
+    checkpoints: dict[str, str] | None,
+    upto: str,
+    stream: str,
+    group: str,
+    consumer: str,
+    fence_after: str,
+) -> tuple[list[Command] | None, list[str]]:
+    """On a Redis Cluster: run the batch's commands on keys outside the checkpoints' slot (the
+    compatibility keys, ``resume:…``) first, one script per slot, and return the rest, which
+    join the checkpoints' atomic step; ``None`` and the refusal if the checks refuse.
+
+    The checks run before anything is written, so a projector that lost its shard writes
+    nothing. The writes outside the slot are idempotent and newest-wins (each projection
+    decides on what it read and writes absolute values: ``SET``, ``ZADD``, ``DEL``), so a
+    batch applied again after a crash between them and the commit leaves the same state."""
+    flat, _ = expand(commands)
+    home_key = next(iter(checkpoints)) if checkpoints else (flat[0][1] if flat else None)
+    if home_key is None:
+        return [], []
+    if checkpoints:
+        argv: list[bytes | str] = [stream, group, consumer, upto, fence_after]
+        status, detail = await _CHECK.run(redis, list(checkpoints), *argv, *checkpoints.values())
+        if not status:
+            return None, [text(detail)]
+    groups = group_by_slot(flat)
+    own = groups.pop(slot_of(home_key), [])
+    errors: list[str] = []
+    for indexes in groups.values():
+        part = [flat[i] for i in indexes]
+        _, failed = await _APPLY.run(redis, [part[0][1]], pack_commands(part))
+        errors += [text(e) for e in failed]
+    return [flat[i] for i in own], errors
 
 
 async def _refuse_unchecked(redis: Redis) -> None:

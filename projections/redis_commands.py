@@ -25,6 +25,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from adapters.autopipeline import AutoPipeline
+from adapters.cluster import expand, group_by_slot, is_cluster, unlink_chunks
 from adapters.msgpack import UNPACK_COMMANDS_LUA, pack_commands
 from adapters.scripts import Script
 from domain.events import ProgressDeleted, ProgressSaved, SeriesProgressDeleted, SeriesProgressSaved
@@ -49,6 +50,15 @@ async def read_all(redis: Redis, commands: Sequence[Sequence[Any]]) -> list[Any]
     """The replies of read-only ``commands``, in order, from one script call."""
     if not commands:
         return []
+    if is_cluster(redis):  # one script per slot (cross-slot multi-key reads split per key)
+        flat, join = expand([tuple(c) for c in commands])
+        replies: list[Any] = [None] * len(flat)
+        for indexes in group_by_slot(flat).values():
+            part = [flat[i] for i in indexes]
+            found = await _READ.run(redis, [part[0][1]], pack_commands(part))
+            for index, reply in zip(indexes, found, strict=True):
+                replies[index] = reply
+        return join(replies)
     payload = pack_commands(commands)
     return list(await _READ.run(redis, [], payload))
 
@@ -187,10 +197,7 @@ async def values_with_expiry(redis: Redis, keys: Sequence[str]) -> list[tuple[An
 async def unlink_all(redis: Redis, keys: Sequence[str], users_key: str, size: int) -> None:
     """Unlink ``keys`` in chunks on one pipeline, then ``users_key``: the list of users goes
     last, so a clear that fails part way is finished by the next one."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for chunk in chunks(keys, size):
-            pipe.unlink(*chunk)
-        await pipe.execute()
+    await unlink_chunks(redis, keys, size)
     await redis.unlink(users_key)
 
 

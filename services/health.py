@@ -22,6 +22,10 @@ from projections.lag import READY_COUNT_CAP, as_json, projection_lag
 REDIS_DOWN: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+    # a Redis Cluster while a master restarts or fails over: down, moving, or a slot unserved
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
 )
 CHECK_TIMEOUT_SECONDS = 2.0
 LAG_MAX_AGE_SECONDS = 1.0

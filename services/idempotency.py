@@ -125,8 +125,10 @@ def decode_answer(value: bytes | str, ref: KeyRef) -> Answer:
     return opened(_decoder.decode(value), ref)
 
 
-def record_key(digest: str) -> str:
-    return RECORD_PREFIX + digest
+def record_key(digest: str, shard: int) -> str:
+    """The record of a key's answer, on the shard of the command that stored it (hash-tagged
+    as its stream, so the record is written in the command's own atomic step)."""
+    return f"{RECORD_PREFIX}{{{shard}}}:{digest}"
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ async def decide_once(
     """
     if receipt is None:
         return await events.decide(key, state_keys, decide)
-    record = record_key(receipt.ref.digest)
+    record = record_key(receipt.ref.digest, events.shard_of(key))
 
     def once(current: list[bytes | None]) -> Decision[R | _Found]:
         found = current[-1]
@@ -274,14 +276,20 @@ class AnswerStore(Protocol):
 
 
 class RedisAnswers:
+    """A route's request does not name its shard before it runs, so its record is looked up on
+    every shard (one round trip; a cluster's cross-slot ``MGET`` is split per key)."""
+
     async def get(self, container: Container, ref: KeyRef) -> Answer | None:
-        value = await container.redis.get(record_key(ref.digest))
+        keys = [record_key(ref.digest, shard) for shard in range(container.events.shards)]
+        values = await container.pipeline.execute("MGET", *keys)
+        value = next((v for v in values if v), None)
         return decode_answer(value, ref) if value else None
 
     async def keep(self, container: Container, ref: KeyRef, answer: Answer) -> None:
-        """Unless the effect stored one already (then it is the same answer)."""
+        """Unless the effect stored one already (then it is the same answer): kept on shard 0,
+        which ``get`` reads too."""
         await container.redis.set(
-            record_key(ref.digest), encode_answer(answer, ref), ex=RECORD_TTL_SECONDS, nx=True
+            record_key(ref.digest, 0), encode_answer(answer, ref), ex=RECORD_TTL_SECONDS, nx=True
         )
 
 

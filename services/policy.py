@@ -29,6 +29,7 @@ import msgspec
 
 from adapters.container import Container
 from adapters.eventlog import Decision
+from adapters.session_keys import shard_route_key
 from domain import policy as rules
 from domain.catalog import Profile
 from domain.events import (
@@ -58,20 +59,36 @@ _encoder = msgspec.json.Encoder()
 _policy_decoder = msgspec.json.Decoder(Policy)
 
 
-def policy_key(profile_id: int) -> str:
-    return f"{POLICY_PREFIX}{profile_id}"
+# Every key below carries the hash tag of the profile's shard (as its stream does), so each
+# command's atomic step touches one Redis Cluster slot.
 
 
-def used_key(profile_id: int, day: str) -> str:
-    return f"{POLICY_PREFIX}{profile_id}:used:{day}"
+def policy_key(profile_id: int, shard: int) -> str:
+    return f"{POLICY_PREFIX}{{{shard}}}:{profile_id}"
 
 
-def request_key(request_id: int) -> str:
-    return f"{REQUEST_PREFIX}{request_id}"
+def used_key(profile_id: int, day: str, shard: int) -> str:
+    return f"{POLICY_PREFIX}{{{shard}}}:{profile_id}:used:{day}"
 
 
-def request_index(profile_id: int) -> str:
-    return f"{REQUEST_INDEX_PREFIX}{profile_id}"
+def request_key(request_id: int, shard: int) -> str:
+    return f"{REQUEST_PREFIX}{{{shard}}}:{request_id}"
+
+
+def request_index(profile_id: int, shard: int) -> str:
+    return f"{REQUEST_INDEX_PREFIX}{{{shard}}}:{profile_id}"
+
+
+def _shard(container: Container, profile_id: int) -> int:
+    return container.events.shard_of(str(profile_id))
+
+
+def _policy_key(container: Container, profile_id: int) -> str:
+    return policy_key(profile_id, _shard(container, profile_id))
+
+
+def _request_index(container: Container, profile_id: int) -> str:
+    return request_index(profile_id, _shard(container, profile_id))
 
 
 def decode_policy(value: bytes | str | None) -> Policy | None:
@@ -103,7 +120,10 @@ def today_ms(projected: bytes | str | None, used: bytes | str | None) -> int:
 
 async def current_policy(container: Container, profile: Profile) -> Policy:
     """The profile's policy now: its catalog settings with the parent's stored actions."""
-    return policy_of(profile, decode_policy(await container.redis.get(policy_key(profile.id))))
+    return policy_of(
+        profile,
+        decode_policy(await container.redis.get(_policy_key(container, profile.id))),
+    )
 
 
 # The parent sets the policy -------------------------------------------------------------------
@@ -129,9 +149,13 @@ async def record_policy(container: Container, profile: Profile, actor: str) -> N
             warning_minutes=profile.warning_minutes,
             limit_action=profile.limit_action,
         )
-        return Decision(None, (event,), {policy_key(profile.id): encode_policy(updated)})
+        return Decision(
+            None,
+            (event,),
+            {_policy_key(container, profile.id): encode_policy(updated)},
+        )
 
-    await container.events.decide(str(profile.id), [policy_key(profile.id)], decide)
+    await container.events.decide(str(profile.id), [_policy_key(container, profile.id)], decide)
 
 
 # Bonus and lock ----------------------------------------------------------------------------------
@@ -158,8 +182,11 @@ async def grant_bonus(
     """``minutes`` more for the profile's local today (``profile.bonus_granted``)."""
     now = container.clock.now()
     day = local_date(now, profile.timezone)
-    keys = [policy_key(profile.id), counter_key(profile.id, day.isoformat())]
-    keys.append(used_key(profile.id, day.isoformat()))
+    keys = [
+        _policy_key(container, profile.id),
+        counter_key(profile.id, day.isoformat(), _shard(container, profile.id)),
+    ]
+    keys.append(used_key(profile.id, day.isoformat(), _shard(container, profile.id)))
 
     def decide(current: list[bytes | None]) -> Decision[Bonus]:
         updated = rules.with_bonus(policy_of(profile, decode_policy(current[0])), day, minutes)
@@ -177,7 +204,11 @@ async def grant_bonus(
             minutes=minutes,
             total_minutes=total,
         )
-        return Decision(bonus, (event,), {policy_key(profile.id): encode_policy(updated)})
+        return Decision(
+            bonus,
+            (event,),
+            {_policy_key(container, profile.id): encode_policy(updated)},
+        )
 
     return await decide_once(container.events, str(profile.id), keys, decide, receipt)
 
@@ -200,9 +231,13 @@ async def set_lock(
             local_date=local_date(now, profile.timezone).isoformat(),
             until=until,
         )
-        return Decision(None, (event,), {policy_key(profile.id): encode_policy(updated)})
+        return Decision(
+            None,
+            (event,),
+            {_policy_key(container, profile.id): encode_policy(updated)},
+        )
 
-    await container.events.decide(str(profile.id), [policy_key(profile.id)], decide)
+    await container.events.decide(str(profile.id), [_policy_key(container, profile.id)], decide)
 
 
 async def lift_lock(container: Container, profile: Profile, actor: str) -> None:
@@ -220,9 +255,13 @@ async def lift_lock(container: Container, profile: Profile, actor: str) -> None:
             profile_id=profile.id,
             local_date=local_date(now, profile.timezone).isoformat(),
         )
-        return Decision(None, (event,), {policy_key(profile.id): encode_policy(updated)})
+        return Decision(
+            None,
+            (event,),
+            {_policy_key(container, profile.id): encode_policy(updated)},
+        )
 
-    await container.events.decide(str(profile.id), [policy_key(profile.id)], decide)
+    await container.events.decide(str(profile.id), [_policy_key(container, profile.id)], decide)
 
 
 # Asking for more time -----------------------------------------------------------------------------
@@ -285,6 +324,12 @@ async def ask_for_time(
     """
     now = container.clock.now()
     request_id = int(await container.redis.incr(REQUEST_SEQUENCE))
+    shard = _shard(container, profile.id)
+    # The request is named by id alone later: note its shard first (a refused request leaves
+    # the note to expire, naming nothing).
+    await container.redis.set(
+        shard_route_key("time-request", request_id), shard, ex=REQUEST_TTL_SECONDS
+    )
     day = local_date(now, profile.timezone).isoformat()
 
     def decide(current: list[bytes | None]) -> Decision[TimeRequest | RequestPending | int]:
@@ -317,12 +362,18 @@ async def ask_for_time(
         return Decision(
             request,
             (event,),
-            {policy_key(profile.id): encode_policy(updated)},
-            index_scores={request_index(profile.id): {str(request_id): now.timestamp()}},
-            records={request_key(request_id): (_encoder.encode(request), REQUEST_TTL_SECONDS)},
+            {_policy_key(container, profile.id): encode_policy(updated)},
+            index_scores={
+                _request_index(container, profile.id): {str(request_id): now.timestamp()}
+            },
+            records={
+                request_key(request_id, shard): (_encoder.encode(request), REQUEST_TTL_SECONDS)
+            },
         )
 
-    result = await container.events.decide(str(profile.id), [policy_key(profile.id)], decide)
+    result = await container.events.decide(
+        str(profile.id), [_policy_key(container, profile.id)], decide
+    )
     if isinstance(result, RequestPending):
         raise result
     if isinstance(result, int):
@@ -331,7 +382,10 @@ async def ask_for_time(
 
 
 async def _stored_request(container: Container, request_id: int) -> TimeRequest | None:
-    value = await container.redis.get(request_key(request_id))
+    shard = await container.redis.get(shard_route_key("time-request", request_id))
+    if shard is None:
+        return None
+    value = await container.redis.get(request_key(request_id, int(shard)))
     return _request_decoder.decode(value) if value else None
 
 
@@ -349,11 +403,12 @@ async def get_time_request(
 
 async def profile_time_requests(container: Container, profile_id: int) -> list[TimeRequest]:
     """The profile's requests newest first (those of the last ``REQUEST_TTL_SECONDS``)."""
-    ids = await container.redis.zrevrange(request_index(profile_id), 0, -1)
+    ids = await container.redis.zrevrange(_request_index(container, profile_id), 0, -1)
     if not ids:
         return []
+    shard = _shard(container, profile_id)
     values = await container.redis.mget(
-        [request_key(int(i)) for i in ids if isinstance(i, bytes | str)]
+        [request_key(int(i), shard) for i in ids if isinstance(i, bytes | str)]
     )
     return [_request_decoder.decode(v) for v in values if v]
 
@@ -370,10 +425,14 @@ async def forget_profile(container: Container, profile_id: int) -> None:
     """Delete every key of the profile's policy: the policy, its counts of each day, its
     requests for time and their index (an erasure, ``services.privacy``)."""
     redis = container.redis
-    requests = await redis.zrange(request_index(profile_id), 0, -1)
-    doomed: list[bytes | str] = [policy_key(profile_id), request_index(profile_id)]
-    doomed += [request_key(int(r)) for r in requests if isinstance(r, bytes | str)]
-    async for name in redis.scan_iter(match=used_key(profile_id, "*"), count=1000):
+    requests = await redis.zrange(_request_index(container, profile_id), 0, -1)
+    doomed: list[bytes | str] = [
+        _policy_key(container, profile_id),
+        _request_index(container, profile_id),
+    ]
+    shard = _shard(container, profile_id)
+    doomed += [request_key(int(r), shard) for r in requests if isinstance(r, bytes | str)]
+    async for name in redis.scan_iter(match=used_key(profile_id, "*", shard), count=1000):
         doomed.append(name)
     await redis.unlink(*doomed)
 
@@ -395,7 +454,8 @@ async def decide_time_request(
         raise RequestNotFound(request_id)
     profile_id = found.profile_id
     cooldown = timedelta(seconds=container.settings.time_request_cooldown_seconds)
-    keys = [request_key(request_id), policy_key(profile_id)]
+    shard = _shard(container, profile_id)
+    keys = [request_key(request_id, shard), policy_key(profile_id, shard)]
 
     def decide(current: list[bytes | None]) -> Decision[TimeRequest | RequestDecided | None]:
         if current[0] is None:
@@ -443,8 +503,10 @@ async def decide_time_request(
         return Decision(
             decided,
             tuple(events),
-            {policy_key(profile_id): encode_policy(stored)},
-            records={request_key(request_id): (_encoder.encode(decided), REQUEST_TTL_SECONDS)},
+            {_policy_key(container, profile_id): encode_policy(stored)},
+            records={
+                request_key(request_id, shard): (_encoder.encode(decided), REQUEST_TTL_SECONDS)
+            },
         )
 
     result = await container.events.decide(str(profile_id), keys, decide)

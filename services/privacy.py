@@ -41,7 +41,7 @@ from adapters.container import Container
 from adapters.eventlog import WRITTEN_PREFIX, shard_for, stream_name, written_key
 from adapters.keyring import ERASED_KEY, delete_keys
 from adapters.media import MediaStore
-from adapters.session_keys import ACTIVE_INDEX, profile_index, session_key
+from adapters.session_keys import active_index, profile_index, session_key, shard_route_key
 from adapters.tables import (
     day_ledger,
     events,
@@ -182,15 +182,22 @@ async def _forget_redis(container: Container, subject: Subject) -> None:
     for cls in REDIS_PROJECTIONS:
         await cls(settings=settings).forget(redis, subject.clerk_ids, subject.profile_ids)
     members = [str(s) for s in subject.session_ids]
-    async with redis.pipeline(transaction=False) as pipe:
+    shard_of = container.events.shard_of
+    async with redis.pipeline(transaction=False) as pipe:  # one key a command: any Redis
         for start in range(0, len(members), PAGE):
             chunk = members[start : start + PAGE]
-            pipe.zrem(ACTIVE_INDEX, *chunk)
-            pipe.unlink(*[session_key(int(s)) for s in chunk])
+            routes = [shard_route_key("session", int(s)) for s in chunk]
+            shards = await container.pipeline.execute("MGET", *routes)
+            for member, route, shard in zip(chunk, routes, shards, strict=True):
+                if shard is not None:
+                    pipe.zrem(active_index(int(shard)), member)
+                    pipe.execute_command("UNLINK", session_key(int(member), int(shard)))
+                pipe.execute_command("UNLINK", route)
         for profile_id in subject.profile_ids:
-            pipe.unlink(profile_index(profile_id))
+            pipe.execute_command("UNLINK", profile_index(profile_id, shard_of(str(profile_id))))
         for clerk_id in subject.clerk_ids:
-            pipe.unlink(written_key(clerk_id, shard_for(clerk_id, settings.stream_shards)))
+            note = written_key(clerk_id, shard_for(clerk_id, settings.stream_shards))
+            pipe.execute_command("UNLINK", note)
         await pipe.execute()
     for profile_id in subject.profile_ids:
         await policy.forget_profile(container, profile_id)

@@ -8,15 +8,18 @@ re-reads the winner's beat and accrues only what is left.
 
 Keys:
 
-* ``medio:session:{id}``: the session's ``SessionState`` (JSON), kept for ``STATE_TTL_SECONDS``
-* ``medio:sessions:active``: active session ids scored by their last heartbeat (epoch seconds),
-  which the reaper reads to end silent ones
-* ``medio:sessions:profile:{profile_id}``: the profile's running sessions scored by their start,
-  so a parent's action (kids mode off, the profile deleted) can end them
+* ``medio:session:{s}:<id>``: the session's ``SessionState`` (JSON), kept for
+  ``STATE_TTL_SECONDS`` (``{s}``: the hash tag of the profile's shard, as on its stream)
+* ``medio:sessions:active:{s}``: the shard's active session ids scored by their last heartbeat
+  (epoch seconds), which the reaper reads to end silent ones
+* ``medio:sessions:profile:{s}:<profile_id>``: the profile's running sessions scored by their
+  start, so a parent's action (kids mode off, the profile deleted) can end them
 * ``medio:sessions:seq``: the session id sequence (moved past the archive after a Redis
   restart, ``projections.recovery``)
-* ``medio:session-token:{hash}``: the session a session token belongs to (a child asks for
-  more time with it, also after the session ended)
+* ``medio:shard-of:session:<id>``: the session's shard, written when its id is handed out (a
+  command names the session by id alone)
+* ``medio:session-token:<hash>``: the session a session token belongs to (a child asks for
+  more time with it, also after the session ended), written with the shard note
 
 Starts and heartbeats also read the profile's policy and its command-side count of today
 (``services.policy``) in the same atomic step: a parent's change applies at the next beat, and
@@ -29,6 +32,7 @@ projection lag (see docs/api.md, "Daily limit across devices").
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections import OrderedDict
@@ -43,11 +47,12 @@ from adapters.container import Container
 from adapters.eventlog import Decision
 from adapters.scripts import Script
 from adapters.session_keys import (
-    ACTIVE_INDEX,
     SEQUENCE_KEY,
     STATE_TTL_SECONDS,
+    active_index,
     profile_index,
     session_key,
+    shard_route_key,
 )
 from domain import policy as policy_rules
 from domain import sessions
@@ -175,22 +180,25 @@ def token_key(token_hash: str) -> str:
 
 
 def _committed(
-    transition: Transition, result: R, records: dict[str, tuple[bytes | str, int]] | None = None
+    transition: Transition,
+    result: R,
+    shard: int,
+    records: dict[str, tuple[bytes | str, int]] | None = None,
 ) -> Decision[R]:
     """Write the transition's state, index entry, events and ``records`` (nothing when it has
-    no events)."""
+    no events), on the keys of the profile's ``shard``."""
     if not transition.events:
         return Decision(result=result)
     state = transition.state
     member = str(state.session_id)
     score = state.last_active_at.timestamp() if state.active else None
-    indexes = {ACTIVE_INDEX: {member: score}}
-    writes: dict[str, bytes | str | None] = {session_key(state.session_id): _encoder.encode(state)}
+    indexes = {active_index(shard): {member: score}}
+    writes: dict[str, bytes | str | None] = {
+        session_key(state.session_id, shard): _encoder.encode(state)
+    }
     if not state.active or isinstance(transition.events[0], SessionStarted):  # not per beat
         started = state.started_at.timestamp() if state.active else None
-        indexes[profile_index(state.profile_id)] = {member: started}
-    if isinstance(transition.events[0], SessionStarted):
-        writes[token_key(state.token_hash)] = member
+        indexes[profile_index(state.profile_id, shard)] = {member: started}
     return Decision(
         result=result,
         events=transition.events,
@@ -205,12 +213,26 @@ def _committed(
 _routes: OrderedDict[int, tuple[int, str]] = OrderedDict()
 
 
+async def session_shard(container: Container, session_id: int) -> int | None:
+    """The shard whose keys hold the session (``None``: no such session)."""
+    noted = await container.pipeline.execute("GET", shard_route_key("session", session_id))
+    return None if noted is None else int(noted)
+
+
+async def stored_session(container: Container, session_id: int) -> SessionState | None:
+    """The session's stored state, wherever its shard keeps it."""
+    shard = await session_shard(container, session_id)
+    if shard is None:
+        return None
+    return _decode(await container.pipeline.execute("GET", session_key(session_id, shard)))
+
+
 async def _route(container: Container, session_id: int) -> tuple[int, str]:
     """``(profile_id, timezone)`` of a session (the ordering key and the day's counter)."""
     known = _routes.get(session_id)
     if known is not None:
         return known
-    state = _decode(await container.redis.get(session_key(session_id)))
+    state = await stored_session(container, session_id)
     if state is None:
         raise SessionNotFound(session_id)
     _routes[session_id] = route = (state.profile_id, state.timezone)
@@ -222,8 +244,9 @@ async def _route(container: Container, session_id: int) -> tuple[int, str]:
 async def watched_today_ms(container: Container, profile: Profile, now: datetime) -> int:
     """The profile's watched time on its local day at ``now`` (projected or counted)."""
     today = sessions.local_date(now, profile.timezone).isoformat()
-    projected, used = await container.redis.mget(
-        [counter_key(profile.id, today), used_key(profile.id, today)]
+    shard = container.events.shard_of(str(profile.id))
+    projected, used = await container.pipeline.execute(
+        "MGET", counter_key(profile.id, today, shard), used_key(profile.id, today, shard)
     )
     return today_ms(projected, used)
 
@@ -245,8 +268,18 @@ async def start_session(
     request stored one first, ``AlreadyAnswered`` is raised and nothing is started.
     """
     now = container.clock.now()
+    shard = container.events.shard_of(str(profile.id))
     session_id = int(await container.pipeline.run(NEXT_SESSION_ID, [SEQUENCE_KEY]))
     token = new_session_token()
+    # Before the session exists: a start refused leaves both to expire, naming no session.
+    await asyncio.gather(
+        container.pipeline.send(
+            "SET", shard_route_key("session", session_id), shard, "EX", STATE_TTL_SECONDS
+        ),
+        container.pipeline.send(
+            "SET", token_key(hash_token(token)), session_id, "EX", STATE_TTL_SECONDS
+        ),
+    )
     day = sessions.local_date(now, profile.timezone)
     today = day.isoformat()
 
@@ -277,16 +310,16 @@ async def start_session(
             video_duration=video.duration,
         )
         started = Started(state, token, watched_ms, budget)
-        return _committed(Transition("active", state, (event,)), started)
+        return _committed(Transition("active", state, (event,)), started, shard)
 
     outcome = await decide_once(
         container.events,
         str(profile.id),
         [
-            session_key(session_id),
-            counter_key(profile.id, today),
-            policy_key(profile.id),
-            used_key(profile.id, today),
+            session_key(session_id, shard),
+            counter_key(profile.id, today, shard),
+            policy_key(profile.id, shard),
+            used_key(profile.id, today, shard),
         ],
         decide,
         receipt,
@@ -312,23 +345,25 @@ class Today:
     ms: int = 0
     policy: Policy | None = None
     used_key: str = ""
+    shard: int = 0  # of the session's profile: its keys' hash tag
 
 
 Decide = Callable[[SessionState | None, Today], Decision[R]]
 
 
 def _guarded(
-    route: tuple[int, str], keys: list[str], decide: Decide[R]
+    route: tuple[int, str], shard: int, keys: list[str], decide: Decide[R]
 ) -> Callable[[list[bytes | None]], Decision[R | _StaleRoute]]:
     """``decide`` on the values read, unless the state shows ``route`` to be stale."""
 
     def checked(current: list[bytes | None]) -> Decision[R | _StaleRoute]:
         state = _decode(current[0])
-        if state is not None and (state.profile_id, state.timezone) != route:
-            return Decision(result=_STALE)
-        today = Today()
+        if state is None or (state.profile_id, state.timezone) != route:
+            return Decision(result=_STALE)  # a wrong route also names the wrong shard's key
+        today = Today(shard=shard)
         if len(current) > 1:
-            today = Today(today_ms(current[1], current[3]), decode_policy(current[2]), keys[3])
+            policy = decode_policy(current[2])
+            today = Today(today_ms(current[1], current[3]), policy, keys[3], shard)
         return decide(state, today)
 
     return checked
@@ -350,16 +385,17 @@ async def _on_session(
     """
     for _ in range(2):
         profile_id, timezone = await _route(container, session_id)
-        keys = [session_key(session_id)]
+        shard = container.events.shard_of(str(profile_id))
+        keys = [session_key(session_id, shard)]
         if counter_on is not None:
             day = sessions.local_date(counter_on, timezone).isoformat()
             keys += [
-                counter_key(profile_id, day),
-                policy_key(profile_id),
-                used_key(profile_id, day),
+                counter_key(profile_id, day, shard),
+                policy_key(profile_id, shard),
+                used_key(profile_id, day, shard),
             ]
 
-        checked = _guarded((profile_id, timezone), keys, decide)
+        checked = _guarded((profile_id, timezone), shard, keys, decide)
         result = await decide_once(container.events, str(profile_id), keys, checked, receipt)
         if not isinstance(result, _StaleRoute):
             return result
@@ -396,12 +432,12 @@ async def heartbeat(
             policy=today.policy,
         )
         if transition.outcome == "already_ended":  # timed out: nothing accrued
-            return _committed(transition, transition)
+            return _committed(transition, transition, today.shard)
         # This beat's share of today joins the command side's count in the same step.
         counted: dict[str, tuple[bytes | str, int]] = {
             today.used_key: (str(transition.today_ms), USED_TTL_SECONDS)
         }
-        return _committed(transition, transition, counted)
+        return _committed(transition, transition, today.shard, counted)
 
     transition = _outcome(session_id, await _on_session(container, session_id, now, decide))
     return Beat(
@@ -421,7 +457,7 @@ async def request_stop(
     now = container.clock.now()
     rules = rules_of(container)
 
-    def decide(state: SessionState | None, _today: Today) -> Decision[SessionState | None]:
+    def decide(state: SessionState | None, today: Today) -> Decision[SessionState | None]:
         if state is None or state.user_id != user_id:
             return Decision(result=None)
         if not sessions.view(state, now, rules).active or state.stop_requested:
@@ -435,7 +471,7 @@ async def request_stop(
             video_id=state.video_id,
             local_date=sessions.local_date(now, state.timezone).isoformat(),
         )
-        return _committed(Transition("active", stopping, (event,)), stopping)
+        return _committed(Transition("active", stopping, (event,)), stopping, today.shard)
 
     found = await _on_session(container, session_id, None, decide)
     if found is None:
@@ -450,7 +486,7 @@ async def session_of_token(container: Container, token_hash: str) -> SessionStat
     session_id = await container.redis.get(token_key(token_hash))
     if session_id is None:
         return None
-    state = _decode(await container.redis.get(session_key(int(session_id))))
+    state = await stored_session(container, int(session_id))
     return state if state is not None and state.token_hash == token_hash else None
 
 
@@ -467,11 +503,11 @@ async def end_session(
     now = container.clock.now()
     rules = rules_of(container)
 
-    def decide(state: SessionState | None, _today: Today) -> Decision[Transition | None]:
+    def decide(state: SessionState | None, today: Today) -> Decision[Transition | None]:
         if state is None or not caller.may_access(state):
             return Decision(result=None)
         transition = sessions.end(state, now, rules, actor=caller.actor)
-        return _committed(transition, transition)
+        return _committed(transition, transition, today.shard)
 
     ended = await _on_session(container, session_id, None, decide, receipt)
     return _outcome(session_id, ended).state
@@ -486,21 +522,22 @@ async def end_profile_sessions(
     rules = rules_of(container)
     actor = f"system:{reason}"
     ended: list[int] = []
-    members = await container.redis.zrange(profile_index(profile_id), 0, -1)
+    index = profile_index(profile_id, container.events.shard_of(str(profile_id)))
+    members = await container.redis.zrange(index, 0, -1)
     for member in [m for m in members if isinstance(m, bytes | str)]:
         session_id = int(member)
 
-        def decide(state: SessionState | None, _today: Today) -> Decision[bool]:
+        def decide(state: SessionState | None, today: Today) -> Decision[bool]:
             if state is None or not state.active or (public_only and not state.public):
                 return Decision(result=False)
             transition = sessions.end(state, now, rules, actor=actor, reason=reason)
-            return _committed(transition, transition.outcome == "ended")
+            return _committed(transition, transition.outcome == "ended", today.shard)
 
         try:
             if await _on_session(container, session_id, None, decide):
                 ended.append(session_id)
         except SessionNotFound:  # its state expired: only the index entry is left
-            await container.redis.zrem(profile_index(profile_id), member)
+            await container.redis.zrem(index, member)
     return ended
 
 
@@ -510,7 +547,7 @@ async def get_session(container: Container, session_id: int, caller: Caller) -> 
     Once its state has expired from Redis (``STATE_TTL_SECONDS`` after its last command) the
     sessions projection answers instead, for the parent only: it keeps no token hash.
     """
-    state = _decode(await container.redis.get(session_key(session_id)))
+    state = await stored_session(container, session_id)
     if state is None and caller.user_id is not None:
         async with container.engine.connect() as conn:
             state = await SessionsProjection().session_state(conn, session_id, caller.user_id)
@@ -520,24 +557,34 @@ async def get_session(container: Container, session_id: int, caller: Caller) -> 
 
 
 async def silent_session_ids(container: Container, now: datetime, limit: int) -> list[int]:
-    """Active sessions whose last heartbeat is at least the timeout before ``now``."""
+    """Active sessions whose last heartbeat is at least the timeout before ``now`` (up to
+    ``limit`` from each shard's index)."""
     cutoff = now.timestamp() - container.settings.session_timeout_seconds
-    found = await container.redis.zrangebyscore(ACTIVE_INDEX, "-inf", cutoff, start=0, num=limit)
-    return [int(member) for member in found if isinstance(member, bytes | str)]
+    found: list[int] = []
+    for shard in range(container.events.shards):
+        members = await container.redis.zrangebyscore(
+            active_index(shard), "-inf", cutoff, start=0, num=limit
+        )
+        found += [int(member) for member in members if isinstance(member, bytes | str)]
+    return found
 
 
 async def expire_session(container: Container, session_id: int, now: datetime) -> bool:
     """End one silent session at its last heartbeat; ``False`` if it beat or ended meanwhile."""
     rules = rules_of(container)
 
-    def decide(state: SessionState | None, _today: Today) -> Decision[bool]:
+    def decide(state: SessionState | None, today: Today) -> Decision[bool]:
         if state is None:
-            return Decision(result=False, index_scores={ACTIVE_INDEX: {str(session_id): None}})
+            index = {active_index(today.shard): {str(session_id): None}}
+            return Decision(result=False, index_scores=index)
         transition = sessions.expire(state, now, rules, actor="system:reaper")
-        return Decision(result=False) if transition is None else _committed(transition, True)
+        if transition is None:
+            return Decision(result=False)
+        return _committed(transition, True, today.shard)
 
     try:
         return await _on_session(container, session_id, None, decide)
     except SessionNotFound:  # its state expired: only the index entry is left
-        await container.redis.zrem(ACTIVE_INDEX, str(session_id))
+        for shard in range(container.events.shards):
+            await container.redis.zrem(active_index(shard), str(session_id))
         return False

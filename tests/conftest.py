@@ -2,11 +2,16 @@
 
 Tests never touch the data of a running ``medio dev``: the database is ``medio_test_<random>``
 and the Redis index is one found empty and claimed for the run.
+
+With ``MEDIO_TEST_REDIS_CLUSTER=1`` the run's Redis is a private 3-master Redis Cluster started
+for it (``tests/cluster.py``), with 4 stream shards spread over the masters; the job queues stay
+on the claimed index of the single Redis (``MEDIO_QUEUE_URL``: RQ does not run on a cluster).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -22,7 +27,9 @@ from api.auth import Role, create_token
 from medio.migrate import upgrade
 from projections.runtime import project_pending
 from services.container import build_container
-from tests import scratch
+from tests import cluster, scratch
+
+CLUSTER_RUN = os.environ.get("MEDIO_TEST_REDIS_CLUSTER") == "1"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,10 +41,20 @@ def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     ``./var`` (the data dir, and master key, of a ``medio dev`` in the checkout)."""
     database = scratch.new_name("test")
     index = scratch.claim_redis_index(database)  # first: a run without an index leaves no db
+    stack = contextlib.ExitStack()
+    redis_env = {"MEDIO_REDIS_URL": scratch.redis_index_url(index)}
+    if CLUSTER_RUN:
+        running = stack.enter_context(cluster.running_cluster())
+        redis_env = {
+            "MEDIO_REDIS_URL": running.url,
+            "MEDIO_REDIS_CLUSTER": "true",
+            "MEDIO_QUEUE_URL": scratch.redis_index_url(index),
+            "MEDIO_STREAM_SHARDS": "4",
+        }
     env = {
         "MEDIO_ENV": "test",
         "MEDIO_DATABASE_URL": asyncio.run(scratch.create_database(database)),
-        "MEDIO_REDIS_URL": scratch.redis_index_url(index),
+        **redis_env,
         "MEDIO_JWT_SECRET": "test-secret-" + "x" * 40,
         "MEDIO_DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "MEDIO_ACCESS_LOG": "false",
@@ -55,6 +72,7 @@ def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
             else:
                 os.environ[key] = value
         scratch.release_redis_index(index)
+        stack.close()
         asyncio.run(scratch.drop_database(database))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -66,10 +67,12 @@ async def new_video(container: Container, user_id: int, title: str = "Video") ->
     return await catalog.create_video(container.engine, user_id, fields, NOW)
 
 
-async def session_events(redis: Redis, session_id: int, shards: int = 1) -> list[AnyEvent]:
-    """Every event of one session in the log, in order."""
+async def session_events(
+    redis: Redis, session_id: int, shards: int | None = None
+) -> list[AnyEvent]:
+    """Every event of one session in the log, in order (every shard of the run by default)."""
     found: list[AnyEvent] = []
-    for shard in range(shards):
+    for shard in range(shards or int(os.environ.get("MEDIO_STREAM_SHARDS", "1"))):
         for _id, fields in await redis.xrange(stream_name(shard)):
             event = decode(fields[b"t"].decode(), int(fields[b"v"]), fields[b"d"])
             if getattr(event, "session_id", None) == session_id:

@@ -1,5 +1,12 @@
 """RQ queues, the connection they use, and each worker's own projector queue.
 
+RQ keeps a job's hash, its queue's list and its registries under different keys and changes
+them together in one ``MULTI`` (and scripts), which a Redis Cluster refuses across slots; RQ
+has no Redis Cluster support (rq/rq issue #1942, "CROSSSLOT Keys in request don't hash to the
+same slot"). So the queues live on ``MEDIO_QUEUE_URL``: by default the same Redis as the event
+log, and with ``MEDIO_REDIS_CLUSTER=true`` a plain Redis of their own. It holds only job
+bookkeeping: losing it loses no event (the supervisor queues the projector jobs again).
+
 Maintenance jobs (the reaper, the periodic jobs) go to one shared queue that any worker serves.
 Projector jobs go to a queue of each worker's own (``projector_queue``), so that every worker
 has exactly one projector job queued or running: RQ has no way to address a job to a worker
@@ -9,6 +16,7 @@ otherwise, and two projector jobs on one worker (or none) would break the fair s
 from __future__ import annotations
 
 from redis import Redis
+from redis.cluster import RedisCluster
 from rq import Queue
 
 from adapters.container import redis_url
@@ -24,7 +32,15 @@ JOB_SLACK_SECONDS = 60
 
 def rq_connection(settings: Settings) -> Redis:
     """RQ's own connection (RQ is synchronous and pickles job data: no response decoding)."""
-    return Redis.from_url(redis_url(settings), decode_responses=False)
+    return Redis.from_url(settings.queue_url or redis_url(settings), decode_responses=False)
+
+
+def data_connection(settings: Settings) -> Redis:
+    """A synchronous connection to the event log's Redis (a cluster client on a cluster), for
+    the few keys a synchronous worker thread reads there (the projectors' pause)."""
+    if settings.redis_cluster:
+        return RedisCluster.from_url(redis_url(settings))  # type: ignore[return-value]
+    return Redis.from_url(redis_url(settings))
 
 
 def queue(settings: Settings, name: str, connection: Redis | None = None) -> Queue:

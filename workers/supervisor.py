@@ -17,16 +17,22 @@ from redis.exceptions import RedisError
 from adapters.settings import Settings
 from projections.locks import PAUSE_KEY
 from workers.periodic import PERIODIC_JOBS, due_key
-from workers.queues import enqueue_projector, queue, rq_connection
+from workers.queues import data_connection, enqueue_projector, queue, rq_connection
 
 log = logging.getLogger(__name__)
 
 INTERVAL_SECONDS = 1.0
 
 
-def supervise_once(settings: Settings, connection: Redis, worker: str) -> bool:
-    """One round: queue what is missing; True if a projector job was queued for ``worker``."""
-    queued = not connection.exists(PAUSE_KEY) and enqueue_projector(settings, connection, worker)
+def supervise_once(
+    settings: Settings, connection: Redis, worker: str, data: Redis | None = None
+) -> bool:
+    """One round: queue what is missing; True if a projector job was queued for ``worker``.
+
+    ``connection``: RQ's; ``data``: the event log's Redis, where a replay pauses the projectors
+    (the same Redis unless the queues have their own, ``workers.queues``)."""
+    paused = (data or connection).exists(PAUSE_KEY)
+    queued = not paused and enqueue_projector(settings, connection, worker)
     for job in PERIODIC_JOBS:
         if connection.set(due_key(job), "1", nx=True, px=max(int(job.every_seconds * 1000), 1)):
             queue(settings, job.queue, connection).enqueue(
@@ -46,9 +52,10 @@ class Supervisor(threading.Thread):
 
     def run(self) -> None:
         connection = rq_connection(self.settings)
+        data = data_connection(self.settings) if self.settings.queue_url else connection
         while not self.stopping.wait(INTERVAL_SECONDS):
             try:
-                if supervise_once(self.settings, connection, self.worker):
+                if supervise_once(self.settings, connection, self.worker, data):
                     log.info("queued a projector job for worker %s", self.worker)
             except RedisError as exc:
                 log.warning("supervisor round failed: %s", exc)

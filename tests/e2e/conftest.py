@@ -55,15 +55,20 @@ async def clocked(settings: Settings) -> AsyncIterator[tuple[AsyncTestClient[Lit
 
 @pytest.fixture
 def projector(settings: Settings) -> Iterator[None]:
-    """The shard's projector on a thread and event loop of its own, as a worker process would
+    """The shards' projectors on a thread and event loop of its own, as a worker process would
     run it (the test client may hold the test's loop while a request waits)."""
     stop = threading.Event()
 
     async def project() -> None:
         container = build_container(settings)
         try:
-            while not stop.is_set():
-                await run_projector(container, 0, seconds=0.5, wait_seconds=5)
+            while not stop.is_set():  # every shard of the run (4 in a cluster run)
+                await asyncio.gather(
+                    *(
+                        run_projector(container, shard, seconds=0.5, wait_seconds=5)
+                        for shard in range(settings.stream_shards)
+                    )
+                )
         finally:
             await container.close()
 

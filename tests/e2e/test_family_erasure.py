@@ -29,6 +29,7 @@ from api.auth import create_token
 from projections.replay import verify
 from projections.runtime import project_pending
 from services.container import build_container
+from services.policy import policy_key, request_index, used_key
 from tests.integration.projector_env import isolated_stack
 
 MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00" + bytes(range(256)) * 64
@@ -305,10 +306,12 @@ async def test_erasing_one_child_leaves_the_rest_of_the_family(world: World) -> 
         _absent([gone["name"]], text, where)
         assert stays["name"] in text or where == "Redis"
     redis_text = await _redis_text(world)
-    for key in (f"medio:policy:{gone['id']}'", f"medio:time-requests:profile:{gone['id']}'"):
-        assert key not in redis_text
-    assert f"medio:policy:{gone['id']}:used" not in redis_text
-    assert f"medio:policy:{stays['id']}'" in redis_text
+    shard_of = world.container.events.shard_of
+    gone_shard, stays_shard = shard_of(str(gone["id"])), shard_of(str(stays["id"]))
+    for key in (policy_key(gone["id"], gone_shard), request_index(gone["id"], gone_shard)):
+        assert f"'{key}'" not in redis_text
+    assert f"'{used_key(gone['id'], '', gone_shard)}" not in redis_text  # any day's count
+    assert f"'{policy_key(stays['id'], stays_shard)}'" in redis_text
     assert f'"profile_id":{gone["id"]}' not in str(await _feed(world)).replace(" ", "")
     read = await world.client.get(f"/api/profiles/{stays['id']}/stats", headers=family.headers)
     assert read.json() == stays_stats

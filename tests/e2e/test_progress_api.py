@@ -14,7 +14,6 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from adapters.container import Container
-from adapters.eventlog import stream_name
 from domain.clock import FakeClock
 from domain.codec import decode
 from domain.events import ProgressSaved
@@ -163,7 +162,7 @@ async def test_concurrent_saves_for_one_title_end_with_the_newest(
     )
     assert {r.status_code for r in results} == {204}
     saves = []  # read before draining: the projector trims what every projection has passed
-    for entry_id, fields in await container.redis.xrange(stream_name(0)):
+    for entry_id, fields in await container.redis.xrange(container.events.stream_for(clerk)):
         event = decode(fields[b"t"].decode(), int(fields[b"v"]), fields[b"d"])
         if isinstance(event, ProgressSaved) and event.clerk_id == clerk:
             saves.append((event.occurred_at, stream_id_key(entry_id.decode()), event.current_time))

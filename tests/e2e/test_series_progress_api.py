@@ -12,7 +12,6 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from adapters.container import Container
-from adapters.eventlog import stream_name
 from adapters.settings import load_settings
 from api.app import create_app
 from api.idempotency import MSG_REUSED
@@ -349,7 +348,7 @@ async def test_openapi_document_describes_the_series_routes(client: Client) -> N
 async def _series_saves(container: Container, clerk: str) -> int:
     """``series_progress.saved`` events of ``clerk`` still in the log (read before a drain)."""
     count = 0
-    for _id, fields in await container.redis.xrange(stream_name(0)):
+    for _id, fields in await container.redis.xrange(container.events.stream_for(clerk)):
         if fields[b"t"] == b"series_progress.saved":
             event = decode("series_progress.saved", int(fields[b"v"]), fields[b"d"])
             count += isinstance(event, SeriesProgressSaved) and event.clerk_id == clerk

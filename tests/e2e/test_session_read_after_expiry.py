@@ -17,6 +17,7 @@ from session_samples import parent_setup
 from adapters.container import Container
 from adapters.session_keys import SEQUENCE_KEY, session_key
 from domain.events import SessionStarted
+from services import sessions
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]
@@ -44,7 +45,9 @@ async def _played_session(client: Client, parent: dict[str, str]) -> dict[str, A
 async def _expire(container: Container, drain: Drain, session_id: int) -> None:
     """Project everything, then drop the session's working state as its TTL would."""
     await drain()
-    assert await container.redis.delete(session_key(session_id)) == 1
+    shard = await sessions.session_shard(container, session_id)
+    assert shard is not None
+    assert await container.redis.delete(session_key(session_id, shard)) == 1
 
 
 async def test_parent_reads_the_same_answer_from_the_projection_after_expiry(

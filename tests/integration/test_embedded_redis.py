@@ -67,7 +67,7 @@ async def test_saves_sessions_and_projections_work_on_the_wheels_valkey(
         position = await read_position(container.pipeline, "kid_1", "42")
         assert position is not None and position.current_time == 61.5
         day = local_date(started.state.started_at, profile.timezone).isoformat()
-        today = counter_key(profile.id, day)
+        today = counter_key(profile.id, day, container.events.shard_of(str(profile.id)))
         assert int(await container.redis.get(today) or 0) == 30_000
     finally:
         await container.close()

@@ -54,8 +54,8 @@ async def test_daily_limit_clear_removes_every_counter_in_chunks_and_nothing_els
     written = await _keys(redis, scratch.key(daily_limit.PREFIX))
     assert len(written) == PROFILES * (DAYS + 1) + 1  # counters, date sets, the profile list
     neighbours = {
-        counter_key(first, days[0]): b"5",  # the live counter of a rebuilt profile
-        scratch.key(counter_key(first - 1, days[0])): b"6",  # never registered: not its key
+        counter_key(first, days[0], 0): b"5",  # the live counter of a rebuilt profile
+        scratch.key(counter_key(first - 1, days[0], 0)): b"6",  # never registered: not its key
         scratch.key(f"{daily_limit.PREFIX}-other:{first}"): b"7",
     }
     await redis.mset(neighbours)
@@ -63,7 +63,7 @@ async def test_daily_limit_clear_removes_every_counter_in_chunks_and_nothing_els
         await scratch.clear(redis)
 
         assert await _keys(redis, scratch.key(f"{daily_limit.PREFIX}:")) == [
-            scratch.key(counter_key(first - 1, days[0])).encode()
+            scratch.key(counter_key(first - 1, days[0], 0)).encode()
         ]
         assert await redis.mget(list(neighbours)) == list(neighbours.values())
         assert await scratch.dump(redis) == {}

@@ -56,7 +56,9 @@ async def _silent_session(settings: Settings) -> int:
 async def _state(settings: Settings, session_id: int) -> SessionState:
     container = build_container(settings)
     try:
-        raw = await container.redis.get(session_key(session_id))
+        shard = await sessions.session_shard(container, session_id)
+        assert shard is not None
+        raw = await container.redis.get(session_key(session_id, shard))
         assert raw is not None
         return msgspec.json.decode(raw, type=SessionState)
     finally:

@@ -11,7 +11,7 @@ import pytest
 from session_samples import NOW, new_owner, new_profile, new_video, session_events
 
 from adapters.container import Container
-from adapters.session_keys import ACTIVE_INDEX, session_key
+from adapters.session_keys import active_index, session_key
 from adapters.settings import Settings
 from domain.catalog import Profile
 from domain.clock import FakeClock
@@ -49,8 +49,21 @@ async def _started(store: Container, limit: int = 60) -> tuple[sessions.Started,
     return started, Caller(user_id=owner, actor="parent")
 
 
+async def _key(store: Container, session_id: int) -> str:
+    shard = await sessions.session_shard(store, session_id)
+    assert shard is not None
+    return session_key(session_id, shard)
+
+
+async def _indexed(store: Container, session_id: int) -> float | None:
+    """The session's score in its shard's active index."""
+    state = await _state(store, session_id)
+    index = active_index(store.events.shard_of(str(state.profile_id)))
+    return await store.redis.zscore(index, str(session_id))
+
+
 async def _state(store: Container, session_id: int) -> SessionState:
-    raw = await store.redis.get(session_key(session_id))
+    raw = await store.redis.get(await _key(store, session_id))
     assert raw is not None
     return msgspec.json.decode(raw, type=SessionState)
 
@@ -59,12 +72,15 @@ async def test_start_writes_state_index_and_event_together(store: Container) -> 
     started, _caller = await _started(store)
     session_id = started.state.session_id
     assert (await _state(store, session_id)).started_at == NOW
-    assert await store.redis.zscore(ACTIVE_INDEX, str(session_id)) == NOW.timestamp()
+    shard = store.events.shard_of(str(started.state.profile_id))
+    assert await store.redis.zscore(active_index(shard), str(session_id)) == NOW.timestamp()
     (event,) = await session_events(store.redis, session_id)
     assert isinstance(event, SessionStarted)
     assert (event.local_date, event.timezone) == ("2026-03-04", "Asia/Tokyo")
     assert started.session_token.startswith("sess_")
-    assert started.session_token not in (await store.redis.get(session_key(session_id))).decode()
+    assert (
+        started.session_token not in (await store.redis.get(await _key(store, session_id))).decode()
+    )
 
 
 async def test_concurrent_heartbeats_never_count_time_twice(
@@ -116,7 +132,7 @@ async def test_heartbeat_and_end_after_end_are_refused(store: Container, clock: 
     clock.advance(30)
     ended = await sessions.end_session(store, session_id, caller)
     assert (ended.end_reason, ended.ended_at, ended.watched_ms) == ("ended", clock.now(), 30_000)
-    assert await store.redis.zscore(ACTIVE_INDEX, str(session_id)) is None
+    assert await _indexed(store, session_id) is None
     with pytest.raises(sessions.SessionOver):
         await sessions.heartbeat(store, session_id, caller, None)
     with pytest.raises(sessions.SessionOver):
@@ -205,7 +221,7 @@ async def test_heartbeat_reaching_the_limit_ends_the_session(
     beat = await sessions.heartbeat(store, session_id, caller, None)
     assert (beat.status, beat.remaining_minutes) == ("limit_reached", 0)
     assert beat.state.end_reason == "daily_limit"
-    assert await store.redis.zscore(ACTIVE_INDEX, str(session_id)) is None
+    assert await _indexed(store, session_id) is None
     clock.advance(30)
     with pytest.raises(sessions.SessionOver):
         await sessions.heartbeat(store, session_id, caller, None)
