@@ -254,6 +254,7 @@ def test_requests_approved_and_denied_and_the_ledger_explains_the_day(
         "type": "cut_off",
         "session_id": sid,
         "reason": "daily_limit",
+        "device": None,  # started with the parent's token: no paired device watched
     }
     assert ledger["events"][4]["minutes"] == 7 and ledger["events"][5]["request_id"] == rid
     sessions = [(s["session_id"], s["end_reason"]) for s in ledger["sessions"]]
