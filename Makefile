@@ -22,7 +22,7 @@ dev: install ## run Medio: migrations, API on :8000, workers (embedded Redis/SQL
 # The paths the cluster pass runs on a private 3-master Redis Cluster (tests/cluster.py): the
 # command side (sessions, heartbeats, policy, idempotency), progress with read-your-writes, the
 # Redis projections and medio api + medio worker. docs/operations.md says why not the rest.
-CLUSTER_TESTS := tests/e2e/test_sessions_api.py tests/integration/test_session_store.py \
+CLUSTER_TESTS := tests/e2e/test_sessions_api.py tests/e2e/test_cluster_pairing.py tests/integration/test_session_store.py \
 	tests/e2e/test_policy_api.py tests/e2e/test_progress_api.py \
 	tests/e2e/test_series_progress_api.py tests/e2e/test_idempotency_api.py \
 	tests/e2e/test_kids_mode_parent_control.py tests/e2e/test_read_your_writes.py \

@@ -34,6 +34,10 @@ TOO_MANY_CODES = "Too many wrong codes. Please try again later."
 MSG_DEVICES_ONLY = "This route is for paired devices (Authorization: Bearer dev_…)"
 
 
+# On Redis Cluster (services.devices.PairingUnavailable); docs/operations.md says why.
+MSG_NO_PAIRING = "Pairing kids devices is not available on this deployment (Redis Cluster) yet"
+
+
 class PairOut(msgspec.Struct, frozen=True):
     device_code: str
     user_code: str
@@ -121,7 +125,10 @@ class DevicePairingController(Controller):
         opt=facts(policy="public", public=True, csrf=False),
     )
     async def pair(self, container: ContainerDep) -> PairOut:
-        started = await devices.start_pairing(container, "device-pairing")
+        try:
+            started = await devices.start_pairing(container, "device-pairing")
+        except devices.PairingUnavailable:
+            raise ApiError(501, MSG_NO_PAIRING) from None
         return PairOut(
             device_code=started.device_code,
             user_code=started.user_code,
@@ -142,6 +149,8 @@ class DevicePairingController(Controller):
             issued = await devices.collect_token(container, data.device_code)
         except devices.PollRefused as refused:
             raise SpecialError(400, {"error": refused.error}) from None
+        except devices.PairingUnavailable:
+            raise ApiError(501, MSG_NO_PAIRING) from None
         return TokenOut(
             device_token=issued.device_token,
             device_id=issued.device.device_id,
@@ -175,6 +184,8 @@ class ProfileDevicesController(Controller):
             device = await devices.confirm_pairing(
                 container, profile, data.user_code, name, principal.sub
             )
+        except devices.PairingUnavailable:
+            raise ApiError(501, MSG_NO_PAIRING) from None
         except devices.CodeNotValid:
             raise InvalidFields([FieldError("user_code", MSG_USER_CODE)]) from None
         except devices.TooManyMisses as exc:

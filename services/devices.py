@@ -51,6 +51,16 @@ _pairing = msgspec.json.Decoder(Pairing)
 _device = msgspec.json.Decoder(Device)
 
 
+class PairingUnavailable(RuntimeError):
+    """Pairing is refused on Redis Cluster: its keys are named by secret codes alone, so the
+    pairing, the code and the new device cannot be given one slot yet (docs/operations.md)."""
+
+
+def _pairing_available(container: Container) -> None:
+    if container.settings.redis_cluster:
+        raise PairingUnavailable
+
+
 class CodeNotValid(LookupError):
     """No pairing waits for this user code (never issued, expired, or used)."""
 
@@ -123,6 +133,7 @@ def _kept_seconds(pairing: Pairing, now: datetime) -> int:
 
 async def start_pairing(container: Container, actor: str) -> NewPairing:
     """A new pairing: codes never in use before (a live user code is never handed out twice)."""
+    _pairing_available(container)
     while True:
         started = await _try_pairing(container, actor)
         if started is not None:
@@ -185,6 +196,7 @@ async def confirm_pairing(
     ``CodeNotValid`` when no pairing waits for that code; ``TooManyMisses`` after too many
     wrong codes this hour from the same parent.
     """
+    _pairing_available(container)
     now = container.clock.now()
     await _check_misses(container, profile.user_id, now)
     normal = devices.normal_user_code(user_code)
@@ -252,6 +264,7 @@ async def collect_token(container: Container, device_code: str) -> Issued:
 
     Every poll notes its time, so the next one can be told to ``slow_down``.
     """
+    _pairing_available(container)
     key = pairing_key(devices.secret_hash(device_code))
     while True:
         outcome = await _try_collect(container, key)
