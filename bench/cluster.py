@@ -51,7 +51,10 @@ def run(rounds: int = 3, seconds: int = 6, users: int = 2000, workers: int = 2) 
         redis_server() as single_url,
         redis_cluster(3) as cluster_url,
         _medio(single_url, workers) as single,
-        _medio(cluster_url, workers, MEDIO_REDIS_CLUSTER="true") as cluster,
+        redis_server() as queue_url,  # RQ cannot run on a cluster (docs/operations.md)
+        _medio(
+            cluster_url, workers, MEDIO_REDIS_CLUSTER="true", MEDIO_QUEUE_URL=queue_url
+        ) as cluster,
     ):
         ports = {"single": single, "cluster": cluster}
         progress = measure(ports, progress_script, rounds, seconds)
