@@ -138,16 +138,21 @@ SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
 # Unknown fields are ignored, but every string in a JSON body, names included, is refused with
 # NUL in it (api.limits: Postgres text cannot hold it): what an extra field may be.
 JSON_WITHOUT_NUL = Schema(
-    any_of=[
-        Schema(type=OpenAPIType.STRING, pattern=NO_NUL),
-        Schema(type=[OpenAPIType.NUMBER, OpenAPIType.BOOLEAN, OpenAPIType.NULL]),
-        Schema(type=OpenAPIType.ARRAY, items=ref("JsonWithoutNul")),
-        Schema(
-            type=OpenAPIType.OBJECT,
-            property_names=Schema(type=OpenAPIType.STRING, pattern=NO_NUL),
-            additional_properties=ref("JsonWithoutNul"),
-        ),
+    # One schema for any JSON value, each keyword applying to its own type (``pattern`` to
+    # strings, ``items`` to arrays, the names and values to objects): no ``anyOf``, whose
+    # branches a negative test generator "breaks" into another branch's valid type.
+    type=[
+        OpenAPIType.STRING,
+        OpenAPIType.NUMBER,
+        OpenAPIType.BOOLEAN,
+        OpenAPIType.NULL,
+        OpenAPIType.ARRAY,
+        OpenAPIType.OBJECT,
     ],
+    pattern=NO_NUL,
+    items=ref("JsonWithoutNul"),
+    property_names=Schema(type=OpenAPIType.STRING, pattern=NO_NUL),
+    additional_properties=ref("JsonWithoutNul"),
     title="JsonWithoutNul",
 )
 
