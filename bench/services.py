@@ -9,13 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from medio.embedded import free_port
 from tests import scratch
+from tests.cluster import running_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,59 +105,7 @@ def bare_command(port: int, workers: int) -> list[str]:
 
 @contextlib.contextmanager
 def redis_cluster(masters: int = 3) -> Iterator[str]:
-    """A private Redis Cluster of ``masters`` masters (no replicas, no persistence) on free
-    ports, made by ``redis-cli --cluster create``; yields the URL of its first node."""
-    ports = [free_port() for _ in range(masters)]
-    with (
-        tempfile.TemporaryDirectory(prefix="medio-cluster-") as tmp,
-        contextlib.ExitStack() as stack,
-    ):
-        for port in ports:
-            command = [
-                "redis-server",
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                f"{tmp}/nodes-{port}.conf",
-                "--dir",
-                tmp,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]
-            stack.enter_context(process(command, port=port))
-        nodes = [f"127.0.0.1:{port}" for port in ports]
-        subprocess.run(
-            [
-                "redis-cli",
-                "--cluster",
-                "create",
-                *nodes,
-                "--cluster-replicas",
-                "0",
-                "--cluster-yes",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        _wait_cluster_ok(ports)
-        yield f"redis://127.0.0.1:{ports[0]}/0"
-
-
-def _wait_cluster_ok(ports: list[int], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    for port in ports:
-        while True:
-            info = subprocess.run(
-                ["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True, text=True
-            ).stdout
-            if "cluster_state:ok" in info:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the cluster node on {port} is not ok after {timeout}s")
-            time.sleep(0.1)
+    """A private Redis Cluster of ``masters`` masters on free ports (the suite's own starter,
+    ``tests.cluster``), without persistence like ``redis_server``; yields its URL."""
+    with running_cluster(masters, appendonly=False) as cluster:
+        yield cluster.url

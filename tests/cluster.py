@@ -47,6 +47,7 @@ class Cluster:
 
     directory: Path
     ports: list[int]
+    appendonly: bool = True  # AOF as production runs it; a benchmark against a bare Redis: off
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -73,7 +74,7 @@ class Cluster:
                 "--dir",
                 str(node_dir),
                 "--appendonly",
-                "yes",
+                "yes" if self.appendonly else "no",
                 "--appendfsync",
                 "everysec",
                 "--save",
@@ -132,10 +133,11 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(masters: int = MASTERS) -> Iterator[Cluster]:
+def running_cluster(masters: int = MASTERS, appendonly: bool = True) -> Iterator[Cluster]:
     """A fresh cluster of ``masters`` masters, stopped and deleted on exit."""
     with tempfile.TemporaryDirectory(prefix="medio-cluster-") as directory:
-        cluster = Cluster(Path(directory), [free_port() for _ in range(masters)])
+        ports = [free_port() for _ in range(masters)]
+        cluster = Cluster(Path(directory), ports, appendonly)
         try:
             for port in cluster.ports:
                 cluster.start_node(port)
