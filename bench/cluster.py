@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from bench import wrk
-from bench.ingest import measure, medio_env, start_sessions, tokens_for
+from bench.ingest import measure, medio_env, print_routes, start_sessions, tokens_for
 from bench.services import (
     medio_command,
     migrate,
@@ -92,12 +92,6 @@ def main(argv: list[str]) -> dict[str, Any]:
     for flag, value in zip(argv[::2], argv[1::2], strict=False):
         options[flag.lstrip("-")] = int(value)
     result = run(rounds=options["rounds"], seconds=options["seconds"], users=options["users"])
-    for route in ("progress", "heartbeat"):
-        for name, figures in result[route].items():
-            print(
-                f"{route:9} {name:8} {figures['rps_median']:>7} req/s  "
-                f"p50 {figures['p50_ms_median']:>7} ms  p99 {figures['p99_ms_median']:>7} ms  "
-                f"non-2xx {figures['non2xx']}"
-            )
+    print_routes(result)
     print("cluster / one Redis:", result["ratios"], f"(target >= {TARGET:.0%})")
     return result

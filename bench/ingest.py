@@ -281,12 +281,8 @@ def run(
     }
 
 
-def main(argv: list[str]) -> dict[str, Any]:
-    """``python -m bench ingest [--rounds N] [--seconds S] [--users U]``."""
-    options = {"rounds": 3, "seconds": 10, "users": 2000}
-    for flag, value in zip(argv[::2], argv[1::2], strict=False):
-        options[flag.lstrip("-")] = int(value)
-    result = run(rounds=options["rounds"], seconds=options["seconds"], users=options["users"])
+def print_routes(result: dict[str, Any]) -> None:
+    """One line per route and server: medians of req/s, p50, p99, and the non-2xx count."""
     for route in ("progress", "heartbeat"):
         for name, figures in result[route].items():
             print(
@@ -294,5 +290,14 @@ def main(argv: list[str]) -> dict[str, Any]:
                 f"p50 {figures['p50_ms_median']:>7} ms  p99 {figures['p99_ms_median']:>7} ms  "
                 f"non-2xx {figures['non2xx']}"
             )
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """``python -m bench ingest [--rounds N] [--seconds S] [--users U]``."""
+    options = {"rounds": 3, "seconds": 10, "users": 2000}
+    for flag, value in zip(argv[::2], argv[1::2], strict=False):
+        options[flag.lstrip("-")] = int(value)
+    result = run(rounds=options["rounds"], seconds=options["seconds"], users=options["users"])
+    print_routes(result)
     print("ratios:", result["ratios"])
     return result
