@@ -33,9 +33,9 @@ from projections.base import Command, Commands, Envelope, RedisProjection
 from projections.redis_commands import text
 from projections.redis_generation import RedisNotChecked, is_checked
 
-_COMMIT = Script(
-    UNPACK_COMMANDS_LUA
-    + """
+# The checkpoints (KEYS) still where the batch was read from, and no other consumer holding its
+# entries: ``{0, why}`` otherwise.
+_CHECKS_LUA = """
 local n = #KEYS
 for i = 1, n do
   if (redis.call('GET', KEYS[i]) or '0-0') ~= ARGV[5 + i] then return {0, 'moved'} end
@@ -46,6 +46,11 @@ if ARGV[3] ~= '' then
     if p[i][2] ~= ARGV[3] then return {0, p[i][1]} end
   end
 end
+"""
+_COMMIT = Script(
+    UNPACK_COMMANDS_LUA
+    + _CHECKS_LUA
+    + """
 local errors = {}
 for _, command in ipairs(unpack_commands(ARGV[6 + n])) do
   local reply = redis.pcall(unpack(command))
@@ -58,19 +63,7 @@ return {1, errors}
 )
 # ``_COMMIT``'s checks alone: run first on a Redis Cluster, where a batch's writes to keys of
 # other slots (the compatibility keys) cannot join the checkpoint's atomic step.
-_CHECK = Script("""
-local n = #KEYS
-for i = 1, n do
-  if (redis.call('GET', KEYS[i]) or '0-0') ~= ARGV[5 + i] then return {0, 'moved'} end
-end
-if ARGV[3] ~= '' then
-  local p = redis.call('XPENDING', ARGV[1], ARGV[2], '(' .. ARGV[5], ARGV[4], 1000000)
-  for i = 1, #p do
-    if p[i][2] ~= ARGV[3] then return {0, p[i][1]} end
-  end
-end
-return {1, {}}
-""")
+_CHECK = Script(_CHECKS_LUA + "return {1, {}}\n")
 _APPLY = Script(
     UNPACK_COMMANDS_LUA
     + """
