@@ -7,7 +7,8 @@ only at its maintenance round (every 10 minutes), so a Redis restart stalled the
 about 8.5 minutes; and when the worker is killed (``kill -9``), the child lives on as an
 orphan, renewing its locks, so no other worker's scheduler could take over.
 
-The worker itself quit on a Redis error outside its dequeue; ``ResilientWorker`` goes on.
+The worker itself quit on a Redis error outside its dequeue; ``ResilientWorker`` goes on. And
+a stopped worker could hang for up to a minute on its way out (``unsubscribe`` below).
 
 ``MedioScheduler`` keeps RQ's steps and changes only the loop: a round that meets Redis
 down is logged and retried after the interval, and the loop stops (releasing its locks) as
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import inspect
 import logging
 import os
 import signal
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 MAINTENANCE_SECONDS = 30
+PUBSUB_STOP_SECONDS = 1.0
 REDIS_AWAY = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -127,6 +130,27 @@ class ResilientWorker(SimpleWorker):
             super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
         except REDIS_AWAY as exc:  # the next round cleans up
             log.warning("maintenance round failed, going on: %r", exc)
+
+    def unsubscribe(self) -> None:
+        """RQ's, with the wait for its pub/sub thread bounded.
+
+        RQ's thread polls every 60 s. Once unsubscribed, redis-py's thread sleeps out that poll
+        waiting to be subscribed again, and redis-py 8's ``PubSubWorkerThread.stop()`` joins it
+        with no timeout: a worker asked to stop hung up to a minute after its last job whenever
+        the thread read the unsubscribe reply before ``stop()`` (py-spy on a stopped worker that
+        a rebalance test gave 15 s: ``PubSubWorkerThread.stop``). The thread is a daemon and
+        holds nothing: it is given ``PUBSUB_STOP_SECONDS``, as RQ's own join after ``stop()``.
+        """
+        thread, pubsub = self.pubsub_thread, self.pubsub
+        if thread is None or pubsub is None:
+            return
+        pubsub.unsubscribe()
+        if "timeout" in inspect.signature(thread.stop).parameters:  # redis-py 8 waits
+            thread.stop(timeout=PUBSUB_STOP_SECONDS)
+        else:  # older redis-py only clears the thread's flag
+            thread.stop()
+            thread.join(timeout=PUBSUB_STOP_SECONDS)
+        pubsub.close()
 
     def _start_scheduler(
         self,
