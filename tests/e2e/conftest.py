@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -30,6 +27,7 @@ from domain.clock import FakeClock
 from medio.embedded import free_port
 from projections.runtime import run_projector
 from services.container import build_container
+from tests.processes import start_medio, stop_all, wait_until
 
 
 @pytest.fixture
@@ -79,42 +77,24 @@ def projector(settings: Settings) -> Iterator[None]:
     thread.join(timeout=10)
 
 
-def _start_api(port: int) -> subprocess.Popen[bytes]:
-    """``medio api`` on this run's database and Redis (``test_env`` put them in the env)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "medio.cli", "api", "--port", str(port), "--workers", "1"],
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"medio api on {port} did not start")
+def _healthy(port: int) -> bool:
+    return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
 
 
 @pytest.fixture
 def two_apis(test_env: dict[str, str]) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """``medio api`` twice on this run's database and Redis (``test_env`` put them in the env)."""
     ports = [free_port(), free_port()]
-    processes = [_start_api(port) for port in ports]
+    processes = [
+        start_medio(os.environ, "api", "--port", str(port), "--workers", "1") for port in ports
+    ]
     try:
         for port in ports:
-            _wait_ready(port)
+            wait_until(lambda port=port: _healthy(port), f"medio api on {port}", 30, pause=0.1)
         with (
             httpx.Client(base_url=f"http://127.0.0.1:{ports[0]}", timeout=10) as first,
             httpx.Client(base_url=f"http://127.0.0.1:{ports[1]}", timeout=10) as second,
         ):
             yield first, second
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(15)
+        stop_all(processes, 15)

@@ -5,7 +5,6 @@ replay --verify`` finds no difference."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from adapters.settings import load_settings
 from medio.embedded import free_port
 from medio.migrate import upgrade
 from tests import cluster, scratch
+from tests.processes import medio_env_on_cluster, start_medio, stop_all, wait_until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -30,47 +30,18 @@ LOAD_SECONDS = 9.0
 THREADS = 4
 
 
-def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "medio.cli", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait(check: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not reached in {seconds} s")
-
-
 def test_a_killed_worker_and_a_restarted_master_lose_and_repeat_nothing(
     test_env: dict[str, str], make_token: Callable[..., str]
 ) -> None:
     with cluster.running_cluster() as running, scratch.throwaway_database("kill") as database:
-        env = {
-            **os.environ,
-            "MEDIO_DATABASE_URL": database,
-            "MEDIO_REDIS_URL": running.url,
-            "MEDIO_REDIS_CLUSTER": "true",
-            "MEDIO_QUEUE_URL": test_env.get("MEDIO_QUEUE_URL") or test_env["MEDIO_REDIS_URL"],
-            "MEDIO_STREAM_SHARDS": "4",
-            "MEDIO_PROJECTOR_RUN_SECONDS": "3",
-        }
+        env = medio_env_on_cluster(running, database, test_env, shards=4)
         upgrade(load_settings(env_file=None, database_url=database))
         port = free_port()
-        api = _start(env, "api", "--port", str(port), "--workers", "1")
-        workers = [_start(env, "worker"), _start(env, "worker")]
+        api = start_medio(env, "api", "--port", str(port), "--workers", "1")
+        workers = [start_medio(env, "worker"), start_medio(env, "worker")]
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-                _wait(lambda: client.get("/health").status_code == 200, "medio api up")
+                wait_until(lambda: client.get("/health").status_code == 200, "medio api up", 60)
                 saves, failed = _load_with_faults(port, make_token, running, workers[0])
                 assert len(saves) > 200 and set(failed) <= {503}, (len(saves), Counter(failed))
 
@@ -82,7 +53,7 @@ def test_a_killed_worker_and_a_restarted_master_lose_and_repeat_nothing(
                         for entry in shards.values()
                     )
 
-                _wait(drained, "every projection caught up")
+                wait_until(drained, "every projection caught up", 60)
                 # Every acknowledged save is there to read (projected from its event).
                 for user, title, position in saves:
                     headers = {"Authorization": f"Bearer {make_token(user)}"}
@@ -103,11 +74,7 @@ def test_a_killed_worker_and_a_restarted_master_lose_and_repeat_nothing(
             assert verify.returncode == 0, verify.stdout + verify.stderr
             assert "no differences" in verify.stdout
         finally:
-            for process in [api, *workers]:
-                if process.poll() is None:
-                    process.terminate()
-            for process in [api, *workers]:
-                process.wait(20)
+            stop_all([api, *workers], 20)
 
 
 def _load_with_faults(

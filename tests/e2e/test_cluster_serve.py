@@ -7,11 +7,7 @@ stream shards the shards' keys sit on all three masters.
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -22,62 +18,30 @@ from adapters.settings import load_settings
 from medio.embedded import free_port
 from medio.migrate import upgrade
 from tests import cluster, scratch
+from tests.processes import medio_env_on_cluster, start_medio, stop_all, wait_until
 
 pytestmark = pytest.mark.cluster
 
 SHARDS = 4
 
 
-def _start(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "medio.cli", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 @pytest.fixture(scope="module")
 def on_cluster(test_env: dict[str, str]) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
     """A ``medio api`` and a ``medio worker`` on a fresh cluster; a client of the API."""
     with cluster.running_cluster() as running, scratch.throwaway_database("cluster") as database:
-        env = {
-            **os.environ,
-            "MEDIO_DATABASE_URL": database,
-            "MEDIO_REDIS_URL": running.url,
-            "MEDIO_REDIS_CLUSTER": "true",
-            # the run's single Redis (in a cluster run the suite's own queue index)
-            "MEDIO_QUEUE_URL": test_env.get("MEDIO_QUEUE_URL") or test_env["MEDIO_REDIS_URL"],
-            "MEDIO_STREAM_SHARDS": str(SHARDS),
-            "MEDIO_PROJECTOR_RUN_SECONDS": "3",
-        }
+        env = medio_env_on_cluster(running, database, test_env, SHARDS)
         upgrade(load_settings(env_file=None, database_url=database))
         port = free_port()
         processes = [
-            _start(env, "api", "--port", str(port), "--workers", "1"),
-            _start(env, "worker"),
+            start_medio(env, "api", "--port", str(port), "--workers", "1"),
+            start_medio(env, "worker"),
         ]
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-                _wait(lambda: client.get("/health").status_code == 200, "medio api /health")
+                wait_until(lambda: client.get("/health").status_code == 200, "medio api up", 40)
                 yield client, env
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(20)
-
-
-def _wait(check: Callable[[], bool], what: str, seconds: float = 40) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached in {seconds} s")
+            stop_all(processes, 20)
 
 
 def test_api_and_worker_are_healthy_and_ready_on_a_cluster(
@@ -111,7 +75,7 @@ def test_saves_on_every_shard_are_projected_by_the_worker(
                 user
             )
 
-        _wait(projected, f"{user}'s save ({number}) projected")
+        wait_until(projected, f"{user}'s save ({number}) projected", 40)
     # The streams that took them are on more than one master.
     nodes = RedisCluster.from_url(env["MEDIO_REDIS_URL"])
     try:
