@@ -45,7 +45,9 @@ class Child:
         self.pid = 0
         self.videos: list[int] = []
 
-    async def setup(self, **profile: Any) -> None:
+    async def setup(self, at: str, **profile: Any) -> None:
+        """The parent creates the profile (and videos) at ``at``."""
+        self.clock.set(utc(at))
         created, self.videos = await parent_setup(self.client, self.parent, **profile)
         self.pid = created["id"]
 
@@ -53,6 +55,21 @@ class Child:
         self.clock.set(utc(at))
         body = {"profile_id": self.pid, "video_id": self.videos[video]}
         return await self.client.post("/api/sessions/start", json=body, headers=self.parent)
+
+    async def begin(self, at: str, remaining: int, video: int = 0) -> int:
+        """A session started at ``at`` with ``remaining`` minutes of the day left; its id."""
+        started = await self.start(at, video)
+        assert started.status_code == 201, started.text
+        assert started.json()["remaining_minutes"] == remaining
+        session_id: int = started.json()["session_id"]
+        return session_id
+
+    async def refused(self, at: str) -> dict[str, Any]:
+        """A start at ``at`` that the policy refuses (403); the refusal's body."""
+        refusal = await self.start(at)
+        assert refusal.status_code == 403, refusal.text
+        body: dict[str, Any] = refusal.json()
+        return body
 
     async def watch(self, sid: int, minutes: int) -> list[dict[str, Any]]:
         """A beat a minute for ``minutes`` minutes, or until the session is ended."""
@@ -83,19 +100,23 @@ class Child:
         return result
 
 
+@pytest.fixture
+def child(client: Client, auth: Auth, clock: FakeClock) -> Child:
+    return Child(client, auth(), clock)
+
+
 def minute(beats: list[dict[str, Any]], n: int) -> dict[str, Any]:
     """The beat sent ``n`` minutes after the session started (the first is minute 1)."""
     return beats[n - 1]
 
 
 async def test_london_across_the_spring_forward_night(
-    client: Client, auth: Auth, clock: FakeClock, drain: Drain
+    child: Child, clock: FakeClock, drain: Drain
 ) -> None:
     # Limits: 60 min a day, Sunday 90. Bedtime only from Sunday 20:30 to Monday 07:00 (no
     # bedtime on Saturday night). GMT = UTC until Sunday 01:00Z, then BST = UTC+1.
-    child = Child(client, auth(), clock)
-    clock.set(utc("2027-03-27T20:00"))  # Saturday 20:00 GMT
     await child.setup(
+        "2027-03-27T20:00",  # Saturday 20:00 GMT
         timezone="Europe/London",
         daily_limit_minutes=60,
         weekday_limits={"sunday": 90},
@@ -103,9 +124,7 @@ async def test_london_across_the_spring_forward_night(
     )
 
     # Saturday 23:30 GMT: session A, Saturday's 60 minutes all left.
-    started = await child.start("2027-03-27T23:30")
-    assert started.status_code == 201 and started.json()["remaining_minutes"] == 60
-    a = started.json()["session_id"]
+    a = await child.begin("2027-03-27T23:30", remaining=60)
     beats = await child.watch(a, 130)
     # 23:50Z, minute 20: Saturday has 40 minutes left, which would last until 00:30Z, past
     # Saturday's end at 00:00Z; from there Sunday's 90 minutes last until 01:30Z = 02:30 BST.
@@ -119,9 +138,8 @@ async def test_london_across_the_spring_forward_night(
     assert len(beats) == 120 and minute(beats, 120)["status"] == "limit_reached"
     assert minute(beats, 120)["last_heartbeat"] == "2027-03-28T01:30:00.000Z"
 
-    refused = await child.start("2027-03-28T01:31")
-    assert refused.status_code == 403
-    assert (refused.json()["limit_minutes"], refused.json()["watched_minutes"]) == (90, 90)
+    refused = await child.refused("2027-03-28T01:31")
+    assert (refused["limit_minutes"], refused["watched_minutes"]) == (90, 90)
 
     # 06:30 BST = 05:30Z: a bonus of 20 for Sunday: 90 + 20 - 90 = 20 left.
     assert await child.bonus("2027-03-28T05:30", 20) == {
@@ -133,9 +151,7 @@ async def test_london_across_the_spring_forward_night(
     }
 
     # 20:20 BST = 19:20Z: session B with those 20 minutes; bedtime is at 20:30 BST = 19:30Z.
-    started = await child.start("2027-03-28T19:20", video=1)
-    assert started.status_code == 201 and started.json()["remaining_minutes"] == 20
-    b = started.json()["session_id"]
+    b = await child.begin("2027-03-28T19:20", remaining=20, video=1)
     beats = await child.watch(b, 30)
     # 19:25Z, minute 5: 95 watched of 110, the budget would last until 19:40Z, bedtime comes
     # first at 19:30Z, within the 5-minute warning.
@@ -144,9 +160,8 @@ async def test_london_across_the_spring_forward_night(
     assert len(beats) == 10 and minute(beats, 10)["status"] == "bedtime"  # 19:30Z
 
     # 20:31 BST: bedtime until Monday 07:00 BST = 06:00Z.
-    refused = await child.start("2027-03-28T19:31")
-    assert refused.status_code == 403
-    assert refused.json()["allowed_at"] == "2027-03-29T06:00:00.000Z"
+    refused = await child.refused("2027-03-28T19:31")
+    assert refused["allowed_at"] == "2027-03-29T06:00:00.000Z"
 
     # 23:55 BST = 22:55Z, still Sunday: 100 watched (90 + 10), limit 90, bonus 20 -> 10 left.
     await drain()
@@ -195,12 +210,11 @@ async def test_london_across_the_spring_forward_night(
 
 
 async def test_los_angeles_with_bedtime_across_midnight(
-    client: Client, auth: Auth, clock: FakeClock, drain: Drain
+    child: Child, client: Client, clock: FakeClock, drain: Drain
 ) -> None:
     # PST = UTC-8. Limits: 60 min a day, Friday 45. Bedtime every day 20:30 -> 07:00.
-    child = Child(client, auth(), clock)
-    clock.set(utc("2027-01-15T14:00"))  # Friday 06:00 PST
     await child.setup(
+        "2027-01-15T14:00",  # Friday 06:00 PST
         timezone="America/Los_Angeles",
         daily_limit_minutes=60,
         weekday_limits={"friday": 45},
@@ -208,18 +222,14 @@ async def test_los_angeles_with_bedtime_across_midnight(
     )
 
     # 06:59 PST: Thursday's window still runs, until 07:00 PST = 15:00Z.
-    refused = await child.start("2027-01-15T14:59")
-    assert refused.status_code == 403
-    assert refused.json() == {
+    assert await child.refused("2027-01-15T14:59") == {
         "message": "Bedtime",
         "reason": "bedtime",
         "profile_name": "Timmy",
         "allowed_at": "2027-01-15T15:00:00.000Z",
     }
     # 07:00 PST: allowed, Friday's 45 minutes.
-    started = await child.start("2027-01-15T15:00")
-    assert started.status_code == 201 and started.json()["remaining_minutes"] == 45
-    a = started.json()["session_id"]
+    a = await child.begin("2027-01-15T15:00", remaining=45)
     beats = await child.watch(a, 20)
     # 15:01Z, minute 1: 44 left -> 15:45Z; bedtime is 13.5 hours later: the limit comes first.
     assert (minute(beats, 1)["ends_at"], minute(beats, 1)["warning"]) == (
@@ -231,9 +241,7 @@ async def test_los_angeles_with_bedtime_across_midnight(
     assert ended.status_code == 200  # at 15:20Z: 20 watched
 
     # 20:10 PST Friday = 04:10Z Saturday: session B, 25 left.
-    started = await child.start("2027-01-16T04:10", video=1)
-    assert started.status_code == 201 and started.json()["remaining_minutes"] == 25
-    b = started.json()["session_id"]
+    b = await child.begin("2027-01-16T04:10", remaining=25, video=1)
     beats = await child.watch(b, 30)
     # 04:25Z, minute 15: 35 watched of 45, the budget would last until 04:35Z; bedtime at
     # 20:30 PST = 04:30Z comes first and is within the warning.
@@ -242,8 +250,8 @@ async def test_los_angeles_with_bedtime_across_midnight(
     assert len(beats) == 20 and minute(beats, 20)["status"] == "bedtime"  # 04:30Z: 40 watched
 
     # 20:31 PST: bedtime until Saturday 07:00 PST = 15:00Z.
-    refused = await child.start("2027-01-16T04:31")
-    assert refused.json()["allowed_at"] == "2027-01-16T15:00:00.000Z"
+    refused = await child.refused("2027-01-16T04:31")
+    assert refused["allowed_at"] == "2027-01-16T15:00:00.000Z"
 
     # 23:59 PST Friday = 07:59Z Saturday: still Friday. 40 watched of 45.
     await drain()
@@ -256,17 +264,15 @@ async def test_los_angeles_with_bedtime_across_midnight(
     assert (friday_bonus["date"], friday_bonus["remaining_minutes"]) == ("2027-01-15", 15)
 
     # 00:00 PST Saturday = 08:00Z: a new day (60 minutes, no bonus), the same bedtime window.
-    refused = await child.start("2027-01-16T08:00")
-    assert refused.json()["allowed_at"] == "2027-01-16T15:00:00.000Z"
+    refused = await child.refused("2027-01-16T08:00")
+    assert refused["allowed_at"] == "2027-01-16T15:00:00.000Z"
     stats = await child.get("/stats")
     assert (stats["today_watch_time_minutes"], stats["today_bonus_minutes"]) == (0, 0)
     assert (stats["daily_limit_minutes"], stats["daily_limit_remaining_minutes"]) == (60, 60)
     assert stats["weekly_stats"]["friday"] == 40
 
     # 07:00 PST Saturday: allowed, with Saturday's 60 (Friday's bonus stays Friday's).
-    started = await child.start("2027-01-16T15:00", video=2)
-    assert started.status_code == 201 and started.json()["remaining_minutes"] == 60
-    c = started.json()["session_id"]
+    c = await child.begin("2027-01-16T15:00", remaining=60, video=2)
 
     await drain()
     friday = await child.get("/days/2027-01-15")
