@@ -1,12 +1,15 @@
 """Helpers for the resume projection tests (titles and series) on a real Redis.
 
 ``project`` runs one batch the way the runtime does: ``prepare``, then ``apply``'s commands in
-one script; ``feeding`` binds it to one store and projection, for the tests' ``feed`` fixtures.
+one script; ``feeding`` binds it to one store and projection. ``projection_fixtures`` makes a
+test module's ``clerk``, ``live`` and ``feed`` fixtures for one of the projections.
 ``envelopes`` gives each event a stream id from its time. ``fresh_clerk`` hands out a new user
 and, afterwards, removes what the test wrote for it directly (without events), so the live
 projection still equals a rebuild from the archive for later tests. The ``assert_*`` helpers
 and ``dump_alike_in_any_batching`` hold the checks both projections pass alike;
 ``legacy_save`` writes a key the way the services before Medio did, for the import tests.
+``title_saved``, ``title_deleted``, ``series_saved`` and ``series_deleted`` build the events the
+projections read, the user acting on their own progress.
 """
 
 from __future__ import annotations
@@ -18,11 +21,19 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import pytest
 from redis.asyncio import Redis
 
 from adapters.autopipeline import AutoPipeline
+from adapters.container import Container
 from domain.codec import encode
-from domain.events import AnyEvent
+from domain.events import (
+    AnyEvent,
+    ProgressDeleted,
+    ProgressSaved,
+    SeriesProgressDeleted,
+    SeriesProgressSaved,
+)
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms
 from projections.base import Envelope, RedisProjection
@@ -39,6 +50,54 @@ Feed = Callable[..., Awaitable[None]]  # ``await feed(*events)``: one batch, pro
 def recent() -> datetime:
     """An hour ago, on a whole millisecond (as stored timestamps are)."""
     return datetime.now(UTC).replace(microsecond=123_000) - timedelta(hours=1)
+
+
+def title_saved(
+    clerk: str,
+    tmdb: str,
+    at: datetime,
+    current_time: float = 100,
+    duration: float | None = None,
+    finished: bool = False,
+) -> ProgressSaved:
+    return ProgressSaved(
+        occurred_at=at,
+        actor=clerk,
+        clerk_id=clerk,
+        tmdb_id=tmdb,
+        current_time=current_time,
+        duration=duration,
+        finished=finished,
+    )
+
+
+def title_deleted(clerk: str, tmdb: str, at: datetime) -> ProgressDeleted:
+    return ProgressDeleted(occurred_at=at, actor=clerk, clerk_id=clerk, tmdb_id=tmdb)
+
+
+def series_saved(
+    clerk: str,
+    series: str,
+    episode: str,
+    at: datetime,
+    current_time: float = 100,
+    duration: float | None = None,
+    finished: bool = False,
+) -> SeriesProgressSaved:
+    return SeriesProgressSaved(
+        occurred_at=at,
+        actor=clerk,
+        clerk_id=clerk,
+        series_id=series,
+        tmdb_id=episode,
+        current_time=current_time,
+        duration=duration,
+        finished=finished,
+    )
+
+
+def series_deleted(clerk: str, series: str, at: datetime) -> SeriesProgressDeleted:
+    return SeriesProgressDeleted(occurred_at=at, actor=clerk, clerk_id=clerk, series_id=series)
 
 
 _sequence = iter(range(1, 10**9))
@@ -65,6 +124,27 @@ def feeding(redis: Redis, projection: RedisProjection) -> Feed:
         await project(redis, projection, *events)
 
     return feed
+
+
+def projection_fixtures(make: Callable[[], P], users_key: str) -> tuple[Any, Any, Any]:
+    """The fixtures of a module testing the projection ``make`` builds: ``clerk`` (a fresh user,
+    see ``fresh_clerk``), ``live`` (the live projection) and ``feed`` (one batch into ``live``).
+    Assign them to those three names in the module."""
+
+    @pytest.fixture(name="clerk")
+    async def clerk(container: Container) -> AsyncIterator[str]:
+        async with fresh_clerk(container.redis, users_key) as clerk_id:
+            yield clerk_id
+
+    @pytest.fixture(name="live")
+    def live() -> P:
+        return make()
+
+    @pytest.fixture(name="feed")
+    def feed(container: Container, live: P) -> Feed:
+        return feeding(container.redis, live)
+
+    return clerk, live, feed
 
 
 async def legacy_save(

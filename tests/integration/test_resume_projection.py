@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import msgspec
-import pytest
 from resume_env import (
     DAY,
     CommandRecorder,
@@ -15,17 +13,18 @@ from resume_env import (
     assert_scratch_copy_leaves_live_keys,
     dump_alike_in_any_batching,
     envelopes,
-    feeding,
-    fresh_clerk,
     own_prefix,
     project,
+    projection_fixtures,
     recent,
 )
+from resume_env import title_deleted as deleted
+from resume_env import title_saved as saved
 
 from adapters.container import Container
 from adapters.settings import Settings
 from domain.clock import FakeClock
-from domain.events import AnyEvent, ProgressDeleted, ProgressSaved
+from domain.events import AnyEvent
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms as iso
 from projections.redis_batch import apply_redis
@@ -42,49 +41,13 @@ from projections.resume import (
 from services.progress import list_progress
 
 
-def saved(
-    clerk: str,
-    tmdb: str,
-    at: datetime,
-    current_time: float = 100,
-    duration: float | None = None,
-    finished: bool = False,
-) -> ProgressSaved:
-    return ProgressSaved(
-        occurred_at=at,
-        actor=clerk,
-        clerk_id=clerk,
-        tmdb_id=tmdb,
-        current_time=current_time,
-        duration=duration,
-        finished=finished,
-    )
-
-
-def deleted(clerk: str, tmdb: str, at: datetime) -> ProgressDeleted:
-    return ProgressDeleted(occurred_at=at, actor=clerk, clerk_id=clerk, tmdb_id=tmdb)
-
-
 async def current_time(container: Container, clerk: str, tmdb: str) -> float | None:
     """The title's saved ``currentTime``, or ``None`` when it has no position."""
     position = await read_position(container.pipeline, clerk, tmdb)
     return None if position is None else position.current_time
 
 
-@pytest.fixture
-async def clerk(container: Container) -> AsyncIterator[str]:
-    async with fresh_clerk(container.redis, USERS_KEY) as clerk_id:
-        yield clerk_id
-
-
-@pytest.fixture
-def live() -> ResumeProjection:
-    return ResumeProjection()
-
-
-@pytest.fixture
-def feed(container: Container, live: ResumeProjection) -> Feed:
-    return feeding(container.redis, live)
+clerk, live, feed = projection_fixtures(ResumeProjection, USERS_KEY)
 
 
 async def test_save_writes_express_value_expiring_30_days_after_update(

@@ -6,8 +6,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from resume_env import title_deleted, title_saved
+
 from adapters.container import Container
-from domain.events import ProgressDeleted, ProgressSaved
+from domain.events import ProgressSaved
 from projections.replay import verify
 from projections.resume import resume_key
 
@@ -23,24 +25,15 @@ async def test_live_resume_projection_equals_its_rebuild_and_a_tampered_key_is_f
     def saved(
         tmdb: str, seconds: float, ago: float, duration: float | None = None
     ) -> ProgressSaved:
-        return ProgressSaved(
-            occurred_at=now - timedelta(minutes=ago),
-            actor=clerk,
-            clerk_id=clerk,
-            tmdb_id=tmdb,
-            current_time=seconds,
-            duration=duration,
-            finished=duration is not None and seconds >= 0.9 * duration,
-        )
+        finished = duration is not None and seconds >= 0.9 * duration
+        return title_saved(clerk, tmdb, now - timedelta(minutes=ago), seconds, duration, finished)
 
     for event in (
         saved("1", 10, 50),
         saved("2", 20, 40),
         saved("1", 15, 30),
         saved("3", 95, 20, duration=100),
-        ProgressDeleted(
-            occurred_at=now - timedelta(minutes=10), actor=clerk, clerk_id=clerk, tmdb_id="2"
-        ),
+        title_deleted(clerk, "2", now - timedelta(minutes=10)),
         saved("4", 1.5, 5),
         saved("4", 1.0, 6),  # older than the save before it, appended later: must lose
     ):

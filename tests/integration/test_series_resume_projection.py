@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,14 +13,15 @@ from resume_env import (
     assert_clear_removes_every_key,
     assert_scratch_copy_leaves_live_keys,
     dump_alike_in_any_batching,
-    feeding,
-    fresh_clerk,
     own_prefix,
+    projection_fixtures,
     recent,
 )
+from resume_env import series_deleted as deleted
+from resume_env import series_saved as saved
 
 from adapters.container import Container
-from domain.events import AnyEvent, SeriesProgressDeleted, SeriesProgressSaved
+from domain.events import AnyEvent
 from domain.progress import epoch_ms
 from domain.timestamps import iso_ms as iso
 from projections.resume import listed_positions
@@ -40,45 +40,7 @@ from projections.series_resume import (
 )
 from services.series_progress import get_series_list
 
-
-def saved(
-    clerk: str,
-    series: str,
-    episode: str,
-    at: datetime,
-    current_time: float = 100,
-    finished: bool = False,
-) -> SeriesProgressSaved:
-    return SeriesProgressSaved(
-        occurred_at=at,
-        actor=clerk,
-        clerk_id=clerk,
-        series_id=series,
-        tmdb_id=episode,
-        current_time=current_time,
-        duration=1000 if finished else None,
-        finished=finished,
-    )
-
-
-def deleted(clerk: str, series: str, at: datetime) -> SeriesProgressDeleted:
-    return SeriesProgressDeleted(occurred_at=at, actor=clerk, clerk_id=clerk, series_id=series)
-
-
-@pytest.fixture
-async def clerk(container: Container) -> AsyncIterator[str]:
-    async with fresh_clerk(container.redis, USERS_KEY) as clerk_id:
-        yield clerk_id
-
-
-@pytest.fixture
-def live() -> SeriesResumeProjection:
-    return SeriesResumeProjection()
-
-
-@pytest.fixture
-def feed(container: Container, live: SeriesResumeProjection) -> Feed:
-    return feeding(container.redis, live)
+clerk, live, feed = projection_fixtures(SeriesResumeProjection, USERS_KEY)
 
 
 async def test_save_writes_the_origin_value_expiring_30_days_after_update(
@@ -140,7 +102,7 @@ async def test_finished_save_removes_the_series_and_an_older_save_cannot_bring_i
 ) -> None:
     at = recent()
     await feed(saved(clerk, "s", "a", at), saved(clerk, "t", "x", at))
-    await feed(saved(clerk, "s", "a", at + DAY / 24, 950, finished=True))
+    await feed(saved(clerk, "s", "a", at + DAY / 24, 950, duration=1000, finished=True))
     assert await read_series(container.pipeline, clerk, "s") is None
     assert await container.redis.exists(series_key(clerk, "s", "a")) == 0
     await feed(saved(clerk, "s", "b", at + DAY / 48))
@@ -235,7 +197,7 @@ async def test_dump_is_the_same_whatever_the_batch_boundaries(
         saved(clerk, "s2", "e1", at - DAY, 20),
         saved(clerk, "s1", "e2", at, 11),
         saved(clerk, "s1", "e0", at - DAY, 3),  # late and older: loses, its key never lives
-        saved(clerk, "s2", "e1", at, 950, finished=True),
+        saved(clerk, "s2", "e1", at, 950, duration=1000, finished=True),
         deleted(other, "s9", at),
         saved(other, "s8", "e4", at, 1.5),
     ]

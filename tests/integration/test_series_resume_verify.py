@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from resume_env import series_deleted, series_saved
+
 from adapters.container import Container
-from domain.events import SeriesProgressDeleted, SeriesProgressSaved
+from domain.events import SeriesProgressSaved
 from projections.replay import rebuild, replayable, verify
 from projections.runtime import project_pending
 from projections.series_resume import SeriesResumeProjection, series_key
@@ -18,16 +20,8 @@ async def _history(container: Container) -> None:
     now = container.clock.now()
 
     def saved(series: str, episode: str, ago: float, seconds: float = 10) -> SeriesProgressSaved:
-        return SeriesProgressSaved(
-            occurred_at=now - timedelta(minutes=ago),
-            actor=CLERK,
-            clerk_id=CLERK,
-            series_id=series,
-            tmdb_id=episode,
-            current_time=seconds,
-            duration=100,
-            finished=seconds >= 90,
-        )
+        at = now - timedelta(minutes=ago)
+        return series_saved(CLERK, series, episode, at, seconds, 100, finished=seconds >= 90)
 
     for event in (
         saved("s1", "e1", 50),
@@ -36,9 +30,7 @@ async def _history(container: Container) -> None:
         saved("s3", "e1", 35),
         saved("s1", "e0", 42),  # older than the save before it, appended later: must lose
         saved("s2", "e2", 30, seconds=95),  # finished
-        SeriesProgressDeleted(
-            occurred_at=now - timedelta(minutes=20), actor=CLERK, clerk_id=CLERK, series_id="s3"
-        ),
+        series_deleted(CLERK, "s3", now - timedelta(minutes=20)),
         saved("s4", "e7", 10),
     ):
         await container.events.append(CLERK, event)
