@@ -14,10 +14,11 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from tests.processes import wait_until
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 TOUR_BLOCK = re.compile(r"<!-- tour -->\n```bash\n(.*?)```", re.S)
@@ -89,15 +90,11 @@ def check_tour_output(done: subprocess.CompletedProcess[str], workdir: Path) -> 
 
 def wait_until_serving(port: int, timeout: float = 120) -> None:
     """``medio dev`` answers ``/ready`` (slowly when other tests share the machine's cores)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"medio dev not ready on port {port}"
-        time.sleep(0.2)
+    wait_until(
+        lambda: httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200,
+        f"medio dev ready on port {port}",
+        timeout,
+    )
 
 
 TOUR_TOOLS = all(shutil.which(tool) for tool in ("bash", "curl", "jq"))

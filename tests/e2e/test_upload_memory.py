@@ -12,9 +12,7 @@ import os
 import select
 import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import pytest
 from adapters.settings import Settings
 from api.auth import create_token
 from medio.embedded import free_port
+from tests.processes import start_medio, wait_until
 
 MB = 1024 * 1024
 LIMIT = 20 * MB
@@ -55,23 +54,14 @@ def server(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "MEDIO_MEDIA_ROOT": str(media),
         "MEDIO_LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "medio.cli", "api"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_medio(env, "api")
+
+    def healthy() -> bool:
+        assert process.poll() is None, "the API exited during start-up"
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, "the API exited during start-up"
-            assert time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.2)
+        wait_until(healthy, "the API's start", 20)
         yield Server(process, port, media)
     finally:
         process.terminate()
