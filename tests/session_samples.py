@@ -101,6 +101,14 @@ async def csrf_headers(client: AsyncTestClient[Litestar]) -> dict[str, str]:
     return {"X-CSRF-Token": token}
 
 
+async def forget_rate_counts(redis: Redis) -> None:
+    """Rate-limit counts are per window (some per address): earlier requests of the same window
+    must not leak into a check of them."""
+    keys = [key async for key in redis.scan_iter("medio:rl:*")]
+    if keys:
+        await redis.delete(*keys)
+
+
 async def parent_setup(
     client: AsyncTestClient[Litestar], headers: dict[str, str], **profile: Any
 ) -> tuple[dict[str, Any], list[int]]:

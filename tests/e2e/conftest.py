@@ -6,6 +6,7 @@
 ``projector`` keeps shard 0 projected in the background, as a worker would (read-your-writes
 tests).
 ``two_apis`` is two real ``medio api`` processes on this run's stores, a client for each.
+``fresh_rate_counts`` forgets the rate-limit counts left by earlier tests of the same window.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from session_samples import START, clocked_client
+from session_samples import START, clocked_client, forget_rate_counts
 
+from adapters.container import Container
 from adapters.settings import Settings
 from domain.clock import FakeClock
 from medio.embedded import free_port
@@ -75,6 +77,11 @@ def projector(settings: Settings) -> Iterator[None]:
     yield
     stop.set()
     thread.join(timeout=10)
+
+
+@pytest.fixture
+async def fresh_rate_counts(container: Container) -> None:
+    await forget_rate_counts(container.redis)
 
 
 def _healthy(port: int) -> bool:

@@ -14,13 +14,7 @@ from adapters.settings import Settings, load_settings
 from api.app import create_app
 from api.ratelimit import route_policy
 
-
-@pytest.fixture(autouse=True)
-async def fresh_counters(container: Container) -> None:
-    """Address-based counts would carry over between tests of the same window."""
-    keys = [key async for key in container.redis.scan_iter("medio:rl:*")]
-    if keys:
-        await container.redis.delete(*keys)
+pytestmark = pytest.mark.usefixtures("fresh_rate_counts")
 
 
 @post("/api/test-telemetry", opt=route_policy("telemetry"), status_code=204)

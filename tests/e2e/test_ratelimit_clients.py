@@ -9,17 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 from session_samples import Auth, Client, clocked_client, parent_setup
 
-from adapters.container import Container
 from adapters.settings import Settings
 from domain.clock import FakeClock
 
-
-@pytest.fixture(autouse=True)
-async def fresh_counters(container: Container) -> None:
-    """Address-based counts would carry over between tests of the same window."""
-    keys = [key async for key in container.redis.scan_iter("medio:rl:*")]
-    if keys:
-        await container.redis.delete(*keys)
+pytestmark = pytest.mark.usefixtures("fresh_rate_counts")
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from adapters.container import Container
 from adapters.settings import load_settings
 from api.app import create_app
 
@@ -29,12 +28,7 @@ LIMITS = {
 }
 
 
-@pytest.fixture(autouse=True)
-async def fresh_counters(container: Container) -> None:
-    """Counts are per window; earlier tests in this window must not leak into these."""
-    keys = [key async for key in container.redis.scan_iter("medio:rl:*")]
-    if keys:
-        await container.redis.delete(*keys)
+pytestmark = pytest.mark.usefixtures("fresh_rate_counts")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from session_samples import forget_rate_counts
 
 from adapters.container import Container
 from adapters.settings import load_settings
@@ -287,17 +288,9 @@ async def test_every_route_is_403_for_another_users_clerk_id(
     assert mine.json()["currentTime"] == 600
 
 
-async def forget_counts(container: Container) -> None:
-    """Counts are per window; earlier requests in this window must not leak into a check."""
-    keys = [key async for key in container.redis.scan_iter("medio:rl:*")]
-    if keys:
-        await container.redis.delete(*keys)
-
-
 @pytest.fixture
-async def limited(container: Container) -> AsyncIterator[Client]:
+async def limited(fresh_rate_counts: None) -> AsyncIterator[Client]:
     """Rate limiting on, each policy with its own small limit (``X-RateLimit-Limit`` names it)."""
-    await forget_counts(container)
     settings = load_settings(
         env_file=None,
         rate_limit_enabled=True,
@@ -323,7 +316,7 @@ async def test_every_route_counts_against_the_telemetry_policy(
         ]
         assert {r.headers["x-ratelimit-limit"] for r in responses} == {str(TELEMETRY)}, path
         assert responses[-1].status_code == 429, (method, path)
-        await forget_counts(container)
+        await forget_rate_counts(container.redis)
 
 
 async def test_openapi_document_describes_the_series_routes(client: Client) -> None:
