@@ -17,13 +17,13 @@ import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
 from adapters.container import Container
 from adapters.eventlog import entry_fields
-from domain.events import AnyEvent, ProgressSaved
+from domain.events import ProgressSaved, SeriesProgressSaved
 from domain.progress import RESUME_TTL, epoch_ms, valid_tmdb_id
 from projections.resume import index_key
 
@@ -51,15 +51,6 @@ class ImportReport:
     unreadable: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class LegacyKey:
-    key: str
-    clerk_id: str
-    tmdb_id: str
-    current_time: float
-    updated_at: datetime
-
-
 def split_key(key: str) -> tuple[str, str] | None:
     """``(clerkId, tmdbId)`` of a resume key; Clerk ids contain no ``:``, tmdb ids may."""
     if not key.startswith(KEY_PREFIX):
@@ -70,10 +61,11 @@ def split_key(key: str) -> tuple[str, str] | None:
     return clerk_id, tmdb_id
 
 
-def read_legacy(key: str, raw: bytes | None, expire_ms: int) -> LegacyKey | None:
-    """The position stored under ``key``, or ``None`` if it is not one the service wrote.
+def read_legacy(key: str, raw: bytes | None, expire_ms: int) -> ProgressSaved | None:
+    """The save of the position stored under ``key``, or ``None`` if it is not one the service
+    wrote.
 
-    ``updatedAt`` comes from the value; a value without one is dated 30 days before its
+    It occurred at the value's ``updatedAt``; a value without one is dated 30 days before its
     expiry (the service set both at once).
     """
     names = split_key(key)
@@ -88,7 +80,13 @@ def read_legacy(key: str, raw: bytes | None, expire_ms: int) -> LegacyKey | None
     updated_at = dated(value.updated_at, expire_ms)
     if updated_at is None:
         return None
-    return LegacyKey(key, names[0], names[1], value.current_time, updated_at)
+    return ProgressSaved(
+        occurred_at=updated_at,
+        actor=IMPORT_ACTOR,
+        clerk_id=names[0],
+        tmdb_id=names[1],
+        current_time=value.current_time,
+    )
 
 
 def dated(updated_at: str | None, expire_ms: int) -> datetime | None:
@@ -132,87 +130,64 @@ async def read_values(container: Container, keys: Sequence[str]) -> list[tuple[A
     return list(zip(results[::2], results[1::2], strict=True))
 
 
-class StoredPosition(Protocol):
-    """A position read from a key of the origin service: whose, and when it was saved."""
-
-    @property
-    def clerk_id(self) -> str: ...
-
-    @property
-    def updated_at(self) -> datetime: ...
-
-
-P = TypeVar("P", bound=StoredPosition)
+S = TypeVar("S", ProgressSaved, SeriesProgressSaved)
 
 
 @dataclass(frozen=True)
-class KeyKind(Generic[P]):
-    """One kind of key the origin service wrote, and how it becomes an event."""
+class KeyKind(Generic[S]):
+    """One kind of key the origin service wrote: the save each key stands for, and where the
+    projection indexes it."""
 
     prefix: str
-    read: Callable[[str, Any, int], P | None]  # key, raw value, expiry ms
-    index_entry: Callable[[P], tuple[str, str]]  # the projection's index key and member
-    event: Callable[[P], AnyEvent]
+    read: Callable[[str, Any, int], S | None]  # key, raw value, expiry ms
+    index_entry: Callable[[S], tuple[str, str]]  # the projection's index key and member
 
 
 async def import_keys(
-    container: Container, kind: KeyKind[P], dry_run: bool = False
+    container: Container, kind: KeyKind[S], dry_run: bool = False
 ) -> ImportReport:
-    """Append an event for every unindexed live key of ``kind``."""
+    """Append the save of every unindexed live key of ``kind``."""
     report = ImportReport()
     lapse_before = container.clock.now() - RESUME_TTL
     async for keys in key_batches(container, kind.prefix):
         report.scanned += len(keys)
-        found: list[P] = []
+        found: list[S] = []
         for key, (raw, expire_ms) in zip(keys, await read_values(container, keys), strict=True):
-            position = kind.read(key, raw, int(expire_ms))
-            if position is None:
+            saved = kind.read(key, raw, int(expire_ms))
+            if saved is None:
                 if raw is not None:  # None: it expired between SCAN and GET
                     report.unreadable.append(key)
-            elif position.updated_at <= lapse_before:
+            elif saved.occurred_at <= lapse_before:
                 report.lapsed += 1  # past its 30 days: importing it would delete it
             else:
-                found.append(position)
+                found.append(saved)
         new = [
-            position
-            for position, score in zip(found, await _indexed(container, kind, found), strict=True)
-            if score is None or abs(score) < epoch_ms(position.updated_at)
+            saved
+            for saved, score in zip(found, await _indexed(container, kind, found), strict=True)
+            if score is None or abs(score) < epoch_ms(saved.occurred_at)
         ]
         report.already_indexed += len(found) - len(new)
         report.imported += len(new)
         if new and not dry_run:
             async with container.redis.pipeline(transaction=False) as pipe:
-                for position in new:
-                    stream = container.events.stream_for(position.clerk_id)
-                    pipe.xadd(stream, entry_fields(kind.event(position)))  # type: ignore[arg-type]
+                for saved in new:
+                    stream = container.events.stream_for(saved.clerk_id)
+                    pipe.xadd(stream, entry_fields(saved))  # type: ignore[arg-type]
                 await pipe.execute()
     return report
 
 
 async def _indexed(
-    container: Container, kind: KeyKind[P], found: Sequence[P]
+    container: Container, kind: KeyKind[S], found: Sequence[S]
 ) -> list[float | None]:
     async with container.redis.pipeline(transaction=False) as pipe:
-        for position in found:
-            pipe.zscore(*kind.index_entry(position))
+        for saved in found:
+            pipe.zscore(*kind.index_entry(saved))
         return list(await pipe.execute())
 
 
-def _event(legacy: LegacyKey) -> ProgressSaved:
-    return ProgressSaved(
-        occurred_at=legacy.updated_at,
-        actor=IMPORT_ACTOR,
-        clerk_id=legacy.clerk_id,
-        tmdb_id=legacy.tmdb_id,
-        current_time=legacy.current_time,
-    )
-
-
 TITLE_KEYS = KeyKind(
-    KEY_PREFIX,
-    read_legacy,
-    lambda legacy: (index_key(legacy.clerk_id), legacy.tmdb_id),
-    _event,
+    KEY_PREFIX, read_legacy, lambda saved: (index_key(saved.clerk_id), saved.tmdb_id)
 )
 
 

@@ -12,8 +12,6 @@ series the index already holds at that ``updatedAt`` (or later) is skipped.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime
 
 import msgspec
 
@@ -33,16 +31,6 @@ class OriginValue(msgspec.Struct, rename="camel"):
     series_id: str | int | None = None
     tmdb_id: str | int | None = None
     updated_at: str | None = None
-
-
-@dataclass(frozen=True)
-class OriginKey:
-    key: str
-    clerk_id: str
-    series_id: str
-    tmdb_id: str
-    current_time: float
-    updated_at: datetime
 
 
 def split_key(key: str, value: OriginValue) -> tuple[str, str, str] | None:
@@ -69,10 +57,12 @@ def split_key(key: str, value: OriginValue) -> tuple[str, str, str] | None:
     return clerk_id, series_id, tmdb_id
 
 
-def read_origin(key: str, raw: bytes | None, expire_ms: int) -> OriginKey | None:
-    """The resume point stored under ``key``, or ``None`` if it is not one the origin wrote.
+def read_origin(key: str, raw: bytes | None, expire_ms: int) -> SeriesProgressSaved | None:
+    """The save of the resume point stored under ``key``, or ``None`` if it is not one the origin
+    wrote.
 
-    A value without ``updatedAt`` is dated 30 days before its expiry (both were set at once).
+    It occurred at the value's ``updatedAt``; a value without one is dated 30 days before its
+    expiry (both were set at once).
     """
     if raw is None:
         return None
@@ -86,25 +76,19 @@ def read_origin(key: str, raw: bytes | None, expire_ms: int) -> OriginKey | None
     updated_at = dated(value.updated_at, expire_ms)
     if updated_at is None:
         return None
-    return OriginKey(key, *names, value.current_time, updated_at)
-
-
-def _event(origin: OriginKey) -> SeriesProgressSaved:
+    clerk_id, series_id, tmdb_id = names
     return SeriesProgressSaved(
-        occurred_at=origin.updated_at,
+        occurred_at=updated_at,
         actor=IMPORT_ACTOR,
-        clerk_id=origin.clerk_id,
-        series_id=origin.series_id,
-        tmdb_id=origin.tmdb_id,
-        current_time=origin.current_time,
+        clerk_id=clerk_id,
+        series_id=series_id,
+        tmdb_id=tmdb_id,
+        current_time=value.current_time,
     )
 
 
 SERIES_KEYS = KeyKind(
-    KEY_PREFIX,
-    read_origin,
-    lambda origin: (index_key(origin.clerk_id), origin.series_id),
-    _event,
+    KEY_PREFIX, read_origin, lambda saved: (index_key(saved.clerk_id), saved.series_id)
 )
 
 

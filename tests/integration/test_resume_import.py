@@ -119,7 +119,7 @@ def test_value_without_updated_at_is_dated_30_days_before_its_expiry() -> None:
     expire = datetime(2026, 1, 31, tzinfo=UTC)
     legacy = read_legacy("resume:u:1", b'{"currentTime": 5}', epoch_ms(expire))
     assert legacy is not None
-    assert legacy.updated_at == expire - timedelta(days=30)
+    assert legacy.occurred_at == expire - timedelta(days=30)
     assert read_legacy("resume:u:1", b'{"currentTime": 5}', -1) is None
     assert read_legacy("resume:u:1", b'{"currentTime": -5, "updatedAt": "x"}', -1) is None
 

@@ -119,7 +119,7 @@ def test_key_names_are_split_by_the_ids_the_value_names() -> None:
 def test_value_without_updated_at_is_dated_30_days_before_its_expiry() -> None:
     expire = datetime(2026, 1, 31, tzinfo=UTC)
     origin = read_origin("series_resume:u:1:2", b'{"currentTime": 5}', epoch_ms(expire))
-    assert origin is not None and origin.updated_at == expire - timedelta(days=30)
+    assert origin is not None and origin.occurred_at == expire - timedelta(days=30)
     assert read_origin("series_resume:u:1:2", b'{"currentTime": 5}', -1) is None
 
 
