@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from adapters.settings import Settings
 from api.app import create_app
+from tests.catalog_bodies import seed_video_body
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]
@@ -47,13 +48,7 @@ async def media_client(settings: Settings, tmp_path: Path) -> AsyncIterator[Clie
 
 
 async def test_create_matches_the_seed_example(client: Client, auth: Auth) -> None:
-    body = {
-        "title": "New Educational Video",
-        "description": "Learn about space",
-        "url": "https://example.com/space.mp4",
-        "thumbnail_url": "https://example.com/space-thumb.jpg",
-        "duration": 900,
-    }
+    body = seed_video_body()
     response = await client.post("/api/videos", json=body, headers=auth())
     assert response.status_code == 201
     created = response.json()

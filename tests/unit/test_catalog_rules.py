@@ -38,6 +38,7 @@ from domain.catalog import (
     video_values,
 )
 from domain.numbers import json_integer
+from tests.catalog_bodies import seed_video_body
 
 
 def test_seed_messages_are_word_for_word() -> None:
@@ -137,14 +138,7 @@ def test_avatar_can_be_cleared_with_null() -> None:
 
 
 def test_valid_video_has_no_problems() -> None:
-    body = {
-        "title": "New Educational Video",
-        "description": "Learn about space",
-        "url": "https://example.com/space.mp4",
-        "thumbnail_url": "https://example.com/space-thumb.jpg",
-        "duration": 900,
-    }
-    assert check_video(body, "create") == []
+    assert check_video(seed_video_body(), "create") == []
 
 
 def test_missing_title_and_bad_url_match_the_seed_example() -> None:
