@@ -128,6 +128,30 @@ async def parent_setup(
     return created.json(), videos
 
 
+async def played_session(
+    client: AsyncTestClient[Litestar],
+    headers: dict[str, str],
+    profile_id: int,
+    video_id: int,
+    position: float | None = None,
+) -> dict[str, Any]:
+    """A session started, beaten once at ``position`` (none when ``None``) and ended, each step
+    checked; the start's answer."""
+    body = {"profile_id": profile_id, "video_id": video_id}
+    started = await client.post("/api/sessions/start", json=body, headers=headers)
+    assert started.status_code == 201, started.text
+    sid = started.json()["session_id"]
+    if position is not None:
+        beat = await client.post(
+            f"/api/sessions/{sid}/heartbeat", json={"position": position}, headers=headers
+        )
+        assert beat.status_code == 200, beat.text
+    ended = await client.post(f"/api/sessions/{sid}/end", headers=headers)
+    assert ended.status_code == 200, ended.text
+    answer: dict[str, Any] = started.json()
+    return answer
+
+
 def daily_limit_refusal(
     limit: int, watched: int, profile_name: str | None = None
 ) -> tuple[int, dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from session_samples import parent_setup
+from session_samples import parent_setup, played_session
 
 Client = AsyncTestClient[Litestar]
 Auth = Callable[..., dict[str, str]]
@@ -50,15 +50,7 @@ async def test_events_appended_through_the_api_reach_the_feed_once_in_order(
     deleted = await client.delete(f"/api/progress/{parent}/603", headers=headers)
     assert deleted.status_code == 204
     profile, videos = await parent_setup(client, headers)
-    started = await client.post(
-        "/api/sessions/start",
-        json={"profile_id": profile["id"], "video_id": videos[0]},
-        headers=headers,
-    )
-    assert started.status_code == 201, started.text
-    session_id = started.json()["session_id"]
-    ended = await client.post(f"/api/sessions/{session_id}/end", headers=headers)
-    assert ended.status_code == 200
+    session_id = (await played_session(client, headers, profile["id"], videos[0]))["session_id"]
     await drain()
 
     mine = [e for e in await _follow(client, analyst, head) if e["data"]["actor"] == parent]

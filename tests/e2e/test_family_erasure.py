@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from session_samples import played_session
 
 from adapters.container import Container
 from adapters.settings import Settings
@@ -108,17 +109,11 @@ async def _family(world: World, children: int = 1) -> Family:
         )
         assert paired.status_code == 201, paired.text
         needles.append(device["name"])
-        body = {"profile_id": made.json()["id"], "video_id": video.json()["id"]}
-        started = await client.post("/api/sessions/start", json=body, headers=headers)
-        assert started.status_code == 201, started.text
-        sid = started.json()["session_id"]
-        beat = await client.post(
-            f"/api/sessions/{sid}/heartbeat", json={"position": 30}, headers=headers
+        started = await played_session(
+            client, headers, made.json()["id"], video.json()["id"], position=30
         )
-        assert beat.status_code == 200, beat.text
-        assert (await client.post(f"/api/sessions/{sid}/end", headers=headers)).status_code == 200
         message = f"Please{n}{tag}"  # the child's words: personal data
-        await _policy(world, made.json()["id"], started.json()["session_token"], headers, message)
+        await _policy(world, made.json()["id"], started["session_token"], headers, message)
         needles.append(message)
     title, series = f"tt{tag}", f"show{tag}"
     saved = await client.post(

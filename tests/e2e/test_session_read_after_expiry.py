@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from session_samples import parent_setup
+from session_samples import parent_setup, played_session
 
 from adapters.container import Container
 from adapters.session_keys import SEQUENCE_KEY, session_key
@@ -27,19 +27,8 @@ Drain = Callable[[], Awaitable[int]]
 async def _played_session(client: Client, parent: dict[str, str]) -> dict[str, Any]:
     """A session started with a 45-minute limit, one heartbeat at position 12.5, then ended."""
     profile, videos = await parent_setup(client, parent, daily_limit_minutes=45)
-    started = await client.post(
-        "/api/sessions/start",
-        json={"profile_id": profile["id"], "video_id": videos[1]},
-        headers=parent,
-    )
-    assert started.status_code == 201, started.text
-    sid = started.json()["session_id"]
-    beat = await client.post(
-        f"/api/sessions/{sid}/heartbeat", json={"position": 12.5}, headers=parent
-    )
-    assert beat.status_code == 200, beat.text
-    assert (await client.post(f"/api/sessions/{sid}/end", headers=parent)).status_code == 200
-    return {**started.json(), "profile": profile}
+    started = await played_session(client, parent, profile["id"], videos[1], position=12.5)
+    return {**started, "profile": profile}
 
 
 async def _expire(container: Container, drain: Drain, session_id: int) -> None:
