@@ -13,11 +13,12 @@ shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from api.errors import ApiError, FieldError, InvalidFields, Location
-from api.fast import Body, Call, Endpoint, Query, fast_route
+from api.fast import Body, Call, Endpoint, Handler, Query, fast_route
 from api.progress_schema import ClerkId, ListLimit, ProgressSave, ResumeEntry, ResumePosition
 from api.route_facts import RouteFacts
 from domain.progress import (
@@ -76,6 +77,23 @@ def parse_body(parse: Any) -> Any:
     return parsed
 
 
+def save_endpoint(
+    handler: Handler, summary: str, schema: Any, parse: Callable[[bytes], Any], **described: Any
+) -> Endpoint:
+    """The ``POST`` of a save (titles and series alike): retry-safe under an ``Idempotency-Key``,
+    answered 204 without a body; the body documented as ``schema`` and read by the domain
+    parser ``parse`` (``parse_body``)."""
+    return Endpoint(
+        "POST",
+        handler,
+        summary,
+        replace(PROGRESS, idempotent=True),
+        status=204,
+        body=Body(schema, parse_body(parse)),
+        **described,
+    )
+
+
 def _tmdb_id(tmdb_id: str) -> str:
     try:
         return check_tmdb_id(tmdb_id)
@@ -113,13 +131,11 @@ async def _forget(call: Call[None]) -> None:
 
 save = fast_route(
     "/api/progress",
-    Endpoint(
-        "POST",
+    save_endpoint(
         _save,
         "Save a resume position (appends progress.saved)",
-        replace(PROGRESS, idempotent=True),
-        status=204,
-        body=Body(ProgressSave, parse_body(parse_save)),
+        ProgressSave,
+        parse_save,
         operation_id="ProgressSave",
         answered="Saved",
     ),

@@ -13,12 +13,11 @@ of ``u1``, never the title ``u1`` of a user called ``series``.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from api.errors import ApiError
-from api.fast import Body, Call, Endpoint, fast_route
-from api.progress import LIMIT, PROGRESS, TAGS, invalid, list_limit, parse_body
+from api.fast import Call, Endpoint, fast_route
+from api.progress import LIMIT, PROGRESS, TAGS, invalid, list_limit, save_endpoint
 from api.progress_schema import ClerkId, SeriesEntry, SeriesId, SeriesPosition, SeriesProgressSave
 from domain.progress import InvalidProgress, check_tmdb_id
 from domain.series_progress import SaveSeriesProgress, check_series_id, parse_series_save
@@ -93,13 +92,8 @@ async def _forget(call: Call[None]) -> None:
 
 save = fast_route(
     "/api/progress/series",
-    Endpoint(
-        "POST",
-        _save,
-        "Save the current episode of a series",
-        replace(PROGRESS, idempotent=True),
-        status=204,
-        body=Body(SeriesProgressSave, parse_body(parse_series_save)),
+    save_endpoint(
+        _save, "Save the current episode of a series", SeriesProgressSave, parse_series_save
     ),
     tags=TAGS,
 )
