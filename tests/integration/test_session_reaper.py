@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -68,10 +69,13 @@ async def _state(settings: Settings, session_id: int) -> SessionState:
 def test_the_rq_job_ends_silent_sessions_and_schedules_the_next_run(settings: Settings) -> None:
     session_id = asyncio.run(_silent_session(settings))
     connection = rq_connection(settings)
-    queue = Queue(MAINTENANCE, connection=connection)
+    # A queue of its own: on the shared maintenance queue the burst worker also ran periodic
+    # jobs that other tests' workers queue, and the test failed once with this job's record
+    # gone when its status was read.
+    queue = Queue(f"test-reaper-{uuid.uuid4().hex}", connection=connection)
     registry = ScheduledJobRegistry(MAINTENANCE, connection=connection)
     try:
-        job = queue.enqueue(REAPER_JOB, result_ttl=60)
+        job = queue.enqueue(REAPER_JOB, result_ttl=600)
         SimpleWorker([queue], connection=connection).work(burst=True)
         assert job.get_status(refresh=True) == "finished", job.latest_result()
         assert job.return_value() >= 1
