@@ -11,18 +11,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    NoScriptError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from adapters.cluster import expand, is_cluster
+from adapters.cluster import Masters, is_cluster, joined, split
 from adapters.scripts import Script
 
 Command = tuple[Any, ...]
+
+
+Batch = list[tuple[Command, asyncio.Future[Any]]]
 
 
 class AutoPipeline:
@@ -35,7 +46,8 @@ class AutoPipeline:
         store work."""
         self.redis = redis
         self.timeout = timeout
-        self._pending: list[tuple[Command, asyncio.Future[Any]]] = []
+        self._pending: Batch = []
+        self._masters = Masters(redis) if is_cluster(redis) else None
         self._tasks: set[asyncio.Task[None]] = set()
         # Run before a ``gated`` script is loaded: a missing script means Redis restarted, and
         # the command side must not act on it before it is checked against the archive.
@@ -69,17 +81,16 @@ class AutoPipeline:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._send(batch))
+        send = self._send if self._masters is None else self._cluster_send
+        task = asyncio.ensure_future(send(batch))
         self._tasks.add(task)  # keep a reference until done (asyncio holds tasks weakly)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, batch: list[tuple[Command, asyncio.Future[Any]]]) -> None:
+    async def _send(self, batch: Batch) -> None:
         try:
             replies = await self._round_trip([args for args, _ in batch])
         except BaseException as exc:  # Redis away, cancelled: every caller learns it
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            _fail(batch, exc)
             return
         for (_, future), reply in zip(batch, replies, strict=True):
             if future.done():
@@ -90,8 +101,6 @@ class AutoPipeline:
                 future.set_result(reply)
 
     async def _round_trip(self, commands: list[Command]) -> list[Any]:
-        if is_cluster(self.redis):
-            return await self._cluster_round_trip(commands)
         pool = self.redis.connection_pool
         connection: AbstractConnection | None = None
         try:
@@ -111,29 +120,81 @@ class AutoPipeline:
             if connection is not None:
                 await pool.release(connection)
 
-    async def _cluster_round_trip(self, commands: list[Command]) -> list[Any]:
-        """On a Redis Cluster: each command to its key's master (cross-slot multi-key commands
-        split per key), concurrently; redis-py's cluster client routes and follows redirects."""
-        flat, join = expand(commands)
+    async def _cluster_send(self, batch: Batch) -> None:
+        """On a Redis Cluster: the batch cut per master (a cross-slot multi-key command per
+        key), one packed write to each master, all at once; each caller answered as soon as
+        the masters of its command have. A redirect or a lost connection sends the commands it
+        concerns through the cluster client, which follows the redirect or refreshes its view
+        of the cluster and retries; a master away fails only its own callers."""
+        masters_of = cast(Masters, self._masters)
+        masters: dict[ClusterNode, list[_Part]] = {}
+        rerouted: list[_Part] = []
+        for command, future in batch:
+            call = _Call(command, future)
+            for part in call.parts():
+                master = masters_of.of(part[2])
+                if master is None:
+                    rerouted.append(part)
+                else:
+                    masters.setdefault(master, []).append(part)
         try:
             async with asyncio.timeout(self.timeout):
-                replies = await asyncio.gather(
-                    *(self.redis.execute_command(*args) for args in flat),  # type: ignore[no-untyped-call]
-                    return_exceptions=True,
+                await asyncio.gather(
+                    *(self._on_master(master, parts) for master, parts in masters.items()),
+                    self._reroute(rerouted),
                 )
         except TimeoutError:
-            raise RedisTimeoutError(f"Redis did not answer within {self.timeout} s") from None
-        for reply in replies:
+            _fail(batch, RedisTimeoutError(f"Redis did not answer within {self.timeout} s"))
+        except BaseException as exc:  # cancelled: every caller not yet answered learns it
+            _fail(batch, exc)
+
+    async def _on_master(self, master: ClusterNode, parts: list[_Part]) -> None:
+        """``parts`` in one write to ``master`` (``_exchange``, as on one Redis)."""
+        replies: list[Any] = []
+        try:
+            connection = master.acquire_connection()
+        except RedisConnectionError:  # its pool is full: the cluster client says so
+            await self._reroute(parts)
+            return
+        try:
+            await master.disconnect_if_needed(connection)
+            await _exchange(connection, [command for _, _, command in parts], replies)
+        except (RedisConnectionError, RedisTimeoutError):
+            # The replies not read are lost with the connection: those commands go the
+            # cluster client's way, which tells a master that moved from one that is down.
+            await connection.disconnect(nowait=True)
+        finally:
+            master.release(connection)
+        rerouted = parts[len(replies) :]
+        for part, reply in zip(parts, replies, strict=False):
+            if isinstance(reply, _REDIRECTS):
+                rerouted.append(part)
+            else:
+                part[0].answer(part[1], reply)
+        await self._reroute(rerouted)
+
+    async def _reroute(self, parts: list[_Part]) -> None:
+        """``parts`` through the cluster client's own routing, each on its own."""
+        if not parts:
+            return
+        replies = await asyncio.gather(
+            *(self.redis.execute_command(*command) for _, _, command in parts),  # type: ignore[no-untyped-call]
+            return_exceptions=True,
+        )
+        for (call, index, _), reply in zip(parts, replies, strict=True):
             if isinstance(reply, BaseException) and not isinstance(reply, Exception):
                 raise reply  # cancelled: every caller learns it
-        return join(list(replies))  # an error (a master away, say) only for its own caller
+            call.answer(index, reply)
 
     async def close(self) -> None:
         await self.redis.aclose()
 
 
-async def _exchange(connection: AbstractConnection, commands: list[Command]) -> list[Any]:
-    """Send ``commands`` in one write and read their replies (an error reply as its exception).
+async def _exchange(
+    connection: AbstractConnection, commands: list[Command], replies: list[Any] | None = None
+) -> list[Any]:
+    """Send ``commands`` in one write and read their replies (an error reply as its exception)
+    into ``replies``: when the connection is lost midway, those read so far.
 
     Done here rather than by redis-py's asyncio ``Pipeline``: that one packs every argument in
     Python and wraps each command and reply in its own bookkeeping, which at ingest rates was
@@ -141,13 +202,56 @@ async def _exchange(connection: AbstractConnection, commands: list[Command]) -> 
     synchronous client uses) writes the same bytes; a heartbeat's two commands cost the API
     process 52 -> 42 µs of CPU (in-process, 32 concurrent sessions, real Redis).
     """
+    replies = [] if replies is None else replies
     await connection.send_packed_command(
         b"".join([hiredis.pack_command(args) for args in commands]), check_health=False
     )
-    replies: list[Any] = []
     for _ in commands:
         try:
             replies.append(await connection.read_response())
         except ResponseError as error:  # the reply was read whole: the next one follows
             replies.append(error)
     return replies
+
+
+# A command a master answered with these goes through the cluster client, which follows them.
+_REDIRECTS = (AskError, TryAgainError, ClusterDownError)  # AskError: MOVED too
+
+_Part = tuple["_Call", int, Command]  # a caller, which of its parts, the part's command
+
+
+class _Call:
+    """One caller's command on a cluster: its parts (itself, or one per key of a cross-slot
+    multi-key command), their replies as they come, and its future."""
+
+    __slots__ = ("combine", "commands", "future", "left", "replies")
+
+    def __init__(self, command: Command, future: asyncio.Future[Any]) -> None:
+        cut = split(command)
+        self.commands = [command] if cut is None else cut[0]
+        self.combine: Callable[[list[Any]], Any] | None = None if cut is None else cut[1]
+        self.future = future
+        self.replies: list[Any] = [None] * len(self.commands)
+        self.left = len(self.commands)
+
+    def parts(self) -> list[_Part]:
+        return [(self, index, command) for index, command in enumerate(self.commands)]
+
+    def answer(self, index: int, reply: Any) -> None:
+        """The reply of part ``index``; the caller's once every part has one."""
+        self.replies[index] = reply
+        self.left -= 1
+        if self.left or self.future.done():
+            return
+        reply = joined(self.replies, self.combine)
+        if isinstance(reply, Exception):
+            self.future.set_exception(reply)
+        else:
+            self.future.set_result(reply)
+
+
+def _fail(batch: Batch, error: BaseException) -> None:
+    """``error`` to every caller of ``batch`` not answered yet."""
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)

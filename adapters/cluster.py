@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import SlotNotCoveredError
 
 Command = tuple[Any, ...]
 
@@ -109,14 +110,59 @@ def expand(commands: Sequence[Command]) -> tuple[list[Command], Callable[[list[A
         for size, combine in joins:
             chunk = replies[at : at + size]
             at += size
-            if combine is None:
-                out.append(chunk[0])
-            else:
-                error = next((r for r in chunk if isinstance(r, Exception)), None)
-                out.append(error if error is not None else combine(chunk))
+            out.append(joined(chunk, combine))
         return out
 
     return flat, join
+
+
+def joined(replies: list[Any], combine: Callable[[list[Any]], Any] | None) -> Any:
+    """One command's reply from the replies of its parts (``split``): the only part's reply
+    when it was not split, else the first part's error, else the parts combined."""
+    if combine is None:
+        return replies[0]
+    error = next((reply for reply in replies if isinstance(reply, Exception)), None)
+    return error if error is not None else combine(replies)
+
+
+class Masters:
+    """The master each command goes to, read from the cluster client's own slot map: the one
+    its ``execute_command`` keeps up to date (a ``MOVED`` patches its slot, a failure asks for
+    a refresh of the whole topology)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.cluster = cast(RedisCluster, redis)
+        self._key_first: dict[Any, bool] = {}  # command name -> its first key follows it
+
+    def of(self, command: Command) -> ClusterNode | None:
+        """The master of ``command``'s slot, or ``None`` when the client is to route it itself:
+        a command without a key or whose key is elsewhere than right after its name, no slot
+        map yet, a slot no master covers."""
+        name = command[0]
+        key_first = self._key_first.get(name)
+        if key_first is None:
+            key_first = self._learn(name)
+        slot = command_slot(command) if key_first else None
+        if slot is None:
+            return None
+        try:
+            return self.cluster.nodes_manager.get_node_from_slot(slot)
+        except SlotNotCoveredError:
+            return None
+
+    def _learn(self, name: Any) -> bool:
+        """Whether ``name``'s first key follows it, from the server's command table (loaded
+        with the client's topology; until then, no command is routed here)."""
+        upper = str(name).upper()
+        if upper in ("EVAL", "EVALSHA"):
+            key_first = True
+        else:
+            info = self.cluster.commands_parser.commands.get(upper.lower())
+            if not isinstance(info, dict):
+                return False
+            key_first = info["first_key_pos"] == 1 and "movablekeys" not in info["flags"]
+        self._key_first[name] = key_first
+        return key_first
 
 
 def group_by_slot(commands: Sequence[Command]) -> dict[int, list[int]]:
