@@ -128,7 +128,7 @@ class ArchiveRate:
         }
 
 
-def _cpu_seconds(pids: list[int]) -> float:
+def cpu_seconds(pids: list[int]) -> float:
     """CPU used so far by these processes and their children, live or reaped."""
     total = 0.0
     for pid in pids:
@@ -150,8 +150,8 @@ class CpuMeter:
     async def sample(self) -> tuple[dict[str, float], cpu.CpuSample]:
         machine = psutil.cpu_times()
         own = {
-            "api": _cpu_seconds(self.api),
-            "workers": _cpu_seconds(self.workers),
+            "api": cpu_seconds(self.api),
+            "workers": cpu_seconds(self.workers),
             "machine_busy": machine.user + machine.system + machine.nice + machine.softirq,
             "machine_all": sum(machine),
         }
