@@ -137,12 +137,15 @@ class AutoPipeline:
                     rerouted.append(part)
                 else:
                     masters.setdefault(master, []).append(part)
+        sends = [self._on_master(master, parts) for master, parts in masters.items()]
+        if rerouted:
+            sends.append(self._reroute(rerouted))
         try:
             async with asyncio.timeout(self.timeout):
-                await asyncio.gather(
-                    *(self._on_master(master, parts) for master, parts in masters.items()),
-                    self._reroute(rerouted),
-                )
+                if len(sends) == 1:
+                    await sends[0]  # one master: no task to run it beside others
+                else:
+                    await asyncio.gather(*sends)
         except TimeoutError:
             _fail(batch, RedisTimeoutError(f"Redis did not answer within {self.timeout} s"))
         except BaseException as exc:  # cancelled: every caller not yet answered learns it
