@@ -3,8 +3,9 @@
 On one Redis every command reaches the same server. On a cluster (``MEDIO_REDIS_CLUSTER=true``)
 each key lives on the master that owns its hash slot, so:
 
-* a command with one key goes to that key's master (redis-py's ``RedisCluster`` routes it and
-  follows ``MOVED``/``ASK``);
+* a command with one key goes to that key's master: ``Masters`` names it from redis-py's
+  ``RedisCluster`` slot map for ``AutoPipeline``'s one write per master, and the client itself
+  routes the rest and follows ``MOVED``/``ASK``;
 * a multi-key command whose keys are per-key independent (``MGET``, ``DEL``, ``UNLINK``,
   ``EXISTS``) is split into one command per key and its replies joined back (``split``);
 * a script or ``MULTI`` must name keys of one slot only. Medio's keys that are written together
