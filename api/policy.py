@@ -223,11 +223,12 @@ class PolicyController(Controller):
         profile_id: FromPath[int],
         day: FromPath[str],
     ) -> dict[str, Any]:
-        profile = await _own_profile(container, principal.user_id, profile_id)
         try:
-            found = await ledger.day_ledger(container, profile, day)
+            found = await ledger.owned_day_ledger(container, principal.user_id, profile_id, day)
         except ValueError:
             raise invalid([Problem("date", MSG_DATE)], "params") from None
+        if found is None:
+            raise not_found("Profile")
         return found
 
 
