@@ -14,7 +14,7 @@ Bounded per process (``SIZE`` answers, least recently used out first).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -70,3 +70,35 @@ class AnswerCache:
 
     def __len__(self) -> int:
         return len(self._kept)
+
+
+PAGES = 256  # feed pages per process: about 40 KB each (100 events)
+
+
+class PageCache:
+    """Full pages of the event feed by query, each under the archive's rewrite token it was
+    read after (``projections.archive_pages.REWRITTEN_KEY``). Bounded (``PAGES``, least
+    recently used out first)."""
+
+    def __init__(self, size: int = PAGES) -> None:
+        self.size = size
+        self._pages: OrderedDict[Hashable, tuple[bytes, Any]] = OrderedDict()
+
+    def get(self, query: Hashable, token: bytes) -> Any:
+        """The page kept for ``query`` under ``token``, or ``None``."""
+        kept = self._pages.get(query)
+        if kept is None or kept[0] != token:
+            return None
+        self._pages.move_to_end(query)
+        return kept[1]
+
+    def put(self, query: Hashable, token: bytes, page: Any) -> None:
+        if self.size <= 0:
+            return
+        self._pages[query] = (token, page)
+        self._pages.move_to_end(query)
+        if len(self._pages) > self.size:
+            self._pages.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._pages)

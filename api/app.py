@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from adapters.settings import Settings, get_settings
-from api import progress, series_progress
+from api import policy, progress, series_progress, stats
 from api.cors import CorsMiddleware, cors_config
 from api.csrf import CsrfController, CsrfMiddleware
 from api.deps import Services, dependencies
@@ -31,7 +31,6 @@ from api.profiles import ProfilesController
 from api.ratelimit import RateLimiter
 from api.request_id import RequestIdMiddleware
 from api.sessions import SessionsController, heartbeat
-from api.stats import ProfileStatsController
 from api.streaming import StreamController
 from api.thumbnails import ThumbnailController
 from api.uploads import UploadController
@@ -52,6 +51,7 @@ ROUTE_HANDLERS: list[Any] = [
     ProfilesController,
     MeController,
     PolicyController,
+    *policy.ROUTES,
     TimeRequestsController,
     VideosController,
     UploadController,
@@ -61,7 +61,7 @@ ROUTE_HANDLERS: list[Any] = [
     heartbeat,
     *progress.ROUTES,
     *series_progress.ROUTES,
-    ProfileStatsController,
+    *stats.ROUTES,
     DevicePairingController,
     ProfileDevicesController,
     DeviceController,

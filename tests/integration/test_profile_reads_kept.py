@@ -1,5 +1,5 @@
-"""Stats and day ledgers kept per API process (``adapters.answer_cache``) are given again only
-while nothing they show has changed, whichever process changed it.
+"""Stats, day ledgers and feed pages kept per API process (``adapters.answer_cache``) are given
+again only while nothing they show has changed, whichever process changed it.
 
 Two containers stand for two API processes sharing Redis and the database. After every change
 the kept answer of process ``b`` must equal a fresh answer (process ``a`` with nothing kept).
@@ -13,17 +13,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from session_samples import new_owner, new_profile, new_video
 
 from adapters.answer_cache import AnswerCache, Kept
 from adapters.container import Container
 from adapters.settings import Settings
+from adapters.tables import events
 from domain.clock import FakeClock
 from domain.events import BonusGranted, DayShare, SessionHeartbeat, SessionStarted
+from domain.history import ArchiveFilter, FeedQuery
 from projections.read_versions import models_replaced
 from projections.runtime import project_pending
 from services import catalog, ledger, privacy
 from services.container import build_container
+from services.history import feed_page
 from services.stats import profile_stats
 from services.users import UserDirectory, follow_erasures
 
@@ -191,6 +195,29 @@ async def test_an_erased_child_leaves_nothing_kept_in_any_process(
         follower.cancel()
         with pytest.raises(asyncio.CancelledError):
             await follower
+
+
+async def test_full_feed_pages_are_kept_until_archived_rows_are_rewritten(
+    processes: tuple[Container, Container],
+) -> None:
+    a, b = processes
+    owner, profile_id, video_id = await _family(a)
+    await project_pending(a)
+    async with a.engine.connect() as conn:
+        start = int(await conn.scalar(sa.select(sa.func.max(events.c.position))) or 0)
+    await _watch(a, profile_id, video_id, 9_100_051, 60)
+    await _watch(a, profile_id, video_id, 9_100_052, 60)  # four events archived after start
+    full = FeedQuery(after=start, limit=3, wanted=ArchiveFilter())
+    tail = FeedQuery(after=start, limit=10, wanted=ArchiveFilter())
+    pages = [await feed_page(b, full) for _ in range(3)]
+    assert len(pages[2]) == 3 and pages[2] is pages[1]  # kept once a token was read
+    tails = [await feed_page(b, tail) for _ in range(3)]
+    assert len(tails[2]) == 4 and tails[2] is not tails[1]  # a page not full is never kept
+    assert await privacy.erase_profile(a, owner, profile_id)
+    after = await feed_page(b, full)
+    assert after is not pages[2]
+    a.pages = type(a.pages)()
+    assert after == await feed_page(a, full)
 
 
 def test_the_cache_is_bounded() -> None:
