@@ -13,13 +13,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from adapters.settings import Settings, get_settings
-from api import policy, progress, series_progress, stats
+from api import events, policy, progress, series_progress, stats
 from api.cors import CorsMiddleware, cors_config
 from api.csrf import CsrfController, CsrfMiddleware
 from api.deps import Services, dependencies
 from api.devices import DeviceController, DevicePairingController, ProfileDevicesController
 from api.errors import FAMILIES, exception_handlers, route_families
-from api.events import EventsController
 from api.fast import route_path_parameters
 from api.guards import Guards
 from api.health import HealthController
@@ -47,7 +46,7 @@ from services.users import follow_erasures
 ROUTE_HANDLERS: list[Any] = [
     HealthController,
     CsrfController,
-    EventsController,
+    *events.ROUTES,
     ProfilesController,
     MeController,
     PolicyController,

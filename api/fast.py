@@ -106,6 +106,14 @@ class Call(Generic[B]):
                 found = value
         return found
 
+    def queries(self, name: str) -> list[str]:
+        """Every value of query parameter ``name``, in order (a list parameter)."""
+        raw = self.scope.get("query_string", b"")
+        if not raw:
+            return []
+        pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, separator="&")
+        return [value for key, value in pairs if key == name]
+
     def receipt(self) -> Receipt[Any] | None:
         """What the route's command stores with its effect under an ``Idempotency-Key``."""
         return receipt_of(self.scope, self._render)
