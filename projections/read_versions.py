@@ -13,11 +13,13 @@ in one ``MGET``, are what they were when it was made:
 * ``medio:read-version:{s}:<profile_id>:row``: a random token the API writes after each change
   of what the read models do not hold: the profile's row (its name, time zone, limits) and its
   family's videos (their titles). Not part of the projection (not dumped, never rebuilt); a
-  reader that finds none writes one (``SET NX``) and keeps nothing until the next read;
+  reader that finds none writes one (``SET NX``) after making its answer, and keeps the answer
+  under it only if that write won;
 * ``medio:read-version:{s}:generation``: a random token written on every shard around a change
   to the read models that bypasses the projectors (before and after ``medio replay``'s rebuild,
-  after a retention run), so no answer kept before it is given after it, even if a rebuilt
-  version names an entry it named before.
+  after a retention run and an erasure) and once per Redis server run (``projections.recovery``:
+  a Redis that lost its last writes may hold older versions), so no answer kept before it is
+  given after it, even if a version names an entry it named before.
 
 ``medio:read-version:{s}:profiles`` lists the profiles with a version (``dump``, ``clear``).
 A profile's erasure (``forget``) deletes its keys.

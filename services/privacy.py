@@ -65,7 +65,7 @@ from domain.privacy import (
     subject_of,
 )
 from projections.archive_pages import archive_rewritten
-from projections.read_versions import ReadVersions
+from projections.read_versions import ReadVersions, models_replaced
 from projections.registry import REDIS_PROJECTIONS
 from projections.runtime import projectors_caught_up
 from projections.streams import DEAD_LETTER_STREAM
@@ -160,9 +160,10 @@ async def _erase(
         await _scrub_streams(container, subject.subjects)
         async with container.engine.begin() as conn:
             keys = await _delete_rows(conn, subject)
-        # Again after the commit: an answer kept while the rows were still there lapses, and so
-        # does every feed page kept (its events now read as erased).
+        # Again after the commit, and a new generation: an answer kept while the rows were
+        # still there lapses, and so does every feed page kept (its events now read as erased).
         await ReadVersions(settings=settings).forget(container.redis, [], subject.profile_ids)
+        await models_replaced(container.redis, settings.stream_shards)
         await archive_rewritten(container.redis)
         MediaStore(settings.media_path).remove(*subject.files)
         erased = SubjectErased(

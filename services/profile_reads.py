@@ -49,12 +49,14 @@ async def kept_or_made(
     made = await make()
     if made is None:
         return None
-    if versions[1] is None:  # no row token yet: write one, keep from the next read on
-        await container.pipeline.execute("SET", keys[1], new_token(), "NX")
-    else:
-        container.answers.put(
-            key, Kept(made.owner, versions, made.timezone, made.today, made.answer)
-        )
+    if versions[1] is None:
+        # No row token yet: write one, and keep the answer under it only if no change wrote
+        # one first (a change after this overwrites it). Written only for an owner's read.
+        token = new_token()
+        if await container.pipeline.execute("SET", keys[1], token, "NX") is None:
+            return made.answer
+        versions = (versions[0], token.encode(), versions[2])
+    container.answers.put(key, Kept(made.owner, versions, made.timezone, made.today, made.answer))
     return made.answer
 
 
