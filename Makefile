@@ -27,7 +27,7 @@ CLUSTER_TESTS := tests/e2e/test_sessions_api.py tests/e2e/test_cluster_pairing.p
 	tests/e2e/test_series_progress_api.py tests/e2e/test_idempotency_api.py \
 	tests/e2e/test_kids_mode_parent_control.py tests/e2e/test_read_your_writes.py \
 	tests/integration/test_session_projections.py tests/integration/test_resume_projection.py \
-	tests/e2e/test_cluster_serve.py
+	tests/integration/test_profile_reads_kept.py tests/e2e/test_cluster_serve.py
 
 test: install ## run the whole test suite, then its Redis Cluster pass (starts Redis/Postgres if stopped)
 	scripts/ensure-services

@@ -15,6 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.answer_cache import AnswerCache, PageCache
 from adapters.autopipeline import AutoPipeline
 from adapters.clock import SystemClock
 from adapters.cluster import cluster_client, raw_replies
@@ -45,6 +46,8 @@ class Container:
     pipeline: AutoPipeline  # Redis commands of concurrent requests, one round trip
     clock: Clock = field(default_factory=SystemClock)
     lists: ListCache = field(default_factory=ListCache)  # progress lists this process keeps
+    answers: AnswerCache = field(default_factory=AnswerCache)  # profile reads it keeps
+    pages: PageCache = field(default_factory=PageCache)  # full feed pages it keeps
 
     @property
     def keyring(self) -> Keyring:

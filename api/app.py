@@ -13,13 +13,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from adapters.settings import Settings, get_settings
-from api import progress, series_progress
+from api import events, policy, progress, series_progress, stats
 from api.cors import CorsMiddleware, cors_config
 from api.csrf import CsrfController, CsrfMiddleware
 from api.deps import Services, dependencies
 from api.devices import DeviceController, DevicePairingController, ProfileDevicesController
 from api.errors import FAMILIES, exception_handlers, route_families
-from api.events import EventsController
 from api.fast import route_path_parameters
 from api.guards import Guards
 from api.health import HealthController
@@ -31,7 +30,6 @@ from api.profiles import ProfilesController
 from api.ratelimit import RateLimiter
 from api.request_id import RequestIdMiddleware
 from api.sessions import SessionsController, heartbeat
-from api.stats import ProfileStatsController
 from api.streaming import StreamController
 from api.thumbnails import ThumbnailController
 from api.uploads import UploadController
@@ -48,10 +46,11 @@ from services.users import follow_erasures
 ROUTE_HANDLERS: list[Any] = [
     HealthController,
     CsrfController,
-    EventsController,
+    *events.ROUTES,
     ProfilesController,
     MeController,
     PolicyController,
+    *policy.ROUTES,
     TimeRequestsController,
     VideosController,
     UploadController,
@@ -61,7 +60,7 @@ ROUTE_HANDLERS: list[Any] = [
     heartbeat,
     *progress.ROUTES,
     *series_progress.ROUTES,
-    ProfileStatsController,
+    *stats.ROUTES,
     DevicePairingController,
     ProfileDevicesController,
     DeviceController,

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Any
 
 import msgspec
-from litestar import Controller, get
-from litestar.params import FromQuery, QueryParameter
 
 from api.auth import Principal
-from api.deps import ContainerDep, PrincipalDep
 from api.errors import ApiError, FieldError, InvalidFields
+from api.fast import PRINCIPAL, Call, Endpoint, Query, fast_route
 from api.openapi_parts import EVENT_QUERY
-from api.route_facts import facts
+from api.route_facts import RouteFacts
 from domain.history import FeedQuery, parse_feed_query
 from services.history import FeedEvent, feed_page
 
@@ -44,27 +42,40 @@ def _query(
     return query
 
 
-class EventsController(Controller):
-    """The archive, page by page, for people who analyse or replay what happened."""
-
-    path = "/api/events"
-
-    @get(
-        summary="Event history in archive order (analyst, admin)",
-        opt=facts(checks_owner=True, query=EVENT_QUERY),
+async def list_events(call: Call[Any]) -> EventFeed:
+    """A fast route (``api/fast.py``): a full page kept by the process (``services.history``)
+    costs little next to Litestar's route machinery."""
+    _authorise(call.caller)
+    query = _query(
+        call.query("after"),
+        call.query("limit"),
+        call.queries("type"),
+        call.query("since"),
+        call.query("until"),
     )
-    async def list_events(
-        self,
-        container: ContainerDep,
-        principal: PrincipalDep,
-        after: FromQuery[str | None] = None,
-        limit: FromQuery[str | None] = None,
-        types: Annotated[list[str] | None, QueryParameter(name="type")] = None,
-        since: FromQuery[str | None] = None,
-        until: FromQuery[str | None] = None,
-    ) -> EventFeed:
-        _authorise(principal)
-        query = _query(after, limit, types, since, until)
-        page = await feed_page(container, query)
-        full = len(page) == query.limit
-        return EventFeed(events=page, next=page[-1].position if full else None)
+    page = await feed_page(call.services.container, query)
+    full = len(page) == query.limit
+    return EventFeed(events=page, next=page[-1].position if full else None)
+
+
+ROUTES = [
+    fast_route(
+        "/api/events",
+        Endpoint(
+            "GET",
+            list_events,
+            "Event history in archive order (analyst, admin)",
+            RouteFacts(checks_owner=True, query=EVENT_QUERY),
+            auth=PRINCIPAL,
+            answer=EventFeed,
+            query={
+                "after": Query(int | None),
+                "limit": Query(int | None),
+                "type": Query(list[str] | None),
+                "since": Query(str | None),
+                "until": Query(str | None),
+            },
+            operation_id="ApiEventsListEvents",
+        ),
+    )
+]

@@ -9,7 +9,8 @@ Litestar ``@asgi`` handler per path that does only what the route needs, in this
 1. the method (405 with ``Allow``, or the 204 ``OPTIONS`` answer Litestar gives its routes);
 2. the guards, inline (``api.guards.admit``: rate limit, CSRF, body limits), then the
    ``Idempotency-Key`` layer for a route that takes one (``api.idempotency.run_once``);
-3. the caller (``Auth``: the bearer token's ``sub``, or a session token where the route takes one);
+3. the caller (``Auth``: the bearer token's ``sub``, its ``Principal`` with the user row, or a
+   session token where the route takes one);
 4. the body, decoded by the route's parser into its struct (its errors are ``ApiError`` or
    ``InvalidFields``, which the app's exception handlers render in the route's error family);
 5. the handler, ``async def (call) -> answer``; the answer is encoded with msgspec.
@@ -50,7 +51,15 @@ from litestar.exceptions import MethodNotAllowedException
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from api.deps import Services, authenticate_subject, header_value, send_json, services_of
+from api.auth import Principal, bearer_token, unauthorized
+from api.deps import (
+    Services,
+    authenticate_subject,
+    header_value,
+    principal_of,
+    send_json,
+    services_of,
+)
 from api.errors import ApiError
 from api.guards import admit
 from api.idempotency import HEADER as IDEMPOTENCY_KEY
@@ -97,6 +106,14 @@ class Call(Generic[B]):
                 found = value
         return found
 
+    def queries(self, name: str) -> list[str]:
+        """Every value of query parameter ``name``, in order (a list parameter)."""
+        raw = self.scope.get("query_string", b"")
+        if not raw:
+            return []
+        pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True, separator="&")
+        return [value for key, value in pairs if key == name]
+
     def receipt(self) -> Receipt[Any] | None:
         """What the route's command stores with its effect under an ``Idempotency-Key``."""
         return receipt_of(self.scope, self._render)
@@ -117,6 +134,17 @@ async def _bearer_sub(services: Services, scope: Scope) -> str:
 
 
 BEARER = Auth(_bearer_sub, ("bearer",))
+
+
+async def _principal(services: Services, scope: Scope) -> Principal:
+    """The bearer token's caller with its user row, as ``PrincipalDep`` gives ``@get`` routes."""
+    token = bearer_token(header_value(scope, b"authorization"))
+    if token is None:
+        raise unauthorized()
+    return await principal_of(services, token)
+
+
+PRINCIPAL = Auth(_principal, ("bearer",))  # ``call.caller`` is an ``api.deps.Principal``
 
 
 @dataclass(frozen=True)

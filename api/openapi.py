@@ -389,7 +389,7 @@ def fast_operations(route: Any, components: dict[str, Any]) -> dict[str, Operati
             operation_id=endpoint.operation_id
             or operation_id(path, endpoint.handler.__name__.lstrip("_")),
             summary=endpoint.summary,
-            tags=route.opt[TAGS],
+            tags=route.opt[TAGS] or None,
             parameters=parameters or None,
             request_body=body,
             responses={str(endpoint.status): _answer(endpoint, components)},

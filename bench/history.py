@@ -236,7 +236,10 @@ class Archive:
     async def grow(self, size: int, seed: int = 11) -> None:
         """Add other families' events until the archive holds ``size`` events, then settle the
         tables (``VACUUM ANALYZE``, as autovacuum would soon) so reads meet a steady state."""
-        await self.write(others(max(0, size - await self.size()), seed))
+        current = await self.size()
+        # A seed of its own per step of 10,000 events: a second ``grow`` (10k, then 1M) must
+        # not number its sessions and profiles as the first one did.
+        await self.write(others(max(0, size - current), seed + current // 10_000))
         async with self.engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(sa.text("VACUUM ANALYZE"))

@@ -4,7 +4,8 @@ Positions are assigned in commit order under a lock by the archive writer, so th
 reader can see are always a prefix of the final order: a later commit never lands below a
 position someone has already read. That is why ``position > after ORDER BY position`` pages
 are complete (no gaps) even while events are being archived, and why every reader here pages
-by position rather than by offset or time.
+by position rather than by offset or time. It is also why a full page never changes until rows
+already archived are rewritten (``archive_rewritten``), so the feed keeps full pages.
 
 Pages come back opened: a sealed body (``adapters.keyring``) is decrypted with the keys the page
 names, looked up in one query on the page's connection; an erased event keeps its place with
@@ -14,6 +15,7 @@ after opening, rather than in SQL.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from typing import Any
 
 import msgspec
 import sqlalchemy as sa
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.keyring import Keyring
@@ -30,6 +33,14 @@ from domain.history import ArchiveFilter
 from projections.archive import actor_of, place_of
 
 EXPORT_PAGE_SIZE = 5_000
+# A random token written after every change to rows already archived (an erasure, a retention
+# run): a full page, kept by an API process under the token it read first, stands until then.
+REWRITTEN_KEY = "medio:read-version:archive"
+
+
+async def archive_rewritten(redis: Redis) -> None:
+    """Archived rows changed in place (after the change committed): kept pages lapse."""
+    await redis.set(REWRITTEN_KEY, secrets.token_hex(8))
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ from projections.checkpoints import (
     redis_checkpoint_key,
 )
 from projections.locks import projectors_paused
+from projections.read_versions import models_replaced
 from projections.redis_batch import apply_redis
 from projections.redis_commands import text
 from projections.redis_generation import CHECKED_KEY, mark_checked, run_id
@@ -152,6 +153,9 @@ async def ensure_current(container: Container) -> RestoreReport | None:
                 report = await restore_if_behind(container)
         except TimeoutError as exc:  # a projector kept its shard
             raise RestoreBusy(str(exc)) from exc
+        # Read versions may have gone back with the Redis that restarted: answers the API
+        # processes keep lapse (``projections.read_versions``).
+        await models_replaced(redis, settings.stream_shards)
         await mark_checked(redis, server_run)
     finally:
         if text(await redis.get(LOCK_KEY) or b"") == token:

@@ -7,6 +7,7 @@ from projections.base import RedisProjection, SqlProjection
 from projections.daily_limit import DailyLimitCounters
 from projections.devices import DevicesProjection
 from projections.ledger import LedgerProjection
+from projections.read_versions import ReadVersions
 from projections.resume import ResumeProjection
 from projections.series_resume import SeriesResumeProjection
 from projections.sessions import SessionsProjection
@@ -23,4 +24,5 @@ REDIS_PROJECTIONS: list[type[RedisProjection]] = [
     ResumeProjection,
     SeriesResumeProjection,
     DailyLimitCounters,
+    ReadVersions,
 ]

@@ -45,6 +45,7 @@ from projections.checkpoints import (
 )
 from projections.compare import differences
 from projections.locks import projectors_paused
+from projections.read_versions import models_replaced
 from projections.redis_batch import apply_redis
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.runtime import drain_shard
@@ -121,6 +122,7 @@ async def rebuild(
             archived = await read_sql_checkpoints(conn)
         reached = {s: archived.get((ARCHIVE, s), ZERO) for s in range(settings.stream_shards)}
         targets = [_Target(p) for p in sql] + [_Target(p) for p in redis_live]
+        await models_replaced(container.redis, settings.stream_shards)
         await _replay(container, targets, report, progress)
         await _swap_sql(container.engine, sql, reached)
         if redis_live:
@@ -131,6 +133,8 @@ async def rebuild(
                     for shard, position in reached.items()
                 }
             )
+        # Rows were swapped in, not projected: answers kept from the old ones lapse.
+        await models_replaced(container.redis, settings.stream_shards)
         for shard in range(settings.stream_shards):  # the tail beyond the archive
             await drain_shard(container, shard, owner)
     return report

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from adapters.container import Container
 from adapters.tables import profiles, videos
 from domain.catalog import Page, Profile, Video
+from projections.read_versions import rows_changed
 from services.idempotency import Receipt, write_once
 
 T = TypeVar("T")
@@ -174,7 +175,10 @@ async def update_profile(
         .values(updated_at=now, **values)
         .returning(*profiles.c),
     )
-    return _profile(row) if row else None
+    if row is None:
+        return None
+    await _reads_changed(db, [profile_id])
+    return _profile(row)
 
 
 # Videos -------------------------------------------------------------------------------------
@@ -256,7 +260,10 @@ async def update_video(
         .values(updated_at=now, **values)
         .returning(*videos.c),
     )
-    return _video(row) if row else None
+    if row is None:
+        return None
+    await _family_reads_changed(db, user_id)
+    return _video(row)
 
 
 async def delete_video(db: Db, user_id: int, video_id: int) -> Video | None:
@@ -269,4 +276,25 @@ async def delete_video(db: Db, user_id: int, video_id: int) -> Video | None:
         .where(videos.c.id == video_id, videos.c.user_id == user_id)
         .returning(*videos.c),
     )
-    return _video(row) if row else None
+    if row is None:
+        return None
+    await _family_reads_changed(db, user_id)
+    return _video(row)
+
+
+# What parents read of a profile (stats, a day's ledger) shows its row and its family's video
+# titles: answers kept by API processes (``services.profile_reads``) lapse once they change.
+# Through a container only: a caller writing in its own transaction bumps after its commit.
+
+
+async def _reads_changed(db: Db, profile_ids: Sequence[int]) -> None:
+    if isinstance(db, Container) and profile_ids:
+        await rows_changed(db.pipeline, profile_ids, db.events.shard_of)
+
+
+async def _family_reads_changed(db: Db, user_id: int) -> None:
+    """A video's title shows in the stats and ledgers of its owner's profiles (sessions are
+    only ever started on the owner's own videos)."""
+    if isinstance(db, Container):
+        rows = await _all(db, sa.select(profiles.c.id).where(profiles.c.user_id == user_id))
+        await _reads_changed(db, [int(r.id) for r in rows])

@@ -1,5 +1,7 @@
 """What a parent reads of one local day (CONTRACT §13): limit, bonus, watched time, the day's
 sessions with their end reasons and the ledger of what changed the budget, all from projections.
+An answer is kept by the process and given again while the profile's read versions (and, for
+``today``, its local date) stand (``services.profile_reads``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from domain.timestamps import iso_ms
 from projections.ledger import LedgerProjection
 from projections.sessions import SessionsProjection
 from projections.stats import StatsProjection
+from services import catalog
 from services.policy import policy_of
+from services.profile_reads import Made, kept_or_made
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -39,6 +43,23 @@ def bonus_of(entries: list[tuple[Any, str, dict[str, Any]]]) -> int:
 async def today_bonus_minutes(container: Container, profile: Profile, day: date) -> int:
     async with container.engine.connect() as conn:
         return bonus_of(await LedgerProjection().entries(conn, profile.id, day))
+
+
+async def owned_day_ledger(
+    container: Container, user_id: int, profile_id: int, text: str
+) -> dict[str, Any] | None:
+    """The caller's profile's day (``day_ledger``), or ``None`` if the profile is not theirs
+    (``ValueError`` for a bad date, checked after the owner)."""
+
+    async def make() -> Made[dict[str, Any]] | None:
+        profile = await catalog.get_profile(container, user_id, profile_id)
+        if profile is None:
+            return None
+        answer = await day_ledger(container, profile, text)
+        today = date.fromisoformat(answer["date"]) if text == "today" else None
+        return Made(answer, profile.user_id, profile.timezone, today)
+
+    return await kept_or_made(container, ("day", profile_id, text), user_id, make)
 
 
 async def day_ledger(container: Container, profile: Profile, text: str) -> dict[str, Any]:

@@ -18,7 +18,8 @@ subject is being projected while it is removed:
 4. its uploaded files are deleted, and a ``privacy.erased`` event without personal data is
    appended, so the archive records that an erasure happened;
 5. a family's erasure is announced to every API process, which forget the deleted user row's
-   id (``services.users``).
+   id (``services.users``); every erasure announces its profiles, whose kept answers (stats,
+   day ledgers: ``adapters.answer_cache``) every API process drops.
 
 A rebuild then finds the subject's events unreadable and applies none of them, which is exactly
 what the live read models hold after step 3: ``medio replay --verify`` stays clean.
@@ -63,11 +64,13 @@ from domain.privacy import (
     profile_subject,
     subject_of,
 )
+from projections.archive_pages import archive_rewritten
+from projections.read_versions import ReadVersions, models_replaced
 from projections.registry import REDIS_PROJECTIONS
 from projections.runtime import projectors_caught_up
 from projections.streams import DEAD_LETTER_STREAM
 from services import catalog, devices, policy, sessions
-from services.users import announce_erased
+from services.users import announce_erased, announce_profiles_erased
 
 ERASER = "system:privacy"
 PAGE = 1000
@@ -157,11 +160,17 @@ async def _erase(
         await _scrub_streams(container, subject.subjects)
         async with container.engine.begin() as conn:
             keys = await _delete_rows(conn, subject)
+        # Again after the commit, and a new generation: an answer kept while the rows were
+        # still there lapses, and so does every feed page kept (its events now read as erased).
+        await ReadVersions(settings=settings).forget(container.redis, [], subject.profile_ids)
+        await models_replaced(container.redis, settings.stream_shards)
+        await archive_rewritten(container.redis)
         MediaStore(settings.media_path).remove(*subject.files)
         erased = SubjectErased(
             occurred_at=container.clock.now(), actor=ERASER, scope=subject.scope, keys=keys
         )
         await container.events.append(ERASER, erased)
+        await announce_profiles_erased(container, sorted(subject.profile_ids))
 
 
 async def _session_ids(conn: AsyncConnection, subject: Subject) -> list[int]:

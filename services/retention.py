@@ -63,8 +63,10 @@ from domain.events import (
 )
 from domain.privacy import profile_subject
 from projections.archive import ARCHIVE_ONLY_SHARD, POSITION_LOCK_KEY, place_of
+from projections.archive_pages import archive_rewritten
 from projections.base import Envelope, stream_id_key
 from projections.ledger import entry_of
+from projections.read_versions import models_replaced
 from projections.registry import REDIS_PROJECTIONS, SQL_PROJECTIONS
 from projections.runtime import projectors_caught_up
 from projections.stats import sum_stats
@@ -87,6 +89,9 @@ async def apply_retention(container: Container) -> int:
     horizon = now - timedelta(days=settings.retention_days)
     async with projectors_caught_up(container), container.engine.begin() as conn:
         shredded = await _shred(conn, container.keyring, horizon, settings)
+    # Read-model rows and archived rows changed outside the projectors: kept answers lapse.
+    await models_replaced(container.redis, settings.stream_shards)
+    await archive_rewritten(container.redis)
     if shredded:
         ran = RetentionApplied(occurred_at=now, actor=RETAINER, horizon=horizon, events=shredded)
         await container.events.append(RETAINER, ran)

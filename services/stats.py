@@ -1,7 +1,9 @@
 """Parents' stats for one profile, read from the stats projections (never from raw events).
 
 The limit is today's effective one (the weekday entry or the default) and the remaining minutes
-count today's bonus, read from the day's ledger (``projections.ledger``).
+count today's bonus, read from the day's ledger (``projections.ledger``). An answer is kept by
+the process and given again while the profile's read versions and local date stand
+(``services.profile_reads``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from projections.ledger import LedgerProjection
 from projections.stats import StatsProjection
 from services import catalog, ledger
 from services.policy import policy_of
+from services.profile_reads import Made, kept_or_made
 
 # Favourites are ranked in SQL; a few spare rows cover videos deleted since they were watched.
 SPARE_FAVORITES = 15
@@ -23,6 +26,17 @@ async def profile_stats(
     container: Container, user_id: int, profile_id: int
 ) -> stats.ProfileStats | None:
     """The caller's profile's stats at the clock's "now", or ``None`` if it is not theirs."""
+    return await kept_or_made(
+        container,
+        ("stats", profile_id, ""),
+        user_id,
+        lambda: _made_stats(container, user_id, profile_id),
+    )
+
+
+async def _made_stats(
+    container: Container, user_id: int, profile_id: int
+) -> Made[stats.ProfileStats] | None:
     async with container.engine.connect() as conn:
         profile = await catalog.get_profile(conn, user_id, profile_id)
         if profile is None:
@@ -43,7 +57,7 @@ async def profile_stats(
         for video_id, count, ms in totals.top_videos
         if video_id in titles
     ]
-    return stats.ProfileStats(
+    answer = stats.ProfileStats(
         profile_id=profile.id,
         total_watch_time_minutes=whole_minutes(totals.watched_ms),
         videos_watched=totals.videos_watched,
@@ -57,3 +71,4 @@ async def profile_stats(
         weekly_stats=stats.weekly_stats(today, totals.daily_ms),
         favorite_videos=favorites[: stats.FAVORITES],
     )
+    return Made(answer, profile.user_id, profile.timezone, today)

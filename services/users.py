@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -44,6 +44,9 @@ log = logging.getLogger("medio.auth")
 
 T = TypeVar("T")
 ERASED_CHANNEL = "medio:users:erased"  # Redis pub/sub: the ``sub`` of each erased family
+# Redis pub/sub: the ids of each erasure's profiles (comma-separated), whose answers every API
+# process drops (``adapters.answer_cache``)
+PROFILES_ERASED_CHANNEL = "medio:profiles:erased"
 FOLLOW_POLL_SECONDS = 5.0  # longest wait for a notice before the loop looks again
 FOLLOW_RETRY_SECONDS = 1.0  # pause before subscribing again after a Redis outage
 
@@ -192,28 +195,42 @@ async def announce_erased(container: Container, sub: str) -> None:
         log.warning("family erasure not announced to the other API processes: %s", exc)
 
 
+async def announce_profiles_erased(container: Container, profile_ids: Collection[int]) -> None:
+    """Tell every API process to drop what it keeps about these erased profiles (this one at
+    once); a failure is logged, as for ``announce_erased`` (their read versions are deleted with
+    them, so no kept answer is given again anyway)."""
+    container.answers.forget_profiles(profile_ids)
+    if not profile_ids:
+        return
+    try:
+        await container.redis.publish(PROFILES_ERASED_CHANNEL, ",".join(map(str, profile_ids)))
+    except (RedisError, OSError) as exc:
+        log.warning("profile erasure not announced to the other API processes: %s", exc)
+
+
 async def follow_erasures(container: Container, directory: UserDirectory) -> None:
-    """Forget each erased ``sub`` announced by any process, for as long as the process serves.
+    """Forget each erased ``sub`` and the answers kept about each erased profile, announced by
+    any process, for as long as the process serves.
 
     Runs as a background task; a Redis outage is logged and the subscription retried every
     ``FOLLOW_RETRY_SECONDS``, without touching requests. Every (re)connection of the
-    subscription forgets all known ids, since notices sent while it was away are lost.
+    subscription forgets all known ids and kept answers, since notices sent while it was away
+    are lost.
     """
-    resubscribed = _Resubscribed(directory)
+    resubscribed = _Resubscribed(directory, container)
     me = asyncio.current_task()
     while True:
         try:
             async with container.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                await pubsub.subscribe(ERASED_CHANNEL)
-                directory.forget_all()
+                await pubsub.subscribe(ERASED_CHANNEL, PROFILES_ERASED_CHANNEL)
+                resubscribed.connected(None)
                 if pubsub.connection is not None:  # redis-py reconnects by itself, too
                     pubsub.connection.register_connect_callback(resubscribed.connected)
                 while True:
                     _stop_if_cancelled(me)
                     message = await pubsub.get_message(timeout=FOLLOW_POLL_SECONDS)
                     if message is not None and message["type"] == "message":
-                        data = message["data"]
-                        directory.forget(data.decode() if isinstance(data, bytes) else data)
+                        _heard(container, directory, message["channel"], message["data"])
         except Exception as exc:  # Redis away, or anything else: the follower must live on
             _stop_if_cancelled(me)
             log.warning("not hearing family erasures (%s); retrying", exc)
@@ -228,14 +245,25 @@ def _stop_if_cancelled(task: asyncio.Task[Any] | None) -> None:
         raise asyncio.CancelledError
 
 
+def _heard(container: Container, directory: UserDirectory, channel: Any, data: Any) -> None:
+    channel = channel.decode() if isinstance(channel, bytes) else channel
+    text = data.decode() if isinstance(data, bytes) else str(data)
+    if channel == PROFILES_ERASED_CHANNEL:
+        container.answers.forget_profiles([int(p) for p in text.split(",") if p.isdigit()])
+    else:
+        directory.forget(text)
+
+
 class _Resubscribed:
     """The subscription's connection callback (redis-py keeps it by weak reference)."""
 
-    def __init__(self, directory: UserDirectory) -> None:
+    def __init__(self, directory: UserDirectory, container: Container) -> None:
         self.directory = directory
+        self.container = container
 
     def connected(self, _connection: object) -> None:
         self.directory.forget_all()
+        self.container.answers.clear()
 
 
 def _is_outage(exc: Exception) -> bool:
