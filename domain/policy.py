@@ -241,7 +241,33 @@ def bonus_minutes(policy: Policy, day: date) -> int:
 
 def budget_ms(policy: Policy, day: date) -> int:
     """What the day allows in all: its limit plus its bonus."""
+    found = _DAYS.get((id(policy), day))
+    if found is None or found[0] is not policy:
+        found = _day_of(policy, day)
+    return found[1]
+
+
+def _budget_ms(policy: Policy, day: date) -> int:
     return (day_limit_minutes(policy, day) + bonus_minutes(policy, day)) * MS_PER_MINUTE
+
+
+# What a policy makes of one local day (its budget, the bedtime window starting on it), kept
+# per policy object: a heartbeat asks for the same few days of its profile's policy each time
+# (budgets in ``limit_end``, windows in ``bedtime_until`` and ``next_bedtime``), and a service
+# that hands the same ``Policy`` object to every beat while the stored policy is unchanged
+# (``services.policy.stored_policy``) then pays for each day once. Keyed by the object's
+# ``id``; the entry holds the object, so the id cannot name another policy while it is kept.
+# A ``Policy`` is frozen and nothing changes its dicts in place (``with_bonus`` makes new ones).
+_DAYS: dict[tuple[int, date], tuple[Policy, int, tuple[datetime, datetime] | None]] = {}
+_DAYS_KEPT = 8192
+
+
+def _day_of(policy: Policy, day: date) -> tuple[Policy, int, tuple[datetime, datetime] | None]:
+    if len(_DAYS) >= _DAYS_KEPT:
+        _DAYS.clear()
+    found = (policy, _budget_ms(policy, day), _window_of(policy, day))
+    _DAYS[(id(policy), day)] = found
+    return found
 
 
 def with_bonus(policy: Policy, day: date, minutes: int) -> Policy:
@@ -272,6 +298,13 @@ def _at(day: date, hhmm: str, timezone: str) -> datetime:
 
 def window_of(policy: Policy, day: date) -> tuple[datetime, datetime] | None:
     """The bedtime window that starts on local ``day`` as UTC ``[start, end)``, if any."""
+    found = _DAYS.get((id(policy), day))
+    if found is None or found[0] is not policy:
+        found = _day_of(policy, day)
+    return found[2]
+
+
+def _window_of(policy: Policy, day: date) -> tuple[datetime, datetime] | None:
     window = policy.bedtime.get(weekday(day))
     if window is None:
         return None

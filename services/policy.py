@@ -95,6 +95,26 @@ def decode_policy(value: bytes | str | None) -> Policy | None:
     return _policy_decoder.decode(value) if value else None
 
 
+# Policies as stored, decoded once per API process: every heartbeat reads its profile's policy,
+# which changes only when the parent acts. The read value itself is the key, so an entry can
+# never be stale; and handing each beat the same ``Policy`` object lets ``domain.policy`` keep
+# what it works out per day for that object.
+_stored: dict[bytes | str, Policy] = {}
+STORED_POLICIES_KEPT = 10_000
+
+
+def stored_policy(value: bytes | str | None) -> Policy | None:
+    """``decode_policy``, remembered per stored value (for the session commands' hot path)."""
+    if not value:
+        return None
+    policy = _stored.get(value)
+    if policy is None:
+        if len(_stored) >= STORED_POLICIES_KEPT:
+            _stored.clear()
+        policy = _stored[value] = _policy_decoder.decode(value)
+    return policy
+
+
 def encode_policy(policy: Policy) -> bytes:
     return _encoder.encode(policy)
 

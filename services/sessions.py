@@ -68,6 +68,7 @@ from services.policy import (
     decode_policy,
     policy_key,
     policy_of,
+    stored_policy,
     today_ms,
     used_key,
 )
@@ -362,7 +363,7 @@ def _guarded(
             return Decision(result=_STALE)  # a wrong route also names the wrong shard's key
         today = Today(shard=shard)
         if len(current) > 1:
-            policy = decode_policy(current[2])
+            policy = stored_policy(current[2])
             today = Today(today_ms(current[1], current[3]), policy, keys[3], shard)
         return decide(state, today)
 

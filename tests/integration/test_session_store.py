@@ -16,9 +16,11 @@ from adapters.settings import Settings
 from domain.catalog import Profile
 from domain.clock import FakeClock
 from domain.events import SessionEnded, SessionHeartbeat, SessionStarted
+from domain.policy import Policy
 from domain.sessions import SessionState
 from services import sessions
 from services.container import build_container
+from services.policy import decode_policy, encode_policy, stored_policy
 from services.sessions import Caller
 from workers.reaper import reap_silent_sessions
 
@@ -281,3 +283,15 @@ async def test_a_stale_cached_route_is_refreshed_from_the_state(
     assert sessions._routes[session_id] == (started.state.profile_id, "Asia/Tokyo")
     (_, event) = await session_events(store.redis, session_id)
     assert isinstance(event, SessionHeartbeat) and event.shares[0].local_date == "2026-03-04"
+
+
+def test_a_stored_policy_is_decoded_once_per_value() -> None:
+    # The heartbeat's policy is remembered by the stored value itself: the same value gives
+    # the same object (so its days are worked out once), a changed value its own policy.
+    thirty = encode_policy(Policy(daily_limit_minutes=30))
+    forty_five = encode_policy(Policy(daily_limit_minutes=45, locked=True))
+    assert stored_policy(thirty) is stored_policy(thirty)
+    assert stored_policy(thirty) == decode_policy(thirty)
+    changed = stored_policy(forty_five)
+    assert changed is not None and changed.daily_limit_minutes == 45 and changed.locked
+    assert stored_policy(None) is None and stored_policy(b"") is None

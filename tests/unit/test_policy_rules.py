@@ -110,6 +110,26 @@ def test_weekday_entry_then_default_then_bonus() -> None:
     assert sunday.isoformat() not in later.bonuses
 
 
+def test_each_policy_object_answers_for_itself() -> None:
+    # Days are worked out once per policy object: a changed policy (a new object) is never
+    # answered from what an earlier one made of the same day.
+    sunday = date(2025, 3, 30)
+    rules = policy(
+        daily_limit_minutes=60, bedtime=bedtime_windows({"start": "21:00", "end": "07:00"})
+    )
+    assert budget_ms(rules, sunday) == 60 * MIN
+    assert window_of(rules, sunday) == (utc("2025-03-30T21:00"), utc("2025-03-31T07:00"))
+    given = with_bonus(rules, sunday, 15)
+    assert budget_ms(given, sunday) == 75 * MIN
+    assert budget_ms(rules, sunday) == 60 * MIN
+    later = msgspec.structs.replace(
+        rules, bedtime=bedtime_windows({"start": "20:00", "end": "06:00"})
+    )
+    assert window_of(later, sunday) == (utc("2025-03-30T20:00"), utc("2025-03-31T06:00"))
+    for minutes in range(1, 50):  # policies made and dropped: none is answered for another
+        assert budget_ms(policy(daily_limit_minutes=minutes), sunday) == minutes * MIN
+
+
 # Bedtime windows --------------------------------------------------------------------------------
 
 
