@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.eventlog import shard_for
 from adapters.settings import Settings
 from domain.events import AnyEvent
 
@@ -164,3 +165,32 @@ class RedisProjection(ABC):
         their events are erased too, so a rebuild holds nothing of them either. A projection
         that holds nobody's personal data keeps this as it is."""
         return None
+
+
+class ProfileKeyedProjection(RedisProjection):
+    """A Redis read model keyed by profile. A profile's keys carry its shard's hash tag, and one
+    set per shard lists the profiles that have keys (in their slot, so a Redis Cluster reads
+    each set with its profiles' keys): ``key_space`` names both."""
+
+    key_space: ClassVar[str]
+
+    def _shard(self, profile_id: int) -> int:
+        return shard_for(str(profile_id), self.settings.stream_shards)
+
+    def _profiles(self, shard: int) -> str:
+        """The profiles with keys on ``shard``."""
+        return self.key(f"{self.key_space}:{{{shard}}}:profiles")
+
+    async def _all_profiles(self, redis: Redis) -> list[int]:
+        found: list[int] = []
+        for shard in range(self.settings.stream_shards):
+            found += [int(p) for p in await redis.smembers(self._profiles(shard))]
+        return sorted(found)
+
+    def _list_profiles(self, commands: Commands, profile_ids: Collection[int]) -> None:
+        """One ``SADD`` per shard listing ``profile_ids``."""
+        by_shard: dict[int, list[str]] = {}
+        for profile_id in profile_ids:
+            by_shard.setdefault(self._shard(profile_id), []).append(str(profile_id))
+        for shard, members in by_shard.items():
+            commands.append(("SADD", self._profiles(shard), *members))

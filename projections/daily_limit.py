@@ -22,10 +22,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from adapters.cluster import unlink_chunks
-from adapters.eventlog import shard_for
 from domain.events import DayShare, SessionEnded, SessionHeartbeat
 from domain.sessions import share_ms
-from projections.base import Commands, Envelope, RedisProjection
+from projections.base import Commands, Envelope, ProfileKeyedProjection
 from projections.redis_commands import read_all, read_chunked, text
 
 _WATCHED = (SessionHeartbeat, SessionEnded)  # a tuple: isinstance is faster than on a union
@@ -42,30 +41,18 @@ def counter_key(profile_id: int, local_date: str, shard: int) -> str:
     return f"{PREFIX}:{{{shard}}}:{profile_id}:{local_date}"
 
 
-class DailyLimitCounters(RedisProjection):
+class DailyLimitCounters(ProfileKeyedProjection):
     """``session.heartbeat`` / ``session.ended`` shares summed per profile and local date."""
 
     name = "daily_limit"
+    key_space = PREFIX
     handles = frozenset({"session.heartbeat", "session.ended"})
-
-    def _shard(self, profile_id: int) -> int:
-        return shard_for(str(profile_id), self.settings.stream_shards)
 
     def _counter(self, profile_id: int, local_date: str) -> str:
         return self.key(counter_key(profile_id, local_date, self._shard(profile_id)))
 
     def _dates(self, profile_id: int) -> str:
         return self.key(f"{PREFIX}:{{{self._shard(profile_id)}}}:{profile_id}:dates")
-
-    def _profiles(self, shard: int) -> str:
-        """The profiles with counters on ``shard`` (one set per shard: same slot as theirs)."""
-        return self.key(f"{PREFIX}:{{{shard}}}:profiles")
-
-    async def _all_profiles(self, redis: Redis) -> list[int]:
-        found: list[int] = []
-        for shard in range(self.settings.stream_shards):
-            found += [int(p) for p in await redis.smembers(self._profiles(shard))]
-        return sorted(found)
 
     async def prepare(self, redis: Redis, batch: Sequence[Envelope]) -> dict[int, set[str]]:
         """The dates each profile in the batch already has (to drop the ones now too old)."""
@@ -88,11 +75,7 @@ class DailyLimitCounters(RedisProjection):
                 by_date[share.local_date] = by_date.get(share.local_date, 0) + share_ms(share)
         if not added:
             return
-        by_shard: dict[int, list[str]] = {}
-        for profile_id in added:
-            by_shard.setdefault(self._shard(profile_id), []).append(str(profile_id))
-        for shard, members in by_shard.items():
-            commands.append(("SADD", self._profiles(shard), *members))
+        self._list_profiles(commands, added)
         for profile_id, by_date in added.items():
             for local_date, ms in by_date.items():
                 commands.append(("INCRBY", self._counter(profile_id, local_date), ms))

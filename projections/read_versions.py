@@ -36,8 +36,7 @@ from redis.asyncio import Redis
 
 from adapters.autopipeline import AutoPipeline
 from adapters.cluster import unlink_chunks
-from adapters.eventlog import shard_for
-from projections.base import Commands, Envelope, RedisProjection
+from projections.base import Commands, Envelope, ProfileKeyedProjection
 from projections.devices import DevicesProjection
 from projections.ledger import LedgerProjection
 from projections.sessions import SessionsProjection
@@ -87,10 +86,11 @@ async def models_replaced(redis: Redis, shards: int) -> None:
         await redis.set(generation_key(shard), new_token())
 
 
-class ReadVersions(RedisProjection):
+class ReadVersions(ProfileKeyedProjection):
     """Every event a parent's profile reads depend on, as the profile's read version."""
 
     name = "read_versions"
+    key_space = PREFIX
     handles = (
         StatsProjection.handles
         | LedgerProjection.handles
@@ -98,20 +98,8 @@ class ReadVersions(RedisProjection):
         | DevicesProjection.handles
     )
 
-    def _shard(self, profile_id: int) -> int:
-        return shard_for(str(profile_id), self.settings.stream_shards)
-
     def _version(self, profile_id: int) -> str:
         return self.key(version_key(profile_id, self._shard(profile_id)))
-
-    def _profiles(self, shard: int) -> str:
-        return self.key(f"{PREFIX}:{{{shard}}}:profiles")
-
-    async def _all_profiles(self, redis: Redis) -> list[int]:
-        found: list[int] = []
-        for shard in range(self.settings.stream_shards):
-            found += [int(p) for p in await redis.smembers(self._profiles(shard))]
-        return sorted(found)
 
     def apply(self, commands: Commands, batch: Sequence[Envelope], prepared: Any) -> None:
         """One ``SET`` per profile of the batch (its newest event's id), one ``SADD`` per shard."""
@@ -120,11 +108,7 @@ class ReadVersions(RedisProjection):
             profile_id = getattr(envelope.event, "profile_id", None)
             if isinstance(profile_id, int):
                 newest[profile_id] = envelope.stream_id
-        by_shard: dict[int, list[str]] = {}
-        for profile_id in newest:
-            by_shard.setdefault(self._shard(profile_id), []).append(str(profile_id))
-        for shard, members in by_shard.items():
-            commands.append(("SADD", self._profiles(shard), *members))
+        self._list_profiles(commands, newest)
         for profile_id, stream_id in newest.items():
             commands.append(("SET", self._version(profile_id), stream_id))
 
