@@ -6,6 +6,9 @@ Redis; queued for one event-loop tick and written as one pipeline, the per-comma
 several-fold. Order within a batch is the order of issue. Not transactional: each command is
 atomic on its own, which is all these callers need.
 
+On one Redis every batch is one write on the process's one multiplexed connection
+(``adapters.redis_connection``), and each caller is answered as its reply is parsed.
+
 On a Redis Cluster the batch is cut per master: each command goes to the master of its key's
 slot in the cluster client's own slot map (``adapters.cluster.Masters``; a cross-slot multi-key
 command per key), each master gets one packed write, all at once, and a caller is answered as
@@ -38,6 +41,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.cluster import Masters, is_cluster, joined, split
+from adapters.redis_connection import MultiplexedConnection
 from adapters.scripts import Script
 
 Command = tuple[Any, ...]
@@ -58,6 +62,7 @@ class AutoPipeline:
         self.timeout = timeout
         self._pending: Batch = []
         self._masters = Masters(redis) if is_cluster(redis) else None
+        self._connection = None if self._masters else MultiplexedConnection(redis, timeout)
         self._tasks: set[asyncio.Task[None]] = set()
         # Run before a ``gated`` script is loaded: a missing script means Redis restarted, and
         # the command side must not act on it before it is checked against the archive.
@@ -91,44 +96,12 @@ class AutoPipeline:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        send = self._send if self._masters is None else self._cluster_send
-        task = asyncio.ensure_future(send(batch))
+        if self._connection is not None:  # one Redis: written now, answered as replies come
+            self._connection.send(batch)
+            return
+        task = asyncio.ensure_future(self._cluster_send(batch))
         self._tasks.add(task)  # keep a reference until done (asyncio holds tasks weakly)
         task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, batch: Batch) -> None:
-        try:
-            replies = await self._round_trip([args for args, _ in batch])
-        except BaseException as exc:  # Redis away, cancelled: every caller learns it
-            _fail(batch, exc)
-            return
-        for (_, future), reply in zip(batch, replies, strict=True):
-            if future.done():
-                continue
-            if isinstance(reply, Exception):
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
-
-    async def _round_trip(self, commands: list[Command]) -> list[Any]:
-        pool = self.redis.connection_pool
-        connection: AbstractConnection | None = None
-        try:
-            async with asyncio.timeout(self.timeout):
-                connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-                # Retried on a lost connection as redis-py retries its own pipelines.
-                replies: list[Any] = await connection.retry.call_with_retry(
-                    lambda: _exchange(connection, commands),
-                    lambda _error: connection.disconnect(),
-                )
-            return replies
-        except TimeoutError:  # replies may still come: the connection is no use any more
-            if connection is not None:
-                await connection.disconnect(nowait=True)
-            raise RedisTimeoutError(f"Redis did not answer within {self.timeout} s") from None
-        finally:
-            if connection is not None:
-                await pool.release(connection)
 
     async def _cluster_send(self, batch: Batch) -> None:
         """On a Redis Cluster: the batch cut per master (a cross-slot multi-key command per
@@ -162,7 +135,7 @@ class AutoPipeline:
             _fail(batch, exc)
 
     async def _on_master(self, master: ClusterNode, parts: list[_Part]) -> None:
-        """``parts`` in one write to ``master`` (``_exchange``, as on one Redis)."""
+        """``parts`` in one write to ``master`` (``exchange``)."""
         replies: list[Any] = []
         try:
             connection = master.acquire_connection()
@@ -171,7 +144,7 @@ class AutoPipeline:
             return
         try:
             await master.disconnect_if_needed(connection)
-            await _exchange(connection, [command for _, _, command in parts], replies)
+            await exchange(connection, [command for _, _, command in parts], replies)
         except (RedisConnectionError, RedisTimeoutError):
             # The replies not read are lost with the connection: those commands go the
             # cluster client's way, which tells a master that moved from one that is down.
@@ -200,14 +173,17 @@ class AutoPipeline:
             call.answer(index, reply)
 
     async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
         await self.redis.aclose()
 
 
-async def _exchange(
+async def exchange(
     connection: AbstractConnection, commands: list[Command], replies: list[Any] | None = None
 ) -> list[Any]:
-    """Send ``commands`` in one write and read their replies (an error reply as its exception)
-    into ``replies``: when the connection is lost midway, those read so far.
+    """Send ``commands`` in one write on a redis-py ``connection`` (a cluster master's) and read
+    their replies (an error reply as its exception) into ``replies``: when the connection is
+    lost midway, those read so far.
 
     Done here rather than by redis-py's asyncio ``Pipeline``: that one packs every argument in
     Python and wraps each command and reply in its own bookkeeping, which at ingest rates was
