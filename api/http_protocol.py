@@ -18,7 +18,8 @@ where per-client connection limits belong then.
 This protocol gives each request head ``HEAD_TIMEOUT_SECONDS`` to arrive (from the connection
 being made, or from the first byte of the next request on a kept-alive connection), then answers
 408 and closes; and refuses a head over ``MAX_HEAD_BYTES`` with 431 and closes. Bodies are the
-app's business (``api.limits``). Used by ``medio.server.serve`` (``http=GuardedHttpToolsProtocol``).
+app's business (``api.limits``), told when a body came whole with its head. Used by
+``medio.server.serve`` (``http=GuardedHttpToolsProtocol``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from adapters.settings import get_settings
 from api.errors import error_body
+from api.limits import BODY_ARRIVED
 from api.ratelimit import ClientAddress
 from api.request_id import new_request_id
 
@@ -152,6 +154,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._stop_head_timer()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        if self.cycle is not None and not self.cycle.response_complete:
+            # Before the app reads it, if the body came with the head (``api.limits``).
+            self.scope[BODY_ARRIVED] = True  # type: ignore[literal-required]
+        super().on_message_complete()
 
     def _expect_head(self) -> None:
         self._head_bytes = 0

@@ -122,12 +122,27 @@ def replay(body: bytes, receive: Receive) -> Receive:
     return receive_replayed
 
 
+# Set in the scope by the server's protocol (``api.http_protocol``) when the whole body came in
+# with the head: reading it then cannot wait on the client, so it needs no deadline.
+BODY_ARRIVED = "medio.body_arrived"
+
+
 async def read_body(
-    receive: Receive, limit: int, total_seconds: float, idle_seconds: float
+    receive: Receive, limit: int, total_seconds: float, idle_seconds: float, arrived: bool = False
 ) -> bytes:
     """The whole body, or 413 past ``limit`` bytes, 408 past ``total_seconds`` in all or
     ``idle_seconds`` without a chunk. One timer, moved after each chunk: this is the ingest
-    hot path, where a second timer per request was a measurable cost."""
+    hot path, where a second timer per request was a measurable cost. A body that already
+    ``arrived`` whole is taken without one: arming and cancelling ``asyncio.timeout`` costs
+    6.7 µs of CPU on uvloop (``timeit``), 1.5 % of a heartbeat's API CPU."""
+    if arrived:
+        message = await receive()
+        chunk = message.get("body", b"") if message["type"] == "http.request" else b""
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            if len(chunk) > limit:
+                raise ApiError(413, MSG_TOO_LARGE, {"Connection": "close"})
+            return chunk
+        raise ApiError(400, MSG_INTERRUPTED)  # the server said it had it all: it did not
     loop = asyncio.get_running_loop()
     end = loop.time() + total_seconds
     chunks: list[bytes] = []
@@ -177,7 +192,8 @@ class BodyLimits(ASGIMiddleware):
         declared = header_value(scope, b"content-length") or ""
         if is_ascii_digits(declared) and int(declared) > limit:
             raise ApiError(413, MSG_TOO_LARGE, {"Connection": "close"})
-        body = await read_body(receive, limit, self.json_seconds, self.idle_seconds)
+        arrived = BODY_ARRIVED in scope
+        body = await read_body(receive, limit, self.json_seconds, self.idle_seconds, arrived)
         if body:
             if not is_json_media_type(header_value(scope, b"content-type")):
                 raise ApiError(415, MSG_MEDIA_TYPE)

@@ -22,9 +22,22 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+# The last day worked out, ``(moment, timezone, day)``: a heartbeat asks for the day of one
+# instant in one zone five times over (its accrual, today's count, the budget, bedtime and the
+# limit's end), and each answer is a zone conversion. A tuple is swapped in whole, so a reader
+# in another thread sees an old answer or a new one, never half of each.
+_last: tuple[datetime | None, str, date] = (None, "", date.min)
+
+
 def local_date(moment: datetime, timezone: str) -> date:
     """The calendar day ``moment`` falls on in ``timezone``."""
-    return moment.astimezone(zone(timezone)).date()
+    global _last
+    last = _last
+    if last[0] == moment and last[1] == timezone:
+        return last[2]
+    day = moment.astimezone(zone(timezone)).date()
+    _last = (moment, timezone, day)
+    return day
 
 
 @lru_cache(maxsize=4096)

@@ -304,6 +304,23 @@ def window_of(policy: Policy, day: date) -> tuple[datetime, datetime] | None:
     return found[2]
 
 
+Span = tuple[datetime, datetime]
+# The windows of the days around a local day (yesterday, that day, the next two), kept like
+# ``_DAYS``: every beat asks ``bedtime_until`` and ``next_bedtime`` about the same four days.
+_NEAR: dict[tuple[int, date], tuple[Policy, tuple[Span | None, ...]]] = {}
+
+
+def _windows_near(policy: Policy, day: date) -> tuple[Span | None, ...]:
+    """The bedtime windows starting on ``day`` - 1 to ``day`` + 2, in that order."""
+    found = _NEAR.get((id(policy), day))
+    if found is None or found[0] is not policy:
+        if len(_NEAR) >= _DAYS_KEPT:
+            _NEAR.clear()
+        days = (day + timedelta(days=offset) for offset in range(-1, 3))
+        found = _NEAR[(id(policy), day)] = (policy, tuple(window_of(policy, d) for d in days))
+    return found[1]
+
+
 def _window_of(policy: Policy, day: date) -> tuple[datetime, datetime] | None:
     window = policy.bedtime.get(weekday(day))
     if window is None:
@@ -319,12 +336,8 @@ def bedtime_until(policy: Policy, now: datetime) -> datetime | None:
     until: datetime | None = None
     moment = now
     for _ in range(len(WEEKDAYS) + 1):
-        today = local_date(moment, policy.timezone)
-        covering = [
-            span[1]
-            for day in (today - timedelta(days=1), today)
-            if (span := window_of(policy, day)) and span[0] <= moment < span[1]
-        ]
+        yesterday_and_today = _windows_near(policy, local_date(moment, policy.timezone))[:2]
+        covering = [span[1] for span in yesterday_and_today if span and span[0] <= moment < span[1]]
         if not covering:
             break
         until = moment = max(covering)
@@ -335,12 +348,8 @@ def next_bedtime(policy: Policy, now: datetime) -> datetime | None:
     """The start of the next bedtime window after ``now`` within the horizon."""
     if not policy.bedtime:
         return None
-    today = local_date(now, policy.timezone)
-    starts = [
-        span[0]
-        for offset in range(3)
-        if (span := window_of(policy, today + timedelta(days=offset))) and span[0] > now
-    ]
+    today_and_next_two = _windows_near(policy, local_date(now, policy.timezone))[1:]
+    starts = [span[0] for span in today_and_next_two if span and span[0] > now]
     return min(starts) if starts else None
 
 

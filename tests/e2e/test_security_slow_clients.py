@@ -18,6 +18,7 @@ import uvicorn
 from live_server import live_server
 
 from adapters.settings import Settings
+from api import limits
 from api.app import create_app
 from api.http_protocol import GuardedHttpToolsProtocol
 from medio import server as medio_server
@@ -175,3 +176,51 @@ def test_a_post_whose_body_arrives_with_its_head_is_not_counted_as_head(
     with live_server(create_app(settings)) as production_port:
         _seconds, response = _exchange(production_port, [head + body])
     assert _status(response) == 204
+
+
+def _save_head(clerk: str, token: str, length: int | None) -> bytes:
+    framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    return (
+        f"POST /api/progress HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def arrivals(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """For each body read by ``api.limits``: whether the protocol said it had all arrived."""
+    seen: list[bool] = []
+    read_body = limits.read_body
+
+    async def noted(*args: Any) -> bytes:
+        seen.append(args[-1])
+        return await read_body(*args)
+
+    monkeypatch.setattr(limits, "read_body", noted)
+    return seen
+
+
+def test_a_body_that_came_with_its_head_is_read_without_a_deadline(
+    port: int, make_token: Callable[..., str], arrivals: list[bool]
+) -> None:
+    """The protocol tells the app a body is all there (``api.limits.BODY_ARRIVED``), so reading
+    it arms no timer; a body still on its way is read under the deadlines, as before."""
+    clerk = "user_whole_body"
+    body = msgspec.json.encode({"clerkId": clerk, "tmdbId": "1", "currentTime": 5})
+    head = _save_head(clerk, make_token(clerk), len(body))
+    _seconds, whole = _exchange(port, [head + body])
+    _seconds, later = _exchange(port, [head, body], pause=0.2)
+    assert _status(whole) == 204 and _status(later) == 204
+    assert arrivals == [True, False]
+
+
+def test_a_chunked_body_over_the_limit_that_came_whole_is_413(
+    port: int, settings: Settings, make_token: Callable[..., str], arrivals: list[bool]
+) -> None:
+    """No ``Content-Length`` to refuse it by: the bytes received are counted."""
+    clerk = "user_big_chunked"
+    data = b'{"pad": "' + b"x" * settings.max_json_bytes + b'"}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data)
+    _seconds, response = _exchange(port, [_save_head(clerk, make_token(clerk), None) + chunked])
+    assert _status(response) == 413
+    assert arrivals == [True]
