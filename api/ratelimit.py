@@ -16,21 +16,19 @@ import logging
 import math
 import time
 
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Scope
 
 from adapters.settings import RateLimit, Settings
 from api.auth import bearer_token
 from api.deps import header_value, services_of
 from api.errors import SpecialError
 from api.request_id import add_response_headers
-from api.route_facts import INLINE_GUARDS, POLICIES, Policy, facts_of, route_policy
+from api.route_facts import POLICIES, Policy, facts_of, route_policy
 from services.guards import count_request, token_client
 
 log = logging.getLogger("medio.ratelimit")
 
-__all__ = ["POLICIES", "Policy", "RateLimitMiddleware", "RateLimiter", "route_policy"]
+__all__ = ["POLICIES", "Policy", "RateLimiter", "route_policy"]
 
 TOO_MANY = "Too many requests. Please try again later."
 
@@ -143,19 +141,3 @@ class RateLimiter:
                 (b"x-ratelimit-reset", str(reset).encode()),
             ],
         )
-
-
-class RateLimitMiddleware(ASGIMiddleware):
-    """``RateLimiter`` in front of every route that does not run it inline (``INLINE_GUARDS``)."""
-
-    scopes = (ScopeType.HTTP,)
-    exclude_opt_key = INLINE_GUARDS
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        self.limiter = limiter
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        policy = self.limiter.policy_of(scope)
-        if policy is not None:
-            await self.limiter.admit(scope, policy)
-        await next_app(scope, receive, send)

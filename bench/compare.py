@@ -1,0 +1,153 @@
+"""Heartbeats on Medio from several source trees side by side, with the CPU each beat costs.
+
+``python -m bench.compare BEFORE,AFTER [--rounds 5] [--seconds 5]``: each tree (a checkout,
+e.g. ``git worktree add /tmp/before HEAD~1``) serves its own Medio API (2 processes) on one
+private Redis and database, next to the bare endpoint; 1,000 running sessions with every policy
+field set (``bench.ingest.start_sessions``) get heartbeats under wrk at 64 connections, rounds
+alternating between the servers. Per server it prints the median req/s (and its ratio to the
+bare endpoint's), and the median CPU µs per request of the server's processes, of Redis and of
+wrk: on shared cores CPU per request moves less with the neighbours than throughput does, so a
+change is judged on both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from bench import wrk
+from bench.ingest import medio_env, start_sessions, tokens_for
+from bench.services import (
+    bare_command,
+    medio_command,
+    migrate,
+    postgres_database,
+    process,
+    redis_server,
+)
+from medio.embedded import free_port
+
+TICKS = os.sysconf("SC_CLK_TCK")
+SESSIONS = 1000
+
+
+@dataclass(frozen=True)
+class Round:
+    rps: float
+    server_us: float
+    redis_us: float
+    wrk_us: float
+    non2xx: int
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn's worker processes)."""
+    found = [pid]
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    for child in children.split():
+        found += _tree(int(child))
+    return found
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
+
+
+def _redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def run(trees: list[str], rounds: int, seconds: int) -> dict[str, list[Round]]:
+    with redis_server() as redis_url, postgres_database() as database_url:
+        env = medio_env(redis_url, database_url)
+        migrate(env)
+        store = redis.Redis.from_url(redis_url)
+        with contextlib.ExitStack() as stack:
+            servers: dict[str, tuple[int, int]] = {}
+            for tree in trees:
+                port = free_port()
+                api = medio_command("api", "--port", str(port), "--workers", "2")
+                started = stack.enter_context(process(api, env=env, port=port, cwd=tree))
+                servers[tree] = (port, started.pid)
+            bare_port = free_port()
+            bare = stack.enter_context(process(bare_command(bare_port, 2), env=env, port=bare_port))
+            servers["bare"] = (bare_port, bare.pid)
+            viewers = [f"viewer_{i}" for i in range(SESSIONS)]
+            tokens = tokens_for(viewers)
+            sessions = start_sessions(servers[trees[0]][0], viewers, tokens)
+            script = wrk.write_script(
+                tokens, viewers, wrk.HEARTBEAT_BODY, wrk.HEARTBEAT_PATH, targets=sessions
+            )
+            for port, _ in servers.values():
+                wrk.run(port, script, 3)  # warm: users' rows, policies, connections
+            rounds_of: dict[str, list[Round]] = {name: [] for name in servers}
+            for _ in range(rounds):
+                for name, (port, pid) in servers.items():
+                    pids = _tree(pid)
+                    before = (_cpu(pids), _redis_cpu(store), _children_cpu())
+                    result = wrk.run(port, script, seconds)
+                    after = (_cpu(pids), _redis_cpu(store), _children_cpu())
+                    per = [
+                        (b - a) / result.requests * 1e6 for a, b in zip(before, after, strict=True)
+                    ]
+                    rounds_of[name].append(Round(result.rps, *per, result.non2xx))
+            script.unlink()
+        store.close()
+    return rounds_of
+
+
+def summary(rounds_of: dict[str, list[Round]]) -> dict[str, dict[str, Any]]:
+    bare_rps = statistics.median(r.rps for r in rounds_of["bare"])
+    out: dict[str, dict[str, Any]] = {}
+    for name, rounds in rounds_of.items():
+        rps = statistics.median(r.rps for r in rounds)
+        out[name] = {
+            "rps": round(rps),
+            "vs_bare": round(rps / bare_rps, 3),
+            "server_us": round(statistics.median(r.server_us for r in rounds), 1),
+            "redis_us": round(statistics.median(r.redis_us for r in rounds), 1),
+            "wrk_us": round(statistics.median(r.wrk_us for r in rounds), 1),
+            "non2xx": sum(r.non2xx for r in rounds),
+            "runs_rps": [round(r.rps) for r in rounds],
+        }
+    return out
+
+
+def main(argv: list[str]) -> dict[str, dict[str, Any]]:
+    if not argv or argv[0].startswith("-"):
+        raise SystemExit(__doc__)
+    options = {"--rounds": 5, "--seconds": 5}
+    for flag, value in zip(argv[1::2], argv[2::2], strict=False):
+        options[flag] = int(value)
+    figures = summary(run(argv[0].split(","), options["--rounds"], options["--seconds"]))
+    for name, f in figures.items():
+        print(
+            f"{name:24} {f['rps']:>6} req/s ({f['vs_bare']:.3f} of bare)  CPU µs per request: "
+            f"server {f['server_us']:>6}  Redis {f['redis_us']:>5}  wrk {f['wrk_us']:>5}  "
+            f"non-2xx {f['non2xx']}  rounds {f['runs_rps']}"
+        )
+    return figures
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
