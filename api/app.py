@@ -102,6 +102,7 @@ def create_app(
             follower.cancel()
             with suppress(asyncio.CancelledError):
                 await follower
+            await services.users.close()  # user rows being registered, before the engine goes
             if owned:
                 await built.close()
 

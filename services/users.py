@@ -51,6 +51,9 @@ FOLLOW_POLL_SECONDS = 5.0  # longest wait for a notice before the loop looks aga
 FOLLOW_RETRY_SECONDS = 1.0  # pause before subscribing again after a Redis outage
 
 
+CLOSE_SECONDS = 2.0  # what shutdown waits for registrations under way
+
+
 class UserDirectory:
     """Maps a token's ``sub`` to its user row, creating the row the first time.
 
@@ -124,6 +127,19 @@ class UserDirectory:
         async with self.engine.connect() as conn:
             found = await conn.scalar(sa.select(users.c.id).where(users.c.id == user_id))
         return found is not None
+
+    async def close(self, seconds: float = CLOSE_SECONDS) -> None:
+        """At shutdown: let the registrations under way finish (up to ``seconds``), then cancel
+        what is left, so none is cut off holding a database connection the process then drops.
+        Subjects noted but not registered are registered by their next request."""
+        running = [task for task in (self._registrar, *self._pending.values()) if task]
+        running = [task for task in running if not task.done()]
+        if not running:
+            return
+        _done, left = await asyncio.wait(running, timeout=seconds)
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     def note(self, sub: str) -> None:
         """Register ``sub`` in the background if this process has not seen it."""

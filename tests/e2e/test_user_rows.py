@@ -202,3 +202,31 @@ async def test_every_process_hears_erasures_and_forgets_all_on_reconnecting(
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await follower
+
+
+async def test_shutdown_lets_a_registration_under_way_finish(container: Container) -> None:
+    """A process stopping right after a ``sub`` was noted (an ingest request answered while
+    its row is written in the background) finishes writing the row before it lets go of the
+    database, rather than dropping the connection mid-transaction."""
+    directory = UserDirectory(container)
+    sub = f"user_noted_at_shutdown_{secrets.token_hex(4)}"
+    directory.note(sub)
+    await directory.close()
+    assert await _user_rows(container, sub) == 1
+    await directory.close()  # nothing under way: returns at once
+
+
+async def test_shutdown_does_not_wait_past_its_bound_for_a_stuck_registration(
+    container: Container,
+) -> None:
+    directory = UserDirectory(container)
+    sub = f"user_stuck_at_shutdown_{secrets.token_hex(4)}"
+    async with container.engine.begin() as conn:  # holds the row's insert until it commits
+        await conn.execute(sa.insert(users).values(external_id=sub, created_at=NOW))
+        directory.note(sub)
+        await asyncio.sleep(0.2)  # the registration is now waiting on this transaction's lock
+        started = asyncio.get_running_loop().time()
+        await directory.close(seconds=0.3)
+        assert asyncio.get_running_loop().time() - started < 2
+        await conn.rollback()
+    assert directory._registrar is not None and directory._registrar.done()
