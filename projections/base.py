@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.cluster import unlink_chunks
 from adapters.eventlog import shard_for
 from adapters.settings import Settings
 from domain.events import AnyEvent
@@ -167,6 +168,9 @@ class RedisProjection(ABC):
         return None
 
 
+UNLINK_CHUNK = 1000  # keys per UNLINK, so clearing never holds Redis for long
+
+
 class ProfileKeyedProjection(RedisProjection):
     """A Redis read model keyed by profile. A profile's keys carry its shard's hash tag, and one
     set per shard lists the profiles that have keys (in their slot, so a Redis Cluster reads
@@ -186,6 +190,18 @@ class ProfileKeyedProjection(RedisProjection):
         for shard in range(self.settings.stream_shards):
             found += [int(p) for p in await redis.smembers(self._profiles(shard))]
         return sorted(found)
+
+    async def _clear_profiles(self, redis: Redis, keys: Sequence[str]) -> None:
+        """Unlink the profiles' ``keys`` in chunks, then the lists of profiles: last, so a clear
+        that fails part way is finished by the next one."""
+        await unlink_chunks(redis, keys, UNLINK_CHUNK)
+        for shard in range(self.settings.stream_shards):
+            await redis.unlink(self._profiles(shard))
+
+    async def _forget_profile(self, redis: Redis, profile_id: int, keys: Sequence[str]) -> None:
+        """Unlink one profile's ``keys`` and take it off its shard's list."""
+        await redis.unlink(*keys)
+        await redis.srem(self._profiles(self._shard(profile_id)), str(profile_id))
 
     def _list_profiles(self, commands: Commands, profile_ids: Collection[int]) -> None:
         """One ``SADD`` per shard listing ``profile_ids``."""

@@ -21,7 +21,6 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from adapters.cluster import unlink_chunks
 from domain.events import DayShare, SessionEnded, SessionHeartbeat
 from domain.sessions import share_ms
 from projections.base import Commands, Envelope, ProfileKeyedProjection
@@ -31,7 +30,6 @@ _WATCHED = (SessionHeartbeat, SessionEnded)  # a tuple: isinstance is faster tha
 
 PREFIX = "medio:daily-limit"
 KEEP_DAYS = 3  # today in any zone is within a day of UTC; keep a margin for late shares
-UNLINK_CHUNK = 1000  # keys per UNLINK, so clearing never holds Redis for long
 
 
 def counter_key(profile_id: int, local_date: str, shard: int) -> str:
@@ -117,9 +115,7 @@ class DailyLimitCounters(ProfileKeyedProjection):
             for d in dates
         ]
         keys += [self._dates(p) for p in profiles]
-        await unlink_chunks(redis, keys, UNLINK_CHUNK)
-        for shard in range(self.settings.stream_shards):
-            await redis.unlink(self._profiles(shard))
+        await self._clear_profiles(redis, keys)
 
     async def forget(
         self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
@@ -127,8 +123,7 @@ class DailyLimitCounters(ProfileKeyedProjection):
         for profile_id in profile_ids:
             dates = await redis.smembers(self._dates(profile_id))
             keys = [self._counter(profile_id, text(d)) for d in dates]
-            await redis.unlink(self._dates(profile_id), *keys)
-            await redis.srem(self._profiles(self._shard(profile_id)), str(profile_id))
+            await self._forget_profile(redis, profile_id, [self._dates(profile_id), *keys])
 
 
 @lru_cache(maxsize=64)

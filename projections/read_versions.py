@@ -35,7 +35,6 @@ from typing import Any
 from redis.asyncio import Redis
 
 from adapters.autopipeline import AutoPipeline
-from adapters.cluster import unlink_chunks
 from projections.base import Commands, Envelope, ProfileKeyedProjection
 from projections.devices import DevicesProjection
 from projections.ledger import LedgerProjection
@@ -43,7 +42,6 @@ from projections.sessions import SessionsProjection
 from projections.stats import StatsProjection
 
 PREFIX = "medio:read-version"
-UNLINK_CHUNK = 1000
 
 
 def version_key(profile_id: int, shard: int) -> str:
@@ -121,14 +119,11 @@ class ReadVersions(ProfileKeyedProjection):
 
     async def clear(self, redis: Redis) -> None:
         profiles = await self._all_profiles(redis)
-        await unlink_chunks(redis, [self._version(p) for p in profiles], UNLINK_CHUNK)
-        for shard in range(self.settings.stream_shards):
-            await redis.unlink(self._profiles(shard))
+        await self._clear_profiles(redis, [self._version(p) for p in profiles])
 
     async def forget(
         self, redis: Redis, clerk_ids: Collection[str], profile_ids: Collection[int]
     ) -> None:
         for profile_id in profile_ids:
-            shard = self._shard(profile_id)
-            await redis.unlink(self._version(profile_id), self.key(row_key(profile_id, shard)))
-            await redis.srem(self._profiles(shard), str(profile_id))
+            row = self.key(row_key(profile_id, self._shard(profile_id)))
+            await self._forget_profile(redis, profile_id, [self._version(profile_id), row])

@@ -14,7 +14,7 @@ from session_samples import envelopes
 
 from adapters.container import Container
 from domain.events import AnyEvent, DayShare, ProgressSaved, SessionHeartbeat
-from projections import daily_limit, user_index
+from projections import base, daily_limit, user_index
 from projections.base import RedisProjection
 from projections.daily_limit import DailyLimitCounters, counter_key
 from projections.redis_batch import apply_redis
@@ -43,7 +43,7 @@ def _beat(profile_id: int, local_date: str) -> SessionHeartbeat:
 async def test_daily_limit_clear_removes_every_counter_in_chunks_and_nothing_else(
     container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(daily_limit, "UNLINK_CHUNK", 7)  # many chunks, one cut mid-profile
+    monkeypatch.setattr(base, "UNLINK_CHUNK", 7)  # many chunks, one cut mid-profile
     redis = container.redis
     scratch = DailyLimitCounters(scratch=True)
     await scratch.clear(redis)
