@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import hiredis
@@ -87,8 +87,11 @@ class RedisProtocol(asyncio.Protocol):
         self.fail(RedisConnectionError(f"Connection to Redis lost: {exc or 'closed by server'}"))
 
     def write(self, data: bytes, waiters: Sequence[Waiter], now: float) -> None:
+        """Send one batch; its callers learn at once if the connection is already lost (it
+        can be, between its opening and the first write)."""
         if self.transport is None or self.lost is not None:
-            raise self.lost or RedisConnectionError("Connection to Redis is closed")
+            _fail(waiters, self.lost or RedisConnectionError("Connection to Redis is closed"))
+            return
         self.transport.write(data)
         self.waiting.extend(waiters)
         self.batches.append([now, len(waiters)])
@@ -104,9 +107,7 @@ class RedisProtocol(asyncio.Protocol):
             self.lost = error
         waiting, self.waiting = self.waiting, deque()
         self.batches.clear()
-        for waiter in waiting:
-            if not waiter.done():
-                waiter.set_exception(error)
+        _fail(waiting, error)
 
 
 class MultiplexedConnection:
@@ -161,14 +162,14 @@ class MultiplexedConnection:
         except BaseException as error:
             queued, self._queued = self._queued, []
             for _, waiters in queued:
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(error)
+                _fail(waiters, error)
             if not isinstance(error, Exception):
                 raise
             return
         finally:
             self._opening = None
+        if self._owner is None or self._owner[1] is not loop:
+            self._timer = None  # armed on a loop that is gone: it will never fire here
         self._protocol, self._owner = protocol, (os.getpid(), loop)
         queued, self._queued = self._queued, []
         for data, waiters in queued:
@@ -208,10 +209,11 @@ class MultiplexedConnection:
 
     def _check(self) -> None:
         self._timer = None
-        protocol = self._protocol
+        protocol, loop = self._protocol, asyncio.get_running_loop()
         if protocol is None or not protocol.batches or self.timeout is None:
             return
-        loop = asyncio.get_running_loop()
+        if self._owner is None or self._owner[1] is not loop:
+            return  # a timer left on a loop whose connection was replaced
         oldest = float(protocol.batches[0][0])
         if loop.time() - oldest >= self.timeout:
             protocol.abort(RedisTimeoutError(f"Redis did not answer within {self.timeout} s"))
@@ -228,6 +230,13 @@ class MultiplexedConnection:
             if self._owner is not None and self._owner[1] is asyncio.get_running_loop():
                 self._protocol.abort(RedisConnectionError("Connection to Redis closed"))
             self._protocol = None
+
+
+def _fail(waiters: Iterable[Waiter], error: BaseException) -> None:
+    """``error`` to every caller of ``waiters`` still waiting (a cancelled one is not)."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(error)
 
 
 async def _ignore(_error: Exception) -> None:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -18,6 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from adapters.autopipeline import AutoPipeline
 from adapters.settings import Settings
@@ -186,3 +190,32 @@ def test_each_event_loop_gets_a_connection_of_its_own(settings: Settings) -> Non
     first = asyncio.run(client_id())
     second = asyncio.run(client_id())
     assert first != second
+
+
+def test_a_new_event_loop_gets_the_deadline_too() -> None:
+    """The deadline's timer belonged to the loop that armed it: on a new loop's connection a
+    Redis that stops answering still fails its callers at the deadline, not never."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    kept: list[socket.socket] = []
+
+    def serve() -> None:
+        first, _ = listener.accept()
+        first.recv(100)
+        first.sendall(b"+PONG\r\n")  # the first connection is answered
+        kept.append(first)
+        second, _ = listener.accept()
+        kept.append(second)  # the second never is
+
+    threading.Thread(target=serve, daemon=True).start()
+    pipeline = AutoPipeline(Redis(port=port, retry=Retry(NoBackoff(), 0)), timeout=0.3)
+
+    async def ping() -> Any:
+        return await asyncio.wait_for(pipeline.execute("PING"), 5)
+
+    assert asyncio.run(ping()) == b"PONG"
+    with pytest.raises(RedisTimeoutError):
+        asyncio.run(ping())
+    for connection in kept:
+        connection.close()
+    listener.close()
