@@ -15,7 +15,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from adapters.settings import Settings, get_settings
 from api import events, policy, progress, series_progress, stats
 from api.cors import CorsMiddleware, cors_config
-from api.csrf import CsrfController, CsrfMiddleware
+from api.csrf import CsrfController, CsrfGuard
 from api.deps import Services, dependencies
 from api.devices import DeviceController, DevicePairingController, ProfileDevicesController
 from api.errors import FAMILIES, exception_handlers, route_families
@@ -108,7 +108,7 @@ def create_app(
 
     guards = Guards(
         rate_limit=RateLimiter(settings) if settings.rate_limit_enabled else None,
-        csrf=CsrfMiddleware(settings),
+        csrf=CsrfGuard(settings),
         body=BodyLimits(settings),
     )
 

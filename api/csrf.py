@@ -19,16 +19,14 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import Cookie, State
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Scope
 
 from adapters.settings import Settings
 from api.auth import unauthorized
 from api.csrf_tokens import CsrfTokens
 from api.deps import services_of
 from api.errors import ApiError
-from api.route_facts import INLINE_GUARDS, facts, facts_of
+from api.route_facts import facts, facts_of
 
 COOKIE = "csrf_token"
 HEADER = b"x-csrf-token"
@@ -50,11 +48,9 @@ def _cookie_value(scope: Scope) -> str | None:
     return None
 
 
-class CsrfMiddleware(ASGIMiddleware):
-    """Refuse unsafe requests without a bearer token unless ``X-CSRF-Token`` matches the cookie."""
-
-    scopes = (ScopeType.HTTP,)
-    exclude_opt_key = INLINE_GUARDS
+class CsrfGuard:
+    """Refuse unsafe requests without a bearer token unless ``X-CSRF-Token`` matches the cookie
+    (run by ``api.guards``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.tokens = CsrfTokens(settings)
@@ -76,10 +72,6 @@ class CsrfMiddleware(ASGIMiddleware):
         token = header.decode("latin-1") if header else None
         if not self.tokens.valid(token, _cookie_value(scope)):
             raise ApiError(403, "Invalid CSRF token")
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        self.check(scope)
-        await next_app(scope, receive, send)
 
 
 class CsrfController(Controller):

@@ -2,7 +2,7 @@
 lines each.
 
 Litestar's ``@get``/``@post`` routes build a ``Request``, a signature model, injected
-dependencies and a ``Response`` per call, and run the guard middlewares around them; on the
+dependencies and a ``Response`` per call, and run the guards' middleware layer around them; on the
 progress list that machinery cost about as much CPU as the read itself. A fast route is one
 Litestar ``@asgi`` handler per path that does only what the route needs, in this order:
 

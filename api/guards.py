@@ -1,10 +1,10 @@
 """The checks every ``/api`` request passes before its handler: rate limit, CSRF, body limits.
 
-Each is written as a middleware (``api/ratelimit.py``, ``api/csrf.py``, ``api/limits.py``) and
-the app runs them, in that order, as one layer (``GuardsMiddleware``). The ingest routes are raw
-ASGI handlers (``api/progress.py`` explains why): they opt out of that layer with
+Each lives in its own module (``api/ratelimit.py``, ``api/csrf.py``, ``api/limits.py``) and the
+app runs them, in that order, as one middleware layer (``GuardsMiddleware``). The ingest routes
+are raw ASGI handlers (``api/progress.py`` explains why): they opt out of that layer with
 ``opt={INLINE_GUARDS: True}`` (``api/route_facts.py``) and call ``admit``, which runs the same
-three checks, in the same order, as plain calls.
+three checks (``Guards.check``, then the body), in the same order, as plain calls.
 
 One layer rather than three: each layer is a coroutine frame on every request that does not
 opt out, passed again at every resumption of its task. Measured on heartbeats, which opt out
@@ -21,7 +21,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api.csrf import CsrfMiddleware
+from api.csrf import CsrfGuard
 from api.limits import BODY_METHODS, BodyLimits
 from api.ratelimit import RateLimiter
 from api.route_facts import INLINE_GUARDS, Policy
@@ -32,12 +32,18 @@ class Guards:
     """The app's guards (``rate_limit`` is ``None`` when rate limiting is off)."""
 
     rate_limit: RateLimiter | None
-    csrf: CsrfMiddleware
+    csrf: CsrfGuard
     body: BodyLimits
 
     def middleware(self) -> list[Any]:
         """The guards as the app's middleware: one layer."""
         return [GuardsMiddleware(self)]
+
+    async def check(self, scope: Scope, policy: Policy | None) -> None:
+        """Count the request under ``policy`` (not at all for ``None``), then CSRF."""
+        if self.rate_limit is not None and policy is not None:
+            await self.rate_limit.admit(scope, policy)
+        self.csrf.check(scope)
 
 
 class GuardsMiddleware(ASGIMiddleware):
@@ -51,20 +57,15 @@ class GuardsMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         guards = self.guards
-        if guards.rate_limit is not None:
-            policy = guards.rate_limit.policy_of(scope)
-            if policy is not None:
-                await guards.rate_limit.admit(scope, policy)
-        guards.csrf.check(scope)
+        limiter = guards.rate_limit
+        await guards.check(scope, limiter.policy_of(scope) if limiter is not None else None)
         await guards.body.handle(scope, receive, send, next_app)
 
 
 async def admit(scope: Scope, receive: Receive, policy: Policy) -> bytes:
     """Run the guards for a JSON route; its whole body once they pass (else they raise)."""
     guards: Guards = scope["app"].state.guards
-    if guards.rate_limit is not None:
-        await guards.rate_limit.admit(scope, policy)
-    guards.csrf.check(scope)
+    await guards.check(scope, policy)
     if scope.get("method") not in BODY_METHODS:
-        return b""  # as the body middleware, which lets such requests pass unread
+        return b""  # as ``BodyLimits.handle``, which lets such requests pass unread
     return await guards.body.read(scope, receive)
