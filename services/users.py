@@ -132,8 +132,8 @@ class UserDirectory:
         """At shutdown: let the registrations under way finish (up to ``seconds``), then cancel
         what is left, so none is cut off holding a database connection the process then drops.
         Subjects noted but not registered are registered by their next request."""
-        running = [task for task in (self._registrar, *self._pending.values()) if task]
-        running = [task for task in running if not task.done()]
+        tasks = (self._registrar, *self._pending.values())
+        running = [task for task in tasks if task is not None and not task.done()]
         if not running:
             return
         _done, left = await asyncio.wait(running, timeout=seconds)
