@@ -66,7 +66,9 @@ def entry_of(event: AnyEvent) -> tuple[int, str, str, dict[str, Any]] | None:
             "daily_limit_minutes": event.daily_limit_minutes,
             "weekday_limits": event.weekday_limits,
             "bedtime": event.bedtime,
+            "warning_minutes": event.warning_minutes,
             "limit_action": event.limit_action,
+            "timezone": event.timezone,
         }
         return event.profile_id, event.local_date, "policy_changed", fields
     if isinstance(event, SessionEnded) and event.reason in CUT_OFF_REASONS and event.local_date:

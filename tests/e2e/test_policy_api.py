@@ -256,6 +256,26 @@ async def test_requests_approved_and_denied_then_the_ledger_explains_the_day(
     assert bad.status_code == 400
 
 
+async def test_every_policy_change_is_in_the_ledger_with_what_it_set(
+    client: Client, auth: Auth, drain: Drain
+) -> None:
+    """A change of the warning or of the time zone alone is an entry that says so, not a copy
+    of the one before."""
+    parent = auth()
+    pid, _ = await _setup(client, parent)
+    await client.patch(f"/api/profiles/{pid}", json={"warning_minutes": 10}, headers=parent)
+    moved = {"timezone": "Europe/London", "limit_action": "finish_video"}
+    await client.patch(f"/api/profiles/{pid}", json=moved, headers=parent)
+    await drain()
+    ledger = (await client.get(f"/api/profiles/{pid}/days/today", headers=parent)).json()
+    changes = [e for e in ledger["events"] if e["type"] == "policy_changed"]
+    assert [(e["warning_minutes"], e["timezone"], e["limit_action"]) for e in changes] == [
+        (5, "UTC", "stop"),
+        (10, "UTC", "stop"),
+        (10, "Europe/London", "finish_video"),
+    ]
+
+
 BONUS = "Minutes must be an integer between 1 and 240"
 UNTIL = "until must be null or an ISO-8601 time with its offset"
 
