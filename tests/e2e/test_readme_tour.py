@@ -37,7 +37,8 @@ def commands(block: str) -> list[str]:
 
 def test_the_readme_has_a_tour_of_every_part() -> None:
     tour = "\n".join(tour_blocks())
-    for route in ("/ready", "/api/progress", "/api/videos/upload", "/thumbnail", "/heartbeat"):
+    routes = ("/ready", "/api/progress", "/api/videos/upload", "/thumbnail", "/heartbeat", "/bonus")
+    for route in (*routes, "/lock", "/days/today"):
         assert route in tour, route
     assert "/api/events?" in tour
     assert "-X OPTIONS" in tour  # a browser's preflight
@@ -86,6 +87,9 @@ def check_tour_output(done: subprocess.CompletedProcess[str], workdir: Path) -> 
     assert (workdir / "thumbnail.png").read_bytes() == (workdir / "thumb.png").read_bytes()
     assert '"status":"active"' in done.stdout  # the heartbeat
     assert '"end_reason":"ended"' in done.stdout  # the session read back
+    assert '"bonus_minutes":15,"limit_minutes":' in done.stdout  # the bonus (45 or 90 today)
+    assert '"type":"bonus","minutes":15' in done.stdout  # the day's ledger
+    assert '"type":"unlocked"' in done.stdout
 
 
 def wait_until_serving(port: int, timeout: float = 120) -> None:
