@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import write_report
+from bench.services import stop_cleanly_on_sigterm
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -66,4 +67,5 @@ def main(args: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    stop_cleanly_on_sigterm()
     main(sys.argv[1:])

@@ -12,6 +12,7 @@ measures the CPU each request cost the API's processes and Redis (all masters of
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,10 +136,12 @@ def run(rounds: int = 3, seconds: int = 6, users: int = 2000, workers: int = 2) 
 
 def main(argv: list[str]) -> dict[str, Any]:
     """``python -m bench cluster [--rounds N] [--seconds S] [--users U]``."""
-    options = {"rounds": 3, "seconds": 6, "users": 2000}
-    for flag, value in zip(argv[::2], argv[1::2], strict=False):
-        options[flag.lstrip("-")] = int(value)
-    result = run(rounds=options["rounds"], seconds=options["seconds"], users=options["users"])
+    parser = argparse.ArgumentParser(prog="python -m bench cluster", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="wrk rounds per server")
+    parser.add_argument("--seconds", type=int, default=6, help="length of a round")
+    parser.add_argument("--users", type=int, default=2000, help="users whose tokens wrk sends")
+    args = parser.parse_args(argv)
+    result = run(rounds=args.rounds, seconds=args.seconds, users=args.users)
     print_routes(result)
     for route, servers in result["cpu_per_request"].items():
         for name, figures in servers.items():

@@ -12,6 +12,7 @@ change is judged on both.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import resource
@@ -32,6 +33,7 @@ from bench.services import (
     postgres_database,
     process,
     redis_server,
+    stop_cleanly_on_sigterm,
 )
 from medio.embedded import free_port
 
@@ -134,12 +136,16 @@ def summary(rounds_of: dict[str, list[Round]]) -> dict[str, dict[str, Any]]:
 
 
 def main(argv: list[str]) -> dict[str, dict[str, Any]]:
-    if not argv or argv[0].startswith("-"):
-        raise SystemExit(__doc__)
-    options = {"--rounds": 5, "--seconds": 5}
-    for flag, value in zip(argv[1::2], argv[2::2], strict=False):
-        options[flag] = int(value)
-    figures = summary(run(argv[0].split(","), options["--rounds"], options["--seconds"]))
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("trees", help="source trees to compare, comma-separated: BEFORE,AFTER")
+    parser.add_argument("--rounds", type=int, default=5, help="wrk rounds per server")
+    parser.add_argument("--seconds", type=int, default=5, help="length of a round")
+    args = parser.parse_args(argv)
+    figures = summary(run(args.trees.split(","), args.rounds, args.seconds))
     for name, f in figures.items():
         print(
             f"{name:24} {f['rps']:>6} req/s ({f['vs_bare']:.3f} of bare)  CPU µs per request: "
@@ -150,4 +156,5 @@ def main(argv: list[str]) -> dict[str, dict[str, Any]]:
 
 
 if __name__ == "__main__":
+    stop_cleanly_on_sigterm()
     main(sys.argv[1:])

@@ -7,6 +7,7 @@ servers so a noisy neighbour hurts them alike, and medians are reported.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import shutil
@@ -294,10 +295,12 @@ def print_routes(result: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> dict[str, Any]:
     """``python -m bench ingest [--rounds N] [--seconds S] [--users U]``."""
-    options = {"rounds": 3, "seconds": 10, "users": 2000}
-    for flag, value in zip(argv[::2], argv[1::2], strict=False):
-        options[flag.lstrip("-")] = int(value)
-    result = run(rounds=options["rounds"], seconds=options["seconds"], users=options["users"])
+    parser = argparse.ArgumentParser(prog="python -m bench ingest", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="wrk rounds per server")
+    parser.add_argument("--seconds", type=int, default=10, help="length of a round")
+    parser.add_argument("--users", type=int, default=2000, help="users whose tokens wrk sends")
+    args = parser.parse_args(argv)
+    result = run(rounds=args.rounds, seconds=args.seconds, users=args.users)
     print_routes(result)
     print("ratios:", result["ratios"])
     return result

@@ -13,6 +13,7 @@ half a minute.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
 import sys
@@ -24,7 +25,7 @@ import uvloop
 from redis.asyncio import Redis
 
 from adapters.autopipeline import AutoPipeline, exchange
-from bench.services import redis_server
+from bench.services import redis_server, stop_cleanly_on_sigterm
 
 CALLERS = 32
 ROUNDS = 600  # per caller and run: 57,600 commands
@@ -100,8 +101,9 @@ def run(runs: int = 3) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> dict[str, Any]:
-    runs = int(argv[argv.index("--runs") + 1]) if "--runs" in argv else 3
-    result = run(runs)
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each way, alternated")
+    result = run(parser.parse_args(argv).runs)
     m = result["medians"]
     print(
         f"API CPU per command: AutoPipeline {m['autopipeline']} µs, pooled batches "
@@ -111,4 +113,5 @@ def main(argv: list[str]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    stop_cleanly_on_sigterm()
     main(sys.argv[1:])

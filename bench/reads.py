@@ -27,6 +27,7 @@ most of their requests, so its ceiling is raised for this benchmark: every reque
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -288,22 +289,37 @@ def _check_same_answer(medio_port: int, bare_port: int, path: str, token: str) -
         raise RuntimeError(f"Medio and bare answers differ on {path}: {answers[0].text[:200]}")
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(size) for size in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive: {text!r}")
+    return sizes
+
+
 def main(argv: list[str]) -> dict[str, Any]:
     """``python -m bench reads [--rounds N] [--seconds S] [--users U] [--families F]
     [--sizes 10000,1000000]``."""
-    options: dict[str, Any] = {"rounds": 3, "seconds": 4, "users": 2000, "families": 400}
-    sizes = SIZES
-    for flag, value in zip(argv[::2], argv[1::2], strict=False):
-        if flag == "--sizes":
-            sizes = tuple(int(size) for size in value.split(","))
-        else:
-            options[flag.lstrip("-")] = int(value)
+    parser = argparse.ArgumentParser(prog="python -m bench reads", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="wrk rounds per server and read")
+    parser.add_argument("--seconds", type=int, default=4, help="length of a round")
+    parser.add_argument("--users", type=int, default=2000, help="players whose progress is read")
+    parser.add_argument("--families", type=int, default=400, help="parents reading stats")
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=",".join(map(str, SIZES)),
+        help="archive sizes in events, comma-separated (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
     result = run(
-        rounds=options["rounds"],
-        seconds=options["seconds"],
-        users=options["users"],
-        readers=options["families"],
-        sizes=sizes,
+        rounds=args.rounds,
+        seconds=args.seconds,
+        users=args.users,
+        readers=args.families,
+        sizes=args.sizes,
     )
     for size, by_read in result["by_size"].items():
         for read, servers in by_read.items():

@@ -20,6 +20,17 @@ from tests.cluster import running_cluster
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def stop_cleanly_on_sigterm() -> None:
+    """Make ``SIGTERM`` (a CI timeout, ``kill``) end the benchmark as Ctrl-C does: through its
+    ``finally`` blocks, which stop the servers it started and drop its database. By default
+    Python dies at once on it and leaves them running."""
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
 def wait_for_port(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
