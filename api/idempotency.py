@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from litestar.datastructures import State
 from litestar.enums import ScopeType
@@ -152,6 +152,12 @@ def receipt_of(scope: Scope, render: Callable[[R], tuple[int, bytes]]) -> Receip
     if pending is None:
         return None
     return Receipt(pending.ref, pending.fingerprint.hexdigest(), render)
+
+
+def fixed_answer(status: int, body: bytes = b"") -> Callable[[Any], tuple[int, bytes]]:
+    """A ``receipt_of`` render for a route whose answer does not depend on its command's result
+    (known before the command runs)."""
+    return lambda _result: (status, body)
 
 
 def _addresses(state: State) -> ClientAddress:

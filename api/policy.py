@@ -8,6 +8,7 @@ Thin controllers: bodies checked here with the ``errors`` shape, every decision 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -16,13 +17,19 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from api.auth import bearer_token, unauthorized
+from api.auth import Principal, bearer_token, unauthorized
 from api.bodies import checked_body
 from api.catalog_schema import invalid, json_object, not_found, page_query
-from api.deps import ContainerDep, PrincipalDep, device_of, principal_of, services_of
+from api.deps import (
+    ContainerDep,
+    PrincipalDep,
+    device_of,
+    principal_of,
+    services_of,
+)
 from api.errors import ApiError, SpecialError
 from api.fast import PRINCIPAL, Call, Endpoint, fast_route
-from api.idempotency import Idempotent
+from api.idempotency import Idempotent, fixed_answer, receipt_of
 from api.openapi_parts import (
     TIME_REQUEST_BODY,
     TIME_REQUEST_QUERY,
@@ -81,6 +88,28 @@ class TimeRequestOut(msgspec.Struct, frozen=True):
 class TimeRequestList(msgspec.Struct, frozen=True):
     time_requests: list[TimeRequestOut]
     metadata: PageMetadata
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _bonus_out(given: policy.Bonus) -> BonusOut:
+    return BonusOut(
+        given.profile_id,
+        given.date,
+        given.bonus_minutes,
+        given.limit_minutes,
+        given.remaining_minutes,
+    )
+
+
+def _answer_bonus(given: policy.Bonus) -> tuple[int, bytes]:
+    return 201, _encoder.encode(_bonus_out(given))
+
+
+def _answer_request(status: int) -> Callable[[TimeRequest], tuple[int, bytes]]:
+    """What a time request's command stores with its effect under an ``Idempotency-Key``."""
+    return lambda request: (status, _encoder.encode(_request_out(request)))
 
 
 def _request_out(request: TimeRequest) -> TimeRequestOut:
@@ -147,20 +176,16 @@ class PolicyController(Controller):
     )
     async def bonus(
         self,
+        request: Request[Any, Any, Any],
         container: ContainerDep,
         principal: PrincipalDep,
         profile_id: FromPath[int],
         grant: NamedDependency[BonusCreate],
     ) -> BonusOut:
         profile = await _own_profile(container, principal.user_id, profile_id)
-        given = await policy.grant_bonus(container, profile, grant.minutes, principal.sub)
-        return BonusOut(
-            given.profile_id,
-            given.date,
-            given.bonus_minutes,
-            given.limit_minutes,
-            given.remaining_minutes,
-        )
+        receipt = receipt_of(request.scope, _answer_bonus)
+        given = await policy.grant_bonus(container, profile, grant.minutes, principal.sub, receipt)
+        return _bonus_out(given)
 
     @post(
         "/{profile_id:int}/lock",
@@ -172,6 +197,7 @@ class PolicyController(Controller):
     )
     async def lock(
         self,
+        request: Request[Any, Any, Any],
         container: ContainerDep,
         principal: PrincipalDep,
         profile_id: FromPath[int],
@@ -179,15 +205,26 @@ class PolicyController(Controller):
     ) -> LockOut:
         until = _instant(pause.until)
         profile = await _own_profile(container, principal.user_id, profile_id)
-        await policy.set_lock(container, profile, until, principal.sub)
-        return LockOut(profile.id, True, iso_ms(until) if until else None)
+        locked = LockOut(profile.id, True, iso_ms(until) if until else None)
+        receipt = receipt_of(request.scope, fixed_answer(200, _encoder.encode(locked)))
+        await policy.set_lock(container, profile, until, principal.sub, receipt)
+        return locked
 
-    @delete("/{profile_id:int}/lock", summary="Lift the lock")
+    @delete(
+        "/{profile_id:int}/lock",
+        summary="Lift the lock",
+        middleware=[Idempotent(REDIS_ANSWERS)],
+    )
     async def unlock(
-        self, container: ContainerDep, principal: PrincipalDep, profile_id: FromPath[int]
+        self,
+        request: Request[Any, Any, Any],
+        container: ContainerDep,
+        principal: PrincipalDep,
+        profile_id: FromPath[int],
     ) -> Response[None]:
         profile = await _own_profile(container, principal.user_id, profile_id)
-        await policy.lift_lock(container, profile, principal.sub)
+        receipt = receipt_of(request.scope, fixed_answer(204))
+        await policy.lift_lock(container, profile, principal.sub, receipt)
         return Response(content=None, status_code=204)
 
     @get(
@@ -291,9 +328,10 @@ class TimeRequestsController(Controller):
             raise invalid(problems)
         if profile is None:
             raise not_found("Profile")
+        receipt = receipt_of(request.scope, _answer_request(201))
         try:
             asked = await policy.ask_for_time(
-                container, profile, minutes, message, asker=asker, actor=actor
+                container, profile, minutes, message, asker=asker, actor=actor, receipt=receipt
             )
         except policy.RequestPending:
             raise ApiError(409, "A request for this profile is already pending") from None
@@ -339,36 +377,53 @@ class TimeRequestsController(Controller):
         dependencies={
             "approval": checked_body(TimeRequestApproval, _check_approval, required=False)
         },
+        middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def approve(
         self,
+        request: Request[Any, Any, Any],
         container: ContainerDep,
         principal: PrincipalDep,
         request_id: FromPath[int],
         approval: NamedDependency[TimeRequestApproval],
     ) -> TimeRequestOut:
-        return await _decide(
-            container, principal.user_id, principal.sub, request_id, approval.minutes
-        )
+        return await _decide(request, container, principal, request_id, approval.minutes)
 
-    @post("/{request_id:int}/deny", status_code=200, summary="Deny", opt=facts(session_state=True))
+    @post(
+        "/{request_id:int}/deny",
+        status_code=200,
+        summary="Deny",
+        opt=facts(session_state=True),
+        middleware=[Idempotent(REDIS_ANSWERS)],
+    )
     async def deny(
-        self, container: ContainerDep, principal: PrincipalDep, request_id: FromPath[int]
+        self,
+        request: Request[Any, Any, Any],
+        container: ContainerDep,
+        principal: PrincipalDep,
+        request_id: FromPath[int],
     ) -> TimeRequestOut:
-        return await _decide(container, principal.user_id, principal.sub, request_id, None, False)
+        return await _decide(request, container, principal, request_id, None, approve=False)
 
 
 async def _decide(
+    request: Request[Any, Any, Any],
     container: ContainerDep,
-    user_id: int,
-    actor: str,
+    principal: Principal,
     request_id: int,
     minutes: int | None,
     approve: bool = True,
 ) -> TimeRequestOut:
+    receipt = receipt_of(request.scope, _answer_request(200))
     try:
         decided = await policy.decide_time_request(
-            container, user_id, request_id, approve=approve, minutes=minutes, actor=actor
+            container,
+            principal.user_id,
+            request_id,
+            approve=approve,
+            minutes=minutes,
+            actor=principal.sub,
+            receipt=receipt,
         )
     except policy.RequestNotFound:
         raise not_found("Time request") from None

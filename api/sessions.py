@@ -31,7 +31,7 @@ from api.deps import (
 )
 from api.errors import MSG_MALFORMED_JSON, ApiError, FieldError, InvalidFields, SpecialError
 from api.fast import Auth, Body, Call, Endpoint, fast_route
-from api.idempotency import Idempotent, receipt_of
+from api.idempotency import Idempotent, fixed_answer, receipt_of
 from api.route_facts import RouteFacts, facts
 from domain.catalog import Profile, Video
 from domain.devices import Device, is_device_token
@@ -423,15 +423,23 @@ class SessionsController(Controller):
         middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def stop(
-        self, container: ContainerDep, principal: PrincipalDep, session_id: FromPath[int]
+        self,
+        request: Request[Any, Any, Any],
+        container: ContainerDep,
+        principal: PrincipalDep,
+        session_id: FromPath[int],
     ) -> StopOut:
+        stopping = StopOut(session_id=session_id, status="stopping")
+        receipt = receipt_of(request.scope, fixed_answer(200, _encoder.encode(stopping)))
         try:
-            await sessions.request_stop(container, session_id, principal.user_id, principal.sub)
+            await sessions.request_stop(
+                container, session_id, principal.user_id, principal.sub, receipt
+            )
         except sessions.SessionNotFound:
             raise _not_found() from None
         except sessions.SessionOver:
             raise _ended() from None
-        return StopOut(session_id=session_id, status="stopping")
+        return stopping
 
     @get("/{session_id:int}", summary="A session's current state", opt=facts(session_token=True))
     async def read(

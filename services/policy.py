@@ -234,7 +234,11 @@ async def grant_bonus(
 
 
 async def set_lock(
-    container: Container, profile: Profile, until: datetime | None, actor: str
+    container: Container,
+    profile: Profile,
+    until: datetime | None,
+    actor: str,
+    receipt: Receipt[None] | None = None,
 ) -> None:
     """Pause watching until ``until`` (or until unlocked): starts are refused and running
     sessions end at their next heartbeat (``profile.locked``)."""
@@ -257,10 +261,14 @@ async def set_lock(
             {_policy_key(container, profile.id): encode_policy(updated)},
         )
 
-    await container.events.decide(str(profile.id), [_policy_key(container, profile.id)], decide)
+    await decide_once(
+        container.events, str(profile.id), [_policy_key(container, profile.id)], decide, receipt
+    )
 
 
-async def lift_lock(container: Container, profile: Profile, actor: str) -> None:
+async def lift_lock(
+    container: Container, profile: Profile, actor: str, receipt: Receipt[None] | None = None
+) -> None:
     """Lift the lock (``profile.unlocked``; nothing is recorded when there was none)."""
     now = container.clock.now()
 
@@ -281,7 +289,9 @@ async def lift_lock(container: Container, profile: Profile, actor: str) -> None:
             {_policy_key(container, profile.id): encode_policy(updated)},
         )
 
-    await container.events.decide(str(profile.id), [_policy_key(container, profile.id)], decide)
+    await decide_once(
+        container.events, str(profile.id), [_policy_key(container, profile.id)], decide, receipt
+    )
 
 
 # Asking for more time -----------------------------------------------------------------------------
@@ -334,6 +344,7 @@ async def ask_for_time(
     *,
     asker: str,
     actor: str,
+    receipt: Receipt[TimeRequest] | None = None,
 ) -> TimeRequest:
     """A request for ``minutes`` more (``time_request.created``); one pending per profile
     (``RequestPending``), none during the cooldown after a denial (``RequestCooldown``).
@@ -391,8 +402,8 @@ async def ask_for_time(
             },
         )
 
-    result = await container.events.decide(
-        str(profile.id), [_policy_key(container, profile.id)], decide
+    result = await decide_once(
+        container.events, str(profile.id), [_policy_key(container, profile.id)], decide, receipt
     )
     if isinstance(result, RequestPending):
         raise result
@@ -465,6 +476,7 @@ async def decide_time_request(
     approve: bool,
     minutes: int | None,
     actor: str,
+    receipt: Receipt[TimeRequest] | None = None,
 ) -> TimeRequest:
     """The parent approves (the granted minutes become bonus for the request's local day) or
     denies (the profile's cooldown starts); ``RequestDecided`` the second time."""
@@ -529,7 +541,7 @@ async def decide_time_request(
             },
         )
 
-    result = await container.events.decide(str(profile_id), keys, decide)
+    result = await decide_once(container.events, str(profile_id), keys, decide, receipt)
     if result is None:
         raise RequestNotFound(request_id)
     if isinstance(result, RequestDecided):

@@ -452,9 +452,14 @@ async def heartbeat(
 
 
 async def request_stop(
-    container: Container, session_id: int, user_id: int, actor: str
+    container: Container,
+    session_id: int,
+    user_id: int,
+    actor: str,
+    receipt: Receipt[SessionState] | None = None,
 ) -> SessionState:
-    """The parent stops one running session: its next heartbeat ends it (``stopped``)."""
+    """The parent stops one running session: its next heartbeat ends it (``stopped``). With a
+    ``receipt`` the answer is stored with the ``session.stop_requested`` event."""
     now = container.clock.now()
     rules = rules_of(container)
 
@@ -474,7 +479,7 @@ async def request_stop(
         )
         return _committed(Transition("active", stopping, (event,)), stopping, today.shard)
 
-    found = await _on_session(container, session_id, None, decide)
+    found = await _on_session(container, session_id, None, decide, receipt)
     if found is None:
         raise SessionNotFound(session_id)
     if not sessions.view(found, now, rules).active:

@@ -25,7 +25,7 @@ from api.deps import Services
 from api.idempotency import MSG_KEY, MSG_REUSED, MSG_RUNNING
 from domain.clock import FakeClock
 from domain.codec import decode
-from services import catalog, sessions
+from services import catalog, policy, sessions
 from services.container import build_container
 from services.idempotency import RECORD_TTL_SECONDS, RUNNING_PREFIX, record_key, scope_digest
 
@@ -149,6 +149,107 @@ async def test_retried_profile_create_creates_one_profile(
     again = await client.post("/api/profiles", json={"name": "Ada", "age": 7}, headers=keyed)
     _assert_replay_of(first, again)
     assert [p["id"] for p in await _profiles(client, headers)] == [first.json()["id"]]
+
+
+async def _send_twice(
+    client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str], **body: Any
+) -> httpx.Response:
+    """``method path`` sent twice under one key (the second is the retry of a lost answer);
+    the first answer, after checking the second replays it."""
+    keyed = {**headers, "Idempotency-Key": _key()}
+    json = body or None
+    first = await client.request(method, path, json=json, headers=keyed)
+    assert first.status_code < 300, first.text
+    again = await client.request(method, path, json=json, headers=keyed)
+    _assert_replay_of(first, again)
+    return first
+
+
+async def test_retried_parent_actions_act_once(
+    client: httpx.AsyncClient, served: Container, auth: Auth
+) -> None:
+    """CONTRACT §12: the parent actions of §13, and a request for more time, each once."""
+    headers = auth()
+    ids = await _start_ids(client, headers)
+    pid = ids["profile_id"]
+    sid = (await client.post("/api/sessions/start", json=ids, headers=headers)).json()["session_id"]
+
+    given = await _send_twice(client, "POST", f"/api/profiles/{pid}/bonus", headers, minutes=15)
+    assert given.json()["bonus_minutes"] == 15  # not 30
+    stopping = await _send_twice(client, "POST", f"/api/sessions/{sid}/stop", headers)
+    assert stopping.json() == {"session_id": sid, "status": "stopping"}
+    locked = await _send_twice(client, "POST", f"/api/profiles/{pid}/lock", headers, until=None)
+    assert locked.json()["locked"] is True
+    assert (
+        await _send_twice(client, "DELETE", f"/api/profiles/{pid}/lock", headers)
+    ).content == b""
+
+    asked = await _send_twice(
+        client, "POST", "/api/time-requests", headers, profile_id=pid, minutes=20
+    )
+    approve = f"/api/time-requests/{asked.json()['request_id']}/approve"
+    approved = await _send_twice(client, "POST", approve, headers, minutes=10)
+    assert (approved.json()["status"], approved.json()["granted_minutes"]) == ("approved", 10)
+    again = await client.post(
+        "/api/time-requests", json={"profile_id": pid, "minutes": 5}, headers=headers
+    )
+    denied = await _send_twice(
+        client, "POST", f"/api/time-requests/{again.json()['request_id']}/deny", headers
+    )
+    assert denied.json()["status"] == "denied"
+
+    for kind, count in [
+        ("profile.bonus_granted", 2),  # the parent's 15 and the approved 10
+        ("session.stop_requested", 1),
+        ("profile.locked", 1),
+        ("profile.unlocked", 1),
+        ("time_request.created", 2),
+        ("time_request.decided", 2),
+    ]:
+        assert len(await _events(served, kind, profile_id=pid)) == count, kind
+    bonus = await client.post(f"/api/profiles/{pid}/bonus", json={"minutes": 1}, headers=headers)
+    assert bonus.json()["bonus_minutes"] == 15 + 10 + 1
+
+
+async def test_a_crash_after_a_parent_action_committed_replays_it(
+    client: httpx.AsyncClient, served: Container, auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bonus and the approval were committed with their answers, then the process failed
+    before answering: the retries replay them, and no minutes are given twice."""
+    grant, decide = policy.grant_bonus, policy.decide_time_request
+
+    async def grant_then_crash(*args: Any, **kwargs: Any) -> Any:
+        await grant(*args, **kwargs)
+        raise RuntimeError("killed after commit")
+
+    async def decide_then_crash(*args: Any, **kwargs: Any) -> Any:
+        await decide(*args, **kwargs)
+        raise RuntimeError("killed after commit")
+
+    headers = auth()
+    pid = (await _start_ids(client, headers))["profile_id"]
+    asked = await client.post(
+        "/api/time-requests", json={"profile_id": pid, "minutes": 20}, headers=headers
+    )
+    approve = f"/api/time-requests/{asked.json()['request_id']}/approve"
+    monkeypatch.setattr(policy, "grant_bonus", grant_then_crash)
+    monkeypatch.setattr(policy, "decide_time_request", decide_then_crash)
+    bonus_key, approve_key = _key(), _key()
+    for _ in range(2):  # the crash itself is a 500; the retries replay the committed answer
+        given = await client.post(
+            f"/api/profiles/{pid}/bonus",
+            json={"minutes": 15},
+            headers={**headers, "Idempotency-Key": bonus_key},
+        )
+        approved = await client.post(approve, headers={**headers, "Idempotency-Key": approve_key})
+    monkeypatch.undo()
+    assert given.status_code == 201 and given.headers["idempotent-replayed"] == "true"
+    assert given.json()["bonus_minutes"] == 15
+    assert approved.status_code == 200 and approved.headers["idempotent-replayed"] == "true"
+    assert approved.json()["granted_minutes"] == 20
+    assert len(await _events(served, "profile.bonus_granted", profile_id=pid)) == 2
+    bonus = await client.post(f"/api/profiles/{pid}/bonus", json={"minutes": 1}, headers=headers)
+    assert bonus.json()["bonus_minutes"] == 15 + 20 + 1
 
 
 async def test_retried_video_create_and_upload_create_one_video_each(
