@@ -21,6 +21,7 @@ from api.auth import bearer_token, unauthorized
 from api.catalog_schema import VideoList, not_found, page_query, video_out
 from api.deps import ContainerDep, PrincipalDep, device_of
 from api.errors import ApiError, FieldError, InvalidFields, SpecialError
+from api.idempotency import Idempotent, fixed_answer, receipt_of
 from api.openapi_parts import DEVICE_CONFIRM, DEVICE_TOKEN, PAGING
 from api.route_facts import facts
 from domain.catalog import Profile, page_metadata
@@ -28,6 +29,7 @@ from domain.devices import MSG_NAME, MSG_USER_CODE, Device, device_name, is_devi
 from domain.sessions import whole_minutes
 from domain.timestamps import iso_ms
 from services import catalog, devices
+from services.idempotency import REDIS_ANSWERS
 
 DEFAULT_LIMIT = 20
 TOO_MANY_CODES = "Too many wrong codes. Please try again later."
@@ -93,6 +95,13 @@ def _device_out(device: Device) -> DeviceOut:
         name=device.name,
         created_at=iso_ms(device.created_at),
     )
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _answer_device(device: Device) -> tuple[int, bytes]:
+    return 201, _encoder.encode(_device_out(device))
 
 
 async def _paired_device(request: Request[Any, Any, Any], container: ContainerDep) -> Device:
@@ -168,9 +177,11 @@ class ProfileDevicesController(Controller):
         status_code=201,
         summary="Confirm a device's code for this profile",
         opt=facts(json_body=DEVICE_CONFIRM),
+        middleware=[Idempotent(REDIS_ANSWERS)],
     )
     async def confirm(
         self,
+        request: Request[Any, Any, Any],
         container: ContainerDep,
         principal: PrincipalDep,
         profile_id: FromPath[int],
@@ -182,7 +193,12 @@ class ProfileDevicesController(Controller):
             raise InvalidFields([FieldError("name", MSG_NAME)])
         try:
             device = await devices.confirm_pairing(
-                container, profile, data.user_code, name, principal.sub
+                container,
+                profile,
+                data.user_code,
+                name,
+                principal.sub,
+                receipt_of(request.scope, _answer_device),
             )
         except devices.PairingUnavailable:
             raise ApiError(501, MSG_NO_PAIRING) from None
@@ -207,16 +223,24 @@ class ProfileDevicesController(Controller):
         found = await devices.list_devices(container, profile.id)
         return DeviceList(devices=[_device_out(d) for d in found])
 
-    @delete("/{device_id:int}", summary="Revoke a device: its token fails at once")
+    @delete(
+        "/{device_id:int}",
+        summary="Revoke a device: its token fails at once",
+        middleware=[Idempotent(REDIS_ANSWERS)],
+    )
     async def revoke(
         self,
+        request: Request[Any, Any, Any],
         container: ContainerDep,
         principal: PrincipalDep,
         profile_id: FromPath[int],
         device_id: FromPath[int],
     ) -> Response[None]:
         profile = await _own_profile(container, principal.user_id, profile_id)
-        if not await devices.revoke_device(container, profile.id, device_id, principal.sub):
+        receipt = receipt_of(request.scope, fixed_answer(204))
+        if not await devices.revoke_device(
+            container, profile.id, device_id, principal.sub, receipt
+        ):
             raise not_found("Device")
         return Response(content=None, status_code=204)
 

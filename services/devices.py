@@ -37,6 +37,7 @@ from domain.devices import Device, Pairing, PollError
 from domain.localtime import MS_PER_MINUTE, local_date
 from domain.sessions import remaining_minutes
 from services import catalog
+from services.idempotency import Receipt, decide_once
 from services.policy import current_policy
 from services.sessions import watched_today_ms
 
@@ -189,12 +190,18 @@ async def _note_miss(container: Container, user_id: int, now: datetime) -> None:
 
 
 async def confirm_pairing(
-    container: Container, profile: Profile, user_code: str, name: str, actor: str
+    container: Container,
+    profile: Profile,
+    user_code: str,
+    name: str,
+    actor: str,
+    receipt: Receipt[Device] | None = None,
 ) -> Device:
     """Pair the device showing ``user_code`` with ``profile`` (the caller's own: checked).
 
     ``CodeNotValid`` when no pairing waits for that code; ``TooManyMisses`` after too many
-    wrong codes this hour from the same parent.
+    wrong codes this hour from the same parent. With a ``receipt`` the answer is stored with
+    the ``device.paired`` event.
     """
     _pairing_available(container)
     now = container.clock.now()
@@ -207,7 +214,7 @@ async def confirm_pairing(
         raise CodeNotValid(user_code)
     while True:
         outcome = await _try_confirm(
-            container, profile, code_key, device_code_hash, name, actor, now
+            container, profile, code_key, device_code_hash, name, actor, now, receipt
         )
         if outcome is None:
             await _note_miss(container, profile.user_id, now)
@@ -224,6 +231,7 @@ async def _try_confirm(
     name: str,
     actor: str,
     now: datetime,
+    receipt: Receipt[Device] | None,
 ) -> Device | bool | None:
     """One attempt with a random device id: the device, ``False`` if the id is taken, or
     ``None`` if the code no longer waits (used or expired meanwhile)."""
@@ -256,7 +264,7 @@ async def _try_confirm(
         )
 
     keys = [code_key, key, device_key(device_id)]
-    return await container.events.decide(str(profile.id), keys, decide)
+    return await decide_once(container.events, str(profile.id), keys, decide, receipt)
 
 
 async def collect_token(container: Container, device_code: str) -> Issued:
@@ -327,11 +335,17 @@ async def list_devices(container: Container, profile_id: int) -> list[Device]:
     return [device for value in values if (device := _device_of(value)) is not None]
 
 
-async def revoke_device(container: Container, profile_id: int, device_id: int, actor: str) -> bool:
+async def revoke_device(
+    container: Container,
+    profile_id: int,
+    device_id: int,
+    actor: str,
+    receipt: Receipt[bool] | None = None,
+) -> bool:
     """Unpair a device of ``profile_id``: its token fails from now on. ``False``: no such device.
 
     The device, its token's key and its index entry go in the step that appends
-    ``device.revoked``.
+    ``device.revoked`` (with a ``receipt``, the answer too).
     """
     now = container.clock.now()
 
@@ -351,7 +365,8 @@ async def revoke_device(container: Container, profile_id: int, device_id: int, a
 
     if not 1 <= device_id <= MAX_DEVICE_ID:
         return False
-    return await container.events.decide(str(profile_id), [device_key(device_id)], decide)
+    keys = [device_key(device_id)]
+    return await decide_once(container.events, str(profile_id), keys, decide, receipt)
 
 
 async def revoke_profile_devices(container: Container, profile_id: int, actor: str) -> list[int]:

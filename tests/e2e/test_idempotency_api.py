@@ -211,6 +211,27 @@ async def test_retried_parent_actions_act_once(
     assert bonus.json()["bonus_minutes"] == 15 + 10 + 1
 
 
+async def test_retried_pairing_and_revocation_act_once(
+    client: httpx.AsyncClient, served: Container, auth: Auth
+) -> None:
+    """A parent's app that lost the answer to its confirmation of a TV's code gets the device
+    again, not "Unknown or expired code" (the code was used by the first attempt)."""
+    headers = auth()
+    pid = (await _start_ids(client, headers))["profile_id"]
+    pairing = (await client.post("/api/devices/pair")).json()
+    path = f"/api/profiles/{pid}/devices"
+    paired = await _send_twice(
+        client, "POST", path, headers, user_code=pairing["user_code"], name="TV"
+    )
+    assert paired.status_code == 201
+    device_id = paired.json()["device_id"]
+    revoked = await _send_twice(client, "DELETE", f"{path}/{device_id}", headers)
+    assert revoked.status_code == 204
+    assert len(await _events(served, "device.paired", device_id=device_id)) == 1
+    assert len(await _events(served, "device.revoked", device_id=device_id)) == 1
+    assert (await client.delete(f"{path}/{device_id}", headers=headers)).status_code == 404
+
+
 async def test_a_crash_after_a_parent_action_committed_replays_it(
     client: httpx.AsyncClient, served: Container, auth: Auth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
