@@ -12,7 +12,6 @@ measures the CPU each request cost the API's processes and Redis (all masters of
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,14 @@ from typing import Any
 import redis
 
 from bench import wrk
-from bench.ingest import measure, medio_env, print_routes, start_sessions, tokens_for
+from bench.ingest import (
+    measure,
+    medio_env,
+    print_routes,
+    start_sessions,
+    tokens_for,
+    wrk_options,
+)
 from bench.observe import cpu_seconds
 from bench.services import (
     medio_command,
@@ -136,11 +142,7 @@ def run(rounds: int = 3, seconds: int = 6, users: int = 2000, workers: int = 2) 
 
 def main(argv: list[str]) -> dict[str, Any]:
     """``python -m bench cluster [--rounds N] [--seconds S] [--users U]``."""
-    parser = argparse.ArgumentParser(prog="python -m bench cluster", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="wrk rounds per server")
-    parser.add_argument("--seconds", type=int, default=6, help="length of a round")
-    parser.add_argument("--users", type=int, default=2000, help="users whose tokens wrk sends")
-    args = parser.parse_args(argv)
+    args = wrk_options("cluster", __doc__, seconds=6).parse_args(argv)
     result = run(rounds=args.rounds, seconds=args.seconds, users=args.users)
     print_routes(result)
     for route, servers in result["cpu_per_request"].items():

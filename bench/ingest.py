@@ -293,13 +293,18 @@ def print_routes(result: dict[str, Any]) -> None:
             )
 
 
+def wrk_options(name: str, doc: str | None, seconds: int) -> argparse.ArgumentParser:
+    """The options of a benchmark that drives wrk: ``--rounds``, ``--seconds``, ``--users``."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench {name}", description=doc)
+    parser.add_argument("--rounds", type=int, default=3, help="wrk rounds per server")
+    parser.add_argument("--seconds", type=int, default=seconds, help="length of a round")
+    parser.add_argument("--users", type=int, default=2000, help="users whose tokens wrk sends")
+    return parser
+
+
 def main(argv: list[str]) -> dict[str, Any]:
     """``python -m bench ingest [--rounds N] [--seconds S] [--users U]``."""
-    parser = argparse.ArgumentParser(prog="python -m bench ingest", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="wrk rounds per server")
-    parser.add_argument("--seconds", type=int, default=10, help="length of a round")
-    parser.add_argument("--users", type=int, default=2000, help="users whose tokens wrk sends")
-    args = parser.parse_args(argv)
+    args = wrk_options("ingest", __doc__, seconds=10).parse_args(argv)
     result = run(rounds=args.rounds, seconds=args.seconds, users=args.users)
     print_routes(result)
     print("ratios:", result["ratios"])

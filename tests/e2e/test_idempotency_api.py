@@ -81,6 +81,16 @@ async def _profiles(client: httpx.AsyncClient, headers: dict[str, str]) -> list[
     return profiles
 
 
+def _crashing_after(command: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """``command`` that commits, then fails as a process killed before answering would."""
+
+    async def then_crash(*args: Any, **kwargs: Any) -> Any:
+        await command(*args, **kwargs)
+        raise RuntimeError("killed after commit")
+
+    return then_crash
+
+
 def _assert_replay_of(first: httpx.Response, again: httpx.Response) -> None:
     assert "idempotent-replayed" not in first.headers
     assert again.headers["idempotent-replayed"] == "true"
@@ -237,24 +247,14 @@ async def test_a_crash_after_a_parent_action_committed_replays_it(
 ) -> None:
     """The bonus and the approval were committed with their answers, then the process failed
     before answering: the retries replay them, and no minutes are given twice."""
-    grant, decide = policy.grant_bonus, policy.decide_time_request
-
-    async def grant_then_crash(*args: Any, **kwargs: Any) -> Any:
-        await grant(*args, **kwargs)
-        raise RuntimeError("killed after commit")
-
-    async def decide_then_crash(*args: Any, **kwargs: Any) -> Any:
-        await decide(*args, **kwargs)
-        raise RuntimeError("killed after commit")
-
     headers = auth()
     pid = (await _start_ids(client, headers))["profile_id"]
     asked = await client.post(
         "/api/time-requests", json={"profile_id": pid, "minutes": 20}, headers=headers
     )
     approve = f"/api/time-requests/{asked.json()['request_id']}/approve"
-    monkeypatch.setattr(policy, "grant_bonus", grant_then_crash)
-    monkeypatch.setattr(policy, "decide_time_request", decide_then_crash)
+    monkeypatch.setattr(policy, "grant_bonus", _crashing_after(policy.grant_bonus))
+    monkeypatch.setattr(policy, "decide_time_request", _crashing_after(policy.decide_time_request))
     bonus_key, approve_key = _key(), _key()
     for _ in range(2):  # the crash itself is a 500; the retries replay the committed answer
         given = await client.post(
@@ -501,20 +501,10 @@ async def test_a_crash_after_the_commit_replays_instead_of_acting_twice(
     client: httpx.AsyncClient, served: Container, auth: Auth, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The effect and its answer were committed, then the process failed before answering."""
-    create, start = catalog.create_profile, sessions.start_session
-
-    async def create_then_crash(*args: Any, **kwargs: Any) -> Any:
-        await create(*args, **kwargs)
-        raise RuntimeError("killed after commit")
-
-    async def start_then_crash(*args: Any, **kwargs: Any) -> Any:
-        await start(*args, **kwargs)
-        raise RuntimeError("killed after commit")
-
     headers = auth()
     ids = await _start_ids(client, headers)
-    monkeypatch.setattr(catalog, "create_profile", create_then_crash)
-    monkeypatch.setattr(sessions, "start_session", start_then_crash)
+    monkeypatch.setattr(catalog, "create_profile", _crashing_after(catalog.create_profile))
+    monkeypatch.setattr(sessions, "start_session", _crashing_after(sessions.start_session))
     profile_key, start_key = _key(), _key()
     body = {"name": "Crash", "age": 3}
     for _ in range(2):  # the crash itself is a 500; the retries replay the committed answer
