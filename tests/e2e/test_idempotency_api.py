@@ -226,6 +226,8 @@ async def test_retried_pairing_and_revocation_act_once(
 ) -> None:
     """A parent's app that lost the answer to its confirmation of a TV's code gets the device
     again, not "Unknown or expired code" (the code was used by the first attempt)."""
+    if served.settings.redis_cluster:
+        pytest.skip("pairing answers 501 on a Redis Cluster (tests/e2e/test_cluster_pairing.py)")
     headers = auth()
     pid = (await _start_ids(client, headers))["profile_id"]
     pairing = (await client.post("/api/devices/pair")).json()
