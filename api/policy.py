@@ -20,13 +20,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from api.auth import Principal, bearer_token, unauthorized
 from api.bodies import checked_body
 from api.catalog_schema import invalid, json_object, not_found, page_query
-from api.deps import (
-    ContainerDep,
-    PrincipalDep,
-    device_of,
-    principal_of,
-    services_of,
-)
+from api.deps import ContainerDep, PrincipalDep, device_of, principal_of, services_of
 from api.errors import ApiError, SpecialError
 from api.fast import PRINCIPAL, Call, Endpoint, fast_route
 from api.idempotency import Idempotent, fixed_answer, receipt_of
