@@ -17,8 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from bench import wrk
 from bench.ingest import (
     measure,
@@ -28,7 +26,7 @@ from bench.ingest import (
     tokens_for,
     wrk_options,
 )
-from bench.observe import cpu_seconds
+from bench.observe import cpu_seconds, redis_cpu_seconds
 from bench.services import (
     medio_command,
     migrate,
@@ -55,29 +53,15 @@ def _medio(redis_url: str, workers: int, **settings: str) -> Iterator[tuple[int,
             yield port, api.pid
 
 
-def _redis_cpu(url: str) -> float:
-    """CPU seconds used so far by the Redis at ``url``, or by every node of its cluster."""
-    client = redis.Redis.from_url(url)
-    info = client.info("server")
-    nodes = [url]
-    if info.get("redis_mode") == "cluster":
-        nodes = [f"redis://{address.split('@')[0]}" for address in client.cluster("NODES")]
-    total = 0.0
-    for node in nodes:
-        cpu = redis.Redis.from_url(node).info("cpu")
-        total += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
-    return total
-
-
 def cpu_per_request(
     port: int, api_pid: int, redis_url: str, script: Path, seconds: int
 ) -> dict[str, float]:
     """One wrk run of ``seconds``: µs of CPU per request of the API's processes and of Redis."""
-    api, store = cpu_seconds([api_pid]), _redis_cpu(redis_url)
+    api, store = cpu_seconds([api_pid]), redis_cpu_seconds(redis_url)
     requests = wrk.run(port, script, seconds).requests
     return {
         "api_us": round((cpu_seconds([api_pid]) - api) / requests * 1e6, 1),
-        "redis_us": round((_redis_cpu(redis_url) - store) / requests * 1e6, 1),
+        "redis_us": round((redis_cpu_seconds(redis_url) - store) / requests * 1e6, 1),
     }
 
 

@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import resource
 import statistics
-import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from bench import wrk
 from bench.ingest import medio_env, start_sessions, tokens_for
+from bench.observe import cpu_seconds, redis_cpu_seconds
 from bench.services import (
     bare_command,
     medio_command,
@@ -37,7 +34,6 @@ from bench.services import (
 )
 from medio.embedded import free_port
 
-TICKS = os.sysconf("SC_CLK_TCK")
 SESSIONS = 1000
 
 
@@ -50,30 +46,6 @@ class Round:
     non2xx: int
 
 
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (uvicorn's worker processes)."""
-    found = [pid]
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    for child in children.split():
-        found += _tree(int(child))
-    return found
-
-
-def _cpu(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(FileNotFoundError):
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / TICKS
-
-
-def _redis_cpu(client: redis.Redis) -> float:
-    info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-
-
 def _children_cpu() -> float:
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     return used.ru_utime + used.ru_stime
@@ -83,7 +55,6 @@ def run(trees: list[str], rounds: int, seconds: int) -> dict[str, list[Round]]:
     with redis_server() as redis_url, postgres_database() as database_url:
         env = medio_env(redis_url, database_url)
         migrate(env)
-        store = redis.Redis.from_url(redis_url)
         with contextlib.ExitStack() as stack:
             servers: dict[str, tuple[int, int]] = {}
             for tree in trees:
@@ -105,16 +76,14 @@ def run(trees: list[str], rounds: int, seconds: int) -> dict[str, list[Round]]:
             rounds_of: dict[str, list[Round]] = {name: [] for name in servers}
             for _ in range(rounds):
                 for name, (port, pid) in servers.items():
-                    pids = _tree(pid)
-                    before = (_cpu(pids), _redis_cpu(store), _children_cpu())
+                    before = (cpu_seconds([pid]), redis_cpu_seconds(redis_url), _children_cpu())
                     result = wrk.run(port, script, seconds)
-                    after = (_cpu(pids), _redis_cpu(store), _children_cpu())
+                    after = (cpu_seconds([pid]), redis_cpu_seconds(redis_url), _children_cpu())
                     per = [
                         (b - a) / result.requests * 1e6 for a, b in zip(before, after, strict=True)
                     ]
                     rounds_of[name].append(Round(result.rps, *per, result.non2xx))
             script.unlink()
-        store.close()
     return rounds_of
 
 

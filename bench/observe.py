@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 import psutil  # type: ignore[import-untyped]
+import redis
 from redis.asyncio import Redis
 
 from bench import cpu
@@ -138,6 +139,20 @@ def cpu_seconds(pids: list[int]) -> float:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     t = proc.cpu_times()
                     total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def redis_cpu_seconds(url: str) -> float:
+    """CPU seconds used so far by the Redis at ``url``, or by every node of its cluster."""
+    client = redis.Redis.from_url(url)
+    info = client.info("server")
+    nodes = [url]
+    if info.get("redis_mode") == "cluster":
+        nodes = [f"redis://{address.split('@')[0]}" for address in client.cluster("NODES")]
+    total = 0.0
+    for node in nodes:
+        cpu = redis.Redis.from_url(node).info("cpu")
+        total += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
     return total
 
 
