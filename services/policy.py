@@ -21,9 +21,10 @@ Keys:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -45,6 +46,8 @@ from domain.policy import Policy
 from domain.sessions import remaining_minutes
 from projections.daily_limit import counter_key
 from services.idempotency import Receipt, decide_once
+
+R = TypeVar("R")
 
 POLICY_PREFIX = "medio:policy:"
 REQUEST_PREFIX = "medio:time-request:"
@@ -85,6 +88,18 @@ def _shard(container: Container, profile_id: int) -> int:
 
 def _policy_key(container: Container, profile_id: int) -> str:
     return policy_key(profile_id, _shard(container, profile_id))
+
+
+async def _on_policy(
+    container: Container,
+    profile: Profile,
+    decide: Callable[[list[bytes | None]], Decision[R]],
+    receipt: Receipt[Any] | None = None,
+) -> R:
+    """``decide`` on the profile's stored policy alone, in the profile's order (``decide_once``:
+    with a ``receipt``, the answer is stored with the events)."""
+    keys = [_policy_key(container, profile.id)]
+    return await decide_once(container.events, str(profile.id), keys, decide, receipt)
 
 
 def _request_index(container: Container, profile_id: int) -> str:
@@ -175,7 +190,7 @@ async def record_policy(container: Container, profile: Profile, actor: str) -> N
             {_policy_key(container, profile.id): encode_policy(updated)},
         )
 
-    await container.events.decide(str(profile.id), [_policy_key(container, profile.id)], decide)
+    await _on_policy(container, profile, decide)
 
 
 # Bonus and lock ----------------------------------------------------------------------------------
@@ -261,9 +276,7 @@ async def set_lock(
             {_policy_key(container, profile.id): encode_policy(updated)},
         )
 
-    await decide_once(
-        container.events, str(profile.id), [_policy_key(container, profile.id)], decide, receipt
-    )
+    await _on_policy(container, profile, decide, receipt)
 
 
 async def lift_lock(
@@ -289,9 +302,7 @@ async def lift_lock(
             {_policy_key(container, profile.id): encode_policy(updated)},
         )
 
-    await decide_once(
-        container.events, str(profile.id), [_policy_key(container, profile.id)], decide, receipt
-    )
+    await _on_policy(container, profile, decide, receipt)
 
 
 # Asking for more time -----------------------------------------------------------------------------
@@ -402,9 +413,7 @@ async def ask_for_time(
             },
         )
 
-    result = await decide_once(
-        container.events, str(profile.id), [_policy_key(container, profile.id)], decide, receipt
-    )
+    result = await _on_policy(container, profile, decide, receipt)
     if isinstance(result, RequestPending):
         raise result
     if isinstance(result, int):
